@@ -1,0 +1,436 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* cove run: create a container, boot its VM, run its command attached, return its status. */
+#define _GNU_SOURCE
+#include "cli.h"
+#include "container.h"
+
+#include <getopt.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DEFAULT_MEMORY (512ULL << 20)
+#define MIN_MEMORY (64ULL << 20)
+#define MAX_CPUS 64
+#define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: cove run [OPTIONS] IMAGE [COMMAND [ARG...]]\n"
+		"       cove run [OPTIONS] --rootfs DIR [COMMAND [ARG...]]\n"
+		"\n"
+		"Run a command in a new container, in a virtual machine of its own.\n"
+		"\n"
+		"Options:\n"
+		"      --rm                 remove the container when it exits\n"
+		"  -i, --interactive        keep stdin open and send it to the container\n"
+		"  -t, --tty                allocate a terminal in the container\n"
+		"  -e, --env K=V            set an environment variable (K alone: copy it from here)\n"
+		"  -w, --workdir DIR        working directory inside the container\n"
+		"  -u, --user UID[:GID]     run as this numeric user and group\n"
+		"  -h, --hostname NAME      container host name (default: the short ID)\n"
+		"      --name NAME          name the container\n"
+		"      --cpus N             virtual CPUs of the VM (default 1)\n"
+		"  -m, --memory SIZE        memory of the VM, e.g. 256m, 1g (default 512m)\n"
+		"      --rootfs DIR         use a directory as the root filesystem instead of an image\n"
+		"      --help               show this help\n"
+		"\n"
+		"Images available offline: busybox.\n"
+		"Exit status: the command's own; 125 if cove failed, 126 if the command cannot be\n"
+		"executed, 127 if it was not found.\n");
+}
+
+struct run_opts {
+	bool rm, interactive, tty;
+	char **env;
+	size_t envc;
+	const char *workdir;
+	const char *user;
+	const char *hostname;
+	const char *name;
+	const char *rootfs;
+	unsigned cpus;
+	uint64_t memory;
+};
+
+static int add_env(struct run_opts *o, const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+	char **n;
+	char *s;
+
+	if (kv[0] == '=' || kv[0] == '\0') {
+		cli_error("invalid environment variable '%s': expected KEY=VALUE", kv);
+		return -EINVAL;
+	}
+	if (!eq) {
+		const char *v = getenv(kv);
+		size_t len;
+
+		if (!v)
+			return 0; /* docker: -e K with K unset here sets nothing */
+		len = strlen(kv) + strlen(v) + 2;
+		s = malloc(len);
+		if (!s)
+			return -ENOMEM;
+		str_printf(s, len, "%s=%s", kv, v);
+	} else {
+		s = strdup(kv);
+		if (!s)
+			return -ENOMEM;
+	}
+	n = realloc(o->env, (o->envc + 2) * sizeof(char *));
+	if (!n) {
+		free(s);
+		return -ENOMEM;
+	}
+	o->env = n;
+	o->env[o->envc++] = s;
+	o->env[o->envc] = NULL;
+	return 0;
+}
+
+static int parse_user(const char *s, uint32_t *uid, uint32_t *gid)
+{
+	char u[64];
+	const char *colon = strchr(s, ':');
+	uint64_t v;
+
+	*gid = 0;
+	if (colon) {
+		if ((size_t)(colon - s) >= sizeof(u))
+			return -EINVAL;
+		memcpy(u, s, (size_t)(colon - s));
+		u[colon - s] = '\0';
+		if (parse_u64(colon + 1, UINT32_MAX - 1, &v) < 0)
+			return -EINVAL;
+		*gid = (uint32_t)v;
+	} else if (str_copy(u, sizeof(u), s) < 0) {
+		return -EINVAL;
+	}
+	if (parse_u64(u, UINT32_MAX - 1, &v) < 0)
+		return -EINVAL;
+	*uid = (uint32_t)v;
+	return 0;
+}
+
+static bool valid_hostname(const char *h)
+{
+	size_t n = strlen(h);
+
+	if (n == 0 || n > 63)
+		return false;
+	for (const char *p = h; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
+			return false;
+	return h[0] != '-';
+}
+
+/* Put every "K=V" of add over base, later ones winning, into a new NULL-terminated array. */
+static char **merge_env(char **base, size_t nbase, char **add, size_t nadd, uint32_t *ret_n)
+{
+	char **out = calloc(nbase + nadd + 1, sizeof(char *));
+	size_t n = 0;
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < nbase + nadd; i++) {
+		char *kv = i < nbase ? base[i] : add[i - nbase];
+		size_t klen = strcspn(kv, "=");
+		size_t j;
+
+		for (j = 0; j < n; j++)
+			if (strncmp(out[j], kv, klen) == 0 && out[j][klen] == '=')
+				break;
+		out[j] = kv;
+		if (j == n)
+			n++;
+	}
+	out[n] = NULL;
+	*ret_n = (uint32_t)n;
+	return out;
+}
+
+static int boot_timeout_ms(bool kvm)
+{
+	const char *s = getenv("COVE_BOOT_TIMEOUT");
+	uint64_t v;
+
+	if (s && parse_u64(s, 3600, &v) == 0 && v > 0)
+		return (int)v * 1000;
+	return kvm ? 10000 : 30000;
+}
+
+static int parse_args(int argc, char **argv, struct run_opts *o, int *ret_optind)
+{
+	enum { OPT_RM = 256, OPT_NAME, OPT_CPUS, OPT_ROOTFS, OPT_HELP };
+	static const struct option longopts[] = {
+		{ "rm", no_argument, NULL, OPT_RM },
+		{ "interactive", no_argument, NULL, 'i' },
+		{ "tty", no_argument, NULL, 't' },
+		{ "env", required_argument, NULL, 'e' },
+		{ "workdir", required_argument, NULL, 'w' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "hostname", required_argument, NULL, 'h' },
+		{ "name", required_argument, NULL, OPT_NAME },
+		{ "cpus", required_argument, NULL, OPT_CPUS },
+		{ "memory", required_argument, NULL, 'm' },
+		{ "rootfs", required_argument, NULL, OPT_ROOTFS },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ "detach", no_argument, NULL, 'd' },
+		{ 0 },
+	};
+	uint64_t v;
+	int c;
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+ite:w:u:h:m:d", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_RM:
+			o->rm = true;
+			break;
+		case 'i':
+			o->interactive = true;
+			break;
+		case 't':
+			o->tty = true;
+			break;
+		case 'e':
+			if (add_env(o, optarg) < 0)
+				return -EINVAL;
+			break;
+		case 'w':
+			if (optarg[0] != '/') {
+				cli_error("invalid working directory '%s': it must be an absolute path",
+					  optarg);
+				return -EINVAL;
+			}
+			o->workdir = optarg;
+			break;
+		case 'u':
+			o->user = optarg;
+			break;
+		case 'h':
+			if (!valid_hostname(optarg)) {
+				cli_error("invalid hostname '%s': use letters, digits, '-' and '.', at "
+					  "most 63 characters",
+					  optarg);
+				return -EINVAL;
+			}
+			o->hostname = optarg;
+			break;
+		case OPT_NAME:
+			if (!container_valid_name(optarg)) {
+				cli_error("invalid container name '%s': use [a-zA-Z0-9][a-zA-Z0-9_.-]*, "
+					  "at most 64 characters",
+					  optarg);
+				return -EINVAL;
+			}
+			o->name = optarg;
+			break;
+		case OPT_CPUS: {
+			/* docker accepts fractions; a VM has whole CPUs, so round up */
+			char *end;
+			double d;
+			errno = 0;
+			d = strtod(optarg, &end);
+			if (errno || *end || !(d > 0) || d > MAX_CPUS) {
+				cli_error("invalid --cpus '%s': expected a number from 1 to %d", optarg,
+					  MAX_CPUS);
+				return -EINVAL;
+			}
+			o->cpus = (unsigned)d;
+			if ((double)o->cpus < d)
+				o->cpus++;
+			break;
+		}
+		case 'm':
+			if (parse_size(optarg, &v) < 0) {
+				cli_error("invalid --memory '%s': expected a size such as 256m or 1g",
+					  optarg);
+				return -EINVAL;
+			}
+			if (v < MIN_MEMORY) {
+				cli_error("--memory %s is too small: a VM needs at least 64m", optarg);
+				return -EINVAL;
+			}
+			if (v > (1ULL << 40)) {
+				cli_error("--memory %s is too large", optarg);
+				return -EINVAL;
+			}
+			o->memory = v;
+			break;
+		case OPT_ROOTFS:
+			o->rootfs = optarg;
+			break;
+		case OPT_HELP:
+			usage(stdout);
+			return 1;
+		case 'd':
+			cli_error("detached containers (-d) are not supported yet; run attached");
+			return -EINVAL;
+		case ':':
+			cli_error("option '%s' needs a value; see 'cove run --help'", argv[optind - 1]);
+			return -EINVAL;
+		default:
+			if (optopt && optopt < 256)
+				cli_error("unknown option '-%c'; see 'cove run --help'", optopt);
+			else
+				cli_error("unknown option '%s'; see 'cove run --help'", argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	*ret_optind = optind;
+	return 0;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct run_opts o = { .cpus = 1, .memory = DEFAULT_MEMORY };
+	struct cove_error err = { 0 };
+	struct cli_paths paths;
+	struct container ct = { 0 };
+	struct vm vm = { .pid = 0, .pidfd = -1, .ctl_fd = -1 };
+	struct vm_config vc = { 0 };
+	struct proto_start start = { 0 };
+	struct session_opts so = { 0 };
+	struct session_result res = { .exit_code = EXIT_COVE };
+	char qemu[PATH_MAX], image[PATH_MAX + 64], hostname[65];
+	_cleanup_free_ char **env = NULL;
+	char sh[] = "sh";
+	char *default_argv[] = { sh, NULL };
+	char *base_env[3];
+	char term_env[] = "TERM=xterm", path_env[] = DEFAULT_PATH, host_env[80];
+	size_t nbase = 0;
+	int first, r, exit_code = EXIT_COVE;
+
+	r = parse_args(argc, argv, &o, &first);
+	if (r != 0)
+		goto out_opts;
+	if (!o.rootfs && first >= argc) {
+		cli_error("missing IMAGE; see 'cove run --help'");
+		r = -EINVAL;
+		goto out_opts;
+	}
+	if (paths_init(&paths, &err) < 0)
+		goto fail;
+
+	/* the root filesystem: an offline image, or a directory */
+	if (!o.rootfs) {
+		const char *img = argv[first++];
+		if (container_resolve_image(&paths, img, image, sizeof(image), &err) < 0)
+			goto fail;
+	} else {
+		struct stat st;
+		if (stat(o.rootfs, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			cove_error_set(&err, ENOTDIR, "--rootfs '%s' is not a directory", o.rootfs);
+			goto fail;
+		}
+	}
+	if (vm_find_qemu(qemu, sizeof(qemu), &err) < 0)
+		goto fail;
+	if (o.tty && o.interactive && !isatty(0)) {
+		cove_error_set(&err, ENOTTY,
+			       "-it needs a terminal on stdin; drop -t, or run from a terminal");
+		goto fail;
+	}
+
+	if (container_create(&paths, o.name, o.rm, &ct, &err) < 0)
+		goto fail;
+	if (o.rootfs ? container_disk_from_dir(&ct, o.rootfs, &err) < 0
+		     : container_disk_from_image(&ct, qemu, image, &err) < 0)
+		goto fail;
+
+	/* the process: argv, env, identity */
+	str_copy(hostname, sizeof(hostname), o.hostname ? o.hostname : ct.short_id);
+	str_printf(host_env, sizeof(host_env), "HOSTNAME=%s", hostname);
+	base_env[nbase++] = path_env;
+	base_env[nbase++] = host_env;
+	if (o.tty)
+		base_env[nbase++] = term_env;
+	env = merge_env(base_env, nbase, o.env, o.envc, &start.envc);
+	if (!env) {
+		cove_error_set(&err, ENOMEM, "out of memory");
+		goto fail;
+	}
+	start.env = env;
+	if (first < argc) {
+		start.argv = argv + first;
+		start.argc = (uint32_t)(argc - first);
+	} else {
+		start.argv = default_argv;
+		start.argc = 1;
+	}
+	start.cwd = (char *)(o.workdir ? o.workdir : "/");
+	start.hostname = hostname;
+	start.rootfs = (char *)"/dev/vda";
+	if (o.user && parse_user(o.user, &start.uid, &start.gid) < 0) {
+		cove_error_set(&err, EINVAL,
+			       "invalid --user '%s': expected a numeric UID or UID:GID (names are "
+			       "not supported yet)",
+			       o.user);
+		goto fail;
+	}
+	start.terminal = o.tty;
+	start.open_stdin = o.interactive;
+
+	/* the VM */
+	vc.qemu = qemu;
+	vc.kernel = paths.kernel;
+	vc.initrd = paths.initrd;
+	vc.disk = ct.disk;
+	vc.disk_format = ct.disk_format;
+	vc.boot_log = ct.boot_log;
+	vc.qemu_log = ct.qemu_log;
+	vc.cpus = o.cpus;
+	vc.memory = o.memory;
+	vc.kvm = vm_kvm_usable();
+	if (!vc.kvm) {
+		char cache[PATH_MAX + 16];
+		str_printf(cache, sizeof(cache), "%s/tsc_khz", paths.cache);
+		if (vm_tsc_khz(cache, &vc.tsc_khz) < 0)
+			vc.tsc_khz = 0;
+	}
+	if (vm_start(&vc, &vm, &err) < 0)
+		goto fail;
+
+	so.tty = o.tty;
+	so.interactive = o.interactive;
+	so.boot_timeout_ms = boot_timeout_ms(vc.kvm);
+	if (o.tty && o.interactive && terminal_make_raw(0) < 0) {
+		cove_error_set(&err, errno, "cannot put the terminal in raw mode: %s",
+			       strerror(errno));
+		goto fail;
+	}
+	r = session_run(&vm, &vc, &start, &so, &res, &err);
+	terminal_restore();
+	exit_code = res.exit_code;
+	if (r < 0) {
+		cli_error("%s", err.msg);
+		goto cleanup;
+	}
+	/* let the guest finish its power-off (its disk is synced) unless the disk is going away */
+	if (!o.rm && vm_wait(&vm, 5000, NULL) == 0)
+		vm_kill(&vm);
+	goto cleanup;
+
+fail:
+	terminal_restore();
+	cli_error("%s", err.msg);
+	exit_code = EXIT_COVE;
+cleanup:
+	vm_done(&vm);
+	container_finish(&ct, exit_code);
+out_opts:
+	for (size_t i = 0; i < o.envc; i++)
+		free(o.env[i]);
+	free(o.env);
+	if (r > 0)
+		return 0; /* --help */
+	return r == -EINVAL && exit_code == EXIT_COVE ? EXIT_COVE : exit_code;
+}

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* cove system info: what cove will use on this host. */
+#define _GNU_SOURCE
+#include "cli.h"
+
+#include "config.h"
+
+#include <getopt.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: cove system info\n\n"
+		   "Show the accelerator (kvm or tcg), the guest kernel, the initramfs, where state\n"
+		   "is kept, and the versions of cove, QEMU and the guest kernel.\n");
+}
+
+static void file_line(const char *label, const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) == 0)
+		printf("%-14s %s (%lld KiB)\n", label, path, (long long)st.st_size / 1024);
+	else
+		printf("%-14s %s (missing)\n", label, path);
+}
+
+static void qemu_version(const char *qemu, char *buf, size_t size)
+{
+	char cmd[4200];
+	_cleanup_(pclosep) FILE *f = NULL;
+
+	str_copy(buf, size, "unknown");
+	if (str_printf(cmd, sizeof(cmd), "'%s' --version 2>/dev/null", qemu) < 0 || strchr(qemu, '\''))
+		return;
+	f = popen(cmd, "re");
+	if (f && fgets(buf, (int)size, f))
+		buf[strcspn(buf, "\n")] = '\0';
+}
+
+static int info(void)
+{
+	struct cove_error err = { 0 };
+	struct cli_paths p;
+	char qemu[4096], qv[256], release[4096];
+	_cleanup_free_ char *rel = NULL;
+	bool kvm = vm_kvm_usable();
+	uint64_t khz = 0;
+
+	if (paths_init(&p, &err) < 0) {
+		cli_error("%s", err.msg);
+		return EXIT_COVE;
+	}
+	printf("%-14s %s\n", "cove", COVE_VERSION);
+	printf("%-14s %s\n", "accelerator",
+	       kvm ? "kvm" : "tcg (no usable /dev/kvm: software emulation, slower)");
+	if (vm_find_qemu(qemu, sizeof(qemu), &err) == 0) {
+		qemu_version(qemu, qv, sizeof(qv));
+		printf("%-14s %s (%s)\n", "qemu", qemu, qv);
+	} else {
+		printf("%-14s missing: %s\n", "qemu", err.msg);
+	}
+	file_line("kernel", p.kernel);
+	/* the kernel build records its release next to the cached vmlinux */
+	if (str_printf(release, sizeof(release), "%s.release", p.kernel) == 0 &&
+	    read_file(release, 256, &rel, NULL) == 0) {
+		rel[strcspn(rel, "\n")] = '\0';
+		printf("%-14s %s\n", "kernel release", rel);
+	}
+	file_line("initramfs", p.initrd);
+	printf("%-14s %s\n", "images", p.images);
+	printf("%-14s %s\n", "state", p.state);
+	if (!kvm && vm_tsc_khz(NULL, &khz) == 0)
+		printf("%-14s %llu kHz\n", "host tsc", (unsigned long long)khz);
+	return 0;
+}
+
+int cmd_system(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? EXIT_COVE : 0;
+	}
+	if (strcmp(argv[1], "info") == 0) {
+		if (argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+			usage(stdout);
+			return 0;
+		}
+		if (argc > 2) {
+			cli_error("system info takes no arguments; see 'cove system info --help'");
+			return EXIT_COVE;
+		}
+		return info();
+	}
+	cli_error("unknown command 'system %s'; see 'cove system --help'", argv[1]);
+	return EXIT_COVE;
+}

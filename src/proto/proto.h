@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The host <-> guest wire protocol, compiled into both the CLI and cove-init.
+ * See docs/protocol.md. Everything here is pure: bytes in, struct out (or the reverse);
+ * nothing does I/O, and every decoder treats its input as hostile.
+ *
+ * A frame is a 12-byte header followed by `len` payload bytes, all little-endian:
+ *
+ *     u32 len      payload length, <= PROTO_MAX_PAYLOAD (and the type's own bound)
+ *     u16 type     enum proto_type
+ *     u16 flags    0 (reserved; a non-zero value is rejected)
+ *     u32 stream   which process the frame is about: 0 = the VM / init itself,
+ *                  1 = the container's main process, 2.. = later exec sessions
+ *
+ * Strings inside payloads are u32 length + bytes (no NUL on the wire; a NUL inside is
+ * rejected); string lists are u32 count + strings. Decoders reject trailing bytes.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../util/buf.h"
+
+#define PROTO_VERSION 1
+#define PROTO_HDR_SIZE 12
+#define PROTO_MAX_PAYLOAD (1u << 20)    /* any frame */
+#define PROTO_MAX_DATA (32u * 1024)     /* one STDIN/STDOUT/STDERR chunk */
+#define PROTO_MAX_STRING (64u * 1024)   /* one string inside a payload */
+#define PROTO_MAX_LIST 4096             /* entries in argv, env, groups */
+#define PROTO_MAX_MESSAGE 4096          /* ERROR text */
+
+enum proto_type {
+	PROTO_HELLO = 1,   /* guest -> host, stream 0: struct proto_hello */
+	PROTO_START = 2,   /* host -> guest: struct proto_start (stream = the new process) */
+	PROTO_STARTED = 3, /* guest -> host: u32 guest pid */
+	PROTO_STDIN = 4,   /* host -> guest: raw bytes, 1..PROTO_MAX_DATA */
+	PROTO_STDIN_EOF = 5, /* host -> guest: empty payload */
+	PROTO_STDOUT = 6,  /* guest -> host: raw bytes, 1..PROTO_MAX_DATA */
+	PROTO_STDERR = 7,  /* guest -> host: raw bytes, 1..PROTO_MAX_DATA */
+	PROTO_SIGNAL = 8,  /* host -> guest: u32 signal number (1..64) */
+	PROTO_RESIZE = 9,  /* host -> guest: u16 rows, u16 cols */
+	PROTO_EXIT = 10,   /* guest -> host: struct proto_exit; stdout/stderr of stream are done */
+	PROTO_ERROR = 11,  /* guest -> host: struct proto_error */
+	PROTO_TYPE_MAX
+};
+
+struct proto_hdr {
+	uint32_t len;
+	uint16_t type;
+	uint16_t flags;
+	uint32_t stream;
+};
+
+struct proto_hello {
+	uint32_t version;   /* PROTO_VERSION of the guest */
+	char *kernel;       /* uname -r of the guest kernel */
+};
+
+/* What to run; mirrors the OCI runtime spec's `process` plus what the VM needs. */
+struct proto_start {
+	char **argv;        /* argc >= 1 entries, NULL-terminated */
+	uint32_t argc;
+	char **env;         /* "K=V" strings, NULL-terminated */
+	uint32_t envc;
+	char *cwd;          /* absolute path inside the container */
+	char *hostname;     /* may be "" */
+	char *rootfs;       /* guest block device holding the root filesystem, "/dev/vda" */
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t *groups;   /* additional gids */
+	uint32_t ngroups;
+	uint8_t terminal;   /* 1: allocate a pty, stdout carries both streams */
+	uint8_t open_stdin; /* 0: stdin is /dev/null */
+	uint16_t rows, cols;/* initial window size when terminal */
+};
+
+enum proto_exit_kind {
+	PROTO_EXIT_CODE = 0,   /* status = exit code 0..255 */
+	PROTO_EXIT_SIGNAL = 1, /* status = signal number */
+};
+
+struct proto_exit {
+	uint8_t kind;
+	uint32_t status;
+};
+
+enum proto_error_kind {
+	PROTO_ERR_INTERNAL = 0, /* cove-init failed: host exits 125 */
+	PROTO_ERR_EXEC = 1,     /* command found but cannot be executed: 126 */
+	PROTO_ERR_NOTFOUND = 2, /* command not found: 127 */
+};
+
+struct proto_error {
+	uint32_t kind;
+	char *message;
+};
+
+/* Header: encode into exactly PROTO_HDR_SIZE bytes; decode validates type, flags and the
+ * per-type payload bound (returns -EPROTO or -EMSGSIZE without touching *ret on failure). */
+void proto_hdr_encode(const struct proto_hdr *h, uint8_t out[PROTO_HDR_SIZE]);
+int proto_hdr_decode(const uint8_t in[PROTO_HDR_SIZE], struct proto_hdr *ret);
+
+/* Append one whole frame (header + payload) to out. Return 0, -E2BIG, -ENOMEM or -EINVAL
+ * (value out of the protocol's bounds). */
+int proto_put_data(struct buf *out, uint16_t type, uint32_t stream, const void *data, size_t len);
+int proto_put_hello(struct buf *out, const struct proto_hello *m);
+int proto_put_start(struct buf *out, uint32_t stream, const struct proto_start *m);
+int proto_put_u32(struct buf *out, uint16_t type, uint32_t stream, uint32_t v); /* STARTED, SIGNAL */
+int proto_put_resize(struct buf *out, uint32_t stream, uint16_t rows, uint16_t cols);
+int proto_put_exit(struct buf *out, uint32_t stream, const struct proto_exit *m);
+int proto_put_error(struct buf *out, uint32_t stream, uint32_t kind, const char *message);
+
+/* Payload decoders: p/len is exactly the payload of a frame whose header decoded. They
+ * allocate what they return (free with the matching *_done, which is also safe on a
+ * zeroed struct) and return 0, -EPROTO (malformed) or -ENOMEM. */
+int proto_get_hello(const uint8_t *p, size_t len, struct proto_hello *ret);
+int proto_get_start(const uint8_t *p, size_t len, struct proto_start *ret);
+int proto_get_u32(const uint8_t *p, size_t len, uint32_t *ret); /* caller checks SIGNAL is 1..64 */
+int proto_get_resize(const uint8_t *p, size_t len, uint16_t *ret_rows, uint16_t *ret_cols);
+int proto_get_exit(const uint8_t *p, size_t len, struct proto_exit *ret);
+int proto_get_error(const uint8_t *p, size_t len, struct proto_error *ret);
+void proto_hello_done(struct proto_hello *m);
+void proto_start_done(struct proto_start *m);
+void proto_error_done(struct proto_error *m);
+
+/*
+ * Incremental reader: feed it whatever arrived; it yields whole frames.
+ * proto_reader_next() returns 1 and fills *hdr / *payload (valid until the next call) when a
+ * frame is complete, 0 when more bytes are needed, or a negative error for a bad header
+ * (after which the stream is unusable).
+ */
+struct proto_reader {
+	struct buf in;
+	size_t consumed;
+};
+void proto_reader_init(struct proto_reader *r);
+int proto_reader_feed(struct proto_reader *r, const void *data, size_t len);
+int proto_reader_next(struct proto_reader *r, struct proto_hdr *hdr, const uint8_t **payload);
+/* How many bytes proto_reader_feed() accepts now (it fails with -E2BIG beyond that): read at
+ * most this much from the fd. Never 0 while next() returns 0, so a reader cannot deadlock. */
+size_t proto_reader_room(const struct proto_reader *r);
+void proto_reader_done(struct proto_reader *r);
+const char *proto_type_name(uint16_t type);

@@ -1,0 +1,328 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#define _GNU_SOURCE
+#include "vm.h"
+
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#define QEMU_MAX_ARGS 64
+
+bool vm_kvm_usable(void)
+{
+	_cleanup_close_ int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	return ioctl(fd, KVM_GET_API_VERSION, 0) == KVM_API_VERSION;
+}
+
+static uint64_t rdtsc(void)
+{
+	uint32_t lo, hi;
+
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return ((uint64_t)hi << 32) | lo;
+}
+
+int vm_tsc_khz(const char *cache_file, uint64_t *ret)
+{
+	_cleanup_free_ char *s = NULL;
+	uint64_t khz, t0, c0, t1, c1;
+	struct timespec req = { 0, 20 * 1000 * 1000 };
+
+	if (cache_file && read_file(cache_file, 64, &s, NULL) == 0) {
+		s[strcspn(s, "\n")] = '\0';
+		if (parse_u64(s, 100000000, &khz) == 0 && khz > 0) {
+			*ret = khz;
+			return 0;
+		}
+	}
+	/* 20 ms against CLOCK_MONOTONIC_RAW gives well under 0.1% error */
+	t0 = now_ns();
+	c0 = rdtsc();
+	nanosleep(&req, NULL);
+	c1 = rdtsc();
+	t1 = now_ns();
+	if (t1 <= t0 || c1 <= c0)
+		return -EIO;
+	khz = (c1 - c0) * 1000000ULL / (t1 - t0);
+	if (cache_file) {
+		char tmp[4096], line[32];
+		int fd;
+
+		if (str_printf(tmp, sizeof(tmp), "%s.%d", cache_file, getpid()) == 0 &&
+		    (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) >= 0) {
+			str_printf(line, sizeof(line), "%llu\n", (unsigned long long)khz);
+			if (write_full(fd, line, strlen(line)) == 0 && close(fd) == 0)
+				rename(tmp, cache_file);
+			else
+				unlink(tmp);
+		}
+	}
+	*ret = khz;
+	return 0;
+}
+
+int vm_find_qemu(char *buf, size_t size, struct cove_error *err)
+{
+	const char *env = getenv("COVE_QEMU"), *path, *p;
+
+	if (env && *env) {
+		if (access(env, X_OK) < 0)
+			return cove_error_set(err, errno, "QEMU '%s' (from COVE_QEMU) is not executable: %s",
+					      env, strerror(errno));
+		return str_copy(buf, size, env);
+	}
+	path = getenv("PATH");
+	if (!path || !*path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	for (p = path;;) {
+		const char *colon = strchr(p, ':');
+		int len = colon ? (int)(colon - p) : (int)strlen(p);
+
+		if (len > 0 && str_printf(buf, size, "%.*s/qemu-system-x86_64", len, p) == 0 &&
+		    access(buf, X_OK) == 0)
+			return 0;
+		if (!colon)
+			break;
+		p = colon + 1;
+	}
+	return cove_error_set(err, ENOENT,
+			      "qemu-system-x86_64 not found in PATH: install it (apt-get install "
+			      "qemu-system-x86) or run scripts/setup.sh");
+}
+
+int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
+{
+	char mem[32], smp[32], append[512], drive[4096], chardev[64], con[4096];
+	const char *argv[QEMU_MAX_ARGS];
+	int sp[2], logfd, n = 0;
+	pid_t parent = getpid(), pid;
+
+	if (access(c->kernel, R_OK) < 0)
+		return cove_error_set(err, errno,
+				      "guest kernel '%s' is missing: build it with kernel/build.sh "
+				      "(or run scripts/setup.sh)",
+				      c->kernel);
+	if (access(c->initrd, R_OK) < 0)
+		return cove_error_set(err, errno,
+				      "guest initramfs '%s' is missing: rebuild cove (ninja -C build)",
+				      c->initrd);
+
+	str_printf(mem, sizeof(mem), "%lluM", (unsigned long long)(c->memory >> 20));
+	str_printf(smp, sizeof(smp), "%u", c->cpus);
+	if (c->kvm || !c->tsc_khz)
+		str_printf(append, sizeof(append), "console=ttyS0 quiet panic=-1 rdinit=/init");
+	else
+		str_printf(append, sizeof(append),
+			   "console=ttyS0 quiet panic=-1 rdinit=/init tsc_early_khz=%llu",
+			   (unsigned long long)c->tsc_khz);
+	if (strchr(c->disk, ',') || strchr(c->boot_log, ','))
+		return cove_error_set(err, EINVAL, "paths given to QEMU must not contain ','");
+	if (str_printf(drive, sizeof(drive), "id=d0,file=%s,format=%s,if=none,cache=unsafe",
+		       c->disk, c->disk_format) < 0 ||
+	    str_printf(con, sizeof(con), "file,id=con0,path=%s", c->boot_log) < 0)
+		return cove_error_set(err, ENAMETOOLONG, "state directory path is too long");
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		return cove_error_set(err, errno, "socketpair failed: %s", strerror(errno));
+	str_printf(chardev, sizeof(chardev), "socket,id=c0,fd=%d", sp[1]);
+
+	argv[n++] = c->qemu;
+	argv[n++] = "-M";
+	argv[n++] = "microvm,x-option-roms=off";
+	argv[n++] = "-accel";
+	argv[n++] = c->kvm ? "kvm" : "tcg";
+	if (c->kvm) {
+		argv[n++] = "-cpu";
+		argv[n++] = "host";
+	}
+	argv[n++] = "-m";
+	argv[n++] = mem;
+	argv[n++] = "-smp";
+	argv[n++] = smp;
+	argv[n++] = "-nodefaults";
+	argv[n++] = "-no-user-config";
+	argv[n++] = "-display";
+	argv[n++] = "none";
+	argv[n++] = "-no-reboot";
+	argv[n++] = "-chardev";
+	argv[n++] = con;
+	argv[n++] = "-serial";
+	argv[n++] = "chardev:con0";
+	argv[n++] = "-kernel";
+	argv[n++] = c->kernel;
+	argv[n++] = "-initrd";
+	argv[n++] = c->initrd;
+	argv[n++] = "-append";
+	argv[n++] = append;
+	argv[n++] = "-drive";
+	argv[n++] = drive;
+	argv[n++] = "-device";
+	argv[n++] = "virtio-blk-device,drive=d0";
+	argv[n++] = "-device";
+	argv[n++] = "virtio-serial-device,max_ports=2";
+	argv[n++] = "-chardev";
+	argv[n++] = chardev;
+	argv[n++] = "-device";
+	argv[n++] = "virtserialport,chardev=c0,name=cove.0";
+	argv[n] = NULL;
+
+	logfd = open(c->qemu_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (logfd < 0) {
+		int e = errno;
+		close(sp[0]);
+		close(sp[1]);
+		return cove_error_set(err, e, "cannot create '%s': %s", c->qemu_log, strerror(e));
+	}
+
+	pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(sp[0]);
+		close(sp[1]);
+		close(logfd);
+		return cove_error_set(err, e, "fork failed: %s", strerror(e));
+	}
+	if (pid == 0) {
+		int nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
+		sigset_t none;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
+		setpgid(0, 0);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		for (int s = 1; s < NSIG; s++)
+			signal(s, SIG_DFL);
+		/* the guest's end must survive exec: clear its close-on-exec flag */
+		fcntl(sp[1], F_SETFD, 0);
+		dup2(nullfd, 0);
+		dup2(logfd, 1);
+		dup2(logfd, 2);
+		execv(c->qemu, (char **)argv);
+		dprintf(2, "cannot execute '%s': %s\n", c->qemu, strerror(errno));
+		_exit(127);
+	}
+	close(sp[1]);
+	close(logfd);
+	ret->pid = pid;
+	ret->ctl_fd = sp[0];
+	ret->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	return 0;
+}
+
+int vm_wait(struct vm *vm, int timeout_ms, int *ret_status)
+{
+	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ULL;
+	int status;
+
+	if (vm->pid <= 0)
+		return 1;
+	for (;;) {
+		pid_t r = waitpid(vm->pid, &status, WNOHANG);
+		if (r == vm->pid) {
+			vm->pid = 0;
+			if (ret_status)
+				*ret_status = status;
+			return 1;
+		}
+		if (r < 0 && errno != EINTR) {
+			vm->pid = 0;
+			return 1;
+		}
+		if (now_ns() >= deadline)
+			return 0;
+		if (vm->pidfd >= 0) {
+			struct pollfd p = { .fd = vm->pidfd, .events = POLLIN };
+			uint64_t left = (deadline - now_ns()) / 1000000ULL + 1;
+			poll(&p, 1, (int)(left > 1000 ? 1000 : left));
+		} else {
+			usleep(5000);
+		}
+	}
+}
+
+void vm_kill(struct vm *vm)
+{
+	if (vm->pid > 0) {
+		kill(vm->pid, SIGKILL);
+		while (waitpid(vm->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		vm->pid = 0;
+	}
+}
+
+void vm_done(struct vm *vm)
+{
+	vm_kill(vm);
+	closep(&vm->pidfd);
+	closep(&vm->ctl_fd);
+	vm->pidfd = vm->ctl_fd = -1;
+}
+
+/* Last non-empty line of a file, trimmed, into buf. Returns 0 if one was found. */
+static int last_lines(const char *path, char *buf, size_t size, bool errors_only)
+{
+	_cleanup_free_ char *s = NULL;
+	size_t len;
+	char *best = NULL;
+
+	if (read_file(path, 1u << 20, &s, &len) < 0)
+		return -ENOENT;
+	/* walk lines from the end */
+	while (len > 0) {
+		char *start;
+
+		while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == ' '))
+			s[--len] = '\0';
+		if (len == 0)
+			break;
+		start = memrchr(s, '\n', len);
+		start = start ? start + 1 : s;
+		if (!errors_only || strstr(start, "panic") || strstr(start, "cove-init") ||
+		    strstr(start, "Kernel") || strstr(start, "error") || strstr(start, "rror")) {
+			best = start;
+			break;
+		}
+		len = (size_t)(start - s);
+		if (len > 0)
+			s[--len] = '\0';
+	}
+	if (!best)
+		return -ENOENT;
+	/* strip the kernel's "[    0.123456] " prefix */
+	if (best[0] == '[') {
+		char *end = strchr(best, ']');
+		if (end && end[1] == ' ')
+			best = end + 2;
+	}
+	str_copy(buf, size, best);
+	return 0;
+}
+
+void vm_explain(const struct vm_config *c, char *buf, size_t size)
+{
+	char line[512];
+
+	if (last_lines(c->qemu_log, line, sizeof(line), false) == 0) {
+		str_printf(buf, size, "QEMU said: %s", line);
+		return;
+	}
+	if (last_lines(c->boot_log, line, sizeof(line), true) == 0) {
+		str_printf(buf, size, "guest console: %s (boot log: %s)", line, c->boot_log);
+		return;
+	}
+	str_printf(buf, size, "no output from QEMU or the guest (boot log: %s)", c->boot_log);
+}

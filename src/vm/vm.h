@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The VM launcher: one QEMU microvm per container. PVH vmlinux + initramfs, a virtio-blk disk,
+ * a virtio-serial port to cove-init over a socketpair (no path, no race), the console in a
+ * per-container boot log. KVM when /dev/kvm is usable, TCG otherwise.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../util/error.h"
+
+struct vm_config {
+	const char *qemu;      /* qemu-system-x86_64 */
+	const char *kernel;    /* PVH vmlinux */
+	const char *initrd;    /* initramfs with cove-init */
+	const char *disk;      /* the container's root disk */
+	const char *disk_format; /* "qcow2" or "raw" */
+	const char *boot_log;  /* guest console output goes here */
+	const char *qemu_log;  /* QEMU's own stderr goes here */
+	unsigned cpus;
+	uint64_t memory;       /* bytes */
+	bool kvm;
+	uint64_t tsc_khz;      /* TCG only: skips the guest's TSC calibration (0 = none) */
+};
+
+struct vm {
+	pid_t pid;
+	int pidfd;   /* readable when QEMU exits; -1 where pidfd_open is missing */
+	int ctl_fd;  /* host end of the control channel */
+};
+
+/* Whether /dev/kvm can be opened and answers KVM_GET_API_VERSION. */
+bool vm_kvm_usable(void);
+/* The host's TSC rate in kHz, measured once and cached in cache_file (may be NULL). */
+int vm_tsc_khz(const char *cache_file, uint64_t *ret);
+/* Find qemu-system-x86_64: $COVE_QEMU, else $PATH. */
+int vm_find_qemu(char *buf, size_t size, struct cove_error *err);
+
+/*
+ * Start QEMU. The child dies with the calling thread (PR_SET_PDEATHSIG) and sits in a process
+ * group of its own, so Ctrl-C on the terminal reaches the container, not QEMU.
+ */
+int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err);
+/* Wait up to timeout_ms for QEMU to exit; returns 1 if it exited, 0 on timeout. */
+int vm_wait(struct vm *vm, int timeout_ms, int *ret_status);
+/* SIGKILL QEMU and reap it. Safe to call more than once. */
+void vm_kill(struct vm *vm);
+void vm_done(struct vm *vm);
+/*
+ * Explain why a VM failed: QEMU's last stderr line, or else the last lines of the boot log
+ * that look like an error. Appends "; see LOG" when there is more to read.
+ */
+void vm_explain(const struct vm_config *c, char *buf, size_t size);

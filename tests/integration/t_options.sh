@@ -1,0 +1,32 @@
+#!/bin/bash
+# -e, -w, -u, --hostname, --memory, --cpus as the container sees them.
+. "$(dirname "$0")/lib.sh"
+
+export FROM_HOST=copied
+out=$("$COVE" run --rm -e FOO=bar -e FROM_HOST -w /work/dir -u 1000:1001 --hostname box1 \
+	--memory 256m --cpus 2 busybox sh -c \
+	'echo "$FOO $FROM_HOST"; pwd; id -u; id -g; hostname; grep MemTotal /proc/meminfo; nproc' 2>"$T/err")
+rc=$?
+expect "run with options exits 0" 0 "$rc" "$(cat "$T/err")"
+expect "-e sets and copies variables" "bar copied" "$(echo "$out" | sed -n 1p)"
+expect "-w sets (and creates) the working directory" /work/dir "$(echo "$out" | sed -n 2p)"
+expect "-u sets the uid" 1000 "$(echo "$out" | sed -n 3p)"
+expect "-u sets the gid" 1001 "$(echo "$out" | sed -n 4p)"
+expect "--hostname" box1 "$(echo "$out" | sed -n 5p)"
+mem_kb=$(echo "$out" | sed -n 6p | awk '{print $2}')
+if [ -n "$mem_kb" ] && [ "$mem_kb" -gt 200000 ] && [ "$mem_kb" -le 262144 ]; then ok "--memory 256m is the VM's memory ($mem_kb kB)"; else not_ok "--memory 256m is the VM's memory" "MemTotal: $mem_kb kB"; fi
+expect "--cpus 2 gives two CPUs" 2 "$(echo "$out" | sed -n 7p)"
+
+# the default environment and hostname
+out=$("$COVE" run --rm busybox sh -c 'echo $PATH; echo $HOME; hostname | wc -c' 2>&1)
+expect "default PATH" /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$(echo "$out" | sed -n 1p)"
+expect "HOME from /etc/passwd" /root "$(echo "$out" | sed -n 2p)"
+expect "default hostname is the 12-char short ID" 13 "$(echo "$out" | sed -n 3p)"
+
+# --rootfs DIR
+mkdir -p "$T/root/bin"
+cp /bin/busybox "$T/root/bin/busybox"
+ln -s busybox "$T/root/bin/sh"
+echo from-dir >"$T/root/marker"
+out=$("$COVE" run --rm --rootfs "$T/root" /bin/sh -c '/bin/busybox cat /marker' 2>&1)
+expect "--rootfs DIR runs from that directory" from-dir "$out"
