@@ -389,6 +389,7 @@ int cmd_run(int argc, char **argv)
 	vc.qemu_log = ct.qemu_log;
 	vc.cpus = o.cpus;
 	vc.memory = o.memory;
+	vc.keep_logs = !o.rm;
 	vc.kvm = vm_kvm_usable();
 	if (!vc.kvm) {
 		char cache[PATH_MAX + 16];

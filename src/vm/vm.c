@@ -272,57 +272,65 @@ void vm_done(struct vm *vm)
 	vm->pidfd = vm->ctl_fd = -1;
 }
 
-/* Last non-empty line of a file, trimmed, into buf. Returns 0 if one was found. */
-static int last_lines(const char *path, char *buf, size_t size, bool errors_only)
+/*
+ * The most telling line of a log: the last one containing the first of prefer[] that occurs
+ * (in order of preference), else the last non-empty line. Kernel timestamps are stripped.
+ */
+static int pick_line(const char *path, const char *const *prefer, size_t nprefer, char *buf,
+		     size_t size)
 {
 	_cleanup_free_ char *s = NULL;
-	size_t len;
-	char *best = NULL;
+	const char *best = NULL, *last = NULL;
+	size_t best_rank = nprefer, len;
+	char *line, *next;
 
-	if (read_file(path, 1u << 20, &s, &len) < 0)
+	if (read_file(path, 4u << 20, &s, &len) < 0)
 		return -ENOENT;
-	/* walk lines from the end */
-	while (len > 0) {
-		char *start;
-
-		while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == ' '))
-			s[--len] = '\0';
-		if (len == 0)
-			break;
-		start = memrchr(s, '\n', len);
-		start = start ? start + 1 : s;
-		if (!errors_only || strstr(start, "panic") || strstr(start, "cove-init") ||
-		    strstr(start, "Kernel") || strstr(start, "error") || strstr(start, "rror")) {
-			best = start;
-			break;
+	for (line = s; line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		line[strcspn(line, "\r")] = '\0';
+		if (line[0] == '[') { /* "[    0.123456] " */
+			char *end = strchr(line, ']');
+			if (end && end[1] == ' ')
+				line = end + 2;
 		}
-		len = (size_t)(start - s);
-		if (len > 0)
-			s[--len] = '\0';
+		if (!*line)
+			continue;
+		last = line;
+		for (size_t i = 0; i < nprefer && i <= best_rank; i++) {
+			if (strstr(line, prefer[i])) {
+				best = line; /* same rank: the later line wins */
+				best_rank = i;
+				break;
+			}
+		}
 	}
 	if (!best)
+		best = last;
+	if (!best)
 		return -ENOENT;
-	/* strip the kernel's "[    0.123456] " prefix */
-	if (best[0] == '[') {
-		char *end = strchr(best, ']');
-		if (end && end[1] == ' ')
-			best = end + 2;
-	}
 	str_copy(buf, size, best);
 	return 0;
 }
 
 void vm_explain(const struct vm_config *c, char *buf, size_t size)
 {
+	static const char *const qemu_prefer[] = { "qemu" };
+	static const char *const boot_prefer[] = { "Kernel panic", "cove-init: fatal", "cove-init:" };
 	char line[512];
 
-	if (last_lines(c->qemu_log, line, sizeof(line), false) == 0) {
+	if (pick_line(c->qemu_log, qemu_prefer, ARRAY_SIZE(qemu_prefer), line, sizeof(line)) == 0) {
 		str_printf(buf, size, "QEMU said: %s", line);
 		return;
 	}
-	if (last_lines(c->boot_log, line, sizeof(line), true) == 0) {
-		str_printf(buf, size, "guest console: %s (boot log: %s)", line, c->boot_log);
+	if (pick_line(c->boot_log, boot_prefer, ARRAY_SIZE(boot_prefer), line, sizeof(line)) == 0) {
+		if (c->keep_logs)
+			str_printf(buf, size, "guest console: %s (boot log: %s)", line, c->boot_log);
+		else
+			str_printf(buf, size, "guest console: %s", line);
 		return;
 	}
-	str_printf(buf, size, "no output from QEMU or the guest (boot log: %s)", c->boot_log);
+	str_printf(buf, size, "no output from QEMU or the guest");
 }

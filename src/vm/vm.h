@@ -24,6 +24,7 @@ struct vm_config {
 	uint64_t memory;       /* bytes */
 	bool kvm;
 	uint64_t tsc_khz;      /* TCG only: skips the guest's TSC calibration (0 = none) */
+	bool keep_logs;        /* the logs outlive the run, so errors may point at them */
 };
 
 struct vm {
@@ -50,7 +51,7 @@ int vm_wait(struct vm *vm, int timeout_ms, int *ret_status);
 void vm_kill(struct vm *vm);
 void vm_done(struct vm *vm);
 /*
- * Explain why a VM failed: QEMU's last stderr line, or else the last lines of the boot log
- * that look like an error. Appends "; see LOG" when there is more to read.
+ * Explain why a VM failed in one line: QEMU's last stderr line, or else the most telling line
+ * of the boot log (a kernel panic, a cove-init error, or the last line).
  */
 void vm_explain(const struct vm_config *c, char *buf, size_t size);

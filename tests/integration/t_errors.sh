@@ -25,7 +25,7 @@ one_line_125 "missing image" "missing IMAGE" "$COVE" run
 one_line_125 "unknown command" "unknown command" "$COVE" frobnicate
 one_line_125 "-it without a terminal" "terminal" "$COVE" run -it --rm busybox true </dev/null
 COVE_QEMU=/nonexistent/qemu one_line_125 "missing QEMU" "COVE_QEMU" "$COVE" run --rm busybox true
-PATH=/nonexistent one_line_125 "no QEMU in PATH" "qemu-system-x86_64 not found" "$COVE" run --rm busybox true
+one_line_125 "no QEMU in PATH" "qemu-system-x86_64 not found" env PATH=/nonexistent "$COVE" run --rm busybox true
 COVE_KERNEL=/nonexistent/vmlinux one_line_125 "missing kernel" "kernel" "$COVE" run --rm busybox true
 echo "not a kernel" >"$T/bad-kernel"
 COVE_KERNEL="$T/bad-kernel" one_line_125 "a kernel QEMU cannot load" "QEMU said" "$COVE" run --rm busybox true

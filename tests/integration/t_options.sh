@@ -30,3 +30,10 @@ ln -s busybox "$T/root/bin/sh"
 echo from-dir >"$T/root/marker"
 out=$("$COVE" run --rm --rootfs "$T/root" /bin/sh -c '/bin/busybox cat /marker' 2>&1)
 expect "--rootfs DIR runs from that directory" from-dir "$out"
+
+# death by a signal gives 128+N: a program that faults (PID 1 of its namespace ignores
+# signals it has no handler for, except the kernel's own, as in docker)
+printf 'int main(void) { *(volatile int *)0 = 1; return 0; }\n' >"$T/segv.c"
+musl-gcc -static -O0 "$T/segv.c" -o "$T/root/bin/segv"
+"$COVE" run --rm --rootfs "$T/root" /bin/segv 2>"$T/err"
+expect "a process killed by SIGSEGV gives 139" 139 $? "$(cat "$T/err")"
