@@ -393,6 +393,7 @@ int cmd_run(int argc, char **argv)
 	vc.kvm = vm_kvm_usable();
 	if (!vc.kvm) {
 		char cache[PATH_MAX + 16];
+		(void)mkdir(paths.cache, 0755); /* STATE exists: container_create made it */
 		str_printf(cache, sizeof(cache), "%s/tsc_khz", paths.cache);
 		if (vm_tsc_khz(cache, &vc.tsc_khz) < 0)
 			vc.tsc_khz = 0;

@@ -140,7 +140,11 @@ static int read_ctl(struct session *s, struct cove_error *err)
 	ssize_t n;
 	int r;
 
-	n = read(s->vm->ctl_fd, tmp, sizeof(tmp));
+	size_t want = proto_reader_room(&s->reader);
+
+	if (want > sizeof(tmp))
+		want = sizeof(tmp);
+	n = read(s->vm->ctl_fd, tmp, want);
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EINTR)
 			return 0;

@@ -285,7 +285,11 @@ static void read_port(struct init *s)
 	ssize_t n;
 	int r;
 
-	n = read(s->port, tmp, sizeof(tmp));
+	size_t want = proto_reader_room(&s->reader);
+
+	if (want > sizeof(tmp))
+		want = sizeof(tmp);
+	n = read(s->port, tmp, want);
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EINTR)
 			return;

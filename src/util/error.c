@@ -32,6 +32,13 @@ int cove_error_prefix(struct cove_error *err, const char *fmt, ...)
 	vsnprintf(prefix, sizeof(prefix), fmt, ap);
 	va_end(ap);
 	memcpy(old, err->msg, sizeof(old));
-	snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, old);
+	/* prefix first, then as much of the old message as fits */
+	size_t n = strlen(prefix);
+	if (n > sizeof(err->msg) - 3)
+		n = sizeof(err->msg) - 3;
+	memcpy(err->msg, prefix, n);
+	memcpy(err->msg + n, ": ", 2);
+	n += 2;
+	str_copy(err->msg + n, sizeof(err->msg) - n, old);
 	return -(err->code ? err->code : EIO);
 }

@@ -167,7 +167,10 @@ int parse_size(const char *s, uint64_t *ret)
 		return -EINVAL;
 	if (whole > UINT64_MAX / mult)
 		return -ERANGE;
-	*ret = whole * mult + frac * mult / frac_div;
+	frac = frac * mult / frac_div; /* frac < frac_div <= 10^6, mult <= 2^40: no overflow */
+	if (whole * mult > UINT64_MAX - frac)
+		return -ERANGE;
+	*ret = whole * mult + frac;
 	return 0;
 }
 

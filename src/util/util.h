@@ -20,11 +20,13 @@ static inline void freep(void *p)
 {
 	free(*(void **)p);
 }
+/* Close *fd if open and mark it closed (-1); errno is preserved. */
 static inline void closep(int *fd)
 {
 	if (*fd >= 0) {
 		int saved = errno;
 		close(*fd);
+		*fd = -1;
 		errno = saved;
 	}
 }

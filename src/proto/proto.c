@@ -1,0 +1,765 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The host <-> guest wire protocol (see proto.h for the framing, docs/protocol.md for the
+ * payloads). Encoders and decoders share one validator per message, so an encoder refuses
+ * exactly what the peer's decoder would reject.
+ */
+#include "proto.h"
+
+#include <assert.h>
+#include <string.h>
+
+/* Bounds the kernel itself imposes (__NEW_UTS_LEN, _NSIG - 1); part of the wire contract. */
+#define PROTO_MAX_KERNEL   64
+#define PROTO_MAX_HOSTNAME 64
+#define PROTO_MAX_SIGNAL   64
+
+#define HELLO_MIN (4u + 4u)
+#define HELLO_MAX (HELLO_MIN + PROTO_MAX_KERNEL)
+/* argc + one argv string, envc, cwd, hostname, rootfs, uid, gid, ngroups, terminal,
+ * open_stdin, rows, cols: the smallest payload that can possibly decode. */
+#define START_MIN  (4u + 4u + 4u + 3u * 4u + 4u + 4u + 4u + 1u + 1u + 2u + 2u)
+#define ERROR_MIN  (4u + 4u)
+#define ERROR_MAX  (ERROR_MIN + PROTO_MAX_MESSAGE)
+#define EXIT_SIZE  5u
+#define READER_MAX ((size_t)PROTO_HDR_SIZE + PROTO_MAX_PAYLOAD)
+
+static const struct {
+	const char *name;
+	uint32_t min, max; /* payload length bounds */
+} proto_types[PROTO_TYPE_MAX] = {
+	[PROTO_HELLO] = { "HELLO", HELLO_MIN, HELLO_MAX },
+	[PROTO_START] = { "START", START_MIN, PROTO_MAX_PAYLOAD },
+	[PROTO_STARTED] = { "STARTED", 4, 4 },
+	[PROTO_STDIN] = { "STDIN", 1, PROTO_MAX_DATA },
+	[PROTO_STDIN_EOF] = { "STDIN_EOF", 0, 0 },
+	[PROTO_STDOUT] = { "STDOUT", 1, PROTO_MAX_DATA },
+	[PROTO_STDERR] = { "STDERR", 1, PROTO_MAX_DATA },
+	[PROTO_SIGNAL] = { "SIGNAL", 4, 4 },
+	[PROTO_RESIZE] = { "RESIZE", 4, 4 },
+	[PROTO_EXIT] = { "EXIT", EXIT_SIZE, EXIT_SIZE },
+	[PROTO_ERROR] = { "ERROR", ERROR_MIN, ERROR_MAX },
+};
+
+const char *proto_type_name(uint16_t type)
+{
+	if (type == 0 || type >= PROTO_TYPE_MAX)
+		return "UNKNOWN";
+	return proto_types[type].name;
+}
+
+/* Little-endian packing, byte by byte: independent of the host's endianness and alignment. */
+static void le16_put(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static void le32_put(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+static uint16_t le16_get(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static uint32_t le32_get(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+void proto_hdr_encode(const struct proto_hdr *h, uint8_t out[PROTO_HDR_SIZE])
+{
+	le32_put(out, h->len);
+	le16_put(out + 4, h->type);
+	le16_put(out + 6, h->flags);
+	le32_put(out + 8, h->stream);
+}
+
+int proto_hdr_decode(const uint8_t in[PROTO_HDR_SIZE], struct proto_hdr *ret)
+{
+	struct proto_hdr h = {
+		.len = le32_get(in),
+		.type = le16_get(in + 4),
+		.flags = le16_get(in + 6),
+		.stream = le32_get(in + 8),
+	};
+
+	if (h.type == 0 || h.type >= PROTO_TYPE_MAX)
+		return -EPROTO;
+	if (h.flags != 0)
+		return -EPROTO;
+	if (h.len > PROTO_MAX_PAYLOAD || h.len > proto_types[h.type].max)
+		return -EMSGSIZE;
+	if (h.len < proto_types[h.type].min)
+		return -EPROTO;
+	/* HELLO is about the VM itself; START creates a process, which stream 0 is not. */
+	if (h.type == PROTO_HELLO && h.stream != 0)
+		return -EPROTO;
+	if (h.type == PROTO_START && h.stream == 0)
+		return -EPROTO;
+	*ret = h;
+	return 0;
+}
+
+/*
+ * Validators shared by encoders and decoders. They return -EINVAL; decoders turn that into
+ * -EPROTO. A string is checked by its length (which, for a decoded string, is its wire length:
+ * decoders have already rejected embedded NULs).
+ */
+static int string_check(const char *s, size_t max, size_t *total)
+{
+	size_t n;
+
+	if (!s)
+		return -EINVAL;
+	n = strnlen(s, max + 1);
+	if (n > max)
+		return -EINVAL;
+	*total += 4 + n;
+	return 0;
+}
+
+static int strv_check(char *const *v, uint32_t n, uint32_t min, bool is_env, size_t *total)
+{
+	int r;
+
+	if (n < min || n > PROTO_MAX_LIST)
+		return -EINVAL;
+	if (n > 0 && !v)
+		return -EINVAL;
+	*total += 4;
+	for (uint32_t i = 0; i < n; i++) {
+		r = string_check(v[i], PROTO_MAX_STRING, total);
+		if (r < 0)
+			return r;
+		/* "KEY=VALUE" with a non-empty key */
+		if (is_env && (v[i][0] == '=' || !strchr(v[i], '=')))
+			return -EINVAL;
+		if (*total > PROTO_MAX_PAYLOAD)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static bool id_valid(uint32_t id)
+{
+	/* (uid_t)-1 means "unchanged" to setresuid(): never a valid identity. */
+	return id != UINT32_MAX;
+}
+
+static int start_check(const struct proto_start *m, size_t *ret_len)
+{
+	size_t total = 0;
+	int r;
+
+	r = strv_check(m->argv, m->argc, 1, false, &total);
+	if (r < 0)
+		return r;
+	r = strv_check(m->env, m->envc, 0, true, &total);
+	if (r < 0)
+		return r;
+	r = string_check(m->cwd, PROTO_MAX_STRING, &total);
+	if (r < 0)
+		return r;
+	if (m->cwd[0] != '/')
+		return -EINVAL;
+	r = string_check(m->hostname, PROTO_MAX_HOSTNAME, &total);
+	if (r < 0)
+		return r;
+	r = string_check(m->rootfs, PROTO_MAX_STRING, &total);
+	if (r < 0)
+		return r;
+	if (m->rootfs[0] != '/')
+		return -EINVAL;
+	if (!id_valid(m->uid) || !id_valid(m->gid))
+		return -EINVAL;
+	if (m->ngroups > PROTO_MAX_LIST || (m->ngroups > 0 && !m->groups))
+		return -EINVAL;
+	for (uint32_t i = 0; i < m->ngroups; i++)
+		if (!id_valid(m->groups[i]))
+			return -EINVAL;
+	if (m->terminal > 1 || m->open_stdin > 1)
+		return -EINVAL;
+	total += 4 + 4 + 4 + (size_t)m->ngroups * 4 + 1 + 1 + 2 + 2;
+	if (total > PROTO_MAX_PAYLOAD)
+		return -EINVAL;
+	if (ret_len)
+		*ret_len = total;
+	return 0;
+}
+
+static int hello_check(const struct proto_hello *m, size_t *ret_len)
+{
+	size_t total = 4;
+	int r;
+
+	/* Any version is valid on the wire: the host must be able to read and report it. */
+	r = string_check(m->kernel, PROTO_MAX_KERNEL, &total);
+	if (r < 0)
+		return r;
+	*ret_len = total;
+	return 0;
+}
+
+static int exit_check(const struct proto_exit *m)
+{
+	switch (m->kind) {
+	case PROTO_EXIT_CODE:
+		return m->status <= 255 ? 0 : -EINVAL;
+	case PROTO_EXIT_SIGNAL:
+		return m->status >= 1 && m->status <= PROTO_MAX_SIGNAL ? 0 : -EINVAL;
+	default:
+		return -EINVAL;
+	}
+}
+
+static int error_check(uint32_t kind, const char *message, size_t *ret_len)
+{
+	size_t total = 4;
+	int r;
+
+	if (kind > PROTO_ERR_NOTFOUND)
+		return -EINVAL;
+	r = string_check(message, PROTO_MAX_MESSAGE, &total);
+	if (r < 0)
+		return r;
+	*ret_len = total;
+	return 0;
+}
+
+/*
+ * Encoding: every encoder validates and sizes the payload first, reserves the whole frame, and
+ * only then writes into the reserved space and bumps out->len. A failure appends nothing.
+ */
+static int frame_begin(struct buf *out, uint16_t type, uint32_t stream, size_t len, uint8_t **ret)
+{
+	struct proto_hdr h = { .len = (uint32_t)len, .type = type, .stream = stream };
+	uint8_t *p;
+	int r;
+
+	if (len > PROTO_MAX_PAYLOAD)
+		return -EINVAL;
+	r = buf_reserve(out, PROTO_HDR_SIZE + len);
+	if (r < 0)
+		return r;
+	p = out->data + out->len;
+	proto_hdr_encode(&h, p);
+	*ret = p + PROTO_HDR_SIZE;
+	return 0;
+}
+
+static void frame_end(struct buf *out, size_t len, const uint8_t *end)
+{
+	assert(end == out->data + out->len + PROTO_HDR_SIZE + len);
+	(void)end;
+	out->len += PROTO_HDR_SIZE + len;
+}
+
+static uint8_t *w_u8(uint8_t *w, uint8_t v)
+{
+	*w = v;
+	return w + 1;
+}
+
+static uint8_t *w_u16(uint8_t *w, uint16_t v)
+{
+	le16_put(w, v);
+	return w + 2;
+}
+
+static uint8_t *w_u32(uint8_t *w, uint32_t v)
+{
+	le32_put(w, v);
+	return w + 4;
+}
+
+static uint8_t *w_str(uint8_t *w, const char *s)
+{
+	size_t n = strlen(s); /* bounded: checked by the validator */
+
+	w = w_u32(w, (uint32_t)n);
+	memcpy(w, s, n);
+	return w + n;
+}
+
+static uint8_t *w_strv(uint8_t *w, char *const *v, uint32_t n)
+{
+	w = w_u32(w, n);
+	for (uint32_t i = 0; i < n; i++)
+		w = w_str(w, v[i]);
+	return w;
+}
+
+int proto_put_data(struct buf *out, uint16_t type, uint32_t stream, const void *data, size_t len)
+{
+	uint8_t *w;
+	int r;
+
+	switch (type) {
+	case PROTO_STDIN:
+	case PROTO_STDOUT:
+	case PROTO_STDERR:
+		if (len < 1 || len > PROTO_MAX_DATA || !data)
+			return -EINVAL;
+		break;
+	case PROTO_STDIN_EOF:
+		if (len != 0)
+			return -EINVAL;
+		break;
+	default:
+		return -EINVAL;
+	}
+	r = frame_begin(out, type, stream, len, &w);
+	if (r < 0)
+		return r;
+	if (len > 0)
+		memcpy(w, data, len);
+	frame_end(out, len, w + len);
+	return 0;
+}
+
+int proto_put_hello(struct buf *out, const struct proto_hello *m)
+{
+	size_t len;
+	uint8_t *w;
+	int r;
+
+	r = hello_check(m, &len);
+	if (r < 0)
+		return r;
+	r = frame_begin(out, PROTO_HELLO, 0, len, &w);
+	if (r < 0)
+		return r;
+	w = w_u32(w, m->version);
+	w = w_str(w, m->kernel);
+	frame_end(out, len, w);
+	return 0;
+}
+
+int proto_put_start(struct buf *out, uint32_t stream, const struct proto_start *m)
+{
+	size_t len;
+	uint8_t *w;
+	int r;
+
+	if (stream == 0)
+		return -EINVAL;
+	r = start_check(m, &len);
+	if (r < 0)
+		return r;
+	r = frame_begin(out, PROTO_START, stream, len, &w);
+	if (r < 0)
+		return r;
+	w = w_strv(w, m->argv, m->argc);
+	w = w_strv(w, m->env, m->envc);
+	w = w_str(w, m->cwd);
+	w = w_str(w, m->hostname);
+	w = w_str(w, m->rootfs);
+	w = w_u32(w, m->uid);
+	w = w_u32(w, m->gid);
+	w = w_u32(w, m->ngroups);
+	for (uint32_t i = 0; i < m->ngroups; i++)
+		w = w_u32(w, m->groups[i]);
+	w = w_u8(w, m->terminal);
+	w = w_u8(w, m->open_stdin);
+	w = w_u16(w, m->rows);
+	w = w_u16(w, m->cols);
+	frame_end(out, len, w);
+	return 0;
+}
+
+int proto_put_u32(struct buf *out, uint16_t type, uint32_t stream, uint32_t v)
+{
+	uint8_t *w;
+	int r;
+
+	switch (type) {
+	case PROTO_STARTED:
+		if (v == 0) /* a pid */
+			return -EINVAL;
+		break;
+	case PROTO_SIGNAL:
+		if (v < 1 || v > PROTO_MAX_SIGNAL)
+			return -EINVAL;
+		break;
+	default:
+		return -EINVAL;
+	}
+	r = frame_begin(out, type, stream, 4, &w);
+	if (r < 0)
+		return r;
+	w = w_u32(w, v);
+	frame_end(out, 4, w);
+	return 0;
+}
+
+int proto_put_resize(struct buf *out, uint32_t stream, uint16_t rows, uint16_t cols)
+{
+	uint8_t *w;
+	int r;
+
+	r = frame_begin(out, PROTO_RESIZE, stream, 4, &w);
+	if (r < 0)
+		return r;
+	w = w_u16(w, rows);
+	w = w_u16(w, cols);
+	frame_end(out, 4, w);
+	return 0;
+}
+
+int proto_put_exit(struct buf *out, uint32_t stream, const struct proto_exit *m)
+{
+	uint8_t *w;
+	int r;
+
+	r = exit_check(m);
+	if (r < 0)
+		return r;
+	r = frame_begin(out, PROTO_EXIT, stream, EXIT_SIZE, &w);
+	if (r < 0)
+		return r;
+	w = w_u8(w, m->kind);
+	w = w_u32(w, m->status);
+	frame_end(out, EXIT_SIZE, w);
+	return 0;
+}
+
+int proto_put_error(struct buf *out, uint32_t stream, uint32_t kind, const char *message)
+{
+	size_t len;
+	uint8_t *w;
+	int r;
+
+	r = error_check(kind, message, &len);
+	if (r < 0)
+		return r;
+	r = frame_begin(out, PROTO_ERROR, stream, len, &w);
+	if (r < 0)
+		return r;
+	w = w_u32(w, kind);
+	w = w_str(w, message);
+	frame_end(out, len, w);
+	return 0;
+}
+
+/*
+ * Decoding: a cursor over the payload. Every read checks the bytes left; every count and
+ * length is checked against both the bytes left and the protocol's limit before allocating.
+ */
+struct cursor {
+	const uint8_t *p;
+	size_t left;
+};
+
+static int r_u8(struct cursor *c, uint8_t *ret)
+{
+	if (c->left < 1)
+		return -EPROTO;
+	*ret = c->p[0];
+	c->p += 1;
+	c->left -= 1;
+	return 0;
+}
+
+static int r_u16(struct cursor *c, uint16_t *ret)
+{
+	if (c->left < 2)
+		return -EPROTO;
+	*ret = le16_get(c->p);
+	c->p += 2;
+	c->left -= 2;
+	return 0;
+}
+
+static int r_u32(struct cursor *c, uint32_t *ret)
+{
+	if (c->left < 4)
+		return -EPROTO;
+	*ret = le32_get(c->p);
+	c->p += 4;
+	c->left -= 4;
+	return 0;
+}
+
+static int r_str(struct cursor *c, size_t max, char **ret)
+{
+	uint32_t n;
+	char *s;
+	int r;
+
+	r = r_u32(c, &n);
+	if (r < 0)
+		return r;
+	if (n > max || n > c->left)
+		return -EPROTO;
+	if (n > 0 && memchr(c->p, '\0', n))
+		return -EPROTO;
+	s = malloc((size_t)n + 1);
+	if (!s)
+		return -ENOMEM;
+	if (n > 0)
+		memcpy(s, c->p, n);
+	s[n] = '\0';
+	c->p += n;
+	c->left -= n;
+	*ret = s;
+	return 0;
+}
+
+static void strv_free(char **v)
+{
+	if (!v)
+		return;
+	for (char **i = v; *i; i++)
+		free(*i);
+	free(v);
+}
+
+/* A NULL-terminated list of min..PROTO_MAX_LIST strings. */
+static int r_strv(struct cursor *c, uint32_t min, char ***ret, uint32_t *ret_n)
+{
+	char **v;
+	uint32_t n;
+	int r;
+
+	r = r_u32(c, &n);
+	if (r < 0)
+		return r;
+	/* each entry takes at least its 4-byte length */
+	if (n < min || n > PROTO_MAX_LIST || n > c->left / 4)
+		return -EPROTO;
+	v = calloc((size_t)n + 1, sizeof(char *));
+	if (!v)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		r = r_str(c, PROTO_MAX_STRING, &v[i]);
+		if (r < 0) {
+			strv_free(v);
+			return r;
+		}
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+void proto_hello_done(struct proto_hello *m)
+{
+	free(m->kernel);
+	*m = (struct proto_hello){};
+}
+
+void proto_start_done(struct proto_start *m)
+{
+	strv_free(m->argv);
+	strv_free(m->env);
+	free(m->cwd);
+	free(m->hostname);
+	free(m->rootfs);
+	free(m->groups);
+	*m = (struct proto_start){};
+}
+
+void proto_error_done(struct proto_error *m)
+{
+	free(m->message);
+	*m = (struct proto_error){};
+}
+
+int proto_get_hello(const uint8_t *p, size_t len, struct proto_hello *ret)
+{
+	_cleanup_(proto_hello_done) struct proto_hello m = {};
+	struct cursor c = { p, len };
+	size_t n;
+	int r;
+
+	*ret = (struct proto_hello){};
+	r = r_u32(&c, &m.version);
+	if (r < 0)
+		return r;
+	r = r_str(&c, PROTO_MAX_KERNEL, &m.kernel);
+	if (r < 0)
+		return r;
+	if (c.left != 0 || hello_check(&m, &n) < 0)
+		return -EPROTO;
+	*ret = m;
+	m = (struct proto_hello){};
+	return 0;
+}
+
+int proto_get_start(const uint8_t *p, size_t len, struct proto_start *ret)
+{
+	_cleanup_(proto_start_done) struct proto_start m = {};
+	struct cursor c = { p, len };
+	int r;
+
+	*ret = (struct proto_start){};
+	r = r_strv(&c, 1, &m.argv, &m.argc);
+	if (r < 0)
+		return r;
+	r = r_strv(&c, 0, &m.env, &m.envc);
+	if (r < 0)
+		return r;
+	r = r_str(&c, PROTO_MAX_STRING, &m.cwd);
+	if (r < 0)
+		return r;
+	r = r_str(&c, PROTO_MAX_HOSTNAME, &m.hostname);
+	if (r < 0)
+		return r;
+	r = r_str(&c, PROTO_MAX_STRING, &m.rootfs);
+	if (r < 0)
+		return r;
+	r = r_u32(&c, &m.uid);
+	if (r < 0)
+		return r;
+	r = r_u32(&c, &m.gid);
+	if (r < 0)
+		return r;
+	r = r_u32(&c, &m.ngroups);
+	if (r < 0)
+		return r;
+	if (m.ngroups > PROTO_MAX_LIST || m.ngroups > c.left / 4)
+		return -EPROTO;
+	if (m.ngroups > 0) {
+		m.groups = calloc(m.ngroups, sizeof(uint32_t));
+		if (!m.groups)
+			return -ENOMEM;
+		for (uint32_t i = 0; i < m.ngroups; i++)
+			(void)r_u32(&c, &m.groups[i]); /* cannot fail: checked above */
+	}
+	r = r_u8(&c, &m.terminal);
+	if (r < 0)
+		return r;
+	r = r_u8(&c, &m.open_stdin);
+	if (r < 0)
+		return r;
+	r = r_u16(&c, &m.rows);
+	if (r < 0)
+		return r;
+	r = r_u16(&c, &m.cols);
+	if (r < 0)
+		return r;
+	if (c.left != 0 || start_check(&m, NULL) < 0)
+		return -EPROTO;
+	*ret = m;
+	m = (struct proto_start){};
+	return 0;
+}
+
+/* STARTED (pid) and SIGNAL: only the framing is checked here. The receiver of a SIGNAL must
+ * itself check the number is 1..64 before passing it to kill(). */
+int proto_get_u32(const uint8_t *p, size_t len, uint32_t *ret)
+{
+	*ret = 0;
+	if (len != 4)
+		return -EPROTO;
+	*ret = le32_get(p);
+	return 0;
+}
+
+int proto_get_resize(const uint8_t *p, size_t len, uint16_t *ret_rows, uint16_t *ret_cols)
+{
+	*ret_rows = *ret_cols = 0;
+	if (len != 4)
+		return -EPROTO;
+	*ret_rows = le16_get(p);
+	*ret_cols = le16_get(p + 2);
+	return 0;
+}
+
+int proto_get_exit(const uint8_t *p, size_t len, struct proto_exit *ret)
+{
+	struct proto_exit m;
+
+	*ret = (struct proto_exit){};
+	if (len != EXIT_SIZE)
+		return -EPROTO;
+	m = (struct proto_exit){ .kind = p[0], .status = le32_get(p + 1) };
+	if (exit_check(&m) < 0)
+		return -EPROTO;
+	*ret = m;
+	return 0;
+}
+
+int proto_get_error(const uint8_t *p, size_t len, struct proto_error *ret)
+{
+	_cleanup_(proto_error_done) struct proto_error m = {};
+	struct cursor c = { p, len };
+	size_t n;
+	int r;
+
+	*ret = (struct proto_error){};
+	r = r_u32(&c, &m.kind);
+	if (r < 0)
+		return r;
+	r = r_str(&c, PROTO_MAX_MESSAGE, &m.message);
+	if (r < 0)
+		return r;
+	if (c.left != 0 || error_check(m.kind, m.message, &n) < 0)
+		return -EPROTO;
+	*ret = m;
+	m = (struct proto_error){};
+	return 0;
+}
+
+/*
+ * Reader: in holds at most one header + the largest payload. Bytes of frames already returned
+ * stay in place (so a returned payload remains valid) until the next feed compacts them away.
+ */
+void proto_reader_init(struct proto_reader *r)
+{
+	*r = (struct proto_reader){ .in = BUF_INIT(READER_MAX) };
+}
+
+size_t proto_reader_room(const struct proto_reader *r)
+{
+	return r->in.max - (r->in.len - r->consumed);
+}
+
+int proto_reader_feed(struct proto_reader *r, const void *data, size_t len)
+{
+	if (len == 0)
+		return 0;
+	if (!data)
+		return -EINVAL;
+	if (r->consumed > 0) {
+		buf_consume(&r->in, r->consumed);
+		r->consumed = 0;
+	}
+	return buf_append(&r->in, data, len);
+}
+
+int proto_reader_next(struct proto_reader *r, struct proto_hdr *hdr, const uint8_t **payload)
+{
+	size_t avail = r->in.len - r->consumed;
+	struct proto_hdr h;
+	const uint8_t *p;
+	int k;
+
+	if (avail < PROTO_HDR_SIZE)
+		return 0;
+	p = r->in.data + r->consumed;
+	/* Checked as soon as it is complete: a bad or oversized header fails before its payload
+	 * is waited for. The header stays unconsumed, so every later call fails the same way. */
+	k = proto_hdr_decode(p, &h);
+	if (k < 0)
+		return k;
+	if (avail - PROTO_HDR_SIZE < h.len)
+		return 0;
+	r->consumed += PROTO_HDR_SIZE + h.len;
+	*hdr = h;
+	*payload = p + PROTO_HDR_SIZE;
+	return 1;
+}
+
+void proto_reader_done(struct proto_reader *r)
+{
+	buf_done(&r->in);
+	r->consumed = 0;
+}
