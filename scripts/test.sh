@@ -22,21 +22,21 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 run_unit() { # DIR LABEL
-	for t in "$1"/tests/unit/test_*; do
-		[ -x "$t" ] || continue
+	for t in "$top/$1"/tests/unit/test_*; do
+		[ -f "$t" ] && [ -x "$t" ] || continue
 		name=$(basename "$t")
 		(cd "$results" && "$t" >"$results/$2-$name.out" 2>&1; echo $? >"$results/$2-$name.rc")
 		# a crash with no "not ok" line still fails
 		if [ "$(cat "$results/$2-$name.rc")" != 0 ] && ! grep -q '^not ok' "$results/$2-$name.out"; then
-			echo "not ok - $2 $name crashed (exit $(cat "$results/$2-$name.rc"))" >>"$results/$2-$name.out"
+			echo "not ok - $name crashed (exit $(cat "$results/$2-$name.rc"))" >>"$results/$2-$name.out"
 		fi
 		sed "s/^\(not ok\|ok\) - /\1 - $2 /" "$results/$2-$name.out" | grep -E '^(not )?ok - '
 	done
 }
 
 run_fuzz() { # DIR LABEL
-	for f in "$1"/fuzz/fuzz_*; do
-		[ -x "$f" ] || continue
+	for f in "$top/$1"/fuzz/fuzz_*; do
+		[ -f "$f" ] && [ -x "$f" ] || continue
 		name=${f##*/fuzz_}
 		if out=$("$f" "$top/fuzz/corpus/$name" 2>&1); then
 			echo "ok - $2 fuzz replay $name"

@@ -3,13 +3,13 @@
 #include "container.h"
 
 #include "ext4/writer.h"
+#include "vm/qcow2.h"
 
 #include <fcntl.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #define DISK_HEADROOM (256ULL << 20)
 
@@ -196,41 +196,17 @@ int container_create(const struct cli_paths *p, const char *name, bool rm, struc
 	return 0;
 }
 
-int container_disk_from_image(struct container *c, const char *qemu, const char *image,
-			      struct cove_error *err)
+int container_disk_from_image(struct container *c, const char *image, struct cove_error *err)
 {
-	char qemu_img[PATH_MAX], backing[PATH_MAX];
-	const char *slash = strrchr(qemu, '/');
-	int status;
-	pid_t pid;
+	char backing[PATH_MAX];
+	struct stat st;
 
-	if (!realpath(image, backing))
-		return cove_error_set(err, errno, "cannot resolve '%s': %s", image, strerror(errno));
-	if (!slash || str_printf(qemu_img, sizeof(qemu_img), "%.*s/qemu-img", (int)(slash - qemu),
-				 qemu) < 0 || access(qemu_img, X_OK) < 0)
-		str_copy(qemu_img, sizeof(qemu_img), "qemu-img");
+	if (!realpath(image, backing) || stat(backing, &st) < 0)
+		return cove_error_set(err, errno, "cannot open image '%s': %s", image, strerror(errno));
 	str_printf(c->disk, sizeof(c->disk), "%s/disk.qcow2", c->dir);
 	str_copy(c->disk_format, sizeof(c->disk_format), "qcow2");
-
-	pid = fork();
-	if (pid < 0)
-		return cove_error_set(err, errno, "fork failed: %s", strerror(errno));
-	if (pid == 0) {
-		int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-		dup2(null, 1);
-		execlp(qemu_img, qemu_img, "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
-		       backing, c->disk, (char *)NULL);
-		_exit(127);
-	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return cove_error_set(err, errno, "waitpid failed: %s", strerror(errno));
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		return cove_error_set(err, EIO,
-				      "qemu-img could not create the container's disk over '%s' "
-				      "(is qemu-utils installed?)",
-				      backing);
-	return 0;
+	return qcow2_create_overlay(c->disk, backing, "raw", ((uint64_t)st.st_size + 511) & ~511ULL,
+				    err);
 }
 
 int container_disk_from_dir(struct container *c, const char *dir, struct cove_error *err)

@@ -343,7 +343,7 @@ int cmd_run(int argc, char **argv)
 	if (container_create(&paths, o.name, o.rm, &ct, &err) < 0)
 		goto fail;
 	if (o.rootfs ? container_disk_from_dir(&ct, o.rootfs, &err) < 0
-		     : container_disk_from_image(&ct, qemu, image, &err) < 0)
+		     : container_disk_from_image(&ct, image, &err) < 0)
 		goto fail;
 
 	/* the process: argv, env, identity */

@@ -239,6 +239,25 @@ int session_run(struct vm *vm, const struct vm_config *vc, const struct proto_st
 	proto_reader_init(&s.reader);
 	fd_set_nonblock(vm->ctl_fd, true);
 
+	/*
+	 * Send START at once: QEMU holds it until cove-init opens its port, which saves a round
+	 * trip after boot. HELLO still has to arrive, and carry our version, before anything else
+	 * is sent.
+	 */
+	if (o->tty && !start->rows) {
+		struct proto_start m = *start;
+		/* no terminal here at all (-t with output to a pipe): a classic 24x80 */
+		if (terminal_size(-1, &m.rows, &m.cols) < 0 || !m.rows || !m.cols) {
+			m.rows = 24;
+			m.cols = 80;
+		}
+		r = queue(&s, proto_put_start(&s.out, 1, &m), err);
+	} else {
+		r = queue(&s, proto_put_start(&s.out, 1, start), err);
+	}
+	if (r < 0 || (r = flush(&s, false, err)) < 0)
+		goto out;
+
 	while (!s.done) {
 		struct pollfd p[4];
 		int n = 0, i_ctl, i_pid = -1, i_sig, i_in = -1, timeout = -1;
@@ -258,7 +277,7 @@ int session_run(struct vm *vm, const struct vm_config *vc, const struct proto_st
 		}
 		i_ctl = n;
 		p[n++] = (struct pollfd){ .fd = vm->ctl_fd,
-					  .events = POLLIN | (s.out.len ? POLLOUT : 0) };
+					  .events = POLLIN | (s.hello && s.out.len ? POLLOUT : 0) };
 		i_sig = n;
 		p[n++] = (struct pollfd){ .fd = s.sigfd, .events = POLLIN };
 		if (vm->pidfd >= 0) {
@@ -278,27 +297,13 @@ int session_run(struct vm *vm, const struct vm_config *vc, const struct proto_st
 		if (p[i_sig].revents && (r = handle_signal(&s, err)) < 0)
 			goto out;
 		if (p[i_ctl].revents & (POLLIN | POLLHUP | POLLERR)) {
-			bool had_hello = s.hello;
-
 			r = read_ctl(&s, err);
 			if (r < 0)
 				goto out;
-			if (!had_hello && s.hello) {
-				/* the guest is up: start the process */
-				if (o->tty && !start->rows) {
-					struct proto_start m = *start;
-					terminal_size(-1, &m.rows, &m.cols);
-					r = queue(&s, proto_put_start(&s.out, 1, &m), err);
-				} else {
-					r = queue(&s, proto_put_start(&s.out, 1, start), err);
-				}
-				if (r < 0)
-					goto out;
-			}
 		}
 		if (i_in >= 0 && p[i_in].revents && (r = read_stdin(&s, err)) < 0)
 			goto out;
-		if (s.out.len && (r = flush(&s, false, err)) < 0)
+		if (s.hello && s.out.len && (r = flush(&s, false, err)) < 0)
 			goto out;
 		if (!s.done && i_pid >= 0 && p[i_pid].revents) {
 			/* QEMU exited: read what the guest managed to send first */

@@ -12,6 +12,9 @@
 
 /* Log a line on the VM console (it lands in the container's boot log on the host). */
 void guest_log(const char *fmt, ...) _printf_(1, 2);
+/* With "cove.debug" on the kernel command line: log a timestamped step (boot time). */
+extern bool guest_debug;
+void guest_trace(const char *what);
 
 /*
  * A process started inside the container. After container_spawn() succeeds the caller owns the

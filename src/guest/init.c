@@ -23,6 +23,7 @@
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 
 #define OUT_QUEUE_MAX (4u << 20)  /* bytes waiting to go to the host */
 #define OUT_QUEUE_HIGH (1u << 20) /* stop reading the process above this */
@@ -42,6 +43,18 @@ struct init {
 	int status;
 	uint64_t exit_time;
 };
+
+bool guest_debug;
+
+void guest_trace(const char *what)
+{
+	struct timespec ts;
+
+	if (!guest_debug)
+		return;
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	guest_log("%5ld.%06ld %s", (long)ts.tv_sec, ts.tv_nsec / 1000, what);
+}
 
 void guest_log(const char *fmt, ...)
 {
@@ -207,7 +220,9 @@ static void handle_start(struct init *s, const struct proto_hdr *h, const uint8_
 		send_error(s, h->stream, PROTO_ERR_INTERNAL, "malformed START message");
 		return;
 	}
+	guest_trace("START received");
 	r = container_spawn(&m, &s->proc, &kind, msg, sizeof(msg));
+	guest_trace("process started");
 	proto_start_done(&m);
 	s->started = true;
 	if (r < 0) {
@@ -336,6 +351,7 @@ static void reap(struct init *s)
 			s->exited = true;
 			s->status = status;
 			s->exit_time = now_ns();
+			guest_trace("process exited");
 		}
 	}
 }
@@ -373,6 +389,7 @@ static void finish(struct init *s)
 		queue_frame(s, proto_put_exit(&s->out, 1, &e));
 	}
 	flush_out(s, true);
+	guest_trace("EXIT sent");
 	sync();
 	if (umount2(GUEST_ROOTFS, 0) < 0 && errno != EINVAL)
 		umount2(GUEST_ROOTFS, MNT_DETACH);
@@ -444,6 +461,19 @@ static void loop(struct init *s)
 	}
 }
 
+static bool cmdline_has(const char *word)
+{
+	_cleanup_free_ char *cmd = NULL;
+	size_t n = strlen(word);
+
+	if (read_file("/proc/cmdline", 4096, &cmd, NULL) < 0)
+		return false;
+	for (char *p = cmd; (p = strstr(p, word)); p += n)
+		if ((p == cmd || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\n' || !p[n]))
+			return true;
+	return false;
+}
+
 int main(void)
 {
 	struct init s = {
@@ -470,7 +500,10 @@ int main(void)
 		die("signalfd failed: %s", strerror(errno));
 
 	setup_system();
+	guest_debug = cmdline_has("cove.debug");
+	guest_trace("mounted");
 	s.port = open_port();
+	guest_trace("port open");
 	proto_reader_init(&s.reader);
 
 	uname(&u);

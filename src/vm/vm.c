@@ -121,12 +121,13 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 
 	str_printf(mem, sizeof(mem), "%lluM", (unsigned long long)(c->memory >> 20));
 	str_printf(smp, sizeof(smp), "%u", c->cpus);
-	if (c->kvm || !c->tsc_khz)
-		str_printf(append, sizeof(append), "console=ttyS0 quiet panic=-1 rdinit=/init");
-	else
-		str_printf(append, sizeof(append),
-			   "console=ttyS0 quiet panic=-1 rdinit=/init tsc_early_khz=%llu",
+	str_printf(append, sizeof(append), "console=ttyS0 quiet panic=-1 rdinit=/init%s",
+		   getenv("COVE_DEBUG") ? " cove.debug" : "");
+	if (!c->kvm && c->tsc_khz) {
+		size_t len = strlen(append);
+		str_printf(append + len, sizeof(append) - len, " tsc_early_khz=%llu",
 			   (unsigned long long)c->tsc_khz);
+	}
 	if (strchr(c->disk, ',') || strchr(c->boot_log, ','))
 		return cove_error_set(err, EINVAL, "paths given to QEMU must not contain ','");
 	if (str_printf(drive, sizeof(drive), "id=d0,file=%s,format=%s,if=none,cache=unsafe",
