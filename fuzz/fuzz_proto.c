@@ -54,6 +54,7 @@ static bool start_equal(const struct proto_start *a, const struct proto_start *b
 	return a->argc == b->argc && strv_equal(a->argv, b->argv, a->argc) && a->envc == b->envc &&
 	       strv_equal(a->env, b->env, a->envc) && strcmp(a->cwd, b->cwd) == 0 &&
 	       strcmp(a->hostname, b->hostname) == 0 && strcmp(a->rootfs, b->rootfs) == 0 &&
+	       strcmp(a->user, b->user) == 0 &&
 	       a->uid == b->uid && a->gid == b->gid && a->ngroups == b->ngroups &&
 	       (a->ngroups == 0 ||
 		memcmp(a->groups, b->groups, a->ngroups * sizeof(uint32_t)) == 0) &&
@@ -103,7 +104,7 @@ static void check_frame(const struct proto_hdr *h, const uint8_t *p)
 		struct proto_start m, m2;
 
 		if (proto_get_start(p, h->len, &m) < 0) {
-			must(!m.argv && !m.env && !m.cwd && !m.hostname && !m.rootfs && !m.groups);
+			must(!m.argv && !m.env && !m.cwd && !m.hostname && !m.rootfs && !m.user && !m.groups);
 			break;
 		}
 		must(m.argc >= 1 && m.argv[m.argc] == NULL && m.env && m.env[m.envc] == NULL);

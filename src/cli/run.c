@@ -30,7 +30,7 @@ static void usage(FILE *f)
 		"  -t, --tty                allocate a terminal in the container\n"
 		"  -e, --env K=V            set an environment variable (K alone: copy it from here)\n"
 		"  -w, --workdir DIR        working directory inside the container\n"
-		"  -u, --user UID[:GID]     run as this numeric user and group\n"
+		"  -u, --user USER[:GROUP]  run as this user (name or UID) and group (name or GID)\n"
 		"  -h, --hostname NAME      container host name (default: the short ID)\n"
 		"      --name NAME          name the container\n"
 		"      --cpus N             virtual CPUs of the VM (default 1)\n"
@@ -93,28 +93,18 @@ static int add_env(struct run_opts *o, const char *kv)
 	return 0;
 }
 
-static int parse_user(const char *s, uint32_t *uid, uint32_t *gid)
+/* docker's --user: name|uid[:group|gid]; names are resolved in the image by the guest. */
+static bool valid_user(const char *s)
 {
-	char u[64];
+	size_t n = strlen(s);
 	const char *colon = strchr(s, ':');
-	uint64_t v;
 
-	*gid = 0;
-	if (colon) {
-		if ((size_t)(colon - s) >= sizeof(u))
-			return -EINVAL;
-		memcpy(u, s, (size_t)(colon - s));
-		u[colon - s] = '\0';
-		if (parse_u64(colon + 1, UINT32_MAX - 1, &v) < 0)
-			return -EINVAL;
-		*gid = (uint32_t)v;
-	} else if (str_copy(u, sizeof(u), s) < 0) {
-		return -EINVAL;
-	}
-	if (parse_u64(u, UINT32_MAX - 1, &v) < 0)
-		return -EINVAL;
-	*uid = (uint32_t)v;
-	return 0;
+	if (n == 0 || n > 256 || s[0] == ':' || (colon && (colon[1] == '\0' || strchr(colon + 1, ':'))))
+		return false;
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p <= ' ' || *p == '/' || (unsigned char)*p == 0x7f)
+			return false;
+	return true;
 }
 
 static bool valid_hostname(const char *h)
@@ -213,6 +203,10 @@ static int parse_args(int argc, char **argv, struct run_opts *o, int *ret_optind
 			o->workdir = optarg;
 			break;
 		case 'u':
+			if (!valid_user(optarg)) {
+				cli_error("invalid --user '%s': expected NAME|UID[:GROUP|GID]", optarg);
+				return -EINVAL;
+			}
 			o->user = optarg;
 			break;
 		case 'h':
@@ -369,13 +363,7 @@ int cmd_run(int argc, char **argv)
 	start.cwd = (char *)(o.workdir ? o.workdir : "/");
 	start.hostname = hostname;
 	start.rootfs = (char *)"/dev/vda";
-	if (o.user && parse_user(o.user, &start.uid, &start.gid) < 0) {
-		cove_error_set(&err, EINVAL,
-			       "invalid --user '%s': expected a numeric UID or UID:GID (names are "
-			       "not supported yet)",
-			       o.user);
-		goto fail;
-	}
+	start.user = (char *)(o.user ? o.user : "");
 	start.terminal = o.tty;
 	start.open_stdin = o.interactive;
 

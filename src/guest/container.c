@@ -128,39 +128,146 @@ static void setup_dev(int efd, const char *root)
 	mount_or_fail(efd, "mqueue", path, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 }
 
-/* HOME for uid from the container's /etc/passwd, "/" when not found. */
-static void lookup_home(uid_t uid, char *home, size_t size)
+/* Split a colon-separated line of /etc/passwd or /etc/group into at most max fields. */
+static int split_fields(char *line, char **fields, int max)
+{
+	int n = 0;
+
+	line[strcspn(line, "\n")] = '\0';
+	while (n < max) {
+		fields[n++] = line;
+		line = strchr(line, ':');
+		if (!line)
+			break;
+		*line++ = '\0';
+	}
+	return n;
+}
+
+static bool parse_id(const char *s, uint32_t *ret)
+{
+	uint64_t v;
+
+	if (parse_u64(s, UINT32_MAX - 1, &v) < 0)
+		return false;
+	*ret = (uint32_t)v;
+	return true;
+}
+
+struct identity {
+	uint32_t uid, gid;
+	uint32_t groups[64];
+	uint32_t ngroups;
+	char name[256];
+	char home[1024];
+	bool found; /* the user has a passwd entry */
+};
+
+/* Look a user up by name or number in the container's /etc/passwd. */
+static void passwd_lookup(const char *user, bool numeric, uint32_t uid, struct identity *id)
 {
 	_cleanup_fclose_ FILE *f = fopen("/etc/passwd", "re");
-	char line[1024];
+	char line[2048];
 
-	str_copy(home, size, "/");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		char *fields[7] = { 0 };
-		char *p = line, *end;
-		int n = 0;
-		unsigned long v;
+	while (f && fgets(line, sizeof(line), f)) {
+		char *fld[7] = { 0 };
+		uint32_t v, g;
 
-		line[strcspn(line, "\n")] = '\0';
-		while (n < 7) {
-			fields[n++] = p;
-			p = strchr(p, ':');
-			if (!p)
-				break;
-			*p++ = '\0';
-		}
-		if (n < 6 || !fields[2][0])
+		if (split_fields(line, fld, 7) < 6 || !parse_id(fld[2], &v) || !parse_id(fld[3], &g))
 			continue;
-		errno = 0;
-		v = strtoul(fields[2], &end, 10);
-		if (errno || *end || v != uid)
+		if (numeric ? v != uid : strcmp(fld[0], user) != 0)
 			continue;
-		if (fields[5][0] == '/')
-			str_copy(home, size, fields[5]);
+		id->uid = v;
+		id->gid = g;
+		id->found = true;
+		str_copy(id->name, sizeof(id->name), fld[0]);
+		if (fld[5][0] == '/')
+			str_copy(id->home, sizeof(id->home), fld[5]);
 		return;
 	}
+}
+
+/* Resolve a group name or number into *ret_gid (group may be NULL); with member, also add
+ * every group that lists member to id->groups. */
+static int group_lookup(const char *group, uint32_t *ret_gid, const char *member,
+			struct identity *id)
+{
+	_cleanup_fclose_ FILE *f = fopen("/etc/group", "re");
+	char line[8192];
+	bool numeric = group && parse_id(group, ret_gid);
+	int found = group ? (numeric ? 1 : 0) : 1;
+
+	while (f && fgets(line, sizeof(line), f)) {
+		char *fld[4] = { 0 };
+		uint32_t g;
+
+		if (split_fields(line, fld, 4) < 3 || !parse_id(fld[2], &g))
+			continue;
+		if (group && !numeric && !found && strcmp(fld[0], group) == 0) {
+			*ret_gid = g;
+			found = 1;
+		}
+		if (member && fld[3] && id->ngroups < ARRAY_SIZE(id->groups)) {
+			for (char *p = fld[3], *end; p && *p; p = end) {
+				end = strchr(p, ',');
+				if (end)
+					*end++ = '\0';
+				if (strcmp(p, member) == 0) {
+					id->groups[id->ngroups++] = g;
+					break;
+				}
+			}
+		}
+	}
+	return found ? 0 : -ENOENT;
+}
+
+/*
+ * The identity the process runs as: docker's USER (name|uid[:group|gid]) resolved in the
+ * container's own /etc/passwd and /etc/group, or the numeric ids of START. A numeric uid need
+ * not exist (gid 0 then, as in docker); a name must.
+ */
+static void resolve_identity(int efd, const struct proto_start *m, struct identity *id)
+{
+	char user[257], *group;
+	uint32_t uid = 0;
+	bool numeric;
+
+	memset(id, 0, sizeof(*id));
+	str_copy(id->home, sizeof(id->home), "/");
+	if (!m->user || !m->user[0]) {
+		id->uid = m->uid;
+		id->gid = m->gid;
+		id->ngroups = m->ngroups < ARRAY_SIZE(id->groups) ? m->ngroups : ARRAY_SIZE(id->groups);
+		if (id->ngroups)
+			memcpy(id->groups, m->groups, id->ngroups * sizeof(uint32_t));
+		struct identity tmp = { 0 };
+		passwd_lookup(NULL, true, m->uid, &tmp);
+		if (tmp.found && tmp.home[0])
+			str_copy(id->home, sizeof(id->home), tmp.home);
+		return;
+	}
+	str_copy(user, sizeof(user), m->user);
+	group = strchr(user, ':');
+	if (group)
+		*group++ = '\0';
+	numeric = parse_id(user, &uid);
+	passwd_lookup(user, numeric, uid, id);
+	if (!id->found) {
+		if (!numeric)
+			child_fail(efd, PROTO_ERR_EXEC, ENOENT,
+				   "unable to find user '%s': no matching entry in the image's /etc/passwd",
+				   user);
+		id->uid = uid;
+		id->gid = 0;
+	}
+	if (group && group_lookup(group, &id->gid, NULL, id) < 0)
+		child_fail(efd, PROTO_ERR_EXEC, ENOENT,
+			   "unable to find group '%s': no matching entry in the image's /etc/group",
+			   group);
+	/* supplementary groups: where /etc/group lists the user by name */
+	if (id->found)
+		(void)group_lookup(NULL, &(uint32_t){ 0 }, id->name, id);
 }
 
 static const char *env_get(char **env, const char *key)
@@ -214,7 +321,7 @@ static int child_main(void *arg)
 	const struct proto_start *m = c->m;
 	int efd = c->err_fd;
 	char **env = m->env;
-	char home[1024];
+	struct identity id;
 	sigset_t none;
 	int r;
 
@@ -254,6 +361,7 @@ static int child_main(void *arg)
 		child_fail(efd, PROTO_ERR_INTERNAL, errno, "cannot create working directory '%s': %s",
 			   m->cwd, strerror(errno));
 
+	resolve_identity(efd, m, &id);
 	if (!env_get(env, "HOME")) {
 		size_t n = m->envc;
 		char **e = calloc(n + 2, sizeof(char *));
@@ -261,8 +369,7 @@ static int child_main(void *arg)
 
 		if (!e)
 			child_fail(efd, PROTO_ERR_INTERNAL, ENOMEM, "out of memory");
-		lookup_home(m->uid, home, sizeof(home));
-		str_printf(home_kv, sizeof(home_kv), "HOME=%s", home);
+		str_printf(home_kv, sizeof(home_kv), "HOME=%s", id.home);
 		memcpy(e, env, n * sizeof(char *));
 		e[n] = home_kv;
 		env = e;
@@ -284,10 +391,13 @@ static int child_main(void *arg)
 				   strerror(errno));
 	}
 
-	if (setgroups(m->ngroups, m->groups) < 0 || setresgid(m->gid, m->gid, m->gid) < 0 ||
-	    setresuid(m->uid, m->uid, m->uid) < 0)
-		child_fail(efd, PROTO_ERR_INTERNAL, errno, "cannot switch to user %u:%u: %s", m->uid,
-			   m->gid, strerror(errno));
+	/* the terminal belongs to the user it runs as */
+	if (m->terminal)
+		(void)fchown(0, id.uid, (gid_t)-1);
+	if (setgroups(id.ngroups, id.groups) < 0 || setresgid(id.gid, id.gid, id.gid) < 0 ||
+	    setresuid(id.uid, id.uid, id.uid) < 0)
+		child_fail(efd, PROTO_ERR_INTERNAL, errno, "cannot switch to user %u:%u: %s", id.uid,
+			   id.gid, strerror(errno));
 
 	if (chdir(m->cwd) < 0)
 		child_fail(efd, PROTO_ERR_EXEC, errno, "cannot change to working directory '%s': %s",
@@ -373,8 +483,6 @@ int container_spawn(const struct proto_start *m, struct container_proc *ret, uin
 		c.pty_slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
 		if (c.pty_slave < 0)
 			goto fail_errno;
-		if (m->uid != 0)
-			(void)fchown(c.pty_slave, m->uid, m->gid);
 	} else {
 		if (m->open_stdin) {
 			if (pipe2(inp, O_CLOEXEC) < 0)

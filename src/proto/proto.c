@@ -12,13 +12,14 @@
 /* Bounds the kernel itself imposes (__NEW_UTS_LEN, _NSIG - 1); part of the wire contract. */
 #define PROTO_MAX_KERNEL   64
 #define PROTO_MAX_HOSTNAME 64
+#define PROTO_MAX_USER     256
 #define PROTO_MAX_SIGNAL   64
 
 #define HELLO_MIN (4u + 4u)
 #define HELLO_MAX (HELLO_MIN + PROTO_MAX_KERNEL)
-/* argc + one argv string, envc, cwd, hostname, rootfs, uid, gid, ngroups, terminal,
+/* argc + one argv string, envc, cwd, hostname, rootfs, user, uid, gid, ngroups, terminal,
  * open_stdin, rows, cols: the smallest payload that can possibly decode. */
-#define START_MIN  (4u + 4u + 4u + 3u * 4u + 4u + 4u + 4u + 1u + 1u + 2u + 2u)
+#define START_MIN  (4u + 4u + 4u + 4u * 4u + 4u + 4u + 4u + 1u + 1u + 2u + 2u)
 #define ERROR_MIN  (4u + 4u)
 #define ERROR_MAX  (ERROR_MIN + PROTO_MAX_MESSAGE)
 #define EXIT_SIZE  5u
@@ -177,6 +178,9 @@ static int start_check(const struct proto_start *m, size_t *ret_len)
 		return r;
 	if (m->rootfs[0] != '/')
 		return -EINVAL;
+	r = string_check(m->user ? m->user : "", PROTO_MAX_USER, &total);
+	if (r < 0)
+		return r;
 	if (!id_valid(m->uid) || !id_valid(m->gid))
 		return -EINVAL;
 	if (m->ngroups > PROTO_MAX_LIST || (m->ngroups > 0 && !m->groups))
@@ -361,6 +365,7 @@ int proto_put_start(struct buf *out, uint32_t stream, const struct proto_start *
 	w = w_str(w, m->cwd);
 	w = w_str(w, m->hostname);
 	w = w_str(w, m->rootfs);
+	w = w_str(w, m->user ? m->user : "");
 	w = w_u32(w, m->uid);
 	w = w_u32(w, m->gid);
 	w = w_u32(w, m->ngroups);
@@ -562,6 +567,7 @@ void proto_start_done(struct proto_start *m)
 	free(m->cwd);
 	free(m->hostname);
 	free(m->rootfs);
+	free(m->user);
 	free(m->groups);
 	*m = (struct proto_start){};
 }
@@ -613,6 +619,9 @@ int proto_get_start(const uint8_t *p, size_t len, struct proto_start *ret)
 	if (r < 0)
 		return r;
 	r = r_str(&c, PROTO_MAX_STRING, &m.rootfs);
+	if (r < 0)
+		return r;
+	r = r_str(&c, PROTO_MAX_USER, &m.user);
 	if (r < 0)
 		return r;
 	r = r_u32(&c, &m.uid);

@@ -22,7 +22,7 @@
 
 #include "../util/buf.h"
 
-#define PROTO_VERSION 1
+#define PROTO_VERSION 2
 #define PROTO_HDR_SIZE 12
 #define PROTO_MAX_PAYLOAD (1u << 20)    /* any frame */
 #define PROTO_MAX_DATA (32u * 1024)     /* one STDIN/STDOUT/STDERR chunk */
@@ -66,6 +66,9 @@ struct proto_start {
 	char *cwd;          /* absolute path inside the container */
 	char *hostname;     /* may be "" */
 	char *rootfs;       /* guest block device holding the root filesystem, "/dev/vda" */
+	char *user;         /* NULL or "", or docker's USER: name|uid[:group|gid], looked up in the
+			     * container's /etc/passwd and /etc/group by the guest; when set it
+			     * replaces uid, gid and groups */
 	uint32_t uid;
 	uint32_t gid;
 	uint32_t *groups;   /* additional gids */

@@ -18,7 +18,7 @@ one_line_125 "unknown option" "unknown option" "$COVE" run --bogus busybox true
 one_line_125 "bad --memory" "invalid --memory" "$COVE" run --memory lots busybox true
 one_line_125 "too little --memory" "too small" "$COVE" run --memory 1m busybox true
 one_line_125 "bad --cpus" "invalid --cpus" "$COVE" run --cpus zero busybox true
-one_line_125 "bad --user" "invalid --user" "$COVE" run -u bob:x busybox true
+one_line_125 "bad --user" "invalid --user" "$COVE" run -u 'a b' busybox true
 one_line_125 "relative -w" "absolute" "$COVE" run -w rel busybox true
 one_line_125 "unknown image" "not found" "$COVE" run nosuchimage true
 one_line_125 "missing image" "missing IMAGE" "$COVE" run

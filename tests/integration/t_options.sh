@@ -17,6 +17,15 @@ mem_kb=$(echo "$out" | sed -n 6p | awk '{print $2}')
 if [ -n "$mem_kb" ] && [ "$mem_kb" -gt 200000 ] && [ "$mem_kb" -le 262144 ]; then ok "--memory 256m is the VM's memory ($mem_kb kB)"; else not_ok "--memory 256m is the VM's memory" "MemTotal: $mem_kb kB"; fi
 expect "--cpus 2 gives two CPUs" 2 "$(echo "$out" | sed -n 7p)"
 
+# user and group names come from the image's /etc/passwd and /etc/group
+out=$("$COVE" run --rm -u www-data:mail busybox sh -c 'id; echo $HOME' 2>&1)
+expect "-u NAME:GROUP resolves in the image" "uid=33(www-data) gid=12(mail) /var/www" "$(echo $out)"
+out=$("$COVE" run --rm -u 0:nogroup busybox id 2>&1)
+expect "-u keeps the supplementary groups /etc/group gives" "uid=0(root) gid=65534(nogroup) groups=10(wheel)" "$out"
+"$COVE" run --rm -u nosuchuser busybox id >/dev/null 2>"$T/err"
+rc=$?
+if [ $rc -eq 126 ] && grep -q "unable to find user 'nosuchuser'" "$T/err"; then ok "an unknown user name fails with 126 and says so"; else not_ok "an unknown user name fails with 126 and says so" "rc=$rc $(cat "$T/err")"; fi
+
 # the default environment and hostname
 out=$("$COVE" run --rm busybox sh -c 'echo $PATH; echo $HOME; hostname | wc -c' 2>&1)
 expect "default PATH" /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$(echo "$out" | sed -n 1p)"

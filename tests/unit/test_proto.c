@@ -74,6 +74,7 @@ static void s_paths(struct buf *b)
 	b_str(b, "/");
 	b_str(b, "box");
 	b_str(b, "/dev/vda");
+	b_str(b, ""); /* user */
 }
 
 static void s_ids(struct buf *b)
@@ -99,7 +100,7 @@ static int get_start(const struct buf *b, struct proto_start *m)
 
 static bool start_is_zero(const struct proto_start *m)
 {
-	return !m->argv && !m->env && !m->cwd && !m->hostname && !m->rootfs && !m->groups &&
+	return !m->argv && !m->env && !m->cwd && !m->hostname && !m->rootfs && !m->user && !m->groups &&
 	       m->argc == 0 && m->envc == 0 && m->ngroups == 0;
 }
 
@@ -287,8 +288,8 @@ TEST(hdr_rejects_error_bounds)
 
 TEST(hdr_rejects_start_too_short)
 {
-	CHECK_EQ_INT(hdr(42, PROTO_START, 0, 1), 0);
-	CHECK_EQ_INT(hdr(41, PROTO_START, 0, 1), -EPROTO);
+	CHECK_EQ_INT(hdr(46, PROTO_START, 0, 1), 0);
+	CHECK_EQ_INT(hdr(45, PROTO_START, 0, 1), -EPROTO);
 }
 
 TEST(hdr_rejects_hello_stream_nonzero)
@@ -383,7 +384,8 @@ TEST(start_roundtrip)
 	uint32_t groups[] = { 0, 10, 4294967294u };
 	struct proto_start m = {
 		.argv = argv, .argc = 4, .env = env, .envc = 3, .cwd = (char *)"/root",
-		.hostname = (char *)"box", .rootfs = (char *)"/dev/vda", .uid = 1000,
+		.hostname = (char *)"box", .rootfs = (char *)"/dev/vda", .user = (char *)"app:staff",
+		.uid = 1000,
 		.gid = 4294967294u, .groups = groups, .ngroups = 3, .terminal = 1,
 		.open_stdin = 1, .rows = 0xffff, .cols = 0x1234,
 	}, d;
@@ -400,6 +402,7 @@ TEST(start_roundtrip)
 	CHECK(strv_equal(env, d.env, 3));
 	CHECK_EQ_STR(d.cwd, "/root");
 	CHECK_EQ_STR(d.hostname, "box");
+	CHECK_EQ_STR(d.user, "app:staff");
 	CHECK_EQ_STR(d.rootfs, "/dev/vda");
 	CHECK_EQ_INT(d.uid, 1000);
 	CHECK_EQ_INT(d.gid, 4294967294u);
@@ -871,21 +874,29 @@ START_REJECT(get_start_rejects_nul_in_env,
 	     (s_argv(&b), b_u32(&b, 1), b_strn(&b, "A=\0", 3), s_paths(&b), s_ids(&b), s_tty(&b)),
 	     -EPROTO)
 START_REJECT(get_start_rejects_cwd_relative,
-	     (s_argv(&b), s_env(&b), b_str(&b, "tmp"), b_str(&b, "h"), b_str(&b, "/dev/vda"),
+	     (s_argv(&b), s_env(&b), b_str(&b, "tmp"), b_str(&b, "h"), b_str(&b, "/dev/vda"), b_str(&b, ""),
 	      s_ids(&b), s_tty(&b)),
 	     -EPROTO)
 START_REJECT(get_start_rejects_cwd_empty,
-	     (s_argv(&b), s_env(&b), b_str(&b, ""), b_str(&b, "h"), b_str(&b, "/dev/vda"),
+	     (s_argv(&b), s_env(&b), b_str(&b, ""), b_str(&b, "h"), b_str(&b, "/dev/vda"), b_str(&b, ""),
 	      s_ids(&b), s_tty(&b)),
 	     -EPROTO)
 START_REJECT(get_start_rejects_hostname_over_64,
 	     (s_argv(&b), s_env(&b), b_str(&b, "/"),
 	      b_str(&b, "hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh"),
-	      b_str(&b, "/dev/vda"), s_ids(&b), s_tty(&b)),
+	      b_str(&b, "/dev/vda"), b_str(&b, ""), s_ids(&b), s_tty(&b)),
 	     -EPROTO)
 START_REJECT(get_start_rejects_rootfs_relative,
-	     (s_argv(&b), s_env(&b), b_str(&b, "/"), b_str(&b, "h"), b_str(&b, "vda"), s_ids(&b),
+	     (s_argv(&b), s_env(&b), b_str(&b, "/"), b_str(&b, "h"), b_str(&b, "vda"), b_str(&b, ""), s_ids(&b),
 	      s_tty(&b)),
+	     -EPROTO)
+START_REJECT(get_start_rejects_user_over_256,
+	     (s_argv(&b), s_env(&b), b_str(&b, "/"), b_str(&b, "h"), b_str(&b, "/dev/vda"),
+	      b_strn(&b, "uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu"
+			 "uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu"
+			 "uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu"
+			 "uuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuuu", 257),
+	      s_ids(&b), s_tty(&b)),
 	     -EPROTO)
 START_REJECT(get_start_rejects_uid_minus_one,
 	     (s_argv(&b), s_env(&b), s_paths(&b), b_u32(&b, UINT32_MAX), b_u32(&b, 0), b_u32(&b, 0),
@@ -1504,6 +1515,7 @@ int main(void)
 	RUN(get_start_rejects_cwd_empty);
 	RUN(get_start_rejects_hostname_over_64);
 	RUN(get_start_rejects_rootfs_relative);
+	RUN(get_start_rejects_user_over_256);
 	RUN(get_start_rejects_uid_minus_one);
 	RUN(get_start_rejects_gid_minus_one);
 	RUN(get_start_rejects_group_minus_one);
