@@ -44,3 +44,23 @@ kill -TERM $cli
 wait $cli
 rc=$?
 expect "SIGTERM is forwarded to the container" "3 got-term" "$rc $(grep got-term "$T/sig")"
+
+# QEMU killed under a running container: cove run says so and exits 125, it does not hang
+"$COVE" run --rm busybox sh -c 'echo up; sleep 300' >"$T/up2" 2>"$T/err2" &
+cli=$!
+for _ in $(seq 1 300); do grep -q up "$T/up2" && break; sleep 0.1; done
+qemu=$(qemu_children $cli)
+if [ -n "$qemu" ]; then
+	kill -9 "$qemu"
+	for _ in $(seq 1 100); do kill -0 $cli 2>/dev/null || break; sleep 0.1; done
+	if kill -0 $cli 2>/dev/null; then
+		not_ok "a killed QEMU ends cove run with 125" "cove run still running"
+		kill -9 $cli
+	else
+		wait $cli
+		rc=$?
+		if [ $rc -eq 125 ] && grep -q "the VM stopped" "$T/err2"; then ok "a killed QEMU ends cove run with 125"; else not_ok "a killed QEMU ends cove run with 125" "rc=$rc" "$(cat "$T/err2")"; fi
+	fi
+else
+	not_ok "a killed QEMU ends cove run with 125" "no QEMU found"
+fi
