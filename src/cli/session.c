@@ -34,7 +34,7 @@ static int fail_vm_gone(struct session *s, const char *when, struct cove_error *
 {
 	char why[1024];
 
-	vm_explain(s->vc, why, sizeof(why));
+	vm_explain(s->vc, s->vm, why, sizeof(why));
 	return cove_error_set(err, EIO, "the VM stopped %s: %s", when, why);
 }
 
@@ -267,7 +267,7 @@ int session_run(struct vm *vm, const struct vm_config *vc, const struct proto_st
 			if (now >= boot_deadline) {
 				char why[1024];
 				vm_kill(vm);
-				vm_explain(vc, why, sizeof(why));
+				vm_explain(vc, vm, why, sizeof(why));
 				r = cove_error_set(err, ETIMEDOUT,
 						   "the VM did not answer within %d s: %s",
 						   o->boot_timeout_ms / 1000, why);

@@ -235,6 +235,8 @@ int vm_wait(struct vm *vm, int timeout_ms, int *ret_status)
 		pid_t r = waitpid(vm->pid, &status, WNOHANG);
 		if (r == vm->pid) {
 			vm->pid = 0;
+			vm->status = status;
+			vm->reaped = true;
 			if (ret_status)
 				*ret_status = status;
 			return 1;
@@ -259,9 +261,11 @@ void vm_kill(struct vm *vm)
 {
 	if (vm->pid > 0) {
 		kill(vm->pid, SIGKILL);
-		while (waitpid(vm->pid, NULL, 0) < 0 && errno == EINTR)
+		vm->killed = true;
+		while (waitpid(vm->pid, &vm->status, 0) < 0 && errno == EINTR)
 			;
 		vm->pid = 0;
+		vm->reaped = true;
 	}
 }
 
@@ -316,12 +320,17 @@ static int pick_line(const char *path, const char *const *prefer, size_t nprefer
 	return 0;
 }
 
-void vm_explain(const struct vm_config *c, char *buf, size_t size)
+void vm_explain(const struct vm_config *c, const struct vm *vm, char *buf, size_t size)
 {
 	static const char *const qemu_prefer[] = { "qemu" };
 	static const char *const boot_prefer[] = { "Kernel panic", "cove-init: fatal", "cove-init:" };
 	char line[512];
 
+	if (vm && vm->reaped && !vm->killed && WIFSIGNALED(vm->status)) {
+		str_printf(buf, size, "QEMU was killed by signal %d (%s)", WTERMSIG(vm->status),
+			   strsignal(WTERMSIG(vm->status)));
+		return;
+	}
 	if (pick_line(c->qemu_log, qemu_prefer, ARRAY_SIZE(qemu_prefer), line, sizeof(line)) == 0) {
 		str_printf(buf, size, "QEMU said: %s", line);
 		return;

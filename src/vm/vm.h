@@ -28,7 +28,10 @@ struct vm_config {
 };
 
 struct vm {
-	pid_t pid;
+	pid_t pid;   /* 0 once reaped */
+	int status;  /* wait status, valid once reaped */
+	bool reaped;
+	bool killed; /* we killed it */
 	int pidfd;   /* readable when QEMU exits; -1 where pidfd_open is missing */
 	int ctl_fd;  /* host end of the control channel */
 };
@@ -51,7 +54,8 @@ int vm_wait(struct vm *vm, int timeout_ms, int *ret_status);
 void vm_kill(struct vm *vm);
 void vm_done(struct vm *vm);
 /*
- * Explain why a VM failed in one line: QEMU's last stderr line, or else the most telling line
- * of the boot log (a kernel panic, a cove-init error, or the last line).
+ * Explain why a VM failed in one line: that QEMU was killed by a signal (not by us), or QEMU's
+ * last stderr line, or else the most telling line of the boot log (a kernel panic, a cove-init
+ * error, or the last line).
  */
-void vm_explain(const struct vm_config *c, char *buf, size_t size);
+void vm_explain(const struct vm_config *c, const struct vm *vm, char *buf, size_t size);

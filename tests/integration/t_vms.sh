@@ -59,7 +59,7 @@ if [ -n "$qemu" ]; then
 	else
 		wait $cli
 		rc=$?
-		if [ $rc -eq 125 ] && grep -q "the VM stopped" "$T/err2"; then ok "a killed QEMU ends cove run with 125"; else not_ok "a killed QEMU ends cove run with 125" "rc=$rc" "$(cat "$T/err2")"; fi
+		if [ $rc -eq 125 ] && grep -q "QEMU was killed by signal 9" "$T/err2"; then ok "a killed QEMU ends cove run with 125"; else not_ok "a killed QEMU ends cove run with 125" "rc=$rc" "$(cat "$T/err2")"; fi
 	fi
 else
 	not_ok "a killed QEMU ends cove run with 125" "no QEMU found"
