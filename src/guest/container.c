@@ -54,26 +54,6 @@ static void child_fail(int fd, uint32_t kind, int err, const char *fmt, ...)
 	_exit(127);
 }
 
-static int mkdir_p(const char *path, mode_t mode)
-{
-	char tmp[4096];
-	char *p;
-
-	if (str_copy(tmp, sizeof(tmp), path) < 0)
-		return -ENAMETOOLONG;
-	for (p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 static void mount_or_fail(int efd, const char *src, const char *dst, const char *type,
 			  unsigned long flags, const char *data)
 {

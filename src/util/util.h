@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -80,5 +81,7 @@ int parse_u64(const char *s, uint64_t max, uint64_t *ret);
 int parse_size(const char *s, uint64_t *ret);
 /* Monotonic clock in nanoseconds. */
 uint64_t now_ns(void);
+/* mkdir -p: create path and its missing parents with mode; 0 if it exists already. */
+int mkdir_p(const char *path, mode_t mode);
 /* Set or clear O_NONBLOCK. */
 int fd_set_nonblock(int fd, bool on);
