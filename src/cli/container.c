@@ -177,7 +177,8 @@ int container_create(const struct cli_paths *p, const char *name, bool rm, struc
 	return 0;
 }
 
-int container_disk_from_image(struct container *c, const char *image, struct cove_error *err)
+int container_disk_from_image(struct container *c, const char *image, const char *snapshot,
+			      struct cove_error *err)
 {
 	char backing[PATH_MAX];
 	struct stat st;
@@ -186,6 +187,16 @@ int container_disk_from_image(struct container *c, const char *image, struct cov
 		return cove_error_set(err, errno, "cannot open image '%s': %s", image, strerror(errno));
 	str_printf(c->disk, sizeof(c->disk), "%s/disk.qcow2", c->dir);
 	str_copy(c->disk_format, sizeof(c->disk_format), "qcow2");
+	/* which store snapshot the disk sits on, so that `image rm` can refuse to pull it away */
+	if (snapshot && snapshot[0]) {
+		char line[160];
+		int r;
+
+		str_printf(line, sizeof(line), "%s\n", snapshot);
+		r = write_small(c->dir, "image", line);
+		if (r < 0)
+			return cove_error_set(err, r, "cannot write in '%s': %s", c->dir, strerror(-r));
+	}
 	return qcow2_create_overlay(c->disk, backing, "raw", ((uint64_t)st.st_size + 511) & ~511ULL,
 				    err);
 }

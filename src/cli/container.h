@@ -34,8 +34,10 @@ int container_resolve_image(const struct cli_paths *p, const char *ref, char *bu
  * owner died. */
 int container_create(const struct cli_paths *p, const char *name, bool rm, struct container *ret,
 		     struct cove_error *err);
-/* A copy-on-write qcow2 disk over a read-only base image. */
-int container_disk_from_image(struct container *c, const char *image, struct cove_error *err);
+/* A copy-on-write qcow2 disk over a read-only base image; snapshot (may be "") names the
+ * store snapshot it is, recorded for `cove image rm`. */
+int container_disk_from_image(struct container *c, const char *image, const char *snapshot,
+			      struct cove_error *err);
 /* A fresh ext4 disk written from a host directory. */
 int container_disk_from_dir(struct container *c, const char *dir, struct cove_error *err);
 /* Record the exit code, or remove everything for --rm; release the lock. */

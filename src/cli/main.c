@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* cove: Linux containers, each in its own lightweight virtual machine. */
 #include "cli.h"
+#include "images.h"
 
 #include "config.h"
 
@@ -9,6 +10,10 @@
 
 static const struct cli_command commands[] = {
 	{ "run", cmd_run, "Run a command in a new container" },
+	{ "pull", cmd_pull, "Pull an image from a registry" },
+	{ "push", cmd_push, "Push an image to a registry" },
+	{ "image", cmd_image, "Manage images (pull, push, ls, inspect, tag, rm, prune)" },
+	{ "registry", cmd_registry, "Log in to and out of registries" },
 	{ "system", cmd_system, "Show information about this host (system info)" },
 	{ "version", cmd_version, "Show the version" },
 };

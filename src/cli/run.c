@@ -3,6 +3,9 @@
 #define _GNU_SOURCE
 #include "cli.h"
 #include "container.h"
+#include "images.h"
+
+#include "image/pull.h"
 
 #include <getopt.h>
 #include <limits.h>
@@ -36,9 +39,13 @@ static void usage(FILE *f)
 		"      --cpus N             virtual CPUs of the VM (default 1)\n"
 		"  -m, --memory SIZE        memory of the VM, e.g. 256m, 1g (default 512m)\n"
 		"      --rootfs DIR         use a directory as the root filesystem instead of an image\n"
+		"      --entrypoint CMD     run CMD instead of the image's entrypoint (\"\" for none)\n"
+		"      --platform OS/ARCH   the platform to pull when IMAGE is not here yet\n"
 		"      --help               show this help\n"
 		"\n"
-		"Images available offline: busybox.\n"
+		"IMAGE is pulled from its registry when it is not here yet; busybox is available\n"
+		"offline. The image's entrypoint, command, environment, working directory and user\n"
+		"apply unless overridden.\n"
 		"Exit status: the command's own; 125 if cove failed, 126 if the command cannot be\n"
 		"executed, 127 if it was not found.\n");
 }
@@ -52,6 +59,8 @@ struct run_opts {
 	const char *hostname;
 	const char *name;
 	const char *rootfs;
+	const char *entrypoint;
+	const char *platform;
 	unsigned cpus;
 	uint64_t memory;
 };
@@ -157,7 +166,7 @@ static int boot_timeout_ms(bool kvm)
 
 static int parse_args(int argc, char **argv, struct run_opts *o, int *ret_optind)
 {
-	enum { OPT_RM = 256, OPT_NAME, OPT_CPUS, OPT_ROOTFS, OPT_HELP };
+	enum { OPT_RM = 256, OPT_NAME, OPT_CPUS, OPT_ROOTFS, OPT_HELP, OPT_ENTRYPOINT, OPT_PLATFORM };
 	static const struct option longopts[] = {
 		{ "rm", no_argument, NULL, OPT_RM },
 		{ "interactive", no_argument, NULL, 'i' },
@@ -170,6 +179,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o, int *ret_optind
 		{ "cpus", required_argument, NULL, OPT_CPUS },
 		{ "memory", required_argument, NULL, 'm' },
 		{ "rootfs", required_argument, NULL, OPT_ROOTFS },
+		{ "entrypoint", required_argument, NULL, OPT_ENTRYPOINT },
+		{ "platform", required_argument, NULL, OPT_PLATFORM },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ "detach", no_argument, NULL, 'd' },
 		{ 0 },
@@ -262,6 +273,12 @@ static int parse_args(int argc, char **argv, struct run_opts *o, int *ret_optind
 		case OPT_ROOTFS:
 			o->rootfs = optarg;
 			break;
+		case OPT_ENTRYPOINT:
+			o->entrypoint = optarg;
+			break;
+		case OPT_PLATFORM:
+			o->platform = optarg;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			return 1;
@@ -283,6 +300,78 @@ static int parse_args(int argc, char **argv, struct run_opts *o, int *ret_optind
 	return 0;
 }
 
+/*
+ * Find IMAGE: in the store (by name or ID), else the offline busybox, else pull it. Fills the
+ * base image path, its snapshot name ("" for the offline image) and its config (NULL when the
+ * image has none).
+ */
+static int resolve_image(const struct cli_paths *paths, const char *ref, const char *platform,
+			 char *image, size_t size, char *snapshot, size_t ssize,
+			 struct image_config **ret_config, struct cove_error *err)
+{
+	struct store *s = NULL;
+	struct store_image img;
+	struct image_manifest *m = NULL;
+	struct cove_error nf = { 0 };
+	int r;
+
+	*ret_config = NULL;
+	snapshot[0] = '\0';
+	r = images_open(paths, &s, err);
+	if (r < 0)
+		return r;
+	r = images_find(s, ref, &img, &nf);
+	if (r == -ENOENT && container_resolve_image(paths, ref, image, size, &nf) == 0) {
+		store_free(s);
+		return 0; /* the offline busybox */
+	}
+	if (r == -ENOENT)
+		r = images_pull(s, ref, platform, false, &img, err);
+	else if (r < 0)
+		*err = nf;
+	if (r == 0)
+		r = image_load_config(s, &img, NULL, &m, ret_config, err);
+	if (r == 0 && (str_printf(image, size, "%s/%s", store_root(s), img.snapshot) < 0 ||
+		       str_copy(snapshot, ssize, img.snapshot) < 0))
+		r = cove_error_set(err, ENAMETOOLONG, "image path too long");
+	image_manifest_free(m);
+	store_free(s);
+	return r;
+}
+
+/* docker's rules: --entrypoint replaces the image's (and drops its Cmd); arguments replace Cmd. */
+static char **build_argv(const struct run_opts *o, const struct image_config *c, char **args,
+			 size_t nargs, uint32_t *ret_argc)
+{
+	char **ep = NULL, **cmd = NULL, *user_ep[2] = { (char *)o->entrypoint, NULL };
+	size_t nep = 0, ncmd = 0, n = 0;
+	char **out;
+
+	if (o->entrypoint) {
+		ep = user_ep;
+		nep = o->entrypoint[0] ? 1 : 0;
+	} else if (c) {
+		ep = c->entrypoint;
+		nep = c->n_entrypoint;
+	}
+	if (nargs) {
+		cmd = args;
+		ncmd = nargs;
+	} else if (c && !o->entrypoint) {
+		cmd = c->cmd;
+		ncmd = c->n_cmd;
+	}
+	out = calloc(nep + ncmd + 1, sizeof(char *));
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < nep; i++)
+		out[n++] = ep[i];
+	for (size_t i = 0; i < ncmd; i++)
+		out[n++] = cmd[i];
+	*ret_argc = (uint32_t)n;
+	return out;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	struct run_opts o = { .cpus = 1, .memory = DEFAULT_MEMORY };
@@ -294,11 +383,11 @@ int cmd_run(int argc, char **argv)
 	struct proto_start start = { 0 };
 	struct session_opts so = { 0 };
 	struct session_result res = { .exit_code = EXIT_COVE };
-	char qemu[PATH_MAX], image[PATH_MAX + 64], hostname[65];
-	_cleanup_free_ char **env = NULL;
+	char qemu[PATH_MAX], image[PATH_MAX + 64], hostname[65], snapshot[128] = "";
+	_cleanup_free_ char **env = NULL, **base_env = NULL, **run_argv = NULL;
+	struct image_config *cfg = NULL;
 	char sh[] = "sh";
 	char *default_argv[] = { sh, NULL };
-	char *base_env[3];
 	char term_env[] = "TERM=xterm", path_env[] = DEFAULT_PATH, host_env[80];
 	size_t nbase = 0;
 	int first, r, exit_code = EXIT_COVE;
@@ -317,7 +406,8 @@ int cmd_run(int argc, char **argv)
 	/* the root filesystem: an offline image, or a directory */
 	if (!o.rootfs) {
 		const char *img = argv[first++];
-		if (container_resolve_image(&paths, img, image, sizeof(image), &err) < 0)
+		if (resolve_image(&paths, img, o.platform, image, sizeof(image), snapshot,
+				  sizeof(snapshot), &cfg, &err) < 0)
 			goto fail;
 	} else {
 		struct stat st;
@@ -337,29 +427,46 @@ int cmd_run(int argc, char **argv)
 	if (container_create(&paths, o.name, o.rm, &ct, &err) < 0)
 		goto fail;
 	if (o.rootfs ? container_disk_from_dir(&ct, o.rootfs, &err) < 0
-		     : container_disk_from_image(&ct, image, &err) < 0)
+		     : container_disk_from_image(&ct, image, snapshot, &err) < 0)
 		goto fail;
 
 	/* the process: argv, env, identity */
 	str_copy(hostname, sizeof(hostname), o.hostname ? o.hostname : ct.short_id);
 	str_printf(host_env, sizeof(host_env), "HOSTNAME=%s", hostname);
+	/* the image's environment (with a default PATH), ours, then -e */
+	base_env = calloc((cfg ? cfg->n_env : 0) + 4, sizeof(char *));
+	if (!base_env) {
+		cove_error_set(&err, ENOMEM, "out of memory");
+		goto fail;
+	}
 	base_env[nbase++] = path_env;
+	for (size_t i = 0; cfg && i < cfg->n_env; i++)
+		base_env[nbase++] = cfg->env[i];
 	base_env[nbase++] = host_env;
 	if (o.tty)
 		base_env[nbase++] = term_env;
 	env = merge_env(base_env, nbase, o.env, o.envc, &start.envc);
-	if (!env) {
+	run_argv = build_argv(&o, cfg, argv + first, (size_t)(argc - first), &start.argc);
+	if (!env || !run_argv) {
 		cove_error_set(&err, ENOMEM, "out of memory");
 		goto fail;
 	}
 	start.env = env;
-	if (first < argc) {
-		start.argv = argv + first;
-		start.argc = (uint32_t)(argc - first);
-	} else {
+	start.argv = run_argv;
+	if (start.argc == 0) {
+		if (cfg) {
+			cove_error_set(&err, EINVAL,
+				       "no command: the image has no entrypoint or command; give one "
+				       "after IMAGE");
+			goto fail;
+		}
 		start.argv = default_argv;
 		start.argc = 1;
 	}
+	if (!o.workdir && cfg && cfg->working_dir && cfg->working_dir[0] == '/')
+		o.workdir = cfg->working_dir;
+	if (!o.user && cfg && cfg->user && cfg->user[0])
+		o.user = cfg->user;
 	start.cwd = (char *)(o.workdir ? o.workdir : "/");
 	start.hostname = hostname;
 	start.rootfs = (char *)"/dev/vda";
@@ -416,6 +523,7 @@ fail:
 cleanup:
 	vm_done(&vm);
 	container_finish(&ct, exit_code);
+	image_config_free(cfg);
 out_opts:
 	for (size_t i = 0; i < o.envc; i++)
 		free(o.env[i]);

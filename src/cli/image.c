@@ -1,0 +1,590 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* cove image pull|ls|inspect|tag|rm|prune, and `cove pull`. */
+#define _GNU_SOURCE
+#include "cli.h"
+#include "images.h"
+
+#include "image/pull.h"
+#include "image/push.h"
+#include "image/reference.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: cove image COMMAND\n\n"
+		   "Commands:\n"
+		   "  pull [--platform OS/ARCH[/VARIANT]] [-q] IMAGE   pull an image from a registry\n"
+		   "  ls [-q] [--format json]                         list images\n"
+		   "  inspect IMAGE...                                show images as JSON\n"
+		   "  tag SOURCE TARGET                               give an image another name\n"
+		   "  rm [-f] IMAGE...                                remove images\n"
+		   "  prune                                           remove unused blobs and snapshots\n");
+}
+
+static bool is_help(const char *s)
+{
+	return strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0;
+}
+
+struct progress_ctx {
+	bool quiet;
+	bool tty;
+	const char *ref;
+};
+
+static void short_digest(const char *digest, char *buf, size_t size)
+{
+	const char *hex = strchr(digest, ':');
+
+	str_printf(buf, size, "%.12s", hex ? hex + 1 : digest);
+}
+
+static void on_progress(enum pull_event ev, const char *digest, uint64_t size, void *userdata)
+{
+	struct progress_ctx *p = userdata;
+	char id[16];
+
+	if (p->quiet)
+		return;
+	short_digest(digest, id, sizeof(id));
+	switch (ev) {
+	case PULL_RESOLVED:
+		/* said only once the registry answered, so that a failure is one line */
+		fprintf(stderr, "pulling %s (%s)\n", p->ref, digest);
+		break;
+	case PULL_LAYER_HAVE:
+		fprintf(stderr, "%s: already present\n", id);
+		break;
+	case PULL_LAYER_DONE:
+		fprintf(stderr, "%s: pulled %.1f MB\n", id, (double)size / 1e6);
+		break;
+	case PULL_UNPACKING:
+		fprintf(stderr, "writing the root filesystem\n");
+		break;
+	case PULL_DONE:
+		break;
+	}
+}
+
+int images_open(const struct cli_paths *p, struct store **ret, struct cove_error *err)
+{
+	char root[PATH_MAX + 16];
+	int r;
+
+	if (str_printf(root, sizeof(root), "%s/images", p->state) < 0)
+		return cove_error_set(err, ENAMETOOLONG, "state path too long");
+	r = mkdir_p(root, 0700);
+	if (r < 0)
+		return cove_error_set(err, r, "cannot create '%s': %s", root, strerror(-r));
+	return store_open(root, ret, err);
+}
+
+int images_pull(struct store *s, const char *ref, const char *platform, bool quiet,
+		struct store_image *ret, struct cove_error *err)
+{
+	struct image_platform plat;
+	struct progress_ctx pc = { .quiet = quiet, .tty = isatty(2) };
+	struct pull_opts o = { .progress = on_progress, .userdata = &pc };
+
+	if (platform) {
+		if (image_platform_parse(platform, &plat, err) < 0)
+			return -EINVAL;
+		o.platform = &plat;
+	}
+	pc.ref = ref;
+	return image_pull(s, ref, &o, ret, err);
+}
+
+int images_find(struct store *s, const char *ref, struct store_image *ret, struct cove_error *err)
+{
+	struct reference r;
+	char name[STORE_REFERENCE_MAX];
+	struct cove_error ignore = { 0 };
+
+	/* by name, normalized as docker does */
+	if (reference_parse(ref, &r, &ignore) == 0 && reference_format(&r, name, sizeof(name)) == 0 &&
+	    store_image_get(s, name, ret, &ignore) == 0)
+		return 0;
+	/* by ID: a prefix (at least 4 hex digits) of the manifest digest */
+	if (strlen(ref) >= 4 && strspn(ref, "0123456789abcdef") == strlen(ref)) {
+		_cleanup_free_ struct store_image *all = NULL;
+		size_t n = 0, found = SIZE_MAX;
+
+		if (store_image_list(s, &all, &n, err) < 0)
+			return -EIO;
+		for (size_t i = 0; i < n; i++) {
+			const char *hex = strchr(all[i].manifest_digest, ':');
+			if (!hex || strncmp(hex + 1, ref, strlen(ref)) != 0)
+				continue;
+			if (found != SIZE_MAX &&
+			    strcmp(all[found].manifest_digest, all[i].manifest_digest) != 0)
+				return cove_error_set(err, EINVAL,
+						      "image ID '%s' is ambiguous; give more digits",
+						      ref);
+			found = i;
+		}
+		if (found != SIZE_MAX) {
+			*ret = all[found];
+			return 0;
+		}
+	}
+	return cove_error_set(err, ENOENT, "no image '%s' here; pull it with 'cove pull %s'", ref,
+			      ref);
+}
+
+static int cmd_pull_args(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "platform", required_argument, NULL, 'p' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct cove_error err = { 0 };
+	struct cli_paths paths;
+	struct store *s = NULL;
+	struct store_image img;
+	const char *platform = NULL;
+	bool quiet = false;
+	int c, r;
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+qh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			platform = optarg;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'h':
+			printf("Usage: cove pull [--platform OS/ARCH[/VARIANT]] [-q] IMAGE\n\n"
+			       "Pull an image from a registry into the local store.\n");
+			return 0;
+		default:
+			cli_error("unknown option '%s'; see 'cove pull --help'", argv[optind - 1]);
+			return EXIT_COVE;
+		}
+	}
+	if (optind != argc - 1) {
+		cli_error("pull takes one IMAGE; see 'cove pull --help'");
+		return EXIT_COVE;
+	}
+	if (paths_init(&paths, &err) < 0 || images_open(&paths, &s, &err) < 0) {
+		cli_error("%s", err.msg);
+		return EXIT_COVE;
+	}
+	r = images_pull(s, argv[optind], platform, quiet, &img, &err);
+	store_free(s);
+	if (r < 0) {
+		cli_error("%s", err.msg);
+		return EXIT_COVE;
+	}
+	printf("%s\n", img.manifest_digest);
+	return 0;
+}
+
+/* Bytes the snapshot occupies on disk (it is sparse). */
+static uint64_t snapshot_bytes(struct store *s, const struct store_image *img)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (!img->snapshot[0] ||
+	    str_printf(path, sizeof(path), "%s/%s", store_root(s), img->snapshot) < 0 ||
+	    stat(path, &st) < 0)
+		return 0;
+	return (uint64_t)st.st_blocks * 512;
+}
+
+static void split_ref(const char *ref, char *repo, size_t rsize, char *tag, size_t tsize)
+{
+	struct reference r;
+	struct cove_error ignore = { 0 };
+
+	if (reference_parse(ref, &r, &ignore) < 0) {
+		str_copy(repo, rsize, ref);
+		str_copy(tag, tsize, "<none>");
+		return;
+	}
+	str_printf(repo, rsize, "%s/%s", r.registry, r.repository);
+	str_copy(tag, tsize, r.tag[0] ? r.tag : "<none>");
+}
+
+static int cmd_ls(int argc, char **argv)
+{
+	struct cove_error err = { 0 };
+	struct cli_paths paths;
+	struct store *s = NULL;
+	_cleanup_free_ struct store_image *all = NULL;
+	bool quiet = false, json = false;
+	size_t n = 0;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-q") == 0 || strcmp(argv[i], "--quiet") == 0)
+			quiet = true;
+		else if (strcmp(argv[i], "--format") == 0 && i + 1 < argc &&
+			 strcmp(argv[i + 1], "json") == 0)
+			json = true, i++;
+		else if (strcmp(argv[i], "--format=json") == 0)
+			json = true;
+		else if (is_help(argv[i])) {
+			printf("Usage: cove image ls [-q] [--format json]\n");
+			return 0;
+		} else {
+			cli_error("unknown option '%s' for image ls; see 'cove image --help'", argv[i]);
+			return EXIT_COVE;
+		}
+	}
+	if (paths_init(&paths, &err) < 0 || images_open(&paths, &s, &err) < 0 ||
+	    store_image_list(s, &all, &n, &err) < 0) {
+		cli_error("%s", err.msg);
+		store_free(s);
+		return EXIT_COVE;
+	}
+	if (json) {
+		json_t *arr = json_array();
+		for (size_t i = 0; i < n; i++) {
+			char repo[STORE_REFERENCE_MAX], tag[256];
+			split_ref(all[i].reference, repo, sizeof(repo), tag, sizeof(tag));
+			json_array_append_new(
+				arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "name",
+					       all[i].reference, "repository", repo, "tag", tag,
+					       "digest", all[i].manifest_digest, "mediaType",
+					       image_media_type_to_string(all[i].media_type),
+					       "created", (json_int_t)all[i].created, "size",
+					       (json_int_t)snapshot_bytes(s, &all[i])));
+		}
+		char *out = json_dumps(arr, JSON_INDENT(2));
+		if (out)
+			printf("%s\n", out);
+		free(out);
+		json_decref(arr);
+	} else {
+		if (!quiet)
+			printf("%-40s %-16s %-14s %-20s %s\n", "REPOSITORY", "TAG", "IMAGE ID",
+			       "CREATED", "SIZE");
+		for (size_t i = 0; i < n; i++) {
+			char repo[STORE_REFERENCE_MAX], tag[256], id[16], when[32];
+			time_t t = (time_t)all[i].created;
+			struct tm tm;
+
+			short_digest(all[i].manifest_digest, id, sizeof(id));
+			if (quiet) {
+				printf("%s\n", id);
+				continue;
+			}
+			split_ref(all[i].reference, repo, sizeof(repo), tag, sizeof(tag));
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M", localtime_r(&t, &tm));
+			printf("%-40s %-16s %-14s %-20s %.1f MB\n", repo, tag, id, when,
+			       (double)snapshot_bytes(s, &all[i]) / 1e6);
+		}
+	}
+	store_free(s);
+	return 0;
+}
+
+static json_t *strv_json(char **v, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, json_string(v[i]));
+	return a;
+}
+
+static int cmd_inspect(int argc, char **argv)
+{
+	struct cove_error err = { 0 };
+	struct cli_paths paths;
+	struct store *s = NULL;
+	json_t *arr;
+	int rc = 0;
+
+	if (argc < 2 || is_help(argv[1])) {
+		printf("Usage: cove image inspect IMAGE...\n");
+		return argc < 2 ? EXIT_COVE : 0;
+	}
+	if (paths_init(&paths, &err) < 0 || images_open(&paths, &s, &err) < 0) {
+		cli_error("%s", err.msg);
+		return EXIT_COVE;
+	}
+	arr = json_array();
+	for (int i = 1; i < argc; i++) {
+		struct store_image img;
+		struct image_manifest *m = NULL;
+		struct image_config *c = NULL;
+		json_t *o, *layers, *cfg;
+
+		memset(&err, 0, sizeof(err));
+		if (images_find(s, argv[i], &img, &err) < 0 ||
+		    image_load_config(s, &img, NULL, &m, &c, &err) < 0) {
+			cli_error("%s", err.msg);
+			rc = EXIT_COVE;
+			continue;
+		}
+		layers = json_array();
+		for (size_t j = 0; j < m->n_layers; j++)
+			json_array_append_new(layers,
+					      json_pack("{s:s, s:s, s:I}", "digest",
+							m->layers[j].digest, "mediaType",
+							m->layers[j].media_type ? m->layers[j].media_type
+										: "",
+							"size", (json_int_t)m->layers[j].size));
+		cfg = json_pack("{s:o, s:o, s:o, s:s, s:s, s:s}", "Entrypoint",
+				strv_json(c->entrypoint, c->n_entrypoint), "Cmd",
+				strv_json(c->cmd, c->n_cmd), "Env", strv_json(c->env, c->n_env),
+				"WorkingDir", c->working_dir ? c->working_dir : "", "User",
+				c->user ? c->user : "", "StopSignal",
+				c->stop_signal ? c->stop_signal : "");
+		json_t *labels = json_object();
+		for (size_t j = 0; j < c->n_labels; j++)
+			json_object_set_new(labels, c->labels[j].key,
+					    json_string(c->labels[j].value));
+		json_object_set_new(cfg, "Labels", labels);
+		json_object_set_new(cfg, "ExposedPorts",
+				    strv_json(c->exposed_ports, c->n_exposed_ports));
+		o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:o, s:s}", "Name",
+			      img.reference, "Digest", img.manifest_digest, "MediaType",
+			      image_media_type_to_string(img.media_type), "Config",
+			      img.config_digest, "Architecture",
+			      c->architecture ? c->architecture : "", "Os", c->os ? c->os : "",
+			      "Created", (json_int_t)img.created, "ContainerConfig", cfg, "Layers",
+			      layers, "Snapshot", img.snapshot);
+		json_array_append_new(arr, o);
+		image_manifest_free(m);
+		image_config_free(c);
+	}
+	char *out = json_dumps(arr, JSON_INDENT(2));
+	if (out && json_array_size(arr))
+		printf("%s\n", out);
+	free(out);
+	json_decref(arr);
+	store_free(s);
+	return rc;
+}
+
+static int cmd_tag(int argc, char **argv)
+{
+	struct cove_error err = { 0 };
+	struct cli_paths paths;
+	struct store *s = NULL;
+	struct store_image img;
+	struct reference r;
+	char target[STORE_REFERENCE_MAX];
+	int rc = 0;
+
+	if (argc != 3 || is_help(argv[1])) {
+		printf("Usage: cove image tag SOURCE TARGET\n");
+		return argc == 2 && is_help(argv[1]) ? 0 : EXIT_COVE;
+	}
+	if (reference_parse(argv[2], &r, &err) < 0 ||
+	    reference_format(&r, target, sizeof(target)) < 0 || paths_init(&paths, &err) < 0 ||
+	    images_open(&paths, &s, &err) < 0 || images_find(s, argv[1], &img, &err) < 0 ||
+	    store_image_tag(s, img.reference, target, &err) < 0) {
+		cli_error("%s", err.msg[0] ? err.msg : "invalid target name");
+		rc = EXIT_COVE;
+	}
+	store_free(s);
+	return rc;
+}
+
+static int cmd_rm(int argc, char **argv)
+{
+	struct cove_error err = { 0 };
+	struct cli_paths paths;
+	struct store *s = NULL;
+	bool force = false;
+	int rc = 0, first = 1;
+	uint64_t freed = 0;
+
+	if (argc > 1 && (strcmp(argv[1], "-f") == 0 || strcmp(argv[1], "--force") == 0))
+		force = true, first = 2;
+	if (argc <= first || is_help(argv[1])) {
+		printf("Usage: cove image rm [-f] IMAGE...\n");
+		return argc > 1 && is_help(argv[1]) ? 0 : EXIT_COVE;
+	}
+	if (paths_init(&paths, &err) < 0 || images_open(&paths, &s, &err) < 0) {
+		cli_error("%s", err.msg);
+		return EXIT_COVE;
+	}
+	for (int i = first; i < argc; i++) {
+		struct store_image img;
+		char user[128];
+
+		memset(&err, 0, sizeof(err));
+		if (images_find(s, argv[i], &img, &err) < 0) {
+			cli_error("%s", err.msg);
+			rc = EXIT_COVE;
+			continue;
+		}
+		if (!force && images_used_by(&paths, s, &img, user, sizeof(user))) {
+			cli_error("image '%s' is used by container %s; remove the container first, "
+				  "or use -f",
+				  argv[i], user);
+			rc = EXIT_COVE;
+			continue;
+		}
+		if (store_image_remove(s, img.reference, &err) < 0) {
+			cli_error("%s", err.msg);
+			rc = EXIT_COVE;
+			continue;
+		}
+		printf("Untagged: %s\n", img.reference);
+	}
+	memset(&err, 0, sizeof(err));
+	if (store_gc(s, &freed, &err) < 0 && err.code != EBUSY)
+		cli_error("%s", err.msg);
+	store_free(s);
+	return rc;
+}
+
+static int cmd_prune(int argc, char **argv)
+{
+	struct cove_error err = { 0 };
+	struct cli_paths paths;
+	struct store *s = NULL;
+	uint64_t freed = 0;
+
+	if (argc > 1) {
+		printf("Usage: cove image prune\n");
+		return is_help(argv[1]) ? 0 : EXIT_COVE;
+	}
+	if (paths_init(&paths, &err) < 0 || images_open(&paths, &s, &err) < 0 ||
+	    store_gc(s, &freed, &err) < 0) {
+		cli_error("%s", err.msg);
+		store_free(s);
+		return EXIT_COVE;
+	}
+	printf("Total reclaimed space: %.1f MB\n", (double)freed / 1e6);
+	store_free(s);
+	return 0;
+}
+
+int cmd_pull(int argc, char **argv)
+{
+	return cmd_pull_args(argc, argv);
+}
+
+int cmd_image(int argc, char **argv)
+{
+	static const struct cli_command sub[] = {
+		{ "pull", cmd_pull_args, NULL }, { "ls", cmd_ls, NULL },
+		{ "list", cmd_ls, NULL },        { "inspect", cmd_inspect, NULL },
+		{ "tag", cmd_tag, NULL },        { "rm", cmd_rm, NULL },
+		{ "prune", cmd_prune, NULL },    { "push", cmd_push, NULL },
+	};
+
+	if (argc < 2 || is_help(argv[1])) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? EXIT_COVE : 0;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(sub); i++)
+		if (strcmp(argv[1], sub[i].name) == 0)
+			return sub[i].run(argc - 1, argv + 1);
+	cli_error("unknown command 'image %s'; see 'cove image --help'", argv[1]);
+	return EXIT_COVE;
+}
+
+bool images_used_by(const struct cli_paths *p, struct store *s, const struct store_image *img,
+		    char *ret_name, size_t size)
+{
+	char dir[PATH_MAX];
+	_cleanup_(closedirp) DIR *d = NULL;
+	struct dirent *de;
+
+	if (!img->snapshot[0] || str_printf(dir, sizeof(dir), "%s/containers", p->state) < 0)
+		return false;
+	d = opendir(dir);
+	while (d && (de = readdir(d))) {
+		char path[PATH_MAX + 128];
+		_cleanup_free_ char *used = NULL, *name = NULL;
+
+		if (de->d_name[0] == '.' ||
+		    str_printf(path, sizeof(path), "%s/%s/image", dir, de->d_name) < 0 ||
+		    read_file(path, 256, &used, NULL) < 0)
+			continue;
+		used[strcspn(used, "\n")] = '\0';
+		if (strcmp(used, img->snapshot) != 0)
+			continue;
+		str_printf(path, sizeof(path), "%s/%s/name", dir, de->d_name);
+		if (read_file(path, 128, &name, NULL) == 0) {
+			name[strcspn(name, "\n")] = '\0';
+			str_copy(ret_name, size, name);
+		} else {
+			str_printf(ret_name, size, "%.12s", de->d_name);
+		}
+		return true;
+	}
+	return false;
+}
+
+static void on_push(enum push_event ev, const char *digest, uint64_t size, void *userdata)
+{
+	const bool *quiet = userdata;
+	char id[16];
+
+	if (*quiet)
+		return;
+	short_digest(digest, id, sizeof(id));
+	switch (ev) {
+	case PUSH_BLOB_EXISTS:
+		fprintf(stderr, "%s: already there\n", id);
+		break;
+	case PUSH_BLOB_MOUNTED:
+		fprintf(stderr, "%s: mounted from the source repository\n", id);
+		break;
+	case PUSH_BLOB_PUSHED:
+		fprintf(stderr, "%s: pushed %.1f MB\n", id, (double)size / 1e6);
+		break;
+	case PUSH_DONE:
+		break;
+	}
+}
+
+int cmd_push(int argc, char **argv)
+{
+	struct cove_error err = { 0 };
+	struct cli_paths paths;
+	struct store *s = NULL;
+	struct store_image img;
+	bool quiet = false;
+	struct push_opts o = { .progress = on_push, .userdata = &quiet };
+	char digest[DIGEST_STRING_MAX];
+	int first = 1, r;
+
+	if (argc > 1 && (strcmp(argv[1], "-q") == 0 || strcmp(argv[1], "--quiet") == 0))
+		quiet = true, first = 2;
+	if (argc > 1 && is_help(argv[1])) {
+		printf("Usage: cove push [-q] IMAGE [DESTINATION]\n\n"
+		       "Push an image (its layers, config and manifest) to a registry, under its own\n"
+		       "name or DESTINATION.\n");
+		return 0;
+	}
+	if (argc - first < 1 || argc - first > 2) {
+		cli_error("push takes IMAGE [DESTINATION]; see 'cove push --help'");
+		return EXIT_COVE;
+	}
+	if (paths_init(&paths, &err) < 0 || images_open(&paths, &s, &err) < 0 ||
+	    images_find(s, argv[first], &img, &err) < 0) {
+		cli_error("%s", err.msg);
+		store_free(s);
+		return EXIT_COVE;
+	}
+	r = image_push(s, &img, argc - first == 2 ? argv[first + 1] : NULL, &o, digest, &err);
+	store_free(s);
+	if (r < 0) {
+		cli_error("%s", err.msg);
+		return EXIT_COVE;
+	}
+	printf("%s\n", digest);
+	return 0;
+}

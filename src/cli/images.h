@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The image store as the CLI uses it (src/cli/image.c). */
+#pragma once
+
+#include "cli.h"
+
+#include "image/store.h"
+
+/* Open (creating) STATE/images. */
+int images_open(const struct cli_paths *p, struct store **ret, struct cove_error *err);
+/* Pull ref, showing progress on stderr unless quiet; platform may be NULL. */
+int images_pull(struct store *s, const char *ref, const char *platform, bool quiet,
+		struct store_image *ret, struct cove_error *err);
+/* A stored image by name (normalized as docker does) or by a prefix of its ID; -ENOENT. */
+int images_find(struct store *s, const char *ref, struct store_image *ret, struct cove_error *err);
+/* Whether a container's disk sits on the image's snapshot; its name goes to ret_name. */
+bool images_used_by(const struct cli_paths *p, struct store *s, const struct store_image *img,
+		    char *ret_name, size_t size);
+
+int cmd_image(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+int cmd_push(int argc, char **argv);
+int cmd_registry(int argc, char **argv);

@@ -1,0 +1,344 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#define _GNU_SOURCE
+#include "pull.h"
+
+#include "reference.h"
+#include "../ext4/writer.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define DEFAULT_PARALLEL 3
+#define DEFAULT_MIN_SNAPSHOT (4ULL << 30)
+#define SNAPSHOT_HEADROOM (1ULL << 30)
+#define MAX_SNAPSHOT (1ULL << 40)
+
+struct blob_sink {
+	struct store_blob_writer *w;
+	struct cove_error err;
+};
+
+static int sink_write(const void *data, size_t len, void *userdata)
+{
+	struct blob_sink *k = userdata;
+
+	return store_blob_write(k->w, data, len, &k->err);
+}
+
+static void progress(const struct pull_opts *o, enum pull_event ev, const char *digest,
+		     uint64_t size)
+{
+	if (o->progress)
+		o->progress(ev, digest, size, o->userdata);
+}
+
+/* Download one blob (resuming a partial) into the store unless it is there. */
+static int fetch_blob(struct store *s, struct registry_client *c, const char *repo,
+		      const struct image_descriptor *d, struct cove_error *err)
+{
+	struct blob_sink k = { 0 };
+	int r;
+
+	if (store_blob_has(s, d->digest))
+		return 0;
+	r = store_blob_writer_new(s, d->digest, d->size, &k.w, err);
+	if (r < 0)
+		return r;
+	r = registry_get_blob(c, repo, d->digest, d->size, sink_write, &k,
+			      store_blob_writer_offset(k.w), err);
+	if (r < 0 && k.err.code)
+		*err = k.err;
+	if (r == 0)
+		r = store_blob_commit(k.w, err);
+	store_blob_writer_free(k.w);
+	return r;
+}
+
+/* A manifest or index by digest: from the store, or from the registry into the store. */
+static int fetch_manifest(struct store *s, struct registry_client *c, const char *repo,
+			  const char *digest, struct buf *ret_body, char **ret_type,
+			  struct cove_error *err)
+{
+	char got[DIGEST_STRING_MAX];
+	_cleanup_free_ char *data = NULL;
+	size_t len;
+	int r;
+
+	if (store_blob_has(s, digest) &&
+	    store_blob_read_small(s, digest, MANIFEST_MAX_SIZE, &data, &len, NULL) == 0) {
+		buf_reset(ret_body);
+		*ret_type = NULL;
+		return buf_append(ret_body, data, len);
+	}
+	r = registry_get_manifest(c, repo, digest, ret_body, ret_type, got, err);
+	if (r < 0)
+		return r;
+	return store_blob_put(s, ret_body->data, ret_body->len, digest, got, err);
+}
+
+static int write_snapshot(struct store *s, const struct image_manifest *m, const char *path,
+			  uint64_t min_size, struct cove_error *err)
+{
+	struct ext4_writer_opts wo = { .label = "cove" };
+	struct ext4_writer *w = NULL;
+	uint64_t compressed = 0;
+	int r = 0;
+
+	for (size_t i = 0; i < m->n_layers; i++)
+		compressed += m->layers[i].size;
+	/* sparse: a generous size costs only what is written */
+	wo.size_bytes = compressed < (MAX_SNAPSHOT - SNAPSHOT_HEADROOM) / 8
+				? compressed * 8 + SNAPSHOT_HEADROOM
+				: MAX_SNAPSHOT;
+	if (wo.size_bytes < min_size)
+		wo.size_bytes = min_size;
+	r = ext4_writer_new(path, &wo, &w, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < m->n_layers && r == 0; i++) {
+		_cleanup_close_ int fd = store_blob_open(s, m->layers[i].digest);
+
+		if (fd < 0) {
+			r = cove_error_set(err, fd, "layer %s is missing from the store",
+					   m->layers[i].digest);
+			break;
+		}
+		r = ext4_writer_add_tar(w, fd, err);
+		if (r < 0)
+			cove_error_prefix(err, "layer %zu (%s)", i + 1, m->layers[i].digest);
+	}
+	if (r == 0)
+		r = ext4_writer_finish(w, err);
+	ext4_writer_free(w);
+	return r;
+}
+
+/* Parse the top manifest, following an index to the platform's manifest. */
+static int resolve_manifest(struct store *s, struct registry_client *c, const char *repo,
+			    const struct buf *top, const char *top_type,
+			    const struct image_platform *platform, struct image_manifest **ret,
+			    char ret_digest[DIGEST_STRING_MAX], struct cove_error *err)
+{
+	enum image_media_type type;
+	int r;
+
+	r = manifest_detect_type(top->data, top->len, top_type, &type, err);
+	if (r < 0)
+		return r;
+	if (image_media_type_is_index(type)) {
+		struct image_index *idx = NULL;
+		const struct image_descriptor *d;
+		struct buf body = BUF_INIT(MANIFEST_MAX_SIZE);
+		_cleanup_free_ char *ctype = NULL;
+
+		r = image_index_parse(top->data, top->len, top_type, &idx, err);
+		if (r < 0)
+			return r;
+		r = image_index_select(idx, platform, &d, err);
+		if (r == 0) {
+			str_copy(ret_digest, DIGEST_STRING_MAX, d->digest);
+			r = c ? fetch_manifest(s, c, repo, d->digest, &body, &ctype, err)
+			      : store_blob_read_small(s, d->digest, MANIFEST_MAX_SIZE,
+						      (char **)&ctype, &body.len, err);
+			if (r == 0 && !c) {
+				/* read_small gave the bytes in ctype: move them into body */
+				body.data = (uint8_t *)TAKE_PTR(ctype);
+				body.cap = body.len;
+			}
+		}
+		if (r == 0)
+			r = image_manifest_parse(body.data, body.len, c ? ctype : NULL, ret, err);
+		buf_done(&body);
+		image_index_free(idx);
+		return r;
+	}
+	return image_manifest_parse(top->data, top->len, top_type, ret, err);
+}
+
+int image_pull(struct store *s, const char *reference, const struct pull_opts *o,
+	       struct store_image *ret, struct cove_error *err)
+{
+	struct reference ref;
+	struct registry_client *c = NULL;
+	struct buf top = BUF_INIT(MANIFEST_MAX_SIZE);
+	_cleanup_free_ char *top_type = NULL, *config_data = NULL;
+	struct image_manifest *m = NULL;
+	struct image_config *cfg = NULL;
+	struct registry_blob_job *jobs = NULL;
+	struct blob_sink *sinks = NULL;
+	struct store_image img = { 0 };
+	char top_digest[DIGEST_STRING_MAX], digest[DIGEST_STRING_MAX] = "", snap[4096];
+	enum image_media_type top_media;
+	size_t njobs = 0, config_len;
+	struct stat st;
+	int r;
+
+	r = reference_parse(reference, &ref, err);
+	if (r < 0)
+		return r;
+	r = reference_format(&ref, img.reference, sizeof(img.reference));
+	if (r < 0)
+		return cove_error_set(err, r, "reference '%s' is too long", reference);
+	r = registry_client_new(reference_api_host(&ref), &o->registry, &c, err);
+	if (r < 0)
+		return r;
+	r = store_pin(s, err);
+	if (r < 0)
+		goto out;
+
+	r = registry_get_manifest(c, ref.repository, reference_pull_ref(&ref), &top, &top_type,
+				  top_digest, err);
+	if (r < 0)
+		goto out;
+	r = manifest_detect_type(top.data, top.len, top_type, &top_media, err);
+	if (r < 0)
+		goto out;
+	r = store_blob_put(s, top.data, top.len, top_digest, NULL, err);
+	if (r < 0)
+		goto out;
+	str_copy(digest, sizeof(digest), top_digest);
+	r = resolve_manifest(s, c, ref.repository, &top, top_type, o->platform, &m, digest, err);
+	if (r < 0)
+		goto out;
+	progress(o, PULL_RESOLVED, digest, 0);
+
+	/* the config: small, fetched first, checked against the manifest */
+	r = fetch_blob(s, c, ref.repository, &m->config, err);
+	if (r < 0)
+		goto out;
+	r = store_blob_read_small(s, m->config.digest, IMAGE_CONFIG_MAX_SIZE, &config_data,
+				  &config_len, err);
+	if (r < 0)
+		goto out;
+	r = image_config_parse(config_data, config_len, &cfg, err);
+	if (r < 0)
+		goto out;
+	r = image_config_check_layers(cfg, m, err);
+	if (r < 0)
+		goto out;
+
+	/* the layers that are missing, in parallel */
+	jobs = calloc(m->n_layers ? m->n_layers : 1, sizeof(*jobs));
+	sinks = calloc(m->n_layers ? m->n_layers : 1, sizeof(*sinks));
+	if (!jobs || !sinks) {
+		r = cove_error_set(err, ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < m->n_layers; i++) {
+		const struct image_descriptor *d = &m->layers[i];
+		bool dup = false;
+
+		for (size_t j = 0; j < njobs; j++)
+			dup = dup || strcmp(jobs[j].digest, d->digest) == 0;
+		if (dup)
+			continue;
+		if (store_blob_has(s, d->digest)) {
+			progress(o, PULL_LAYER_HAVE, d->digest, d->size);
+			continue;
+		}
+		r = store_blob_writer_new(s, d->digest, d->size, &sinks[njobs].w, err);
+		if (r < 0)
+			goto out;
+		jobs[njobs] = (struct registry_blob_job){
+			.digest = d->digest,
+			.size = d->size,
+			.resume_offset = store_blob_writer_offset(sinks[njobs].w),
+			.write = sink_write,
+			.userdata = &sinks[njobs],
+		};
+		njobs++;
+	}
+	if (njobs) {
+		r = registry_get_blobs(c, ref.repository, jobs, njobs,
+				       o->parallel ? o->parallel : DEFAULT_PARALLEL, err);
+		for (size_t i = 0; i < njobs; i++) {
+			if (jobs[i].result < 0) {
+				if (r == 0 || !err->code)
+					*err = sinks[i].err.code ? sinks[i].err : jobs[i].err;
+				r = jobs[i].result;
+				continue;
+			}
+			if (r == 0 && (r = store_blob_commit(sinks[i].w, err)) == 0)
+				progress(o, PULL_LAYER_DONE, jobs[i].digest, jobs[i].size);
+		}
+		if (r < 0)
+			goto out;
+	}
+
+	/* the snapshot, once per platform manifest */
+	r = store_snapshot_path(s, digest, snap, sizeof(snap));
+	if (r < 0) {
+		cove_error_set(err, r, "cannot name the snapshot of %s", digest);
+		goto out;
+	}
+	if (stat(snap, &st) < 0) {
+		progress(o, PULL_UNPACKING, digest, 0);
+		r = write_snapshot(s, m, snap,
+				   o->min_snapshot_size ? o->min_snapshot_size : DEFAULT_MIN_SNAPSHOT,
+				   err);
+		if (r < 0)
+			goto out;
+	}
+
+	str_copy(img.manifest_digest, sizeof(img.manifest_digest), top_digest);
+	img.media_type = top_media;
+	img.manifest_size = top.len;
+	str_copy(img.config_digest, sizeof(img.config_digest), m->config.digest);
+	img.created = (int64_t)time(NULL);
+	r = store_snapshot_name(digest, img.snapshot);
+	if (r < 0)
+		goto out;
+	r = store_image_put(s, &img, err);
+	if (r < 0)
+		goto out;
+	progress(o, PULL_DONE, top_digest, 0);
+	*ret = img;
+out:
+	for (size_t i = 0; sinks && i < njobs; i++)
+		store_blob_writer_free(sinks[i].w);
+	free(jobs);
+	free(sinks);
+	image_config_free(cfg);
+	image_manifest_free(m);
+	buf_done(&top);
+	store_unpin(s);
+	registry_client_free(c);
+	return r;
+}
+
+int image_load_config(struct store *s, const struct store_image *img,
+		      const struct image_platform *platform, struct image_manifest **ret_manifest,
+		      struct image_config **ret_config, struct cove_error *err)
+{
+	_cleanup_free_ char *data = NULL, *config_data = NULL;
+	struct image_manifest *m = NULL;
+	struct image_config *cfg = NULL;
+	char digest[DIGEST_STRING_MAX];
+	struct buf top = BUF_INIT(MANIFEST_MAX_SIZE);
+	size_t len, config_len;
+	int r;
+
+	r = store_blob_read_small(s, img->manifest_digest, MANIFEST_MAX_SIZE, &data, &len, err);
+	if (r < 0)
+		return r;
+	top.data = (uint8_t *)TAKE_PTR(data);
+	top.len = top.cap = len;
+	r = resolve_manifest(s, NULL, NULL, &top, image_media_type_to_string(img->media_type),
+			     platform, &m, digest, err);
+	buf_done(&top);
+	if (r < 0)
+		return r;
+	r = store_blob_read_small(s, m->config.digest, IMAGE_CONFIG_MAX_SIZE, &config_data,
+				  &config_len, err);
+	if (r == 0)
+		r = image_config_parse(config_data, config_len, &cfg, err);
+	if (r < 0) {
+		image_manifest_free(m);
+		return r;
+	}
+	*ret_manifest = m;
+	*ret_config = cfg;
+	return 0;
+}

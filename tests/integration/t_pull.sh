@@ -1,0 +1,91 @@
+#!/bin/bash
+# Images from a real registry (Debian's docker-registry on 127.0.0.1): pull, run, and the root
+# filesystem equals what `umoci unpack` makes of the same image.
+. "$(dirname "$0")/lib.sh"
+top=$(cd "$(dirname "$0")/../.." && pwd)
+
+oci=$("$top/tests/images/build.sh") || { not_ok "test images build" "$oci"; exit 0; }
+"$top/tests/registry/start.sh" plain "$T/reg" >"$T/reg.log" 2>&1 || { not_ok "registry starts" "$(cat "$T/reg.log")"; exit 0; }
+trap '"$top/tests/registry/stop.sh" "$T/reg" >/dev/null 2>&1; rm -rf "$T"' EXIT
+. "$T/reg/env"
+R=$REGISTRY
+"$top/tests/images/push.sh" "$oci" "$R" >"$T/push.log" 2>&1 || { not_ok "test images pushed" "$(cat "$T/push.log")"; exit 0; }
+
+for img in busybox layers user debian multiarch schema2 zstd; do
+	if "$COVE" pull -q "$R/$img" >"$T/pull.out" 2>&1; then ok "pull $img"; else not_ok "pull $img" "$(cat "$T/pull.out")"; fi
+done
+
+# the root filesystem equals umoci's unpacking of the same image (zstd, schema2 and the
+# amd64 entry of multiarch are busybox in other clothes; umoci 0.4.7 cannot read zstd)
+mkdir -p "$T/mnt"
+for pair in busybox:busybox layers:layers user:user debian:debian multiarch:busybox schema2:busybox zstd:busybox; do
+	img=${pair%%:*} tag=${pair#*:}
+	[ -d "$T/u-$tag" ] || umoci unpack --image "$oci:$tag" "$T/u-$tag" >/dev/null 2>&1
+	snap=$("$COVE" image inspect "$R/$img" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Snapshot"])')
+	if mount -o loop,ro "$COVE_ROOT/images/$snap" "$T/mnt" 2>"$T/mount.err"; then
+		if python3 "$top/tests/integration/treediff.py" "$T/u-$tag/rootfs" "$T/mnt" >"$T/diff" 2>&1; then
+			ok "$img: root filesystem equals umoci unpack ($(tail -1 "$T/diff" | cut -d' ' -f1) entries)"
+		else
+			not_ok "$img: root filesystem equals umoci unpack" "$(head -20 "$T/diff")"
+		fi
+		umount "$T/mnt"
+	else
+		not_ok "$img: snapshot mounts" "$(cat "$T/mount.err")"
+	fi
+	if [ "$(e2fsck -fn "$COVE_ROOT/images/$snap" >/dev/null 2>&1; echo $?)" = 0 ]; then ok "$img: snapshot passes e2fsck -fn"; else not_ok "$img: snapshot passes e2fsck -fn"; fi
+done
+
+# the image's config applies, with docker's override rules
+expect "ENTRYPOINT + CMD of the image" "entry default-arg" "$("$COVE" run --rm "$R/user" 2>&1)"
+expect "arguments replace CMD" "entry a b" "$("$COVE" run --rm "$R/user" a b 2>&1)"
+expect "--entrypoint replaces ENTRYPOINT and CMD" "uid=1000 gid=1000" "$("$COVE" run --rm --entrypoint id "$R/user" 2>&1)"
+expect "USER, WORKDIR and ENV of the image" "1000 /home/app 1" "$("$COVE" run --rm --entrypoint sh "$R/user" -c 'echo $(id -u) $(pwd) $APP' 2>&1)"
+expect "-u and -w override the image" "0 /tmp" "$("$COVE" run --rm -u 0 -w /tmp --entrypoint sh "$R/user" -c 'echo $(id -u) $(pwd)' 2>&1)"
+expect "Debian runs" "$(cat "$T/u-debian/rootfs/etc/debian_version")" "$("$COVE" run --rm "$R/debian" cat /etc/debian_version 2>&1)"
+expect "multiarch picks this host's platform" x86_64 "$("$COVE" run --rm "$R/multiarch" uname -m 2>&1)"
+
+# run pulls what is missing; a second pull costs one manifest request and stores nothing new
+"$COVE" image rm "$R/busybox" >/dev/null
+nblobs=$(ls "$COVE_ROOT/images/blobs/sha256" | wc -l)
+expect "run pulls a missing image" hi "$("$COVE" run --rm "$R/busybox" echo hi 2>/dev/null)"
+"$COVE" pull -q "$R/busybox" >/dev/null
+expect "pulling again stores nothing new" "$nblobs" "$(ls "$COVE_ROOT/images/blobs/sha256" | wc -l)"
+
+# two pulls of the same image at once both succeed and store it once
+"$COVE" image rm "$R/layers" >/dev/null
+"$COVE" image prune >/dev/null
+"$COVE" pull -q "$R/layers" >"$T/p1" 2>&1 & p1=$!
+"$COVE" pull -q "$R/layers" >"$T/p2" 2>&1 & p2=$!
+wait $p1; r1=$?
+wait $p2; r2=$?
+expect "two pulls at once both succeed" "0 0" "$r1 $r2" "$(cat "$T/p1" "$T/p2")"
+n=$(ls "$COVE_ROOT/images/index.json" >/dev/null && "$COVE" image ls --format json | grep -c "\"$R/layers:latest\"")
+expect "... and the image is listed once" 1 "$n"
+leftovers=$(find "$COVE_ROOT/images/blobs" -mindepth 1 -maxdepth 1 ! -name sha256 -exec find {} -type f \; | wc -l)
+expect "... with no temp files left" 0 "$leftovers"
+
+# ls, tag, inspect, rm
+"$COVE" image tag "$R/busybox" "$R/other:v1"
+expect "tag adds a name" "1" "$("$COVE" image ls | grep -c "$R/other *v1")"
+id=$("$COVE" image ls -q | head -1)
+if "$COVE" image inspect "$id" >/dev/null 2>&1; then ok "inspect by image ID"; else not_ok "inspect by image ID"; fi
+"$COVE" run --name keep "$R/other:v1" true
+"$COVE" image rm "$R/other:v1" 2>"$T/err"
+rc=$?
+if [ $rc -ne 0 ] && grep -q "used by container keep" "$T/err"; then ok "rm refuses an image a container uses"; else not_ok "rm refuses an image a container uses" "rc=$rc $(cat "$T/err")"; fi
+expect "rm -f removes it anyway" 0 "$("$COVE" image rm -f "$R/other:v1" >/dev/null 2>&1; echo $?)"
+
+# bad input: one line, non-zero, nothing half-written
+one_line() { # NAME PATTERN CMD...
+	local name=$1 pat=$2; shift 2
+	"$@" >/dev/null 2>"$T/err"; local rc=$?
+	if [ $rc -ne 0 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q -- "$pat" "$T/err"; then ok "$name"; else not_ok "$name" "rc=$rc" "$(cat "$T/err")"; fi
+}
+one_line "unknown tag" "manifest unknown" "$COVE" pull -q "$R/busybox:nosuchtag"
+one_line "unknown repository" "unknown" "$COVE" pull -q "$R/nosuchrepo"
+one_line "invalid reference" "invalid reference" "$COVE" pull -q "$R/UPPER"
+one_line "no such platform in the index" "linux/amd64" "$COVE" pull -q --platform linux/s390x "$R/multiarch"
+one_line "a registry that is not there" "127.0.0.1:1" "$COVE" pull -q 127.0.0.1:1/x
+one_line "a digest the registry does not have" "sha256" "$COVE" pull -q "$R/busybox@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+one_line "run of an image that cannot be pulled" "manifest unknown" "$COVE" run --rm "$R/nosuchrepo" true
+"$COVE" image ls >/dev/null 2>&1 && ok "the store is still readable after the failures" || not_ok "the store is still readable after the failures"
