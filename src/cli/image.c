@@ -73,6 +73,16 @@ static void on_progress(enum pull_event ev, const char *digest, uint64_t size, v
 	}
 }
 
+void images_registry_opts(struct registry_opts *o)
+{
+	/* a directory of HOST/ca.crt trees searched instead of /etc/containers/certs.d */
+	static const char *dirs[2];
+
+	dirs[0] = getenv("COVE_CERTS_DIR");
+	if (dirs[0] && *dirs[0])
+		o->certs_dirs = dirs;
+}
+
 int images_open(const struct cli_paths *p, struct store **ret, struct cove_error *err)
 {
 	char root[PATH_MAX + 16];
@@ -93,6 +103,7 @@ int images_pull(struct store *s, const char *ref, const char *platform, bool qui
 	struct progress_ctx pc = { .quiet = quiet, .tty = isatty(2) };
 	struct pull_opts o = { .progress = on_progress, .userdata = &pc };
 
+	images_registry_opts(&o.registry);
 	if (platform) {
 		if (image_platform_parse(platform, &plat, err) < 0)
 			return -EINVAL;
@@ -579,6 +590,7 @@ int cmd_push(int argc, char **argv)
 		store_free(s);
 		return EXIT_COVE;
 	}
+	images_registry_opts(&o.registry);
 	r = image_push(s, &img, argc - first == 2 ? argv[first + 1] : NULL, &o, digest, &err);
 	store_free(s);
 	if (r < 0) {

@@ -4,8 +4,11 @@
 
 #include "cli.h"
 
+#include "image/registry.h"
 #include "image/store.h"
 
+/* Registry options from the environment: COVE_CERTS_DIR replaces /etc/containers/certs.d. */
+void images_registry_opts(struct registry_opts *o);
 /* Open (creating) STATE/images. */
 int images_open(const struct cli_paths *p, struct store **ret, struct cove_error *err);
 /* Pull ref, showing progress on stderr unless quiet; platform may be NULL. */

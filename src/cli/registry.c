@@ -130,6 +130,7 @@ static int login(int argc, char **argv)
 		cli_error("empty username or password");
 		return EXIT_COVE;
 	}
+	images_registry_opts(&ro);
 	ro.username = user;
 	ro.password = password;
 	r = registry_client_new(host, &ro, &c, &err);
