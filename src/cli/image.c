@@ -600,3 +600,8 @@ int cmd_push(int argc, char **argv)
 	printf("%s\n", digest);
 	return 0;
 }
+
+int cmd_images(int argc, char **argv)
+{
+	return cmd_ls(argc, argv);
+}

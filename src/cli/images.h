@@ -23,4 +23,5 @@ bool images_used_by(const struct cli_paths *p, struct store *s, const struct sto
 int cmd_image(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_push(int argc, char **argv);
+int cmd_images(int argc, char **argv);
 int cmd_registry(int argc, char **argv);

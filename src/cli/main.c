@@ -13,6 +13,7 @@ static const struct cli_command commands[] = {
 	{ "pull", cmd_pull, "Pull an image from a registry" },
 	{ "push", cmd_push, "Push an image to a registry" },
 	{ "image", cmd_image, "Manage images (pull, push, ls, inspect, tag, rm, prune)" },
+	{ "images", cmd_images, "List images (image ls)" },
 	{ "registry", cmd_registry, "Log in to and out of registries" },
 	{ "system", cmd_system, "Show information about this host (system info)" },
 	{ "version", cmd_version, "Show the version" },

@@ -20,7 +20,7 @@ one_line_125 "too little --memory" "too small" "$COVE" run --memory 1m busybox t
 one_line_125 "bad --cpus" "invalid --cpus" "$COVE" run --cpus zero busybox true
 one_line_125 "bad --user" "invalid --user" "$COVE" run -u 'a b' busybox true
 one_line_125 "relative -w" "absolute" "$COVE" run -w rel busybox true
-one_line_125 "unknown image" "not found" "$COVE" run nosuchimage true
+one_line_125 "an image that cannot be pulled" "cannot connect to registry 127.0.0.1:1" "$COVE" run 127.0.0.1:1/nosuchimage true
 one_line_125 "missing image" "missing IMAGE" "$COVE" run
 one_line_125 "unknown command" "unknown command" "$COVE" frobnicate
 one_line_125 "-it without a terminal" "terminal" "$COVE" run -it --rm busybox true </dev/null
