@@ -3,7 +3,7 @@
 # Debian's busybox-static: /bin/busybox, one hardlink per applet (as the docker image has),
 # a minimal /etc and the usual empty directories. Owners and modes are set here, so no root
 # is needed; cove-mkfs turns the tar into the ext4 image.
-import io, subprocess, sys, tarfile, time
+import io, os, subprocess, sys, tarfile
 
 BUSYBOX = "/bin/busybox"
 
@@ -33,7 +33,8 @@ nogroup:x:65534:
 """
 
 def main(out):
-    now = int(time.time())
+    # a fixed time (the binary's own) keeps the image reproducible from build to build
+    now = int(os.stat(BUSYBOX).st_mtime)
     applets = subprocess.run([BUSYBOX, "--list-full"], check=True, capture_output=True,
                              text=True).stdout.split()
     with open(BUSYBOX, "rb") as f:

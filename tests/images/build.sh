@@ -17,6 +17,11 @@ cache=${1:-${COVE_TEST_CACHE:-/var/cache/cove/test-images}}
 key=$(cat "$here/build.sh" "$here/mklayers.py" "$top/build/images/busybox/busybox.tar" | sha256sum | cut -c1-16)
 out="$cache/$key"
 if [ -f "$out/done" ]; then echo "$out/oci"; exit 0; fi
+# one builder at a time (test files run in parallel); the others wait and reuse its result
+mkdir -p "$cache"
+exec 9>"$cache/lock"
+flock 9
+if [ -f "$out/done" ]; then echo "$out/oci"; exit 0; fi
 
 for tool in umoci skopeo debootstrap; do
 	command -v $tool >/dev/null || { echo "tests/images/build.sh: $tool missing: run scripts/setup.sh" >&2; exit 1; }
