@@ -25,7 +25,7 @@ run_unit() { # DIR LABEL
 	for t in "$top/$1"/tests/unit/test_*; do
 		[ -f "$t" ] && [ -x "$t" ] || continue
 		name=$(basename "$t")
-		(cd "$results" && "$t" >"$results/$2-$name.out" 2>&1; echo $? >"$results/$2-$name.rc")
+		(cd "$results" && "$t" "$top" >"$results/$2-$name.out" 2>&1; echo $? >"$results/$2-$name.rc")
 		# a crash with no "not ok" line still fails
 		if [ "$(cat "$results/$2-$name.rc")" != 0 ] && ! grep -q '^not ok' "$results/$2-$name.out"; then
 			echo "not ok - $name crashed (exit $(cat "$results/$2-$name.rc"))" >>"$results/$2-$name.out"

@@ -445,7 +445,6 @@ struct http_resp {
 	char errbuf[CURL_ERROR_SIZE];
 	long os_errno;
 	long connect_us; /* until the request could go out; 0 if it never could */
-	long tcp_us;	 /* until TCP connected (0 on a reused connection) */
 };
 
 static void resp_reset(struct http_resp *r, const struct http_req *req)
@@ -801,24 +800,37 @@ static bool status_retryable(long s)
 	return s >= 500 || s == 429 || s == 408;
 }
 
+/* Timed out in the TLS handshake, the TCP connection up (libcurl 7.88 reports no connect time
+ * then: its message is the only sign). */
+static bool tls_stalled(const struct http_resp *r)
+{
+	return r->cc == CURLE_OPERATION_TIMEDOUT && strstr(r->errbuf, "SSL connection timeout");
+}
+
 /* A message for a failed transfer (cc != OK, not one of ours). */
 static int transport_error(struct registry_client *c, const struct http_req *req,
 			   const struct http_resp *r, struct cove_error *err)
 {
 	char show[216];
 	const char *what = req->label;
+	unsigned t = req->timeout_s ? req->timeout_s : c->timeout_s;
+	unsigned tc = t < c->connect_timeout_s ? t : c->connect_timeout_s;
 
 	switch (r->cc) {
 	case CURLE_OPERATION_TIMEDOUT:
+		/* both limits apply while connecting; curl's TLS handshake is part of that */
+		if (r->connect_us == 0 && tls_stalled(r))
+			return cove_error_set(err, ETIMEDOUT,
+					      "TLS handshake with %s did not finish within %u s",
+					      what, tc);
 		if (r->connect_us == 0)
 			return cove_error_set(err, ETIMEDOUT,
 					      "cannot connect to %s: no answer within %u s", what,
-					      c->connect_timeout_s);
+					      tc);
 		if (r->status == 0 && r->received == 0)
 			return cove_error_set(err, ETIMEDOUT, "%s did not answer within %u s", what,
-					      c->timeout_s);
-		return cove_error_set(err, ETIMEDOUT, "%s stopped sending data for %u s", what,
-				      c->timeout_s);
+					      t);
+		return cove_error_set(err, ETIMEDOUT, "%s stopped sending data for %u s", what, t);
 	case CURLE_COULDNT_CONNECT:
 		return cove_error_set(err, ECONNREFUSED, "cannot connect to %s: %s", what,
 				      r->os_errno ? strerror((int)r->os_errno)
@@ -922,7 +934,11 @@ static int http_do(struct registry_client *c, const struct http_req *req, struct
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, c->user_agent);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, (long)c->connect_timeout_s);
+	/* the TLS handshake counts as connecting: a shorter request timeout bounds it too */
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT,
+			 (long)(req->timeout_s && req->timeout_s < c->connect_timeout_s
+					? req->timeout_s
+					: c->connect_timeout_s));
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
 			 (long)(req->timeout_s ? req->timeout_s : c->timeout_s));
@@ -981,8 +997,6 @@ static int http_do(struct registry_client *c, const struct http_req *req, struct
 		curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &r->os_errno);
 		if (curl_easy_getinfo(h, CURLINFO_PRETRANSFER_TIME_T, &t) == CURLE_OK)
 			r->connect_us = (long)t;
-		if (curl_easy_getinfo(h, CURLINFO_CONNECT_TIME_T, &t) == CURLE_OK)
-			r->tcp_us = (long)t;
 		if (r->connect_us == 0 && r->status != 0)
 			r->connect_us = 1;
 	}
@@ -1461,7 +1475,7 @@ static int ensure_endpoint(struct registry_client *c, struct cove_error *err)
 			.url = url,
 			.label = label,
 			.to_registry = true,
-			.timeout_s = probe && c->timeout_s > 5 ? 5 : 0,
+			.timeout_s = probe ? (c->timeout_s < 5 ? c->timeout_s : 5) : 0,
 		};
 		struct cove_error e2 = { 0 };
 		unsigned attempt = 1;
@@ -1479,9 +1493,9 @@ static int ensure_endpoint(struct registry_client *c, struct cove_error *err)
 		}
 		if (r < 0) {
 			/* not TLS on the other side: try plain HTTP where allowed */
-			if (probe && (resp.cc == CURLE_SSL_CONNECT_ERROR ||
-				      resp.cc == CURLE_RECV_ERROR || resp.cc == CURLE_GOT_NOTHING ||
-				      (resp.cc == CURLE_OPERATION_TIMEDOUT && resp.tcp_us > 0)))
+			if (probe &&
+			    (resp.cc == CURLE_SSL_CONNECT_ERROR || resp.cc == CURLE_RECV_ERROR ||
+			     resp.cc == CURLE_GOT_NOTHING || tls_stalled(&resp)))
 				continue;
 			cove_error_set(err, e2.code, "%s", e2.msg);
 			goto out;
@@ -1663,7 +1677,10 @@ static int request_keep_url(struct registry_client *c, struct http_req *req, con
 			    const char *subject, struct http_resp *resp, struct cove_error *err)
 {
 	const char *url = req->url;
-	int r = request(c, req, scope, subject, resp, err);
+	int r;
+
+	resp_reset(resp, req); /* no stale answer if it fails before sending (auth) */
+	r = request(c, req, scope, subject, resp, err);
 
 	req->url = url;
 	req->auth = NULL;

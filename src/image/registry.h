@@ -117,7 +117,7 @@ struct registry_blob_job {
 	uint64_t resume_offset;
 	registry_write_fn write;
 	void *userdata;
-	int result;	       /* out: 0 or -errno */
+	int result;	       /* out: 0, -errno, or 1 if never started (after a failure) */
 	struct cove_error err; /* out */
 };
 /* Run jobs with up to parallel downloads at once (threads). After a failure no new job starts;
