@@ -115,6 +115,21 @@ static int write_snapshot(struct store *s, const struct image_manifest *m, const
 	return r;
 }
 
+int image_write_snapshot(struct store *s, const struct image_manifest *m,
+			 const char *manifest_digest, uint64_t min_size, struct cove_error *err)
+{
+	char path[4096];
+	struct stat st;
+	int r;
+
+	r = store_snapshot_path(s, manifest_digest, path, sizeof(path));
+	if (r < 0)
+		return cove_error_set(err, r, "cannot name the snapshot of %s", manifest_digest);
+	if (stat(path, &st) == 0)
+		return 0;
+	return write_snapshot(s, m, path, min_size ? min_size : DEFAULT_MIN_SNAPSHOT, err);
+}
+
 /* Parse the top manifest, following an index to the platform's manifest. */
 static int resolve_manifest(struct store *s, struct registry_client *c, const char *repo,
 			    const struct buf *top, const char *top_type,
@@ -269,18 +284,11 @@ int image_pull(struct store *s, const char *reference, const struct pull_opts *o
 
 	/* the snapshot, once per platform manifest */
 	r = store_snapshot_path(s, digest, snap, sizeof(snap));
-	if (r < 0) {
-		cove_error_set(err, r, "cannot name the snapshot of %s", digest);
-		goto out;
-	}
-	if (stat(snap, &st) < 0) {
+	if (r == 0 && stat(snap, &st) < 0)
 		progress(o, PULL_UNPACKING, digest, 0);
-		r = write_snapshot(s, m, snap,
-				   o->min_snapshot_size ? o->min_snapshot_size : DEFAULT_MIN_SNAPSHOT,
-				   err);
-		if (r < 0)
-			goto out;
-	}
+	r = image_write_snapshot(s, m, digest, o->min_snapshot_size, err);
+	if (r < 0)
+		goto out;
 
 	str_copy(img.manifest_digest, sizeof(img.manifest_digest), top_digest);
 	img.media_type = top_media;
