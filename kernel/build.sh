@@ -28,7 +28,18 @@ if [ -s "$out/vmlinux" ]; then
 	exit 0
 fi
 
+# One build at a time per cache: a second caller (another checkout, a parallel build) waits
+# for the first and then finds its result.
 mkdir -p "$cache/kernel"
+exec 9>"$cache/kernel/lock"
+if ! flock -n 9; then
+	echo "kernel: another build of the guest kernel is running; waiting for it" >&2
+	flock 9
+fi
+if [ -s "$out/vmlinux" ]; then
+	echo "$out/vmlinux"
+	exit 0
+fi
 work=$(mktemp -d "$cache/kernel/build.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 start=$(date +%s)
@@ -42,7 +53,6 @@ make -s -C "$ksrc" O="$b" tinyconfig >/dev/null
 make -s -C "$ksrc" O="$b" olddefconfig >/dev/null
 
 # Every option the fragment sets must be in the final config.
-missing=0
 grep -E '^CONFIG_[A-Z0-9_]+=' "$frag" | while IFS= read -r line; do
 	grep -qxF "$line" "$b/.config" || { echo "kernel: option lost by olddefconfig: $line" >&2; echo x; }
 done >"$work/missing"
@@ -56,12 +66,13 @@ make -s -C "$ksrc" O="$b" -j"$(nproc)" vmlinux >"$work/make.log" 2>&1 || {
 	echo "kernel: build failed (log above)" >&2
 	exit 1
 }
-mkdir -p "$out.tmp"
-cp "$b/vmlinux" "$out.tmp/vmlinux"
-cp "$b/.config" "$out.tmp/config"
-strip --strip-debug "$out.tmp/vmlinux" 2>/dev/null || true
-echo "$(make -s -C "$ksrc" O="$b" kernelrelease 2>/dev/null)" >"$out.tmp/release"
+stage="$work/out"
+mkdir -p "$stage"
+cp "$b/vmlinux" "$stage/vmlinux"
+cp "$b/.config" "$stage/config"
+strip --strip-debug "$stage/vmlinux" 2>/dev/null || true
+make -s -C "$ksrc" O="$b" kernelrelease >"$stage/release" 2>/dev/null
 rm -rf "$out"
-mv "$out.tmp" "$out"
+mv "$stage" "$out"
 echo "kernel: built in $(( $(date +%s) - start )) s -> $out/vmlinux" >&2
 echo "$out/vmlinux"
