@@ -78,9 +78,15 @@ void images_registry_opts(struct registry_opts *o)
 	/* a directory of HOST/ca.crt trees searched instead of /etc/containers/certs.d */
 	static const char *dirs[2];
 
+	const char *t = getenv("COVE_REGISTRY_TIMEOUT");
+	uint64_t secs;
+
 	dirs[0] = getenv("COVE_CERTS_DIR");
 	if (dirs[0] && *dirs[0])
 		o->certs_dirs = dirs;
+	/* seconds without a byte before a request is given up (default 30) */
+	if (t && parse_u64(t, 3600, &secs) == 0 && secs > 0)
+		o->timeout_s = (unsigned)secs;
 }
 
 int images_open(const struct cli_paths *p, struct store **ret, struct cove_error *err)

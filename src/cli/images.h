@@ -7,7 +7,8 @@
 #include "image/registry.h"
 #include "image/store.h"
 
-/* Registry options from the environment: COVE_CERTS_DIR replaces /etc/containers/certs.d. */
+/* Registry options from the environment: COVE_CERTS_DIR replaces /etc/containers/certs.d,
+ * COVE_REGISTRY_TIMEOUT (seconds without a byte) replaces 30. */
 void images_registry_opts(struct registry_opts *o);
 /* Open (creating) STATE/images. */
 int images_open(const struct cli_paths *p, struct store **ret, struct cove_error *err);

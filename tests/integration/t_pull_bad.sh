@@ -1,0 +1,36 @@
+#!/bin/bash
+# A registry that misbehaves: each failure is one clear line, a non-zero exit, and a store that
+# `image ls` and the next pull still trust.
+. "$(dirname "$0")/lib.sh"
+top=$(cd "$(dirname "$0")/../.." && pwd)
+"$top/tests/registry/start.sh" bad "$T/bad" >"$T/log" 2>&1 || { not_ok "bad registry starts" "$(cat "$T/log")"; exit 0; }
+"$top/tests/registry/start.sh" plain "$T/reg" >"$T/log" 2>&1 || { not_ok "registry starts" "$(cat "$T/log")"; exit 0; }
+trap '"$top/tests/registry/stop.sh" "$T/bad" >/dev/null 2>&1; "$top/tests/registry/stop.sh" "$T/reg" >/dev/null 2>&1; rm -rf "$T"' EXIT
+B=127.0.0.1:$(cat "$T/bad/port")
+. "$T/reg/env"
+oci=$("$top/tests/images/build.sh")
+skopeo copy -q --dest-tls-verify=false "oci:$oci:busybox" "docker://$REGISTRY/busybox:latest"
+export COVE_REGISTRY_TIMEOUT=3
+
+fails() { # NAME PATTERN REPO
+	local start=$(date +%s)
+	"$COVE" pull -q "$B/$3" >/dev/null 2>"$T/err"
+	local rc=$? took=$(( $(date +%s) - start ))
+	if [ $rc -ne 0 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -qi -- "$2" "$T/err"; then
+		ok "$1 (${took}s)"
+	else
+		not_ok "$1" "rc=$rc" "$(cat "$T/err")"
+	fi
+	"$COVE" image ls >/dev/null 2>"$T/err" || not_ok "image ls after: $1" "$(cat "$T/err")"
+}
+fails "a manifest whose digest does not match" "digest" wrongdigest
+fails "a registry answering 500" "500" always500
+fails "a registry that never answers" "did not answer\|timed out\|timeout" hang
+fails "a manifest that never ends" "manifest\|too large\|4 MiB" big
+fails "a manifest announcing 100 MiB" "manifest\|too large\|4 MiB" biglen
+fails "a truncated blob" "incomplete\|truncated\|dropped" trunc
+fails "a blob longer than its descriptor" "larger than the expected" overflow
+fails "a registry that wants credentials" "authentication required\|401" auth-good
+expect "nothing was named in the store" "" "$("$COVE" image ls -q)"
+"$COVE" pull -q "$REGISTRY/busybox" >/dev/null 2>"$T/err" && ok "the next good pull works" || not_ok "the next good pull works" "$(cat "$T/err")"
+expect "... and runs" hi "$("$COVE" run --rm "$REGISTRY/busybox" echo hi 2>&1)"
