@@ -8,12 +8,14 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #define DEFAULT_PARALLEL 3
 #define DEFAULT_MIN_SNAPSHOT (4ULL << 30)
 #define SNAPSHOT_HEADROOM (1ULL << 30)
 #define MAX_SNAPSHOT (1ULL << 40)
+#define SNAPSHOT_DISK_MARGIN (256ULL << 20) /* left free on the disk */
 
 struct blob_sink {
 	struct store_blob_writer *w;
@@ -83,6 +85,7 @@ static int write_snapshot(struct store *s, const struct image_manifest *m, const
 {
 	struct ext4_writer_opts wo = { .label = "cove" };
 	struct ext4_writer *w = NULL;
+	struct statvfs vfs;
 	uint64_t compressed = 0;
 	int r = 0;
 
@@ -94,6 +97,17 @@ static int write_snapshot(struct store *s, const struct image_manifest *m, const
 				: MAX_SNAPSHOT;
 	if (wo.size_bytes < min_size)
 		wo.size_bytes = min_size;
+	/*
+	 * Never more than the disk can hold, less a margin: a layer that unpacks to more than
+	 * that (a decompression bomb) stops with "image is full", not with a full disk.
+	 */
+	if (statvfs(store_root(s), &vfs) == 0) {
+		uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+		uint64_t cap = avail > SNAPSHOT_DISK_MARGIN ? avail - SNAPSHOT_DISK_MARGIN : 0;
+		cap -= cap / 10;
+		if (wo.size_bytes > cap)
+			wo.size_bytes = cap > EXT4_WRITER_MIN_SIZE ? cap : EXT4_WRITER_MIN_SIZE;
+	}
 	r = ext4_writer_new(path, &wo, &w, err);
 	if (r < 0)
 		return r;
