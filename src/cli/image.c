@@ -4,11 +4,13 @@
 #include "cli.h"
 #include "images.h"
 
+#include "image/digest.h"
 #include "image/pull.h"
 #include "image/push.h"
 #include "image/reference.h"
 
 #include <getopt.h>
+#include <pthread.h>
 #include <jansson.h>
 #include <limits.h>
 #include <string.h>
@@ -33,10 +35,26 @@ static bool is_help(const char *s)
 	return strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0;
 }
 
+#define MAX_BARS 64
+
+struct bar {
+	char id[16];
+	uint64_t done, total;
+	const char *state; /* NULL while downloading */
+};
+
+/*
+ * Pull progress: on a terminal, one bar per layer redrawn in place; otherwise one plain line
+ * per finished layer. Called from the download threads, hence the lock.
+ */
 struct progress_ctx {
 	bool quiet;
 	bool tty;
 	const char *ref;
+	pthread_mutex_t lock;
+	struct bar bars[MAX_BARS];
+	size_t nbars;
+	size_t drawn; /* lines of bars on the screen */
 };
 
 static void short_digest(const char *digest, char *buf, size_t size)
@@ -46,24 +64,79 @@ static void short_digest(const char *digest, char *buf, size_t size)
 	str_printf(buf, size, "%.12s", hex ? hex + 1 : digest);
 }
 
+static struct bar *bar_of(struct progress_ctx *p, const char *id)
+{
+	for (size_t i = 0; i < p->nbars; i++)
+		if (strcmp(p->bars[i].id, id) == 0)
+			return &p->bars[i];
+	if (p->nbars == MAX_BARS)
+		return NULL;
+	str_copy(p->bars[p->nbars].id, sizeof(p->bars[p->nbars].id), id);
+	return &p->bars[p->nbars++];
+}
+
+static void redraw(struct progress_ctx *p)
+{
+	if (p->drawn)
+		fprintf(stderr, "\033[%zuA", p->drawn);
+	for (size_t i = 0; i < p->nbars; i++) {
+		const struct bar *b = &p->bars[i];
+		char line[41];
+		size_t fill = b->total ? (size_t)(40 * (b->done > b->total ? b->total : b->done) / b->total) : 0;
+
+		memset(line, ' ', 40);
+		memset(line, '=', fill);
+		if (fill < 40 && !b->state)
+			line[fill] = '>';
+		line[40] = '\0';
+		if (b->state)
+			fprintf(stderr, "\r\033[K%s: %s (%.1f MB)\n", b->id, b->state, (double)b->total / 1e6);
+		else
+			fprintf(stderr, "\r\033[K%s: [%s] %.1f/%.1f MB\n", b->id, line,
+				(double)b->done / 1e6, (double)b->total / 1e6);
+	}
+	p->drawn = p->nbars;
+	fflush(stderr);
+}
+
 static void on_progress(enum pull_event ev, const char *digest, uint64_t size, void *userdata)
 {
 	struct progress_ctx *p = userdata;
+	struct bar *b;
 	char id[16];
 
 	if (p->quiet)
 		return;
 	short_digest(digest, id, sizeof(id));
+	pthread_mutex_lock(&p->lock);
 	switch (ev) {
 	case PULL_RESOLVED:
 		/* said only once the registry answered, so that a failure is one line */
 		fprintf(stderr, "pulling %s (%s)\n", p->ref, digest);
 		break;
 	case PULL_LAYER_HAVE:
-		fprintf(stderr, "%s: already present\n", id);
-		break;
+	case PULL_LAYER_START:
+	case PULL_LAYER_BYTES:
 	case PULL_LAYER_DONE:
-		fprintf(stderr, "%s: pulled %.1f MB\n", id, (double)size / 1e6);
+		if (!p->tty) {
+			if (ev == PULL_LAYER_HAVE)
+				fprintf(stderr, "%s: already present\n", id);
+			else if (ev == PULL_LAYER_DONE)
+				fprintf(stderr, "%s: pulled %.1f MB\n", id, (double)size / 1e6);
+			break;
+		}
+		b = bar_of(p, id);
+		if (!b)
+			break;
+		if (ev == PULL_LAYER_BYTES) {
+			b->done = size;
+		} else {
+			b->total = size;
+			b->done = ev == PULL_LAYER_START ? 0 : size;
+			b->state = ev == PULL_LAYER_HAVE ? "already present"
+				   : ev == PULL_LAYER_DONE ? "pulled" : NULL;
+		}
+		redraw(p);
 		break;
 	case PULL_UNPACKING:
 		fprintf(stderr, "writing the root filesystem\n");
@@ -71,6 +144,7 @@ static void on_progress(enum pull_event ev, const char *digest, uint64_t size, v
 	case PULL_DONE:
 		break;
 	}
+	pthread_mutex_unlock(&p->lock);
 }
 
 void images_registry_opts(struct registry_opts *o)
@@ -106,7 +180,9 @@ int images_pull(struct store *s, const char *ref, const char *platform, bool qui
 		struct store_image *ret, struct cove_error *err)
 {
 	struct image_platform plat;
-	struct progress_ctx pc = { .quiet = quiet, .tty = isatty(2) };
+	struct progress_ctx pc = { .quiet = quiet, .tty = isatty(2) && getenv("TERM") &&
+							strcmp(getenv("TERM"), "dumb") != 0,
+				   .lock = PTHREAD_MUTEX_INITIALIZER };
 	struct pull_opts o = { .progress = on_progress, .userdata = &pc };
 
 	images_registry_opts(&o.registry);
@@ -227,6 +303,11 @@ static void split_ref(const char *ref, char *repo, size_t rsize, char *tag, size
 	struct reference r;
 	struct cove_error ignore = { 0 };
 
+	if (digest_is_valid(ref)) { /* loaded without a name */
+		str_copy(repo, rsize, "<none>");
+		str_copy(tag, tsize, "<none>");
+		return;
+	}
 	if (reference_parse(ref, &r, &ignore) < 0) {
 		str_copy(repo, rsize, ref);
 		str_copy(tag, tsize, "<none>");
@@ -498,6 +579,7 @@ int cmd_image(int argc, char **argv)
 		{ "list", cmd_ls, NULL },        { "inspect", cmd_inspect, NULL },
 		{ "tag", cmd_tag, NULL },        { "rm", cmd_rm, NULL },
 		{ "prune", cmd_prune, NULL },    { "push", cmd_push, NULL },
+		{ "save", cmd_image_save, NULL }, { "load", cmd_image_load, NULL },
 	};
 
 	if (argc < 2 || is_help(argv[1])) {

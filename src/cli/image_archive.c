@@ -14,8 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int cmd_image_save(int argc, char **argv);
-int cmd_image_load(int argc, char **argv);
 
 static void save_usage(FILE *f)
 {

@@ -25,4 +25,6 @@ int cmd_image(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_push(int argc, char **argv);
 int cmd_images(int argc, char **argv);
+int cmd_image_save(int argc, char **argv);
+int cmd_image_load(int argc, char **argv);
 int cmd_registry(int argc, char **argv);

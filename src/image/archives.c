@@ -6,8 +6,8 @@
 #endif
 #include "archives.h"
 
+#include "pull.h"
 #include "reference.h"
-#include "../ext4/writer.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -18,13 +18,11 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
-#define COPY_CHUNK	     (128u * 1024u)
-#define LAYOUT_FILE_MAX	     4096u	  /* oci-layout */
-#define ENTRY_PATH_MAX	     4096u	  /* a tar entry's name */
-#define TAGS_MAX	     1024u	  /* RepoTags of one manifest.json entry */
-#define DEFAULT_MIN_SNAPSHOT (4ull << 30) /* as pull.c */
-#define SNAPSHOT_HEADROOM    (1ull << 30)
-#define MAX_SNAPSHOT	     (1ull << 40)
+#define COPY_CHUNK	(128u * 1024u)
+#define LAYOUT_FILE_MAX 4096u	    /* oci-layout */
+#define ENTRY_PATH_MAX	4096u	    /* a tar entry's name */
+#define TAGS_MAX	1024u	    /* RepoTags of one manifest.json entry */
+#define NAMES_MAX	(16u << 20) /* bytes of the entry names a load remembers */
 
 #define ANN_IMAGE_NAME	      "io.containerd.image.name"
 #define ANN_REF_NAME	      "org.opencontainers.image.ref.name"
@@ -33,17 +31,13 @@
 #define MEDIA_TYPE_LAYER_GZIP "application/vnd.oci.image.layer.v1.tar+gzip"
 #define MEDIA_TYPE_LAYER_ZSTD "application/vnd.oci.image.layer.v1.tar+zstd"
 
-static void json_decrefp(json_t **j)
-{
-	json_decref(*j);
-}
 static void archive_read_freep(struct archive **a)
 {
 	if (*a)
 		archive_read_free(*a);
 }
-#define _cleanup_json_		_cleanup_(json_decrefp)
-#define _cleanup_archive_read_	_cleanup_(archive_read_freep)
+#define _cleanup_json_	       _cleanup_(json_decrefp)
+#define _cleanup_archive_read_ _cleanup_(archive_read_freep)
 
 /* An untrusted string, printable and short, for a message. */
 static const char *shown(const char *s, char out[96])
@@ -70,6 +64,14 @@ static const char *archive_msg(struct archive *a)
 static int archive_code(struct archive *a)
 {
 	return archive_errno(a) > 0 ? archive_errno(a) : EIO;
+}
+
+/* For reading: libarchive says EILSEQ (or nothing) for a malformed archive. */
+static int archive_read_code(struct archive *a)
+{
+	int e = archive_errno(a);
+
+	return e <= 0 || e == EILSEQ ? EBADMSG : e;
 }
 
 /* ---- digest lists ------------------------------------------------------------------------ */
@@ -170,9 +172,10 @@ static int blob_uncompressed(struct store *s, const char *digest, struct archive
 				la_ssize_t w = archive_write_data(out, buf + off, (size_t)n - off);
 
 				if (w <= 0)
-					return cove_error_set(err, archive_code(out),
-							      "unable to write the image archive: %s",
-							      archive_msg(out));
+					return cove_error_set(
+						err, archive_code(out),
+						"unable to write the image archive: %s",
+						archive_msg(out));
 				off += (size_t)w;
 			}
 		}
@@ -290,8 +293,9 @@ static int tar_add_blob(struct archive *a, struct store *s, const char *path, co
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return cove_error_set(err, n < 0 ? errno : EIO, "unable to read blob %s: %s",
-					      digest, n < 0 ? strerror(errno) : "it shrank");
+			return cove_error_set(err, n < 0 ? errno : EIO,
+					      "unable to read blob %s: %s", digest,
+					      n < 0 ? strerror(errno) : "it shrank");
 		digest_hasher_update(h, buf, (size_t)n);
 		r = tar_data(a, path, buf, (size_t)n, err);
 		if (r < 0)
@@ -372,10 +376,8 @@ static int find_image(struct store *s, const char *ref, struct store_image *ret,
 	k = store_image_get(s, ref, ret, &e);
 	if (k == 0)
 		return 0;
-	if (k != -ENOENT) {
-		*err = e;
-		return k;
-	}
+	if (k != -ENOENT)
+		return cove_error_set(err, k, "%s", e.msg);
 	if (reference_parse(ref, &r, &ignore) == 0 &&
 	    reference_format(&r, name, sizeof(name)) == 0 &&
 	    store_image_get(s, name, ret, &ignore) == 0)
@@ -429,8 +431,7 @@ static int collect_manifest(struct store *s, const char *digest, const char *med
 }
 
 /* An index: whether every manifest it lists is stored with its config and layers. */
-static bool index_complete(struct store *s, const struct image_index *idx,
-			   struct digest_list *bl)
+static bool index_complete(struct store *s, const struct image_index *idx, struct digest_list *bl)
 {
 	for (size_t i = 0; i < idx->n_manifests; i++) {
 		const struct image_descriptor *d = &idx->manifests[i];
@@ -438,8 +439,10 @@ static bool index_complete(struct store *s, const struct image_index *idx,
 		enum image_media_type t;
 
 		if (image_media_type_from_string(d->media_type, &t, NULL) < 0 ||
-		    image_media_type_is_index(t) || !store_blob_has(s, d->digest) ||
-		    collect_manifest(s, d->digest, d->media_type, NULL, NULL, NULL, bl, &ignore) < 0)
+		    image_media_type_is_index(t) || !store_blob_has(s, d->digest))
+			return false;
+		if (collect_manifest(s, d->digest, d->media_type, NULL, NULL, NULL, bl, &ignore) <
+		    0)
 			return false;
 	}
 	return idx->n_manifests > 0;
@@ -467,8 +470,8 @@ static int resolve_save(struct store *s, const char *ref, struct save_image *si,
 	if (r < 0)
 		goto fail;
 	if (!image_media_type_is_index(si->img.media_type)) {
-		r = collect_manifest(s, si->img.manifest_digest, mt, &si->m, &si->cfg, &si->top_size,
-				     bl, err);
+		r = collect_manifest(s, si->img.manifest_digest, mt, &si->m, &si->cfg,
+				     &si->top_size, bl, err);
 		if (r < 0)
 			goto fail;
 		memcpy(si->top_digest, si->img.manifest_digest, DIGEST_STRING_MAX);
@@ -558,8 +561,8 @@ static int save_oci(struct archive *a, struct store *s, struct save_image *sis, 
 			return r;
 	}
 
-	root = json_pack("{s:i, s:s, s:[]}", "schemaVersion", 2, "mediaType",
-			 MEDIA_TYPE_OCI_INDEX, "manifests");
+	root = json_pack("{s:i, s:s, s:[]}", "schemaVersion", 2, "mediaType", MEDIA_TYPE_OCI_INDEX,
+			 "manifests");
 	if (!root)
 		return cove_error_set(err, ENOMEM, "out of memory");
 	manifests = json_object_get(root, "manifests");
@@ -818,7 +821,8 @@ struct load_file {
 	char *path;
 	char digest[DIGEST_STRING_MAX]; /* computed (or verified) from its content */
 	uint64_t size;
-	char *data; /* kept in memory until it is known to be needed, else in the store */
+	char *data;   /* kept in memory until it is known to be needed, else in the store */
+	bool symlink; /* never followed: refused if manifest.json names it */
 };
 
 /* One element of docker's manifest.json. */
@@ -846,10 +850,10 @@ struct load_ctx {
 	struct store *s;
 	struct cove_error *err;
 	const struct image_platform *platform;
-	uint64_t min_snapshot;
-	int dir_fd;   /* OCI layout directory, else -1 */
-	int blobs_fd; /* its blobs/sha256 */
-	uint8_t *buf; /* COPY_CHUNK */
+	uint64_t min_snapshot; /* 0: image_write_snapshot's default */
+	int dir_fd;	       /* OCI layout directory, else -1 */
+	int blobs_fd;	       /* its blobs/sha256 */
+	uint8_t *buf;	       /* COPY_CHUNK */
 	size_t n_entries;
 	bool have_layout;
 	char *layout, *index, *manifest;
@@ -859,7 +863,8 @@ struct load_ctx {
 	struct cove_error dm_err; /* why manifest.json did not parse */
 	struct load_file *files;
 	size_t n_files, cap_files;
-	size_t mem_used;
+	size_t mem_used;   /* file contents kept in memory */
+	size_t names_used; /* bytes of files[].path */
 	struct load_image *imgs;
 	size_t n_imgs;
 };
@@ -997,7 +1002,7 @@ static ssize_t src_read(struct load_ctx *c, struct src *x, void *buf, size_t n, 
 		la_ssize_t r = archive_read_data(x->a, buf, n);
 
 		if (r < 0)
-			return cove_error_set(c->err, archive_code(x->a),
+			return cove_error_set(c->err, archive_read_code(x->a),
 					      "the archive is truncated or corrupt at '%s': %s",
 					      shown(what, show), archive_msg(x->a));
 		return r;
@@ -1049,7 +1054,8 @@ static int read_small(struct load_ctx *c, struct src *x, uint64_t size, size_t m
 	ssize_t n;
 
 	if (size > max)
-		return cove_error_set(c->err, EFBIG, "'%s' in the archive is %llu bytes, more than %zu",
+		return cove_error_set(c->err, EFBIG,
+				      "'%s' in the archive is %llu bytes, more than %zu",
 				      shown(what, show), (unsigned long long)size, max);
 	data = malloc((size_t)size + 1);
 	if (!data)
@@ -1094,8 +1100,10 @@ static int stream_blob(struct load_ctx *c, struct src *x, const char *digest, ui
 	for (;;) {
 		ssize_t n = src_read(c, x, c->buf, COPY_CHUNK, what);
 
-		if (n < 0)
-			return (int)n;
+		if (n < 0) {
+			r = (int)n;
+			goto discard;
+		}
 		if (n == 0)
 			break;
 		total += (uint64_t)n;
@@ -1103,14 +1111,20 @@ static int stream_blob(struct load_ctx *c, struct src *x, const char *digest, ui
 		if (r < 0)
 			goto fail;
 	}
-	if (total != size)
-		return truncated(c, what, total, size);
+	if (total != size) {
+		r = truncated(c, what, total, size);
+		goto discard;
+	}
 	r = store_blob_commit(w, c->err);
 	if (r < 0)
 		goto fail;
 	return 0;
 fail:
-	return cove_error_prefix(c->err, "'%s' in the archive", shown(what, show));
+	cove_error_prefix(c->err, "'%s' in the archive", shown(what, show));
+discard:
+	/* an archive is not resumable: keep no partial */
+	store_blob_writer_discard(TAKE_PTR(w));
+	return r;
 }
 
 static int add_file(struct load_ctx *c, const char *path, const char *digest, uint64_t size,
@@ -1127,11 +1141,16 @@ static int add_file(struct load_ctx *c, const char *path, const char *digest, ui
 		c->files = v;
 		c->cap_files = cap;
 	}
+	c->names_used += strlen(path) + 1;
+	if (c->names_used > NAMES_MAX)
+		return cove_error_set(c->err, E2BIG,
+				      "the archive's entry names are more than %u bytes in all",
+				      NAMES_MAX);
 	p = strdup(path);
 	if (!p)
 		return cove_error_set(c->err, ENOMEM, "out of memory");
 	c->files[c->n_files] = (struct load_file){ .path = p, .size = size, .data = data };
-	memcpy(c->files[c->n_files].digest, digest, DIGEST_STRING_MAX);
+	(void)str_copy(c->files[c->n_files].digest, DIGEST_STRING_MAX, digest);
 	c->n_files++;
 	return 0;
 }
@@ -1158,11 +1177,14 @@ static void docker_note_config(struct load_ctx *c, const struct load_file *f)
 			(void)image_config_parse(f->data, (size_t)f->size, &c->dm[i].cfg, NULL);
 }
 
+/* gzip, zstd, xz, bzip2 */
 static bool looks_compressed(const uint8_t *p, size_t n)
 {
-	return (n >= 2 && p[0] == 0x1f && p[1] == 0x8b) ||
-	       (n >= 4 && memcmp(p, "\x28\xb5\x2f\xfd", 4) == 0) ||
-	       (n >= 6 && memcmp(p, "\xfd" "7zXZ\0", 6) == 0) || (n >= 3 && memcmp(p, "BZh", 3) == 0);
+	static const uint8_t zstd[4] = { 0x28, 0xb5, 0x2f, 0xfd };
+	static const uint8_t xz[6] = { 0xfd, '7', 'z', 'X', 'Z', 0 };
+
+	return (n >= 2 && p[0] == 0x1f && p[1] == 0x8b) || (n >= 4 && memcmp(p, zstd, 4) == 0) ||
+	       (n >= 6 && memcmp(p, xz, 6) == 0) || (n >= 3 && memcmp(p, "BZh", 3) == 0);
 }
 
 /* An unnamed temp file next to the store's blobs. */
@@ -1208,13 +1230,18 @@ static int store_from_temp(struct load_ctx *c, int fd, const char *digest, uint6
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			return cove_error_set(c->err, n < 0 ? errno : EIO,
-					      "unable to read a temp file: %s",
-					      n < 0 ? strerror(errno) : "it shrank");
-		r = store_blob_write(w, c->buf, (size_t)n, c->err);
-		if (r < 0)
+		if (n <= 0) {
+			r = cove_error_set(c->err, n < 0 ? errno : EIO,
+					   "unable to read a temp file: %s",
+					   n < 0 ? strerror(errno) : "it shrank");
+			store_blob_writer_discard(TAKE_PTR(w));
 			return r;
+		}
+		r = store_blob_write(w, c->buf, (size_t)n, c->err);
+		if (r < 0) {
+			store_blob_writer_discard(TAKE_PTR(w));
+			return r;
+		}
 		off += (uint64_t)n;
 	}
 	return store_blob_commit(w, c->err);
@@ -1286,8 +1313,8 @@ static int take_file(struct load_ctx *c, struct src *x, const char *path, uint64
 		return cove_error_set(c->err, ENOMEM, "out of memory");
 	for (total = 0; n > 0; n = src_read(c, x, c->buf, COPY_CHUNK, path)) {
 		if (total + (uint64_t)n > size)
-			return cove_error_set(c->err, EBADMSG, "'%s' is longer than its header says",
-					      path);
+			return cove_error_set(c->err, EBADMSG,
+					      "'%s' is longer than its header says", path);
 		digest_hasher_update(h, c->buf, (size_t)n);
 		r = write_full(tmp, c->buf, (size_t)n);
 		if (r < 0)
@@ -1344,9 +1371,19 @@ static int load_entry(struct load_ctx *c, struct archive *a, struct archive_entr
 	case AE_IFREG:
 		break;
 	case AE_IFLNK:
-		return cove_error_set(c->err, EINVAL,
-				      "refusing archive entry '%s': it is a symbolic link",
-				      shown(raw, show));
+		/* docker and skopeo add <v1-id>/layer.tar -> ../<diff-id>.tar for old loaders:
+		 * such links are recorded, never followed, and refused if manifest.json names
+		 * them; anywhere else a link is refused at once */
+		if (c->have_layout || strncmp(path, "blobs/", 6) == 0 ||
+		    strcmp(path, "oci-layout") == 0 || strcmp(path, "index.json") == 0 ||
+		    strcmp(path, "manifest.json") == 0 || strcmp(path, "repositories") == 0)
+			return cove_error_set(c->err, EINVAL,
+					      "refusing archive entry '%s': it is a symbolic link",
+					      shown(raw, show));
+		r = add_file(c, path, "", 0, NULL);
+		if (r == 0)
+			c->files[c->n_files - 1].symlink = true;
+		return r;
 	default:
 		return cove_error_set(c->err, EINVAL,
 				      "refusing archive entry '%s': it is not a regular file",
@@ -1393,22 +1430,29 @@ static int load_tar(struct load_ctx *c, int fd)
 	if (!a)
 		return cove_error_set(c->err, ENOMEM, "out of memory");
 	if (archive_read_support_filter_all(a) < ARCHIVE_WARN ||
-	    archive_read_support_format_tar(a) != ARCHIVE_OK ||
-	    archive_read_open_fd(a, fd, COPY_CHUNK) != ARCHIVE_OK)
+	    archive_read_support_format_tar(a) != ARCHIVE_OK)
 		return cove_error_set(c->err, archive_code(a), "unable to read the archive: %s",
 				      archive_msg(a));
+	if (archive_read_open_fd(a, fd, COPY_CHUNK) != ARCHIVE_OK) {
+		if (archive_read_code(a) == EBADMSG)
+			return cove_error_set(c->err, EINVAL, "not a tar archive: %s",
+					      archive_msg(a));
+		return cove_error_set(c->err, archive_read_code(a),
+				      "unable to read the archive: %s", archive_msg(a));
+	}
 	for (;;) {
 		r = archive_read_next_header(a, &e);
 		if (r == ARCHIVE_EOF)
 			break;
+		if (r < ARCHIVE_WARN && c->n_entries == 0 && archive_read_code(a) == EBADMSG)
+			return cove_error_set(c->err, EINVAL, "not a tar archive: %s",
+					      archive_msg(a));
 		if (r < ARCHIVE_WARN)
-			return cove_error_set(c->err, archive_code(a),
-					      c->n_entries ? "the archive is truncated or corrupt: %s"
-							   : "not a tar archive: %s",
+			return cove_error_set(c->err, archive_read_code(a),
+					      "the archive is truncated or corrupt: %s",
 					      archive_msg(a));
 		if (++c->n_entries > IMAGE_ARCHIVE_MAX_ENTRIES)
-			return cove_error_set(c->err, E2BIG,
-					      "the archive has more than %u entries",
+			return cove_error_set(c->err, E2BIG, "the archive has more than %u entries",
 					      IMAGE_ARCHIVE_MAX_ENTRIES);
 		r = load_entry(c, a, e);
 		if (r < 0)
@@ -1420,8 +1464,8 @@ static int load_tar(struct load_ctx *c, int fd)
 /* ---- load: docker archives --------------------------------------------------------------- */
 
 /* An array of at most max strings, each an archive path (normalize) or a name. */
-static int dm_strings(json_t *v, size_t i, const char *key, size_t max, bool paths,
-		      char ***ret, size_t *ret_n, struct cove_error *err)
+static int dm_strings(json_t *v, size_t i, const char *key, size_t max, bool paths, char ***ret,
+		      size_t *ret_n, struct cove_error *err)
 {
 	char **out;
 	size_t n;
@@ -1432,12 +1476,13 @@ static int dm_strings(json_t *v, size_t i, const char *key, size_t max, bool pat
 		return 0;
 	}
 	if (!json_is_array(v))
-		return cove_error_set(err, EINVAL, "invalid manifest.json: [%zu].%s is not an array",
-				      i, key);
+		return cove_error_set(err, EINVAL,
+				      "invalid manifest.json: [%zu].%s is not an array", i, key);
 	n = json_array_size(v);
 	if (n > max)
-		return cove_error_set(err, E2BIG, "invalid manifest.json: [%zu].%s has %zu entries, "
-						  "at most %zu are supported",
+		return cove_error_set(err, E2BIG,
+				      "invalid manifest.json: [%zu].%s has %zu entries, "
+				      "at most %zu are supported",
 				      i, key, n, max);
 	out = calloc(n ? n : 1, sizeof(*out));
 	if (!out)
@@ -1449,9 +1494,9 @@ static int dm_strings(json_t *v, size_t i, const char *key, size_t max, bool pat
 		if (!s || strlen(s) >= ENTRY_PATH_MAX ||
 		    (paths && entry_path(s, path, sizeof(path), &why) < 0)) {
 			strv_free(out, j);
-			return cove_error_set(err, EINVAL,
-					      "invalid manifest.json: [%zu].%s has an invalid entry",
-					      i, key);
+			return cove_error_set(
+				err, EINVAL, "invalid manifest.json: [%zu].%s has an invalid entry",
+				i, key);
 		}
 		out[j] = strdup(paths ? path : s);
 		if (!out[j]) {
@@ -1483,8 +1528,9 @@ static int docker_parse(const char *data, size_t len, struct docker_entry **ret,
 	if (n == 0)
 		return cove_error_set(err, EINVAL, "manifest.json lists no images");
 	if (n > IMAGE_ARCHIVE_MAX_IMAGES)
-		return cove_error_set(err, E2BIG, "manifest.json lists %zu images, at most %u are "
-						  "supported",
+		return cove_error_set(err, E2BIG,
+				      "manifest.json lists %zu images, at most %u are "
+				      "supported",
 				      n, IMAGE_ARCHIVE_MAX_IMAGES);
 	dm = calloc(n, sizeof(*dm));
 	if (!dm)
@@ -1495,14 +1541,14 @@ static int docker_parse(const char *data, size_t len, struct docker_entry **ret,
 		char path[ENTRY_PATH_MAX];
 
 		if (!json_is_object(o)) {
-			r = cove_error_set(err, EINVAL, "invalid manifest.json: [%zu] is not an object",
-					   i);
+			r = cove_error_set(err, EINVAL,
+					   "invalid manifest.json: [%zu] is not an object", i);
 			goto fail;
 		}
 		if (!cfg || entry_path(cfg, path, sizeof(path), &why) < 0) {
-			r = cove_error_set(err, EINVAL,
-					   "invalid manifest.json: [%zu].Config is missing or invalid",
-					   i);
+			r = cove_error_set(
+				err, EINVAL,
+				"invalid manifest.json: [%zu].Config is missing or invalid", i);
 			goto fail;
 		}
 		dm[i].config = strdup(path);
@@ -1534,16 +1580,28 @@ static int file_cmp(const void *a, const void *b)
 	return strcmp(x->path, y->path);
 }
 
-static struct load_file *find_file(struct load_ctx *c, const char *path)
+/* A regular file of the archive by path (files sorted). */
+static int find_file(struct load_ctx *c, const char *path, struct load_file **ret)
 {
-	struct load_file key = { .path = (char *)path };
+	struct load_file key = { .path = (char *)path }, *f;
+	char show[96];
 
-	return bsearch(&key, c->files, c->n_files, sizeof(*c->files), file_cmp);
+	f = bsearch(&key, c->files, c->n_files, sizeof(*c->files), file_cmp);
+	if (!f)
+		return cove_error_set(c->err, ENOENT,
+				      "manifest.json names '%s', which is not in the archive",
+				      shown(path, show));
+	if (f->symlink)
+		return cove_error_set(c->err, EINVAL,
+				      "refusing archive entry '%s': it is a symbolic link "
+				      "(manifest.json names it)",
+				      shown(path, show));
+	*ret = f;
+	return 0;
 }
 
 static int load_image_add(struct load_ctx *c, const char *top, enum image_media_type top_type,
-			  const char *platform_digest, struct image_manifest **m,
-			  const char *name);
+			  const char *platform_digest, struct image_manifest **m, const char *name);
 
 /* Make the OCI manifest of one manifest.json entry; the config is stored byte for byte. */
 static int docker_image(struct load_ctx *c, struct docker_entry *e)
@@ -1559,11 +1617,9 @@ static int docker_image(struct load_ctx *c, struct docker_entry *e)
 	size_t clen;
 	int r;
 
-	cf = find_file(c, e->config);
-	if (!cf)
-		return cove_error_set(c->err, ENOENT,
-				      "manifest.json names '%s', which is not in the archive",
-				      shown(e->config, show));
+	r = find_file(c, e->config, &cf);
+	if (r < 0)
+		return r;
 	if (cf->data) {
 		cdata = cf->data;
 		clen = (size_t)cf->size;
@@ -1592,19 +1648,18 @@ static int docker_image(struct load_ctx *c, struct docker_entry *e)
 		return cove_error_set(c->err, ENOMEM, "out of memory");
 	layers = json_object_get(mj, "layers");
 	for (size_t i = 0; i < e->n_layers; i++) {
-		struct load_file *lf = find_file(c, e->layers[i]);
+		struct load_file *lf;
 		const char *mt = MEDIA_TYPE_LAYER_TAR;
 
-		if (!lf)
-			return cove_error_set(c->err, ENOENT,
-					      "manifest.json names '%s', which is not in the archive",
-					      shown(e->layers[i], show));
-		if (lf->data &&
-		    (r = store_blob_put(c->s, lf->data, (size_t)lf->size, lf->digest, NULL,
-					c->err)) < 0)
+		r = find_file(c, e->layers[i], &lf);
+		if (r < 0)
+			return r;
+		if (lf->data && (r = store_blob_put(c->s, lf->data, (size_t)lf->size, lf->digest,
+						    NULL, c->err)) < 0)
 			return r;
 		if (strcmp(lf->digest, cfg->diff_ids[i]) != 0) {
 			/* a compressed layer.tar (docker load takes those too) */
+			struct cove_error ignore = { 0 };
 			char got[DIGEST_STRING_MAX];
 			uint64_t usize;
 
@@ -1612,16 +1667,17 @@ static int docker_image(struct load_ctx *c, struct docker_entry *e)
 			if (r < 0)
 				return r;
 			if (strcmp(mt, MEDIA_TYPE_LAYER_TAR) == 0 ||
-			    blob_uncompressed(c->s, lf->digest, NULL, 0, got, &usize, c->err) < 0 ||
+			    blob_uncompressed(c->s, lf->digest, NULL, 0, got, &usize, &ignore) <
+				    0 ||
 			    strcmp(got, cfg->diff_ids[i]) != 0)
 				return cove_error_set(c->err, EBADMSG,
 						      "layer '%s' does not match diff id %s of its "
 						      "image config",
 						      shown(e->layers[i], show), cfg->diff_ids[i]);
 		}
-		if (json_array_append_new(layers, json_pack("{s:s, s:s, s:I}", "mediaType", mt,
-							    "digest", lf->digest, "size",
-							    (json_int_t)lf->size)) < 0)
+		if (json_array_append_new(layers,
+					  json_pack("{s:s, s:s, s:I}", "mediaType", mt, "digest",
+						    lf->digest, "size", (json_int_t)lf->size)) < 0)
 			return cove_error_set(c->err, ENOMEM, "out of memory");
 	}
 	text = json_dumps(mj, JSON_COMPACT);
@@ -1658,10 +1714,8 @@ static int load_docker(struct load_ctx *c)
 {
 	int r;
 
-	if (c->dm_err.code) {
-		*c->err = c->dm_err;
-		return -c->dm_err.code;
-	}
+	if (c->dm_err.code)
+		return cove_error_set(c->err, c->dm_err.code, "%s", c->dm_err.msg);
 	if (c->n_files)
 		qsort(c->files, c->n_files, sizeof(*c->files), file_cmp);
 	for (size_t i = 1; i < c->n_files; i++)
@@ -1698,12 +1752,13 @@ static int ensure_blob(struct load_ctx *c, const char *digest, uint64_t size, co
 			fd = openat(c->blobs_fd, digest_hex(digest),
 				    O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 		if (fd < 0)
-			return cove_error_set(c->err, errno == ENOENT || c->blobs_fd < 0 ? ENOENT
-											: errno,
+			return cove_error_set(c->err,
+					      errno == ENOENT || c->blobs_fd < 0 ? ENOENT : errno,
 					      "%s %s is not in the OCI layout", what, digest);
 		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-			return cove_error_set(c->err, EINVAL, "'%s' in the OCI layout is not a "
-							      "regular file",
+			return cove_error_set(c->err, EINVAL,
+					      "'%s' in the OCI layout is not a "
+					      "regular file",
 					      path);
 		x.fd = fd;
 		r = stream_blob(c, &x, digest, size, NULL, 0, path);
@@ -1801,8 +1856,9 @@ static int load_oci(struct load_ctx *c)
 	layout = json_loadb(c->layout, c->layout_len, JSON_REJECT_DUPLICATES, NULL);
 	version = json_string_value(json_object_get(layout, "imageLayoutVersion"));
 	if (!version || strncmp(version, "1.", 2) != 0)
-		return cove_error_set(c->err, EINVAL, "invalid oci-layout file: it does not say "
-						      "imageLayoutVersion 1.x");
+		return cove_error_set(c->err, EINVAL,
+				      "invalid oci-layout file: it does not say "
+				      "imageLayoutVersion 1.x");
 	r = image_index_parse(c->index, c->index_len, NULL, &idx, c->err);
 	if (r < 0)
 		return cove_error_prefix(c->err, "index.json");
@@ -1879,10 +1935,11 @@ static int load_dir_files(struct load_ctx *c)
 			struct stat ignore;
 
 			if (fstatat(c->dir_fd, "manifest.json", &ignore, AT_SYMLINK_NOFOLLOW) == 0)
-				return cove_error_set(c->err, EOPNOTSUPP,
-						      "this directory looks like an unpacked docker "
-						      "archive; only OCI layout directories load, "
-						      "tar it first");
+				return cove_error_set(
+					c->err, EOPNOTSUPP,
+					"this directory looks like an unpacked docker "
+					"archive; only OCI layout directories load, "
+					"tar it first");
 			return cove_error_set(c->err, ENOENT,
 					      "not an OCI image layout: it has no %s file",
 					      files[i].name);
@@ -1893,16 +1950,15 @@ static int load_dir_files(struct load_ctx *c)
 		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 			return cove_error_set(c->err, EINVAL, "'%s' is not a regular file",
 					      files[i].name);
-		r = read_small(c, &x, (uint64_t)st.st_size, files[i].max, files[i].name,
-			       slots[i]);
+		r = read_small(c, &x, (uint64_t)st.st_size, files[i].max, files[i].name, slots[i]);
 		if (r < 0)
 			return r;
 		*lens[i] = (size_t)st.st_size;
 	}
 	c->have_layout = true;
 	{
-		_cleanup_close_ int blobs = openat(c->dir_fd, "blobs",
-						   O_RDONLY | O_CLOEXEC | O_DIRECTORY | O_NOFOLLOW);
+		_cleanup_close_ int blobs =
+			openat(c->dir_fd, "blobs", O_RDONLY | O_CLOEXEC | O_DIRECTORY | O_NOFOLLOW);
 
 		if (blobs >= 0)
 			c->blobs_fd = openat(blobs, "sha256",
@@ -1914,8 +1970,7 @@ static int load_dir_files(struct load_ctx *c)
 /* ---- load: making the images ------------------------------------------------------------- */
 
 static int load_image_add(struct load_ctx *c, const char *top, enum image_media_type top_type,
-			  const char *platform_digest, struct image_manifest **m,
-			  const char *name)
+			  const char *platform_digest, struct image_manifest **m, const char *name)
 {
 	struct load_image *li = NULL;
 
@@ -1925,6 +1980,8 @@ static int load_image_add(struct load_ctx *c, const char *top, enum image_media_
 	if (!li) {
 		void *v;
 
+		if (!*m)
+			return cove_error_set(c->err, EINVAL, "image %s has no manifest", top);
 		if (c->n_imgs >= IMAGE_ARCHIVE_MAX_IMAGES)
 			return cove_error_set(c->err, E2BIG, "the archive has more than %u images",
 					      IMAGE_ARCHIVE_MAX_IMAGES);
@@ -1954,49 +2011,6 @@ static int load_image_add(struct load_ctx *c, const char *top, enum image_media_
 		li->n_names++;
 	}
 	return 0;
-}
-
-/*
- * TODO(lead): replace with pull.c's write_snapshot once exposed in pull.h as
- *   int image_write_snapshot(struct store *s, const struct image_manifest *m,
- *                            const char *manifest_digest, uint64_t min_size,
- *                            struct cove_error *err);
- * (writes ROOT/snapshots/<hex>.ext4 of the platform manifest; this is a copy of it).
- */
-static int write_snapshot(struct store *s, const struct image_manifest *m, const char *path,
-			  uint64_t min_size, struct cove_error *err)
-{
-	struct ext4_writer_opts wo = { .label = "cove" };
-	struct ext4_writer *w = NULL;
-	uint64_t compressed = 0;
-	int r;
-
-	for (size_t i = 0; i < m->n_layers; i++)
-		compressed += m->layers[i].size;
-	wo.size_bytes = compressed < (MAX_SNAPSHOT - SNAPSHOT_HEADROOM) / 8
-				? compressed * 8 + SNAPSHOT_HEADROOM
-				: MAX_SNAPSHOT;
-	if (wo.size_bytes < min_size)
-		wo.size_bytes = min_size;
-	r = ext4_writer_new(path, &wo, &w, err);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < m->n_layers && r == 0; i++) {
-		_cleanup_close_ int fd = store_blob_open(s, m->layers[i].digest);
-
-		if (fd < 0) {
-			r = cove_error_set(err, fd, "layer %s is missing from the store",
-					   m->layers[i].digest);
-			break;
-		}
-		r = ext4_writer_add_tar(w, fd, err);
-		if (r < 0)
-			cove_error_prefix(err, "layer %zu (%s)", i + 1, m->layers[i].digest);
-	}
-	if (r == 0)
-		r = ext4_writer_finish(w, err);
-	ext4_writer_free(w);
-	return r;
 }
 
 struct put_undo {
@@ -2049,10 +2063,11 @@ static int load_commit(struct load_ctx *c, struct image_load_result *ret)
 			goto fail;
 		}
 		if (stat(path, &st) == 0)
-			continue;
-		r = write_snapshot(c->s, li->m, path, c->min_snapshot, c->err);
+			continue; /* made by an earlier pull or load */
+		r = image_write_snapshot(c->s, li->m, li->platform_digest, c->min_snapshot, c->err);
 		if (r < 0) {
-			cove_error_prefix(c->err, "image %s", li->top_digest);
+			cove_error_prefix(c->err, "image '%s'",
+					  li->n_names ? li->names[0] : li->top_digest);
 			goto fail;
 		}
 		created[i] = true;
@@ -2108,8 +2123,8 @@ fail:
 	for (size_t i = 0; i < c->n_imgs; i++) {
 		char path[PATH_MAX];
 
-		if (created[i] && store_snapshot_path(c->s, c->imgs[i].platform_digest, path,
-						      sizeof(path)) == 0)
+		if (created[i] &&
+		    store_snapshot_path(c->s, c->imgs[i].platform_digest, path, sizeof(path)) == 0)
 			(void)unlink(path);
 	}
 	free(res.images);
@@ -2144,8 +2159,7 @@ static int load_run(struct store *s, int fd, bool dir, const struct image_load_o
 		.s = s,
 		.err = err,
 		.platform = o ? o->platform : NULL,
-		.min_snapshot = o && o->min_snapshot_size ? o->min_snapshot_size
-							  : DEFAULT_MIN_SNAPSHOT,
+		.min_snapshot = o ? o->min_snapshot_size : 0,
 		.dir_fd = dir ? fd : -1,
 		.blobs_fd = -1,
 	};
@@ -2167,7 +2181,10 @@ static int load_run(struct store *s, int fd, bool dir, const struct image_load_o
 int image_load_fd(struct store *s, int fd, const struct image_load_opts *o,
 		  struct image_load_result *ret, struct cove_error *err)
 {
-	return load_run(s, fd, false, o, ret, err);
+	struct stat st;
+
+	/* `cove load < DIR` works too */
+	return load_run(s, fd, fstat(fd, &st) == 0 && S_ISDIR(st.st_mode), o, ret, err);
 }
 
 int image_load(struct store *s, const char *path, const struct image_load_opts *o,

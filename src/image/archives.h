@@ -32,9 +32,9 @@
 #include "manifest.h"
 #include "store.h"
 
-#define IMAGE_ARCHIVE_MAX_ENTRIES 100000u    /* tar entries in one archive */
-#define IMAGE_ARCHIVE_MAX_IMAGES  1024u	     /* images in index.json / manifest.json */
-#define IMAGE_ARCHIVE_SMALL_MAX	  (1u << 20) /* docker files kept in memory until named */
+#define IMAGE_ARCHIVE_MAX_ENTRIES 100000u     /* tar entries in one archive */
+#define IMAGE_ARCHIVE_MAX_IMAGES  1024u	      /* images in index.json / manifest.json */
+#define IMAGE_ARCHIVE_SMALL_MAX	  (1u << 20)  /* docker files kept in memory until named */
 #define IMAGE_ARCHIVE_MEMORY_MAX  (64u << 20) /* ... all of them together */
 
 enum image_archive_format {

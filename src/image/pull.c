@@ -17,23 +17,36 @@
 #define MAX_SNAPSHOT (1ULL << 40)
 #define SNAPSHOT_DISK_MARGIN (256ULL << 20) /* left free on the disk */
 
+#define PROGRESS_STEP (256u << 10) /* report downloads every this many bytes */
+
 struct blob_sink {
 	struct store_blob_writer *w;
 	struct cove_error err;
+	const struct pull_opts *o;
+	const char *digest;
+	uint64_t received, reported;
 };
-
-static int sink_write(const void *data, size_t len, void *userdata)
-{
-	struct blob_sink *k = userdata;
-
-	return store_blob_write(k->w, data, len, &k->err);
-}
 
 static void progress(const struct pull_opts *o, enum pull_event ev, const char *digest,
 		     uint64_t size)
 {
-	if (o->progress)
+	if (o && o->progress)
 		o->progress(ev, digest, size, o->userdata);
+}
+
+static int sink_write(const void *data, size_t len, void *userdata)
+{
+	struct blob_sink *k = userdata;
+	int r = store_blob_write(k->w, data, len, &k->err);
+
+	if (r == 0) {
+		k->received += len;
+		if (k->received - k->reported >= PROGRESS_STEP) {
+			k->reported = k->received;
+			progress(k->o, PULL_LAYER_BYTES, k->digest, k->received);
+		}
+	}
+	return r;
 }
 
 /* Download one blob (resuming a partial) into the store unless it is there. */
@@ -270,6 +283,10 @@ int image_pull(struct store *s, const char *reference, const struct pull_opts *o
 		r = store_blob_writer_new(s, d->digest, d->size, &sinks[njobs].w, err);
 		if (r < 0)
 			goto out;
+		sinks[njobs].o = o;
+		sinks[njobs].digest = d->digest;
+		sinks[njobs].received = sinks[njobs].reported = store_blob_writer_offset(sinks[njobs].w);
+		progress(o, PULL_LAYER_START, d->digest, d->size);
 		jobs[njobs] = (struct registry_blob_job){
 			.digest = d->digest,
 			.size = d->size,

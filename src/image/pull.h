@@ -17,6 +17,8 @@
 enum pull_event {
 	PULL_RESOLVED,   /* the manifest is known: digest = manifest digest */
 	PULL_LAYER_HAVE, /* layer digest already in the store */
+	PULL_LAYER_START, /* layer digest will be downloaded (size bytes) */
+	PULL_LAYER_BYTES, /* size bytes of layer digest have arrived (from any thread) */
 	PULL_LAYER_DONE, /* layer digest downloaded and verified (size bytes) */
 	PULL_UNPACKING,  /* writing the snapshot */
 	PULL_DONE,
@@ -27,6 +29,7 @@ struct pull_opts {
 	struct registry_opts registry;
 	unsigned parallel;                     /* concurrent layer downloads; 0: 3 */
 	uint64_t min_snapshot_size;            /* 0: 4 GiB (sparse) */
+	/* called from the downloading threads too: must be thread-safe */
 	void (*progress)(enum pull_event ev, const char *digest, uint64_t size, void *userdata);
 	void *userdata;
 };

@@ -89,3 +89,23 @@ one_line "a registry that is not there" "127.0.0.1:1" "$COVE" pull -q 127.0.0.1:
 one_line "a digest the registry does not have" "sha256" "$COVE" pull -q "$R/busybox@sha256:0000000000000000000000000000000000000000000000000000000000000000"
 one_line "run of an image that cannot be pulled" "manifest unknown" "$COVE" run --rm "$R/nosuchrepo" true
 "$COVE" image ls >/dev/null 2>&1 && ok "the store is still readable after the failures" || not_ok "the store is still readable after the failures"
+
+# save and load: OCI and docker archives round-trip, real tools read them
+"$COVE" save -o "$T/layers-oci.tar" "$R/layers" && ok "save an OCI archive" || not_ok "save an OCI archive"
+"$COVE" save --format docker -o "$T/layers-docker.tar" "$R/layers" && ok "save a docker archive" || not_ok "save a docker archive"
+want=$("$COVE" image ls --format json | python3 -c 'import json,sys; print([i["digest"] for i in json.load(sys.stdin) if i["name"].endswith("/layers:latest")][0])')
+"$COVE" image rm "$R/layers" >/dev/null
+expect "load an OCI archive" "Loaded image: $R/layers:latest" "$("$COVE" load -i "$T/layers-oci.tar" 2>&1)"
+got=$("$COVE" image ls --format json | python3 -c 'import json,sys; print([i["digest"] for i in json.load(sys.stdin) if i["name"].endswith("/layers:latest")][0])')
+expect "... with the same manifest digest" "$want" "$got"
+expect "... and it runs" "layer two" "$("$COVE" run --rm "$R/layers" cat /etc/motd 2>&1)"
+"$COVE" image rm "$R/layers" >/dev/null
+expect "load a docker archive" "Loaded image: $R/layers:latest" "$("$COVE" load <"$T/layers-docker.tar" 2>&1)"
+expect "... and it runs" "layer two" "$("$COVE" run --rm "$R/layers" cat /etc/motd 2>&1)"
+skopeo inspect "docker-archive:$T/layers-docker.tar" >/dev/null 2>&1 && ok "skopeo reads the docker archive" || not_ok "skopeo reads the docker archive"
+skopeo copy -q "docker://$R/user:latest" --src-tls-verify=false "docker-archive:$T/user-skopeo.tar:example.com/user:v1" >/dev/null 2>&1
+expect "load a docker archive that skopeo wrote" "Loaded image: example.com/user:v1" "$("$COVE" load -i "$T/user-skopeo.tar" 2>&1)"
+expect "load an OCI layout directory" 0 "$("$COVE" load -i "$oci" >/dev/null 2>&1; echo $?)"
+printf 'not a tar' >"$T/junk.tar"
+"$COVE" load -i "$T/junk.tar" >/dev/null 2>"$T/err"; rc=$?
+if [ $rc -ne 0 ] && [ "$(wc -l <"$T/err")" -eq 1 ]; then ok "load refuses junk in one line"; else not_ok "load refuses junk in one line" "rc=$rc $(cat "$T/err")"; fi
