@@ -29,8 +29,7 @@ bool container_valid_name(const char *name)
 	return true;
 }
 
-int container_resolve_image(const struct cli_paths *p, const char *ref, char *buf, size_t size,
-			    struct cove_error *err)
+int container_offline_image(const struct cli_paths *p, const char *ref, char *buf, size_t size)
 {
 	static const char *const busybox[] = {
 		"busybox", "busybox:latest", "library/busybox", "library/busybox:latest",
@@ -40,19 +39,12 @@ int container_resolve_image(const struct cli_paths *p, const char *ref, char *bu
 	for (size_t i = 0; i < ARRAY_SIZE(busybox); i++) {
 		if (strcmp(ref, busybox[i]) != 0)
 			continue;
-		if (str_printf(buf, size, "%s/busybox.ext4", p->images) < 0)
-			return cove_error_set(err, ENAMETOOLONG, "image path too long");
-		if (access(buf, R_OK) < 0)
-			return cove_error_set(err, errno,
-					      "offline image 'busybox' is missing at '%s': rebuild "
-					      "cove (ninja -C build) or run scripts/setup.sh",
-					      buf);
+		if (str_printf(buf, size, "%s/busybox.oci.tar", p->images) < 0 ||
+		    access(buf, R_OK) < 0)
+			return -ENOENT;
 		return 0;
 	}
-	return cove_error_set(err, ENOENT,
-			      "image '%s' not found: pulling from registries is not supported yet; "
-			      "use the offline image 'busybox' or --rootfs DIR",
-			      ref);
+	return -ENOENT;
 }
 
 /* Remove a container directory (it holds only files). */

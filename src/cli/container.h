@@ -27,9 +27,8 @@ struct container {
 };
 
 bool container_valid_name(const char *name);
-/* Map an image reference to an offline image file (only busybox for now). */
-int container_resolve_image(const struct cli_paths *p, const char *ref, char *buf, size_t size,
-			    struct cove_error *err);
+/* The archive of the offline image ref names (busybox), or -ENOENT. */
+int container_offline_image(const struct cli_paths *p, const char *ref, char *buf, size_t size);
 /* Make a new container directory (locked); also removes leftovers of --rm containers whose
  * owner died. */
 int container_create(const struct cli_paths *p, const char *name, bool rm, struct container *ret,

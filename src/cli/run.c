@@ -5,6 +5,7 @@
 #include "container.h"
 #include "images.h"
 
+#include "image/archives.h"
 #include "image/pull.h"
 
 #include <getopt.h>
@@ -301,9 +302,8 @@ static int parse_args(int argc, char **argv, struct run_opts *o, int *ret_optind
 }
 
 /*
- * Find IMAGE: in the store (by name or ID), else the offline busybox, else pull it. Fills the
- * base image path, its snapshot name ("" for the offline image) and its config (NULL when the
- * image has none).
+ * Find IMAGE: in the store (by name or ID), else the offline busybox (loaded into the store),
+ * else pull it. Fills the snapshot's path and name and the image's config.
  */
 static int resolve_image(const struct cli_paths *paths, const char *ref, const char *platform,
 			 char *image, size_t size, char *snapshot, size_t ssize,
@@ -321,14 +321,19 @@ static int resolve_image(const struct cli_paths *paths, const char *ref, const c
 	if (r < 0)
 		return r;
 	r = images_find(s, ref, &img, &nf);
-	if (r == -ENOENT && container_resolve_image(paths, ref, image, size, &nf) == 0) {
-		store_free(s);
-		return 0; /* the offline busybox */
-	}
-	if (r == -ENOENT)
+	if (r == -ENOENT && container_offline_image(paths, ref, image, size) == 0) {
+		/* the offline busybox: into the store once, an ordinary image from then on */
+		struct image_load_result lr = { 0 };
+
+		r = image_load(s, image, NULL, &lr, err);
+		image_load_result_done(&lr);
+		if (r == 0)
+			r = images_find(s, ref, &img, err);
+	} else if (r == -ENOENT) {
 		r = images_pull(s, ref, platform, false, &img, err);
-	else if (r < 0)
+	} else if (r < 0) {
 		*err = nf;
+	}
 	if (r == 0)
 		r = image_load_config(s, &img, NULL, &m, ret_config, err);
 	if (r == 0 && (str_printf(image, size, "%s/%s", store_root(s), img.snapshot) < 0 ||
