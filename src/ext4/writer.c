@@ -1194,13 +1194,17 @@ static int writer_usable(struct ext4_writer *w, struct cove_error *err)
 /* ---- paths from layers ----------------------------------------------------------------- */
 
 /*
- * Normalise a layer path into out (MAX_PATH_LEN + 1 bytes): leading "/" and "./", empty and
- * "." components go; "" is the root. -EPERM for a ".." component, -ENAMETOOLONG for a
- * component over 255 bytes or a path over 4095.
+ * Normalise a layer path into out (MAX_PATH_LEN + 1 bytes): leading "./", empty and "."
+ * components go; "" is the root. -EPERM for a ".." component or an absolute path (only "/"
+ * itself, the root, may start with a slash), -ENAMETOOLONG for a component over 255 bytes or
+ * a path over 4095.
  */
 static int path_normalise(const char *in, char *out, size_t size)
 {
 	size_t o = 0;
+
+	if (in[0] == '/' && in[strspn(in, "/")] != '\0')
+		return -EPERM;
 
 	while (*in) {
 		const char *slash = strchr(in, '/');

@@ -34,3 +34,34 @@ fails "a registry that wants credentials" "authentication required\|401" auth-go
 expect "nothing was named in the store" "" "$("$COVE" image ls -q)"
 "$COVE" pull -q "$REGISTRY/busybox" >/dev/null 2>"$T/err" && ok "the next good pull works" || not_ok "the next good pull works" "$(cat "$T/err")"
 expect "... and runs" hi "$("$COVE" run --rm "$REGISTRY/busybox" echo hi 2>&1)"
+
+# layers that try to write outside the root filesystem: refused, naming the entry
+python3 - "$T" <<'PY'
+import io, sys, tarfile
+out = sys.argv[1]
+def tar(name, entries):
+    with tarfile.open(f"{out}/{name}.tar", "w") as t:
+        for path, kind, link in entries:
+            ti = tarfile.TarInfo(path)
+            ti.type, ti.linkname, ti.mode = kind, link, 0o644
+            data = b"pwned\n" if kind == tarfile.REGTYPE else b""
+            ti.size = len(data)
+            t.addfile(ti, io.BytesIO(data) if data else None)
+tar("dotdot", [("../../etc/pwned", tarfile.REGTYPE, "")])
+tar("absolute", [("/etc/pwned", tarfile.REGTYPE, "")])
+tar("symlink", [("link", tarfile.SYMTYPE, "/etc"), ("link/pwned", tarfile.REGTYPE, "")])
+PY
+umoci init --layout "$T/evil" >/dev/null
+for kind in dotdot absolute symlink; do
+	umoci new --image "$T/evil:$kind" >/dev/null
+	umoci raw add-layer --image "$T/evil:$kind" "$T/$kind.tar" >/dev/null 2>&1
+	skopeo copy -q --dest-tls-verify=false "oci:$T/evil:$kind" "docker://$REGISTRY/evil:$kind" >/dev/null 2>&1
+done
+"$COVE" pull -q "$REGISTRY/evil:dotdot" >/dev/null 2>"$T/err"
+[ $? -ne 0 ] && grep -q "'../../etc/pwned' escapes the root filesystem" "$T/err" && ok "a layer entry with ../ is refused, named" || not_ok "a layer entry with ../ is refused, named" "$(cat "$T/err")"
+"$COVE" pull -q "$REGISTRY/evil:absolute" >/dev/null 2>"$T/err"
+[ $? -ne 0 ] && grep -q "'/etc/pwned' escapes the root filesystem" "$T/err" && ok "an absolute layer entry is refused, named" || not_ok "an absolute layer entry is refused, named" "$(cat "$T/err")"
+"$COVE" pull -q "$REGISTRY/evil:symlink" >/dev/null 2>"$T/err"
+[ $? -ne 0 ] && grep -q "'link/pwned' escapes" "$T/err" && ok "an entry through a symlink is refused, named" || not_ok "an entry through a symlink is refused, named" "$(cat "$T/err")"
+expect "no image was named for them" 0 "$("$COVE" images --format json | grep -c evil)"
+expect "and no snapshot was left for them" 1 "$(ls "$COVE_ROOT/images/snapshots" | wc -l)"
