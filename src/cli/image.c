@@ -151,16 +151,40 @@ void images_registry_opts(struct registry_opts *o)
 {
 	/* a directory of HOST/ca.crt trees searched instead of /etc/containers/certs.d */
 	static const char *dirs[2];
-
-	const char *t = getenv("COVE_REGISTRY_TIMEOUT");
+	/* registries the user allows plain HTTP for: COVE_INSECURE_REGISTRIES=host[:port],... */
+	static char list[1024];
+	static const char *insecure[33];
+	const char *t = getenv("COVE_REGISTRY_TIMEOUT"), *ins = getenv("COVE_INSECURE_REGISTRIES");
 	uint64_t secs;
+	size_t n = 0;
 
 	dirs[0] = getenv("COVE_CERTS_DIR");
 	if (dirs[0] && *dirs[0])
 		o->certs_dirs = dirs;
+	if (ins && *ins && str_copy(list, sizeof(list), ins) == 0) {
+		for (char *p = list, *comma; p && *p && n + 1 < ARRAY_SIZE(insecure); p = comma) {
+			comma = strchr(p, ',');
+			if (comma)
+				*comma++ = '\0';
+			if (*p)
+				insecure[n++] = p;
+		}
+		insecure[n] = NULL;
+		o->insecure_hosts = insecure;
+	}
 	/* seconds without a byte before a request is given up (default 30) */
 	if (t && parse_u64(t, 3600, &secs) == 0 && secs > 0)
 		o->timeout_s = (unsigned)secs;
+}
+
+uint64_t images_snapshot_size(void)
+{
+	const char *s = getenv("COVE_IMAGE_SIZE");
+	uint64_t v;
+
+	if (s && parse_size(s, &v) == 0 && v >= (64ULL << 20))
+		return v;
+	return 0; /* the default: 4 GiB, or more for big images */
 }
 
 int images_open(const struct cli_paths *p, struct store **ret, struct cove_error *err)
@@ -183,7 +207,8 @@ int images_pull(struct store *s, const char *ref, const char *platform, bool qui
 	struct progress_ctx pc = { .quiet = quiet, .tty = isatty(2) && getenv("TERM") &&
 							strcmp(getenv("TERM"), "dumb") != 0,
 				   .lock = PTHREAD_MUTEX_INITIALIZER };
-	struct pull_opts o = { .progress = on_progress, .userdata = &pc };
+	struct pull_opts o = { .progress = on_progress, .userdata = &pc,
+			       .min_snapshot_size = images_snapshot_size() };
 
 	images_registry_opts(&o.registry);
 	if (platform) {

@@ -210,7 +210,7 @@ int cmd_image_load(int argc, char **argv)
 	};
 	struct cove_error err = { 0 };
 	struct image_load_result res = { 0 };
-	struct image_load_opts o = { 0 };
+	struct image_load_opts o = { .min_snapshot_size = images_snapshot_size() };
 	struct image_platform plat;
 	struct cli_paths paths;
 	struct store *s = NULL;

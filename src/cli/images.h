@@ -8,8 +8,12 @@
 #include "image/store.h"
 
 /* Registry options from the environment: COVE_CERTS_DIR replaces /etc/containers/certs.d,
- * COVE_REGISTRY_TIMEOUT (seconds without a byte) replaces 30. */
+ * COVE_REGISTRY_TIMEOUT (seconds without a byte) replaces 30, COVE_INSECURE_REGISTRIES
+ * (host[:port],...) may use plain HTTP as loopback registries do. */
 void images_registry_opts(struct registry_opts *o);
+/* The smallest snapshot (sparse) an image gets: COVE_IMAGE_SIZE (e.g. 8g), else 0: the
+ * default of 4 GiB, or more for big images. */
+uint64_t images_snapshot_size(void);
 /* Open (creating) STATE/images. */
 int images_open(const struct cli_paths *p, struct store **ret, struct cove_error *err);
 /* Pull ref, showing progress on stderr unless quiet; platform may be NULL. */
