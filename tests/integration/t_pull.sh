@@ -111,8 +111,8 @@ printf 'not a tar' >"$T/junk.tar"
 if [ $rc -ne 0 ] && [ "$(wc -l <"$T/err")" -eq 1 ]; then ok "load refuses junk in one line"; else not_ok "load refuses junk in one line" "rc=$rc $(cat "$T/err")"; fi
 
 # the snapshot's size is configurable (sparse: it costs only what is written)
-"$COVE" image rm -f "$R/busybox" >/dev/null 2>&1
+"$COVE" image rm -f "$R/user" >/dev/null 2>&1
 "$COVE" image prune >/dev/null 2>&1
-COVE_IMAGE_SIZE=8g "$COVE" pull -q "$R/busybox" >/dev/null
-size=$("$COVE" run --rm "$R/busybox" df -m / 2>/dev/null | awk 'NR==2 {print $2}')
+COVE_IMAGE_SIZE=8g "$COVE" pull -q "$R/user" >/dev/null
+size=$("$COVE" run --rm --entrypoint df "$R/user" -m / 2>/dev/null | awk 'NR==2 {print $2}')
 if [ -n "$size" ] && [ "$size" -gt 7000 ] && [ "$size" -le 8192 ]; then ok "COVE_IMAGE_SIZE=8g gives an 8 GiB root filesystem (${size} MB)"; else not_ok "COVE_IMAGE_SIZE=8g gives an 8 GiB root filesystem" "size=$size"; fi
