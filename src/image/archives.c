@@ -39,20 +39,6 @@ static void archive_read_freep(struct archive **a)
 #define _cleanup_json_	       _cleanup_(json_decrefp)
 #define _cleanup_archive_read_ _cleanup_(archive_read_freep)
 
-/* An untrusted string, printable and short, for a message. */
-static const char *shown(const char *s, char out[96])
-{
-	size_t i, n = 0;
-
-	for (i = 0; s[i] && n < 80; i++)
-		out[n++] = (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '\'') ? s[i] : '?';
-	if (s[i]) {
-		memcpy(out + n, "...", 3);
-		n += 3;
-	}
-	out[n] = '\0';
-	return out;
-}
 
 static const char *archive_msg(struct archive *a)
 {
@@ -382,7 +368,7 @@ static int find_image(struct store *s, const char *ref, struct store_image *ret,
 	    reference_format(&r, name, sizeof(name)) == 0 &&
 	    store_image_get(s, name, ret, &ignore) == 0)
 		return 0;
-	return cove_error_set(err, ENOENT, "no image '%s' in the store", shown(ref, show));
+	return cove_error_set(err, ENOENT, "no image '%s' in the store", str_shown(ref, show));
 }
 
 /* Parse the stored manifest digest, check that its config and layers are stored, add them
@@ -975,13 +961,13 @@ static int check_space(struct load_ctx *c, uint64_t size, uint64_t needed, const
 	if (size > IMAGE_BLOB_MAX_SIZE)
 		return cove_error_set(c->err, EFBIG,
 				      "'%s' in the archive is %llu bytes, more than %llu",
-				      shown(what, show), (unsigned long long)size,
+				      str_shown(what, show), (unsigned long long)size,
 				      (unsigned long long)IMAGE_BLOB_MAX_SIZE);
 	if (statvfs(store_root(c->s), &sv) == 0 && needed > (uint64_t)sv.f_bavail * sv.f_frsize)
 		return cove_error_set(c->err, ENOSPC,
 				      "'%s' in the archive is %llu bytes, and '%s' has only %llu "
 				      "bytes free",
-				      shown(what, show), (unsigned long long)size, store_root(c->s),
+				      str_shown(what, show), (unsigned long long)size, store_root(c->s),
 				      (unsigned long long)sv.f_bavail * sv.f_frsize);
 	return 0;
 }
@@ -1004,7 +990,7 @@ static ssize_t src_read(struct load_ctx *c, struct src *x, void *buf, size_t n, 
 		if (r < 0)
 			return cove_error_set(c->err, archive_read_code(x->a),
 					      "the archive is truncated or corrupt at '%s': %s",
-					      shown(what, show), archive_msg(x->a));
+					      str_shown(what, show), archive_msg(x->a));
 		return r;
 	}
 	for (;;) {
@@ -1014,7 +1000,7 @@ static ssize_t src_read(struct load_ctx *c, struct src *x, void *buf, size_t n, 
 			return r;
 		if (errno != EINTR)
 			return cove_error_set(c->err, errno, "unable to read '%s': %m",
-					      shown(what, show));
+					      str_shown(what, show));
 	}
 }
 
@@ -1042,7 +1028,7 @@ static int truncated(struct load_ctx *c, const char *what, uint64_t got, uint64_
 
 	return cove_error_set(c->err, EBADMSG,
 			      "the archive is truncated: '%s' has %llu of its %llu bytes",
-			      shown(what, show), (unsigned long long)got, (unsigned long long)size);
+			      str_shown(what, show), (unsigned long long)got, (unsigned long long)size);
 }
 
 /* A small file (at most max bytes) into a NUL-terminated buffer. */
@@ -1056,7 +1042,7 @@ static int read_small(struct load_ctx *c, struct src *x, uint64_t size, size_t m
 	if (size > max)
 		return cove_error_set(c->err, EFBIG,
 				      "'%s' in the archive is %llu bytes, more than %zu",
-				      shown(what, show), (unsigned long long)size, max);
+				      str_shown(what, show), (unsigned long long)size, max);
 	data = malloc((size_t)size + 1);
 	if (!data)
 		return cove_error_set(c->err, ENOMEM, "out of memory");
@@ -1120,7 +1106,7 @@ static int stream_blob(struct load_ctx *c, struct src *x, const char *digest, ui
 		goto fail;
 	return 0;
 fail:
-	cove_error_prefix(c->err, "'%s' in the archive", shown(what, show));
+	cove_error_prefix(c->err, "'%s' in the archive", str_shown(what, show));
 discard:
 	/* an archive is not resumable: keep no partial */
 	store_blob_writer_discard(TAKE_PTR(w));
@@ -1360,11 +1346,11 @@ static int load_entry(struct load_ctx *c, struct archive *a, struct archive_entr
 
 	if (entry_path(raw, path, sizeof(path), &why) < 0)
 		return cove_error_set(c->err, EINVAL, "refusing archive entry '%s': %s",
-				      shown(raw ? raw : "", show), why);
+				      str_shown(raw ? raw : "", show), why);
 	if (archive_entry_hardlink(e))
 		return cove_error_set(c->err, EINVAL,
 				      "refusing archive entry '%s': it is a hard link",
-				      shown(raw, show));
+				      str_shown(raw, show));
 	switch (archive_entry_filetype(e)) {
 	case AE_IFDIR:
 		return 0;
@@ -1379,7 +1365,7 @@ static int load_entry(struct load_ctx *c, struct archive *a, struct archive_entr
 		    strcmp(path, "manifest.json") == 0 || strcmp(path, "repositories") == 0)
 			return cove_error_set(c->err, EINVAL,
 					      "refusing archive entry '%s': it is a symbolic link",
-					      shown(raw, show));
+					      str_shown(raw, show));
 		r = add_file(c, path, "", 0, NULL);
 		if (r == 0)
 			c->files[c->n_files - 1].symlink = true;
@@ -1387,11 +1373,11 @@ static int load_entry(struct load_ctx *c, struct archive *a, struct archive_entr
 	default:
 		return cove_error_set(c->err, EINVAL,
 				      "refusing archive entry '%s': it is not a regular file",
-				      shown(raw, show));
+				      str_shown(raw, show));
 	}
 	if (!archive_entry_size_is_set(e) || archive_entry_size(e) < 0)
 		return cove_error_set(c->err, EINVAL, "archive entry '%s' has no size",
-				      shown(raw, show));
+				      str_shown(raw, show));
 	size = (uint64_t)archive_entry_size(e);
 
 	if (strcmp(path, "oci-layout") == 0) {
@@ -1590,12 +1576,12 @@ static int find_file(struct load_ctx *c, const char *path, struct load_file **re
 	if (!f)
 		return cove_error_set(c->err, ENOENT,
 				      "manifest.json names '%s', which is not in the archive",
-				      shown(path, show));
+				      str_shown(path, show));
 	if (f->symlink)
 		return cove_error_set(c->err, EINVAL,
 				      "refusing archive entry '%s': it is a symbolic link "
 				      "(manifest.json names it)",
-				      shown(path, show));
+				      str_shown(path, show));
 	*ret = f;
 	return 0;
 }
@@ -1632,12 +1618,12 @@ static int docker_image(struct load_ctx *c, struct docker_entry *e)
 	}
 	r = image_config_parse(cdata, clen, &cfg, c->err);
 	if (r < 0)
-		return cove_error_prefix(c->err, "'%s'", shown(e->config, show));
+		return cove_error_prefix(c->err, "'%s'", str_shown(e->config, show));
 	if (cfg->n_diff_ids != e->n_layers)
 		return cove_error_set(c->err, EINVAL,
 				      "image config '%s' has %zu diff ids, but manifest.json lists "
 				      "%zu layers",
-				      shown(e->config, show), cfg->n_diff_ids, e->n_layers);
+				      str_shown(e->config, show), cfg->n_diff_ids, e->n_layers);
 	if (cf->data && (r = store_blob_put(c->s, cdata, clen, cf->digest, NULL, c->err)) < 0)
 		return r;
 
@@ -1673,7 +1659,7 @@ static int docker_image(struct load_ctx *c, struct docker_entry *e)
 				return cove_error_set(c->err, EBADMSG,
 						      "layer '%s' does not match diff id %s of its "
 						      "image config",
-						      shown(e->layers[i], show), cfg->diff_ids[i]);
+						      str_shown(e->layers[i], show), cfg->diff_ids[i]);
 		}
 		if (json_array_append_new(layers,
 					  json_pack("{s:s, s:s, s:I}", "mediaType", mt, "digest",
@@ -1699,7 +1685,7 @@ static int docker_image(struct load_ctx *c, struct docker_entry *e)
 			return cove_error_prefix(c->err, "manifest.json");
 		if (reference_format(&ref, name, sizeof(name)) < 0)
 			return cove_error_set(c->err, ENAMETOOLONG, "image name '%s' is too long",
-					      shown(e->tags[i], show));
+					      str_shown(e->tags[i], show));
 		/* the first name takes m; the others find the image made */
 		r = load_image_add(c, mdigest, IMAGE_MEDIA_TYPE_OCI_MANIFEST, mdigest, &m, name);
 		if (r < 0)
@@ -1723,7 +1709,7 @@ static int load_docker(struct load_ctx *c)
 			char show[96];
 
 			return cove_error_set(c->err, EINVAL, "the archive has '%s' twice",
-					      shown(c->files[i].path, show));
+					      str_shown(c->files[i].path, show));
 		}
 	for (size_t i = 0; i < c->n_dm; i++) {
 		r = docker_image(c, &c->dm[i]);
@@ -1841,7 +1827,7 @@ static int oci_entry_name(struct load_ctx *c, json_t *entry, char ret[STORE_REFE
 		return cove_error_prefix(c->err, "index.json");
 	if (reference_format(&r, ret, STORE_REFERENCE_MAX) < 0)
 		return cove_error_set(c->err, ENAMETOOLONG, "image name '%s' is too long",
-				      shown(name, show));
+				      str_shown(name, show));
 	return 0;
 }
 

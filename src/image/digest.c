@@ -9,21 +9,6 @@ struct digest_hasher {
 	uint64_t count;
 };
 
-/* Copy at most 80 bytes of untrusted s into out for a one-line message: controls and
- * non-ASCII bytes become '?', a longer string ends in "...". */
-static const char *shown(const char *s, char out[96])
-{
-	size_t i, n = 0;
-
-	for (i = 0; s[i] && n < 80; i++)
-		out[n++] = (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '\'') ? s[i] : '?';
-	if (s[i]) {
-		memcpy(out + n, "...", 3);
-		n += 3;
-	}
-	out[n] = '\0';
-	return out;
-}
 
 static bool is_lower_hex(char c)
 {
@@ -75,7 +60,7 @@ int digest_validate(const char *s, struct cove_error *err)
 			return 0;
 		return cove_error_set(err, EINVAL,
 				      "invalid digest '%s': sha256 needs 64 lowercase hex digits",
-				      shown(s, show));
+				      str_shown(s, show));
 	}
 	colon = strchr(s, ':');
 	if (colon && algorithm_is_valid(s, (size_t)(colon - s)) && colon[1]) {
@@ -87,10 +72,10 @@ int digest_validate(const char *s, struct cove_error *err)
 		return cove_error_set(err, EOPNOTSUPP,
 				      "unsupported digest algorithm '%s' in '%s': only sha256 is "
 				      "supported",
-				      algo, shown(s, show));
+				      algo, str_shown(s, show));
 	}
 	return cove_error_set(err, EINVAL, "invalid digest '%s': expected sha256:<64 hex digits>",
-			      shown(s, show));
+			      str_shown(s, show));
 }
 
 bool digest_is_valid(const char *s)

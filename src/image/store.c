@@ -45,19 +45,6 @@ struct store_blob_writer {
 	bool done;		     /* committed or failed: only free is left */
 };
 
-static const char *shown(const char *s, char out[96])
-{
-	size_t i, n = 0;
-
-	for (i = 0; s[i] && n < 80; i++)
-		out[n++] = (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '\'') ? s[i] : '?';
-	if (s[i]) {
-		memcpy(out + n, "...", 3);
-		n += 3;
-	}
-	out[n] = '\0';
-	return out;
-}
 
 /* json_decrefp() is jansson's own (NULL-safe) */
 #define _cleanup_json_ _cleanup_(json_decrefp)
@@ -689,7 +676,7 @@ static int index_load(struct store *s, json_t **ret, struct cove_error *err)
 		return index_fail(s, err, -r, strerror(-r));
 	root = json_loadb(buf, (size_t)st.st_size, JSON_REJECT_DUPLICATES, &je);
 	if (!root)
-		return index_fail(s, err, EINVAL, shown(je.text, show));
+		return index_fail(s, err, EINVAL, str_shown(je.text, show));
 	manifests = json_object_get(root, "manifests");
 	if (!json_is_object(root) || !json_is_array(manifests) ||
 	    json_array_size(manifests) > STORE_MAX_IMAGES) {
@@ -814,7 +801,7 @@ static int check_reference(const char *ref, struct cove_error *err)
 
 	if (!reference_is_valid(ref))
 		return cove_error_set(err, EINVAL, "invalid image reference '%s'",
-				      shown(ref, show));
+				      str_shown(ref, show));
 	return 0;
 }
 

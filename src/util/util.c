@@ -89,6 +89,20 @@ int str_copy(char *dst, size_t size, const char *src)
 	return 0;
 }
 
+const char *str_shown(const char *s, char out[STR_SHOWN_MAX])
+{
+	size_t i, n = 0;
+
+	for (i = 0; s[i] && n < 80; i++)
+		out[n++] = (s[i] >= 0x20 && s[i] < 0x7f && s[i] != '\'') ? s[i] : '?';
+	if (s[i]) {
+		memcpy(out + n, "...", 3);
+		n += 3;
+	}
+	out[n] = '\0';
+	return out;
+}
+
 int str_printf(char *dst, size_t size, const char *fmt, ...)
 {
 	va_list ap;

@@ -75,6 +75,10 @@ int read_file(const char *path, size_t max, char **ret, size_t *ret_len);
 int str_copy(char *dst, size_t size, const char *src);
 /* Bounded formatted print into dst; -ENAMETOOLONG if truncated. */
 int str_printf(char *dst, size_t size, const char *fmt, ...) _printf_(3, 4);
+/* An untrusted string made fit for a one-line message: at most 80 bytes of it, controls,
+ * quotes and non-ASCII bytes as '?', "..." when cut. Returns out. */
+#define STR_SHOWN_MAX 96
+const char *str_shown(const char *s, char out[STR_SHOWN_MAX]);
 /* Parse a decimal unsigned integer in [0, max]; whole string must match. */
 int parse_u64(const char *s, uint64_t max, uint64_t *ret);
 /* Parse a docker-style size: 512, 64k, 256m, 1g, 1.5g (binary units). */
