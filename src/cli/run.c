@@ -397,6 +397,9 @@ int cmd_run(int argc, char **argv)
 	size_t nbase = 0;
 	int first, r, exit_code = EXIT_COVE;
 
+	uint64_t t0 = now_ns();
+	bool debug = getenv("COVE_DEBUG") != NULL;
+
 	r = parse_args(argc, argv, &o, &first);
 	if (r != 0)
 		goto out_opts;
@@ -498,6 +501,9 @@ int cmd_run(int argc, char **argv)
 		if (vm_tsc_khz(cache, &vc.tsc_khz) < 0)
 			vc.tsc_khz = 0;
 	}
+	if (debug)
+		fprintf(stderr, "cove: debug: %.1f ms from main to starting QEMU\n",
+			(double)(now_ns() - t0) / 1e6);
 	if (vm_start(&vc, &vm, &err) < 0)
 		goto fail;
 
