@@ -12,7 +12,7 @@
 #include "registry.h"
 
 #include <arpa/inet.h>
-#include <curl/curl.h>
+#include "curl_dl.h" /* libcurl, loaded on first use */
 #include <dirent.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -1823,6 +1823,9 @@ int registry_client_new(const char *host, const struct registry_opts *opts,
 	if (!reference_host_is_valid(host))
 		return cove_error_set(err, EINVAL, "invalid registry host '%s'",
 				      host ? shown(host, strlen(host), show) : "");
+	r = curl_dl_load(err);
+	if (r < 0)
+		return r;
 	pthread_once(&curl_once, curl_init_once);
 	if (curl_init_result != CURLE_OK)
 		return cove_error_set(err, EIO, "cannot initialise libcurl: %s",
