@@ -432,16 +432,28 @@ static int cmd_inspect(int argc, char **argv)
 	json_t *arr;
 	int rc = 0;
 
-	if (argc < 2 || is_help(argv[1])) {
-		printf("Usage: cove image inspect IMAGE...\n");
-		return argc < 2 ? EXIT_COVE : 0;
+	int first = 1;
+
+	/* JSON is the only format; --format json is accepted for docker's habits */
+	if (argc > 2 && strcmp(argv[1], "--format") == 0) {
+		if (strcmp(argv[2], "json") != 0) {
+			cli_error("inspect writes JSON only; drop --format %s", argv[2]);
+			return EXIT_COVE;
+		}
+		first = 3;
+	} else if (argc > 1 && strcmp(argv[1], "--format=json") == 0) {
+		first = 2;
+	}
+	if (argc <= first || is_help(argv[1])) {
+		printf("Usage: cove image inspect [--format json] IMAGE...\n");
+		return argc <= first && !(argc > 1 && is_help(argv[1])) ? EXIT_COVE : 0;
 	}
 	if (paths_init(&paths, &err) < 0 || images_open(&paths, &s, &err) < 0) {
 		cli_error("%s", err.msg);
 		return EXIT_COVE;
 	}
 	arr = json_array();
-	for (int i = 1; i < argc; i++) {
+	for (int i = first; i < argc; i++) {
 		struct store_image img;
 		struct image_manifest *m = NULL;
 		struct image_config *c = NULL;

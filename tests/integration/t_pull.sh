@@ -67,6 +67,7 @@ expect "... with no temp files left" 0 "$leftovers"
 # ls, tag, inspect, rm
 "$COVE" image tag "$R/busybox" "$R/other:v1"
 expect "tag adds a name" "1" "$("$COVE" image ls | grep -c "$R/other *v1")"
+"$COVE" image inspect --format json "$R/user" | python3 -c 'import json,sys; c=json.load(sys.stdin)[0]["ContainerConfig"]; sys.exit(0 if c["User"]=="1000:1000" and c["Entrypoint"]==["/bin/echo","entry"] else 1)' && ok "inspect --format json shows the image config" || not_ok "inspect --format json shows the image config"
 id=$("$COVE" image ls -q | head -1)
 if "$COVE" image inspect "$id" >/dev/null 2>&1; then ok "inspect by image ID"; else not_ok "inspect by image ID"; fi
 "$COVE" run --name keep "$R/other:v1" true
