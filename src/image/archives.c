@@ -2050,7 +2050,8 @@ static int load_commit(struct load_ctx *c, struct image_load_result *ret)
 		}
 		if (stat(path, &st) == 0)
 			continue; /* made by an earlier pull or load */
-		r = image_write_snapshot(c->s, li->m, li->platform_digest, c->min_snapshot, c->err);
+		r = image_write_snapshot(c->s, li->m, NULL, li->platform_digest, c->min_snapshot,
+					 c->err);
 		if (r < 0) {
 			cove_error_prefix(c->err, "image '%s'",
 					  li->n_names ? li->names[0] : li->top_digest);

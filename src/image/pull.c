@@ -2,10 +2,14 @@
 #define _GNU_SOURCE
 #include "pull.h"
 
+#include "digest.h"
 #include "reference.h"
 #include "../ext4/writer.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -93,8 +97,49 @@ static int fetch_manifest(struct store *s, struct registry_client *c, const char
 	return store_blob_put(s, ret_body->data, ret_body->len, digest, got, err);
 }
 
-static int write_snapshot(struct store *s, const struct image_manifest *m, const char *path,
-			  uint64_t min_size, struct cove_error *err)
+/* The sha256 of a layer's uncompressed content (its diff_id), computed in a thread of its own
+ * while the same layer is written into the snapshot. */
+struct diff_hash {
+	int fd;
+	char digest[DIGEST_STRING_MAX];
+	char error[256];
+};
+
+static void *diff_hash_run(void *arg)
+{
+	struct diff_hash *d = arg;
+	struct archive *a = archive_read_new();
+	struct archive_entry *ae;
+	struct digest_hasher *h = NULL;
+	char buf[64 * 1024];
+	la_ssize_t n;
+
+	if (!a || digest_hasher_new(&h) < 0) {
+		str_copy(d->error, sizeof(d->error), "out of memory");
+		goto out;
+	}
+	archive_read_support_filter_all(a);
+	archive_read_support_format_raw(a);
+	if (archive_read_open_fd(a, d->fd, sizeof(buf)) != ARCHIVE_OK ||
+	    archive_read_next_header(a, &ae) != ARCHIVE_OK) {
+		str_printf(d->error, sizeof(d->error), "%s", archive_error_string(a));
+		goto out;
+	}
+	while ((n = archive_read_data(a, buf, sizeof(buf))) > 0)
+		digest_hasher_update(h, buf, (size_t)n);
+	if (n < 0)
+		str_printf(d->error, sizeof(d->error), "%s", archive_error_string(a));
+	else
+		digest_hasher_final(h, d->digest);
+out:
+	digest_hasher_free(h);
+	archive_read_free(a);
+	return NULL;
+}
+
+static int write_snapshot(struct store *s, const struct image_manifest *m,
+			  const struct image_config *cfg, const char *path, uint64_t min_size,
+			  struct cove_error *err)
 {
 	struct ext4_writer_opts wo = { .label = "cove" };
 	struct ext4_writer *w = NULL;
@@ -126,15 +171,36 @@ static int write_snapshot(struct store *s, const struct image_manifest *m, const
 		return r;
 	for (size_t i = 0; i < m->n_layers && r == 0; i++) {
 		_cleanup_close_ int fd = store_blob_open(s, m->layers[i].digest);
+		struct diff_hash dh = { .fd = -1 };
+		pthread_t t;
+		bool hashing = false;
 
 		if (fd < 0) {
 			r = cove_error_set(err, fd, "layer %s is missing from the store",
 					   m->layers[i].digest);
 			break;
 		}
+		/* the diff_id check reads the blob through a descriptor of its own */
+		if (cfg && i < cfg->n_diff_ids) {
+			dh.fd = store_blob_open(s, m->layers[i].digest);
+			hashing = dh.fd >= 0 && pthread_create(&t, NULL, diff_hash_run, &dh) == 0;
+		}
 		r = ext4_writer_add_tar(w, fd, err);
 		if (r < 0)
 			cove_error_prefix(err, "layer %zu (%s)", i + 1, m->layers[i].digest);
+		if (hashing) {
+			pthread_join(t, NULL);
+			if (r == 0 && dh.error[0])
+				r = cove_error_set(err, EBADMSG, "layer %zu (%s) cannot be read: %s",
+						   i + 1, m->layers[i].digest, dh.error);
+			else if (r == 0 && strcmp(dh.digest, cfg->diff_ids[i]) != 0)
+				r = cove_error_set(err, EBADMSG,
+						   "layer %zu (%s) unpacks to %s, but the image "
+						   "config says %s",
+						   i + 1, m->layers[i].digest, dh.digest,
+						   cfg->diff_ids[i]);
+		}
+		closep(&dh.fd);
 	}
 	if (r == 0)
 		r = ext4_writer_finish(w, err);
@@ -143,7 +209,8 @@ static int write_snapshot(struct store *s, const struct image_manifest *m, const
 }
 
 int image_write_snapshot(struct store *s, const struct image_manifest *m,
-			 const char *manifest_digest, uint64_t min_size, struct cove_error *err)
+			 const struct image_config *cfg, const char *manifest_digest,
+			 uint64_t min_size, struct cove_error *err)
 {
 	char path[4096];
 	struct stat st;
@@ -154,7 +221,7 @@ int image_write_snapshot(struct store *s, const struct image_manifest *m,
 		return cove_error_set(err, r, "cannot name the snapshot of %s", manifest_digest);
 	if (stat(path, &st) == 0)
 		return 0;
-	return write_snapshot(s, m, path, min_size ? min_size : DEFAULT_MIN_SNAPSHOT, err);
+	return write_snapshot(s, m, cfg, path, min_size ? min_size : DEFAULT_MIN_SNAPSHOT, err);
 }
 
 /* Parse the top manifest, following an index to the platform's manifest. */
@@ -317,7 +384,7 @@ int image_pull(struct store *s, const char *reference, const struct pull_opts *o
 	r = store_snapshot_path(s, digest, snap, sizeof(snap));
 	if (r == 0 && stat(snap, &st) < 0)
 		progress(o, PULL_UNPACKING, digest, 0);
-	r = image_write_snapshot(s, m, digest, o->min_snapshot_size, err);
+	r = image_write_snapshot(s, m, cfg, digest, o->min_snapshot_size, err);
 	if (r < 0)
 		goto out;
 

@@ -44,10 +44,12 @@ int image_pull(struct store *s, const char *reference, const struct pull_opts *o
 /*
  * Write the ext4 snapshot of manifest m (digest manifest_digest) from its layers, which must be
  * in the store, unless it exists: sparse, at least min_size (0: 4 GiB) or 8x the compressed
- * layers + 1 GiB. Appears atomically.
+ * layers + 1 GiB. Appears atomically. With cfg, each layer's uncompressed content must match
+ * its diff_id (checked in a second thread while the layer is written; -EBADMSG otherwise).
  */
 int image_write_snapshot(struct store *s, const struct image_manifest *m,
-			 const char *manifest_digest, uint64_t min_size, struct cove_error *err);
+			 const struct image_config *cfg, const char *manifest_digest,
+			 uint64_t min_size, struct cove_error *err);
 
 /*
  * The platform manifest and config of a stored image (following an index to this host's

@@ -65,3 +65,30 @@ done
 [ $? -ne 0 ] && grep -q "'link/pwned' escapes" "$T/err" && ok "an entry through a symlink is refused, named" || not_ok "an entry through a symlink is refused, named" "$(cat "$T/err")"
 expect "no image was named for them" 0 "$("$COVE" images --format json | grep -c evil)"
 expect "and no snapshot was left for them" 1 "$(ls "$COVE_ROOT/images/snapshots" | wc -l)"
+
+# a layer that does not unpack to what the image config says (its diff_id)
+cp -r "$oci" "$T/lying"
+python3 - "$T/lying" <<'PY'
+import hashlib, json, os, sys
+root = sys.argv[1]
+def blob(d): return os.path.join(root, "blobs", "sha256", d.split(":")[1])
+def put(data):
+    d = "sha256:" + hashlib.sha256(data).hexdigest()
+    open(blob(d), "wb").write(data)
+    return d, len(data)
+idx = json.load(open(os.path.join(root, "index.json")))
+ent = [m for m in idx["manifests"] if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == "busybox"][0]
+man = json.load(open(blob(ent["digest"])))
+cfg = json.load(open(blob(man["config"]["digest"])))
+cfg["rootfs"]["diff_ids"][0] = "sha256:" + "0" * 64
+man["config"]["digest"], man["config"]["size"] = put(json.dumps(cfg).encode())
+d, n = put(json.dumps(man).encode())
+idx["manifests"].append({"mediaType": ent["mediaType"], "digest": d, "size": n,
+                         "annotations": {"org.opencontainers.image.ref.name": "lying"}})
+json.dump(idx, open(os.path.join(root, "index.json"), "w"))
+PY
+skopeo copy -q --dest-tls-verify=false "oci:$T/lying:lying" "docker://$REGISTRY/lying:latest" >/dev/null 2>"$T/err" || not_ok "the lying image is pushed" "$(cat "$T/err")"
+"$COVE" pull -q "$REGISTRY/lying" >/dev/null 2>"$T/err"
+rc=$?
+if [ $rc -ne 0 ] && grep -q "unpacks to sha256:.*but the image config says sha256:0000" "$T/err"; then ok "a layer that does not match its diff_id is refused"; else not_ok "a layer that does not match its diff_id is refused" "rc=$rc $(cat "$T/err")"; fi
+expect "... and nothing is named for it" 0 "$("$COVE" images --format json | grep -c lying)"
