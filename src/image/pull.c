@@ -76,6 +76,8 @@ static int fetch_blob(struct store *s, struct registry_client *c, const char *re
 }
 
 /* A manifest or index by digest: from the store, or from the registry into the store. */
+/* A manifest or index by digest: from the store, or (with a client) from the registry into the
+ * store. *ret_type is the registry's Content-Type, NULL when it came from the store. */
 static int fetch_manifest(struct store *s, struct registry_client *c, const char *repo,
 			  const char *digest, struct buf *ret_body, char **ret_type,
 			  struct cove_error *err)
@@ -85,11 +87,15 @@ static int fetch_manifest(struct store *s, struct registry_client *c, const char
 	size_t len;
 	int r;
 
-	if (store_blob_has(s, digest) &&
-	    store_blob_read_small(s, digest, MANIFEST_MAX_SIZE, &data, &len, NULL) == 0) {
-		buf_reset(ret_body);
-		*ret_type = NULL;
-		return buf_append(ret_body, data, len);
+	if (!c || store_blob_has(s, digest)) {
+		r = store_blob_read_small(s, digest, MANIFEST_MAX_SIZE, &data, &len, c ? NULL : err);
+		if (r == 0) {
+			buf_reset(ret_body);
+			*ret_type = NULL;
+			return buf_append(ret_body, data, len);
+		}
+		if (!c)
+			return r;
 	}
 	r = registry_get_manifest(c, repo, digest, ret_body, ret_type, got, err);
 	if (r < 0)
@@ -248,17 +254,10 @@ static int resolve_manifest(struct store *s, struct registry_client *c, const ch
 		r = image_index_select(idx, platform, &d, err);
 		if (r == 0) {
 			str_copy(ret_digest, DIGEST_STRING_MAX, d->digest);
-			r = c ? fetch_manifest(s, c, repo, d->digest, &body, &ctype, err)
-			      : store_blob_read_small(s, d->digest, MANIFEST_MAX_SIZE,
-						      (char **)&ctype, &body.len, err);
-			if (r == 0 && !c) {
-				/* read_small gave the bytes in ctype: move them into body */
-				body.data = (uint8_t *)TAKE_PTR(ctype);
-				body.cap = body.len;
-			}
+			r = fetch_manifest(s, c, repo, d->digest, &body, &ctype, err);
 		}
 		if (r == 0)
-			r = image_manifest_parse(body.data, body.len, c ? ctype : NULL, ret, err);
+			r = image_manifest_parse(body.data, body.len, ctype, ret, err);
 		buf_done(&body);
 		image_index_free(idx);
 		return r;
@@ -418,19 +417,19 @@ int image_load_config(struct store *s, const struct store_image *img,
 		      const struct image_platform *platform, struct image_manifest **ret_manifest,
 		      struct image_config **ret_config, struct cove_error *err)
 {
-	_cleanup_free_ char *data = NULL, *config_data = NULL;
+	_cleanup_free_ char *type = NULL, *config_data = NULL;
 	struct image_manifest *m = NULL;
 	struct image_config *cfg = NULL;
 	char digest[DIGEST_STRING_MAX];
 	struct buf top = BUF_INIT(MANIFEST_MAX_SIZE);
-	size_t len, config_len;
+	size_t config_len;
 	int r;
 
-	r = store_blob_read_small(s, img->manifest_digest, MANIFEST_MAX_SIZE, &data, &len, err);
-	if (r < 0)
+	r = fetch_manifest(s, NULL, NULL, img->manifest_digest, &top, &type, err);
+	if (r < 0) {
+		buf_done(&top);
 		return r;
-	top.data = (uint8_t *)TAKE_PTR(data);
-	top.len = top.cap = len;
+	}
 	r = resolve_manifest(s, NULL, NULL, &top, image_media_type_to_string(img->media_type),
 			     platform, &m, digest, err);
 	buf_done(&top);
