@@ -1978,6 +1978,25 @@ static char *manifest_media_type(const struct http_resp *resp, const struct buf 
 	return mt;
 }
 
+/* repo and ref (a tag, or a digest when it has a ':') of a manifest request. */
+static int check_manifest_ref(const char *repo, const char *ref, bool *ret_by_digest,
+			      struct cove_error *err)
+{
+	char show[216];
+	bool by_digest;
+	int r;
+
+	r = check_repo(repo, err);
+	if (r < 0)
+		return r;
+	by_digest = ref && strchr(ref, ':');
+	if (!ref || (by_digest ? !digest_is_valid(ref) : !reference_tag_is_valid(ref)))
+		return cove_error_set(err, EINVAL, "invalid tag or digest '%s'",
+				      ref ? shown(ref, strlen(ref), show) : "");
+	*ret_by_digest = by_digest;
+	return 0;
+}
+
 int registry_get_manifest(struct registry_client *c, const char *repo, const char *ref,
 			  struct buf *ret_body, char **ret_media_type,
 			  char ret_digest[DIGEST_STRING_MAX], struct cove_error *err)
@@ -1990,13 +2009,9 @@ int registry_get_manifest(struct registry_client *c, const char *repo, const cha
 	bool by_digest;
 	int r;
 
-	r = check_repo(repo, err);
+	r = check_manifest_ref(repo, ref, &by_digest, err);
 	if (r < 0)
 		return r;
-	by_digest = ref && strchr(ref, ':');
-	if (!ref || (by_digest ? !digest_is_valid(ref) : !reference_tag_is_valid(ref)))
-		return cove_error_set(err, EINVAL, "invalid tag or digest '%s'",
-				      ref ? shown(ref, strlen(ref), show) : "");
 	path = str_fmt("/v2/%s/manifests/%s", repo, ref);
 	scope = make_scope(repo, false, NULL);
 	subject = str_fmt("%s/%s%s%s", c->host, repo, by_digest ? "@" : ":", ref);
@@ -2592,13 +2607,9 @@ int registry_put_manifest(struct registry_client *c, const char *repo, const cha
 	bool by_digest;
 	int r;
 
-	r = check_repo(repo, err);
+	r = check_manifest_ref(repo, ref, &by_digest, err);
 	if (r < 0)
 		return r;
-	by_digest = ref && strchr(ref, ':');
-	if (!ref || (by_digest ? !digest_is_valid(ref) : !reference_tag_is_valid(ref)))
-		return cove_error_set(err, EINVAL, "invalid tag or digest '%s'",
-				      ref ? shown(ref, strlen(ref), show) : "");
 	if (len > MANIFEST_MAX_SIZE)
 		return cove_error_set(err, EFBIG, "manifest is larger than %u MiB",
 				      MANIFEST_MAX_SIZE >> 20);
