@@ -48,7 +48,6 @@ struct session_opts {
 	bool tty;
 	bool interactive;
 	int boot_timeout_ms;
-	const char *boot_log;
 };
 struct session_result {
 	int exit_code; /* what `cove run` exits with */
