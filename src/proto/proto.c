@@ -18,8 +18,12 @@
 #define HELLO_MIN (4u + 4u)
 #define HELLO_MAX (HELLO_MIN + PROTO_MAX_KERNEL)
 /* argc + one argv string, envc, cwd, hostname, rootfs, user, uid, gid, ngroups, terminal,
- * open_stdin, rows, cols: the smallest payload that can possibly decode. */
-#define START_MIN  (4u + 4u + 4u + 4u * 4u + 4u + 4u + 4u + 1u + 1u + 2u + 2u)
+ * open_stdin, rows, cols, exec, tool, readonly, init, unconfined, caps, nrlimits, ntmpfs: the
+ * smallest payload that can possibly decode. */
+#define START_MIN  (4u + 4u + 4u + 4u * 4u + 4u + 4u + 4u + 1u + 1u + 2u + 2u + 5u + 8u + 4u + 4u)
+#define RLIMIT_SIZE (4u + 8u + 8u)
+#define STATS_SIZE (8u * 8u + 4u + 4u)
+#define STOP_SIZE  8u
 #define ERROR_MIN  (4u + 4u)
 #define ERROR_MAX  (ERROR_MIN + PROTO_MAX_MESSAGE)
 #define EXIT_SIZE  5u
@@ -40,6 +44,10 @@ static const struct {
 	[PROTO_RESIZE] = { "RESIZE", 4, 4 },
 	[PROTO_EXIT] = { "EXIT", EXIT_SIZE, EXIT_SIZE },
 	[PROTO_ERROR] = { "ERROR", ERROR_MIN, ERROR_MAX },
+	[PROTO_STATS] = { "STATS", 0, STATS_SIZE },
+	[PROTO_SHUTDOWN] = { "SHUTDOWN", 0, 0 },
+	[PROTO_ATTACH] = { "ATTACH", 4, 4 },
+	[PROTO_STOP] = { "STOP", STOP_SIZE, STOP_SIZE },
 };
 
 const char *proto_type_name(uint16_t type)
@@ -103,6 +111,8 @@ int proto_hdr_decode(const uint8_t in[PROTO_HDR_SIZE], struct proto_hdr *ret)
 	if (h.type == PROTO_HELLO && h.stream != 0)
 		return -EPROTO;
 	if (h.type == PROTO_START && h.stream == 0)
+		return -EPROTO;
+	if ((h.type == PROTO_STATS || h.type == PROTO_SHUTDOWN) && h.stream != 0)
 		return -EPROTO;
 	*ret = h;
 	return 0;
@@ -188,9 +198,25 @@ static int start_check(const struct proto_start *m, size_t *ret_len)
 	for (uint32_t i = 0; i < m->ngroups; i++)
 		if (!id_valid(m->groups[i]))
 			return -EINVAL;
-	if (m->terminal > 1 || m->open_stdin > 1)
+	if (m->terminal > 1 || m->open_stdin > 1 || m->exec > 1 || m->tool >= PROTO_TOOL_MAX ||
+	    m->readonly > 1 || m->init > 1 || m->unconfined > 1)
 		return -EINVAL;
-	total += 4 + 4 + 4 + (size_t)m->ngroups * 4 + 1 + 1 + 2 + 2;
+	if (m->caps >> 41) /* CAP_LAST_CAP is 40 */
+		return -EINVAL;
+	if (m->nrlimits > PROTO_MAX_RLIMITS || (m->nrlimits > 0 && !m->rlimits))
+		return -EINVAL;
+	for (uint32_t i = 0; i < m->nrlimits; i++)
+		if (m->rlimits[i].resource >= PROTO_MAX_RLIMITS ||
+		    m->rlimits[i].soft > m->rlimits[i].hard)
+			return -EINVAL;
+	r = strv_check(m->tmpfs, m->ntmpfs, 0, false, &total);
+	if (r < 0)
+		return r;
+	for (uint32_t i = 0; i < m->ntmpfs; i++)
+		if (m->tmpfs[i][0] != '/')
+			return -EINVAL;
+	total += 4 + 4 + 4 + (size_t)m->ngroups * 4 + 1 + 1 + 2 + 2 + 5 + 8 + 4 +
+		 (size_t)m->nrlimits * RLIMIT_SIZE;
 	if (total > PROTO_MAX_PAYLOAD)
 		return -EINVAL;
 	if (ret_len)
@@ -281,6 +307,13 @@ static uint8_t *w_u32(uint8_t *w, uint32_t v)
 {
 	le32_put(w, v);
 	return w + 4;
+}
+
+static uint8_t *w_u64(uint8_t *w, uint64_t v)
+{
+	le32_put(w, (uint32_t)v);
+	le32_put(w + 4, (uint32_t)(v >> 32));
+	return w + 8;
 }
 
 static uint8_t *w_str(uint8_t *w, const char *s)
@@ -375,6 +408,19 @@ int proto_put_start(struct buf *out, uint32_t stream, const struct proto_start *
 	w = w_u8(w, m->open_stdin);
 	w = w_u16(w, m->rows);
 	w = w_u16(w, m->cols);
+	w = w_u8(w, m->exec);
+	w = w_u8(w, m->tool);
+	w = w_u8(w, m->readonly);
+	w = w_u8(w, m->init);
+	w = w_u8(w, m->unconfined);
+	w = w_u64(w, m->caps);
+	w = w_u32(w, m->nrlimits);
+	for (uint32_t i = 0; i < m->nrlimits; i++) {
+		w = w_u32(w, m->rlimits[i].resource);
+		w = w_u64(w, m->rlimits[i].soft);
+		w = w_u64(w, m->rlimits[i].hard);
+	}
+	w = w_strv(w, m->tmpfs, m->ntmpfs);
 	frame_end(out, len, w);
 	return 0;
 }
@@ -392,6 +438,8 @@ int proto_put_u32(struct buf *out, uint16_t type, uint32_t stream, uint32_t v)
 	case PROTO_SIGNAL:
 		if (v < 1 || v > PROTO_MAX_SIGNAL)
 			return -EINVAL;
+		break;
+	case PROTO_ATTACH:
 		break;
 	default:
 		return -EINVAL;
@@ -453,6 +501,82 @@ int proto_put_error(struct buf *out, uint32_t stream, uint32_t kind, const char 
 	return 0;
 }
 
+int proto_put_empty(struct buf *out, uint16_t type, uint32_t stream)
+{
+	uint8_t *w;
+	int r;
+
+	switch (type) {
+	case PROTO_STDIN_EOF:
+		break;
+	case PROTO_STATS:
+	case PROTO_SHUTDOWN:
+		if (stream != 0)
+			return -EINVAL;
+		break;
+	default:
+		return -EINVAL;
+	}
+	r = frame_begin(out, type, stream, 0, &w);
+	if (r < 0)
+		return r;
+	frame_end(out, 0, w);
+	return 0;
+}
+
+int proto_put_stats(struct buf *out, const struct proto_stats *m)
+{
+	uint8_t *w;
+	int r;
+
+	r = frame_begin(out, PROTO_STATS, 0, STATS_SIZE, &w);
+	if (r < 0)
+		return r;
+	w = w_u64(w, m->mem_total);
+	w = w_u64(w, m->mem_available);
+	w = w_u64(w, m->cpu_ns);
+	w = w_u64(w, m->uptime_ns);
+	w = w_u64(w, m->disk_read);
+	w = w_u64(w, m->disk_write);
+	w = w_u64(w, m->net_rx);
+	w = w_u64(w, m->net_tx);
+	w = w_u32(w, m->pids);
+	w = w_u32(w, m->ncpus);
+	frame_end(out, STATS_SIZE, w);
+	return 0;
+}
+
+int proto_put_attach(struct buf *out, uint32_t flags)
+{
+	uint8_t *w;
+	int r;
+
+	if (flags & ~(uint32_t)PROTO_ATTACH_STDIN)
+		return -EINVAL;
+	r = frame_begin(out, PROTO_ATTACH, 1, 4, &w);
+	if (r < 0)
+		return r;
+	w = w_u32(w, flags);
+	frame_end(out, 4, w);
+	return 0;
+}
+
+int proto_put_stop(struct buf *out, const struct proto_stop *m)
+{
+	uint8_t *w;
+	int r;
+
+	if (m->signal < 1 || m->signal > PROTO_MAX_SIGNAL)
+		return -EINVAL;
+	r = frame_begin(out, PROTO_STOP, 1, STOP_SIZE, &w);
+	if (r < 0)
+		return r;
+	w = w_u32(w, m->signal);
+	w = w_u32(w, m->timeout_s);
+	frame_end(out, STOP_SIZE, w);
+	return 0;
+}
+
 /*
  * Decoding: a cursor over the payload. Every read checks the bytes left; every count and
  * length is checked against both the bytes left and the protocol's limit before allocating.
@@ -489,6 +613,16 @@ static int r_u32(struct cursor *c, uint32_t *ret)
 	*ret = le32_get(c->p);
 	c->p += 4;
 	c->left -= 4;
+	return 0;
+}
+
+static int r_u64(struct cursor *c, uint64_t *ret)
+{
+	if (c->left < 8)
+		return -EPROTO;
+	*ret = (uint64_t)le32_get(c->p) | (uint64_t)le32_get(c->p + 4) << 32;
+	c->p += 8;
+	c->left -= 8;
 	return 0;
 }
 
@@ -569,6 +703,8 @@ void proto_start_done(struct proto_start *m)
 	free(m->rootfs);
 	free(m->user);
 	free(m->groups);
+	free(m->rlimits);
+	strv_free(m->tmpfs);
 	*m = (struct proto_start){};
 }
 
@@ -654,6 +790,27 @@ int proto_get_start(const uint8_t *p, size_t len, struct proto_start *ret)
 	r = r_u16(&c, &m.cols);
 	if (r < 0)
 		return r;
+	if ((r = r_u8(&c, &m.exec)) < 0 || (r = r_u8(&c, &m.tool)) < 0 ||
+	    (r = r_u8(&c, &m.readonly)) < 0 || (r = r_u8(&c, &m.init)) < 0 ||
+	    (r = r_u8(&c, &m.unconfined)) < 0 || (r = r_u64(&c, &m.caps)) < 0 ||
+	    (r = r_u32(&c, &m.nrlimits)) < 0)
+		return r;
+	if (m.nrlimits > PROTO_MAX_RLIMITS || m.nrlimits > c.left / RLIMIT_SIZE)
+		return -EPROTO;
+	if (m.nrlimits > 0) {
+		m.rlimits = calloc(m.nrlimits, sizeof(*m.rlimits));
+		if (!m.rlimits)
+			return -ENOMEM;
+		for (uint32_t i = 0; i < m.nrlimits; i++) {
+			/* cannot fail: checked above */
+			(void)r_u32(&c, &m.rlimits[i].resource);
+			(void)r_u64(&c, &m.rlimits[i].soft);
+			(void)r_u64(&c, &m.rlimits[i].hard);
+		}
+	}
+	r = r_strv(&c, 0, &m.tmpfs, &m.ntmpfs);
+	if (r < 0)
+		return r;
 	if (c.left != 0 || start_check(&m, NULL) < 0)
 		return -EPROTO;
 	*ret = m;
@@ -693,6 +850,38 @@ int proto_get_exit(const uint8_t *p, size_t len, struct proto_exit *ret)
 	if (exit_check(&m) < 0)
 		return -EPROTO;
 	*ret = m;
+	return 0;
+}
+
+int proto_get_stats(const uint8_t *p, size_t len, struct proto_stats *ret)
+{
+	struct cursor c = { p, len };
+
+	*ret = (struct proto_stats){};
+	if (len != STATS_SIZE)
+		return -EPROTO;
+	(void)r_u64(&c, &ret->mem_total); /* cannot fail: the length is exact */
+	(void)r_u64(&c, &ret->mem_available);
+	(void)r_u64(&c, &ret->cpu_ns);
+	(void)r_u64(&c, &ret->uptime_ns);
+	(void)r_u64(&c, &ret->disk_read);
+	(void)r_u64(&c, &ret->disk_write);
+	(void)r_u64(&c, &ret->net_rx);
+	(void)r_u64(&c, &ret->net_tx);
+	(void)r_u32(&c, &ret->pids);
+	(void)r_u32(&c, &ret->ncpus);
+	return 0;
+}
+
+int proto_get_stop(const uint8_t *p, size_t len, struct proto_stop *ret)
+{
+	*ret = (struct proto_stop){};
+	if (len != STOP_SIZE)
+		return -EPROTO;
+	ret->signal = le32_get(p);
+	ret->timeout_s = le32_get(p + 4);
+	if (ret->signal < 1 || ret->signal > PROTO_MAX_SIGNAL)
+		return -EPROTO;
 	return 0;
 }
 

@@ -22,7 +22,7 @@
 
 #include "../util/buf.h"
 
-#define PROTO_VERSION 2
+#define PROTO_VERSION 3
 #define PROTO_HDR_SIZE 12
 #define PROTO_MAX_PAYLOAD (1u << 20)    /* any frame */
 #define PROTO_MAX_DATA (32u * 1024)     /* one STDIN/STDOUT/STDERR chunk */
@@ -42,6 +42,13 @@ enum proto_type {
 	PROTO_RESIZE = 9,  /* host -> guest: u16 rows, u16 cols */
 	PROTO_EXIT = 10,   /* guest -> host: struct proto_exit; stdout/stderr of stream are done */
 	PROTO_ERROR = 11,  /* guest -> host: struct proto_error */
+	PROTO_STATS = 12,  /* host -> guest, stream 0: empty (a request);
+			    * guest -> host, stream 0: struct proto_stats (the answer) */
+	PROTO_SHUTDOWN = 13, /* host -> guest, stream 0, empty: kill every process, sync, unmount,
+			      * power off */
+	/* Between the CLI and a container's supervisor only (never to or from a guest): */
+	PROTO_ATTACH = 14, /* client -> supervisor: u32 flags (PROTO_ATTACH_*): relay stream 1 */
+	PROTO_STOP = 15,   /* client -> supervisor: struct proto_stop */
 	PROTO_TYPE_MAX
 };
 
@@ -76,6 +83,54 @@ struct proto_start {
 	uint8_t terminal;   /* 1: allocate a pty, stdout carries both streams */
 	uint8_t open_stdin; /* 0: stdin is /dev/null */
 	uint16_t rows, cols;/* initial window size when terminal */
+	uint8_t exec;       /* 1: join the running container's namespaces (stream >= 2) */
+	uint8_t tool;       /* enum proto_tool: run cove-init's own code instead of argv */
+	uint8_t readonly;   /* mount the root filesystem read-only (main process only) */
+	uint8_t init;       /* a small reaper runs as the container's PID 1 (main process only) */
+	uint8_t unconfined; /* 1: no seccomp filter (0, the default: the default filter) */
+	uint64_t caps;      /* capabilities: bit N = capability N (bounding set; also permitted,
+			     * effective and inheritable for UID 0) */
+	struct proto_rlimit *rlimits;
+	uint32_t nrlimits;  /* <= PROTO_MAX_RLIMITS */
+	char **tmpfs;       /* "PATH" or "PATH:OPTIONS" tmpfs mounts (main process only) */
+	uint32_t ntmpfs;
+};
+
+struct proto_rlimit {
+	uint32_t resource;  /* RLIMIT_* number, < 16 */
+	uint64_t soft, hard;/* soft <= hard; UINT64_MAX = unlimited */
+};
+
+#define PROTO_MAX_RLIMITS 16
+
+enum proto_tool {
+	PROTO_TOOL_NONE = 0,
+	PROTO_TOOL_TAR_OUT = 1, /* write a tar of argv[0] (a path in the container) to stdout */
+	PROTO_TOOL_TAR_IN = 2,  /* extract the tar on stdin to argv[0] (docker cp rules) */
+	PROTO_TOOL_MAX
+};
+
+/* What the guest reports for PROTO_STATS; all counters since boot. */
+struct proto_stats {
+	uint64_t mem_total;     /* bytes: MemTotal */
+	uint64_t mem_available; /* bytes: MemAvailable */
+	uint64_t cpu_ns;        /* busy CPU time of all guest CPUs (not idle, not iowait) */
+	uint64_t uptime_ns;     /* CLOCK_BOOTTIME when measured */
+	uint64_t disk_read;     /* bytes read from the root disk */
+	uint64_t disk_write;    /* bytes written to it */
+	uint64_t net_rx;        /* bytes received by every interface but lo */
+	uint64_t net_tx;
+	uint32_t pids;          /* processes in the guest */
+	uint32_t ncpus;
+};
+
+enum {
+	PROTO_ATTACH_STDIN = 1, /* the client sends STDIN (and STDIN_EOF) */
+};
+
+struct proto_stop {
+	uint32_t signal;        /* 1..64: first signal */
+	uint32_t timeout_s;     /* then SIGKILL after this many seconds */
 };
 
 enum proto_exit_kind {
@@ -113,16 +168,24 @@ int proto_put_u32(struct buf *out, uint16_t type, uint32_t stream, uint32_t v); 
 int proto_put_resize(struct buf *out, uint32_t stream, uint16_t rows, uint16_t cols);
 int proto_put_exit(struct buf *out, uint32_t stream, const struct proto_exit *m);
 int proto_put_error(struct buf *out, uint32_t stream, uint32_t kind, const char *message);
+/* Empty payload: STDIN_EOF, STATS (a request), SHUTDOWN. */
+int proto_put_empty(struct buf *out, uint16_t type, uint32_t stream);
+int proto_put_stats(struct buf *out, const struct proto_stats *m);
+int proto_put_attach(struct buf *out, uint32_t flags);
+int proto_put_stop(struct buf *out, const struct proto_stop *m);
 
 /* Payload decoders: p/len is exactly the payload of a frame whose header decoded. They
  * allocate what they return (free with the matching *_done, which is also safe on a
  * zeroed struct) and return 0, -EPROTO (malformed) or -ENOMEM. */
 int proto_get_hello(const uint8_t *p, size_t len, struct proto_hello *ret);
 int proto_get_start(const uint8_t *p, size_t len, struct proto_start *ret);
-int proto_get_u32(const uint8_t *p, size_t len, uint32_t *ret); /* caller checks SIGNAL is 1..64 */
+int proto_get_u32(const uint8_t *p, size_t len, uint32_t *ret); /* STARTED, SIGNAL, ATTACH;
+								  * caller checks SIGNAL is 1..64 */
 int proto_get_resize(const uint8_t *p, size_t len, uint16_t *ret_rows, uint16_t *ret_cols);
 int proto_get_exit(const uint8_t *p, size_t len, struct proto_exit *ret);
 int proto_get_error(const uint8_t *p, size_t len, struct proto_error *ret);
+int proto_get_stats(const uint8_t *p, size_t len, struct proto_stats *ret);
+int proto_get_stop(const uint8_t *p, size_t len, struct proto_stop *ret);
 void proto_hello_done(struct proto_hello *m);
 void proto_start_done(struct proto_start *m);
 void proto_error_done(struct proto_error *m);

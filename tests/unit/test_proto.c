@@ -288,8 +288,8 @@ TEST(hdr_rejects_error_bounds)
 
 TEST(hdr_rejects_start_too_short)
 {
-	CHECK_EQ_INT(hdr(46, PROTO_START, 0, 1), 0);
-	CHECK_EQ_INT(hdr(45, PROTO_START, 0, 1), -EPROTO);
+	CHECK_EQ_INT(hdr(67, PROTO_START, 0, 1), 0);
+	CHECK_EQ_INT(hdr(66, PROTO_START, 0, 1), -EPROTO);
 }
 
 TEST(hdr_rejects_hello_stream_nonzero)
