@@ -15,6 +15,10 @@
 
 /* Print "cove: MESSAGE" on stderr (one line). */
 void cli_error(const char *fmt, ...) _printf_(1, 2);
+/* "SIGTERM", "TERM", "15" -> 15; -EINVAL if it is none. */
+int cli_parse_signal(const char *s, int *ret);
+/* "SIGTERM" for 15 (a number for those without a name). */
+const char *cli_signal_name(int sig, char *buf, size_t size);
 
 struct cli_command {
 	const char *name;
@@ -23,6 +27,22 @@ struct cli_command {
 };
 
 int cmd_run(int argc, char **argv);
+int cmd_create(int argc, char **argv);
+int cmd_start(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+int cmd_kill(int argc, char **argv);
+int cmd_restart(int argc, char **argv);
+int cmd_ctr_rm(int argc, char **argv);
+int cmd_wait(int argc, char **argv);
+int cmd_attach(int argc, char **argv);
+int cmd_ctr_prune(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
+int cmd_cp(int argc, char **argv);
+int cmd_ps(int argc, char **argv);
+int cmd_ctr_inspect(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_container(int argc, char **argv);
 int cmd_system(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 
@@ -32,6 +52,7 @@ struct cli_paths {
 	char initrd[4096];
 	char images[4096];   /* directory holding NAME.ext4 offline images */
 	char state[4096];    /* persistent state: containers */
+	char run[4096];      /* runtime state: supervisors' sockets */
 	char cache[4096];    /* measured host facts (TSC rate) */
 	bool build_tree;
 };
@@ -43,14 +64,24 @@ void terminal_restore(void);
 /* Window size of fd, or with fd < 0 of the first of stdin/stdout/stderr that is a terminal. */
 int terminal_size(int fd, uint16_t *ret_rows, uint16_t *ret_cols);
 
-/* Relay stdio between the local process and the container over the control channel. */
+/* Relay stdio between this process and a container's process, over a connection to its
+ * supervisor (see supervisor.h), after sending first (may be NULL). */
 struct session_opts {
 	bool tty;
 	bool interactive;
-	int boot_timeout_ms;
+	bool until_started; /* return once the process runs (cove run -d, cove start) */
+	bool no_signals;    /* do not forward SIGINT and friends (they end this command) */
+	int in_fd;          /* what interactive sends: 0, stdin, by default */
+	int out_fd;         /* where STDOUT goes: 0 means stdout (1) */
+	struct buf *err_capture; /* if set, STDERR is kept here instead of written to stderr */
 };
 struct session_result {
-	int exit_code; /* what `cove run` exits with */
+	int exit_code; /* what the command exits with */
+	bool started;  /* the process ran */
 };
-int session_run(struct vm *vm, const struct vm_config *vc, const struct proto_start *start,
-		const struct session_opts *o, struct session_result *ret, struct cove_error *err);
+struct buf;
+/* docker's environment rules: every "K=V" of add over base, later ones winning, into a new
+ * NULL-terminated array (the strings are not copied). */
+char **merge_env(char **base, size_t nbase, char **add, size_t nadd, uint32_t *ret_n);
+int session_run(int fd, const struct buf *first, const struct session_opts *o,
+		struct session_result *ret, struct cove_error *err);

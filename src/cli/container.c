@@ -10,6 +10,7 @@
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #define DISK_HEADROOM (256ULL << 20)
 
@@ -59,47 +60,408 @@ static void remove_dir(const char *dir)
 	rmdir(dir);
 }
 
-static void unlink_name_of(const char *state, const char *dir)
-{
-	char path[PATH_MAX + 80];
-	_cleanup_free_ char *name = NULL;
 
-	if (str_printf(path, sizeof(path), "%s/name", dir) < 0 ||
-	    read_file(path, 128, &name, NULL) < 0)
-		return;
-	name[strcspn(name, "\n")] = '\0';
-	if (container_valid_name(name) &&
-	    str_printf(path, sizeof(path), "%s/names/%s", state, name) == 0)
-		unlink(path);
+static bool is_id(const char *s)
+{
+	if (strlen(s) != 64)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+			return false;
+	return true;
 }
 
-/* Remove --rm containers whose owner died (their lock is free). */
-static void gc(const struct cli_paths *p)
+/* Fill c's paths for the container with this ID. */
+static int fill(const struct cli_paths *p, const char *id, struct container *c,
+		struct cove_error *err)
 {
-	char dir[PATH_MAX];
+	char path[PATH_MAX + 64];
+	_cleanup_free_ char *name = NULL;
+
+	memset(c, 0, sizeof(*c));
+	c->lock_fd = -1;
+	str_copy(c->id, sizeof(c->id), id);
+	memcpy(c->short_id, c->id, 12);
+	if (str_printf(c->dir, sizeof(c->dir), "%s/containers/%s", p->state, id) < 0)
+		return cove_error_set(err, ENAMETOOLONG, "state path too long: '%s'", p->state);
+	str_printf(c->boot_log, sizeof(c->boot_log), "%s/boot.log", c->dir);
+	str_printf(c->qemu_log, sizeof(c->qemu_log), "%s/qemu.log", c->dir);
+	str_printf(c->log, sizeof(c->log), "%s/container.log", c->dir);
+	/* 128 bits of the ID keep the socket path short enough for sun_path */
+	if (str_printf(c->sock, sizeof(c->sock), "%s/%.32s.sock", p->run, id) < 0 ||
+	    strlen(c->sock) >= 108)
+		return cove_error_set(err, ENAMETOOLONG,
+				      "the runtime directory '%s' is too long for a socket path",
+				      p->run);
+	str_printf(path, sizeof(path), "%s/name", c->dir);
+	if (read_file(path, 128, &name, NULL) == 0) {
+		name[strcspn(name, "\n")] = '\0';
+		if (container_valid_name(name)) {
+			str_copy(c->name, sizeof(c->name), name);
+			str_printf(c->name_link, sizeof(c->name_link), "%s/names/%s", p->state,
+				   name);
+		}
+	}
+	str_printf(path, sizeof(path), "%s/disk.qcow2", c->dir);
+	if (access(path, F_OK) == 0) {
+		str_copy(c->disk, sizeof(c->disk), path);
+		str_copy(c->disk_format, sizeof(c->disk_format), "qcow2");
+	} else {
+		str_printf(c->disk, sizeof(c->disk), "%s/disk.ext4", c->dir);
+		str_copy(c->disk_format, sizeof(c->disk_format), "raw");
+	}
+	str_printf(path, sizeof(path), "%s/autoremove", c->dir);
+	c->rm = access(path, F_OK) == 0;
+	return 0;
+}
+
+int container_find(const struct cli_paths *p, const char *ref, struct container *c,
+		   struct cove_error *err)
+{
+	char path[PATH_MAX + 80], target[80], found[65] = "";
 	_cleanup_(closedirp) DIR *d = NULL;
 	struct dirent *de;
+	size_t n = strlen(ref);
+	ssize_t len;
 
-	if (str_printf(dir, sizeof(dir), "%s/containers", p->state) < 0)
-		return;
-	d = opendir(dir);
-	while (d && (de = readdir(d))) {
-		char cdir[PATH_MAX + 80], marker[PATH_MAX + 100];
-		_cleanup_close_ int lock = -1;
-
-		if (de->d_name[0] == '.' || strlen(de->d_name) != 64)
-			continue;
-		if (str_printf(cdir, sizeof(cdir), "%s/%s", dir, de->d_name) < 0 ||
-		    str_printf(marker, sizeof(marker), "%s/autoremove", cdir) < 0 ||
-		    access(marker, F_OK) < 0)
-			continue;
-		str_printf(marker, sizeof(marker), "%s/lock", cdir);
-		lock = open(marker, O_RDONLY | O_CLOEXEC);
-		if (lock >= 0 && flock(lock, LOCK_EX | LOCK_NB) < 0)
-			continue; /* its owner still runs */
-		unlink_name_of(p->state, cdir);
-		remove_dir(cdir);
+	if (n == 0)
+		return cove_error_set(err, EINVAL, "empty container name or ID");
+	if (container_valid_name(ref) &&
+	    str_printf(path, sizeof(path), "%s/names/%s", p->state, ref) == 0 &&
+	    (len = readlink(path, target, sizeof(target) - 1)) > 0) {
+		target[len] = '\0';
+		str_printf(path, sizeof(path), "%s/containers/%s/config.json", p->state, target);
+		if (is_id(target) && access(path, F_OK) == 0)
+			return fill(p, target, c, err);
 	}
+	/* an ID or a unique prefix of one */
+	for (const char *s = ref; *s; s++)
+		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')) || n > 64)
+			return cove_error_set(err, ENOENT, "no such container: '%s'", ref);
+	str_printf(path, sizeof(path), "%s/containers", p->state);
+	d = opendir(path);
+	while (d && (de = readdir(d))) {
+		char cfg[PATH_MAX + 160];
+
+		if (!is_id(de->d_name) || strncmp(de->d_name, ref, n) != 0)
+			continue;
+		str_printf(cfg, sizeof(cfg), "%s/%s/config.json", path, de->d_name);
+		if (access(cfg, F_OK) < 0)
+			continue; /* still being created, or half removed */
+		if (found[0])
+			return cove_error_set(err, EINVAL,
+					      "'%s' matches more than one container; give more of "
+					      "the ID",
+					      ref);
+		str_copy(found, sizeof(found), de->d_name);
+	}
+	if (!found[0])
+		return cove_error_set(err, ENOENT, "no such container: '%s'", ref);
+	return fill(p, found, c, err);
+}
+
+struct id_time {
+	char *id;
+	double t;
+};
+
+static int by_time(const void *a, const void *b)
+{
+	const struct id_time *x = a, *y = b;
+
+	return x->t < y->t ? -1 : x->t > y->t ? 1 : strcmp(x->id, y->id);
+}
+
+int container_list(const struct cli_paths *p, char ***ret_ids, size_t *ret_n,
+		   struct cove_error *err)
+{
+	char path[PATH_MAX + 16];
+	_cleanup_(closedirp) DIR *d = NULL;
+	struct id_time *v = NULL;
+	struct dirent *de;
+	size_t n = 0, cap = 0;
+	char **ids;
+
+	*ret_ids = NULL;
+	*ret_n = 0;
+	str_printf(path, sizeof(path), "%s/containers", p->state);
+	d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? 0
+				       : cove_error_set(err, errno, "cannot read '%s': %s", path,
+							strerror(errno));
+	while ((de = readdir(d))) {
+		char cfg[PATH_MAX + 160];
+		struct stat st;
+
+		if (!is_id(de->d_name))
+			continue;
+		str_printf(cfg, sizeof(cfg), "%s/%s/config.json", path, de->d_name);
+		if (stat(cfg, &st) < 0)
+			continue;
+		if (n == cap) {
+			struct id_time *nv = realloc(v, (cap = cap ? cap * 2 : 16) * sizeof(*v));
+			if (!nv)
+				goto oom;
+			v = nv;
+		}
+		v[n].id = strdup(de->d_name);
+		if (!v[n].id)
+			goto oom;
+		v[n].t = (double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec / 1e9;
+		n++;
+	}
+	qsort(v, n, sizeof(*v), by_time);
+	ids = calloc(n + 1, sizeof(char *));
+	if (!ids)
+		goto oom;
+	for (size_t i = 0; i < n; i++)
+		ids[i] = v[i].id;
+	free(v);
+	*ret_ids = ids;
+	*ret_n = n;
+	return 0;
+oom:
+	for (size_t i = 0; i < n; i++)
+		free(v[i].id);
+	free(v);
+	return cove_error_set(err, ENOMEM, "out of memory");
+}
+
+void container_list_free(char **ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+void container_timestamp(char *buf, size_t size)
+{
+	struct timespec ts;
+	struct tm tm;
+	char s[32];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(s, sizeof(s), "%Y-%m-%dT%H:%M:%S", &tm);
+	str_printf(buf, size, "%s.%09ldZ", s, ts.tv_nsec);
+}
+
+double container_parse_time(const char *s)
+{
+	struct tm tm = { 0 };
+	const char *rest;
+	double frac = 0;
+
+	if (!s || !*s)
+		return -1;
+	rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!rest)
+		return -1;
+	if (*rest == '.')
+		frac = strtod(rest, NULL);
+	return (double)timegm(&tm) + frac;
+}
+
+/* Write path atomically: a temporary file, fsync'd, renamed over it. */
+static int write_atomic(const char *path, const char *data, size_t len)
+{
+	char tmp[PATH_MAX + 16];
+	_cleanup_close_ int fd = -1;
+	int r;
+
+	if (str_printf(tmp, sizeof(tmp), "%s.tmp", path) < 0)
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	r = write_full(fd, data, len);
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0)
+		unlink(tmp);
+	return r;
+}
+
+static int save_json(const char *dir, const char *file, json_t *j)
+{
+	char path[PATH_MAX + 32];
+	_cleanup_free_ char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	if (str_printf(path, sizeof(path), "%s/%s", dir, file) < 0)
+		return -ENAMETOOLONG;
+	r = write_atomic(path, s, strlen(s));
+	return r;
+}
+
+int container_save_config(struct container *c, json_t *config, struct cove_error *err)
+{
+	int r = save_json(c->dir, "config.json", config);
+
+	if (r < 0)
+		return cove_error_set(err, r, "cannot write '%s/config.json': %s", c->dir,
+				      strerror(-r));
+	return 0;
+}
+
+int container_load_config(const struct container *c, json_t **ret, struct cove_error *err)
+{
+	char path[PATH_MAX + 32];
+	json_error_t je;
+
+	str_printf(path, sizeof(path), "%s/config.json", c->dir);
+	*ret = json_load_file(path, 0, &je);
+	if (!*ret || !json_is_object(*ret)) {
+		json_decref(*ret);
+		*ret = NULL;
+		return cove_error_set(err, EINVAL, "container %s: cannot read its config: %s",
+				      c->short_id, je.text);
+	}
+	return 0;
+}
+
+const char *container_status_name(enum container_status_kind k)
+{
+	switch (k) {
+	case CONTAINER_CREATED:
+		return "created";
+	case CONTAINER_RUNNING:
+		return "running";
+	default:
+		return "exited";
+	}
+}
+
+static void copy_str(json_t *o, const char *key, char *buf, size_t size)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+
+	str_copy(buf, size, v ? v : "");
+}
+
+int container_get_status(const struct container *c, struct container_status *ret)
+{
+	char path[PATH_MAX + 32];
+	json_t *j;
+	const char *st;
+	_cleanup_close_ int lock = -1;
+
+	memset(ret, 0, sizeof(*ret));
+	str_printf(path, sizeof(path), "%s/state.json", c->dir);
+	j = json_load_file(path, 0, NULL);
+	if (!j)
+		return 0; /* never started */
+	st = json_string_value(json_object_get(j, "status"));
+	ret->status = st && strcmp(st, "running") == 0	 ? CONTAINER_RUNNING
+		      : st && strcmp(st, "exited") == 0 ? CONTAINER_EXITED
+							 : CONTAINER_CREATED;
+	ret->exit_code = (int)json_integer_value(json_object_get(j, "exit_code"));
+	ret->pid = (pid_t)json_integer_value(json_object_get(j, "pid"));
+	copy_str(j, "started_at", ret->started_at, sizeof(ret->started_at));
+	copy_str(j, "finished_at", ret->finished_at, sizeof(ret->finished_at));
+	copy_str(j, "error", ret->error, sizeof(ret->error));
+	json_decref(j);
+	if (ret->status != CONTAINER_RUNNING)
+		return 0;
+	/* running only while its supervisor holds the lock */
+	str_printf(path, sizeof(path), "%s/lock", c->dir);
+	lock = open(path, O_RDONLY | O_CLOEXEC);
+	if (lock >= 0 && flock(lock, LOCK_SH | LOCK_NB) == 0) {
+		ret->status = CONTAINER_EXITED;
+		ret->exit_code = 255;
+		ret->pid = 0;
+		if (!ret->finished_at[0])
+			container_timestamp(ret->finished_at, sizeof(ret->finished_at));
+		str_copy(ret->error, sizeof(ret->error),
+			 "its supervisor died (killed, or the host restarted)");
+	}
+	return 0;
+}
+
+int container_save_status(const struct container *c, const struct container_status *s)
+{
+	json_t *j = json_pack("{s:s, s:i, s:I, s:s, s:s, s:s}", "status",
+			      container_status_name(s->status), "exit_code", s->exit_code, "pid",
+			      (json_int_t)s->pid, "started_at", s->started_at, "finished_at",
+			      s->finished_at, "error", s->error);
+	int r;
+
+	if (!j)
+		return -ENOMEM;
+	r = save_json(c->dir, "state.json", j);
+	json_decref(j);
+	return r;
+}
+
+int container_lock(struct container *c, int wait_ms)
+{
+	char path[PATH_MAX + 16];
+	uint64_t deadline = now_ns() + (uint64_t)wait_ms * 1000000ULL;
+
+	if (c->lock_fd < 0) {
+		str_printf(path, sizeof(path), "%s/lock", c->dir);
+		c->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (c->lock_fd < 0)
+			return -errno;
+	}
+	for (;;) {
+		if (flock(c->lock_fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK)
+			return -errno;
+		if (now_ns() >= deadline)
+			return -EBUSY;
+		usleep(20000);
+	}
+}
+
+void container_unlock(struct container *c)
+{
+	closep(&c->lock_fd);
+}
+
+void container_remove(struct container *c)
+{
+	char link[80];
+	ssize_t n;
+
+	/* the name only if it still points at us */
+	if (c->name_link[0] && (n = readlink(c->name_link, link, sizeof(link) - 1)) > 0) {
+		link[n] = '\0';
+		if (strcmp(link, c->id) == 0)
+			unlink(c->name_link);
+	}
+	unlink(c->sock);
+	remove_dir(c->dir);
+	closep(&c->lock_fd);
+	c->created = false;
+}
+
+void container_gc(const struct cli_paths *p)
+{
+	char **ids = NULL;
+	size_t n = 0;
+	struct cove_error err = { 0 };
+
+	if (container_list(p, &ids, &n, &err) < 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct container c;
+		struct container_status st;
+
+		if (fill(p, ids[i], &c, &err) < 0 || !c.rm)
+			continue;
+		container_get_status(&c, &st);
+		if (st.status != CONTAINER_EXITED || container_lock(&c, 0) < 0)
+			continue;
+		container_remove(&c);
+	}
+	container_list_free(ids, n);
 }
 
 static int write_small(const char *dir, const char *file, const char *content)
@@ -119,32 +481,29 @@ int container_create(const struct cli_paths *p, const char *name, bool rm, struc
 		     struct cove_error *err)
 {
 	uint8_t rnd[32];
-	char path[PATH_MAX + 64];
+	char id[65], path[PATH_MAX + 64];
 	int r;
 
-	memset(c, 0, sizeof(*c));
-	c->lock_fd = -1;
-	c->rm = rm;
-	gc(p);
-
+	container_gc(p);
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		return cove_error_set(err, errno, "getrandom failed: %s", strerror(errno));
 	for (size_t i = 0; i < sizeof(rnd); i++)
-		str_printf(c->id + 2 * i, 3, "%02x", rnd[i]);
-	memcpy(c->short_id, c->id, 12);
+		str_printf(id + 2 * i, 3, "%02x", rnd[i]);
+	r = fill(p, id, c, err);
+	if (r < 0)
+		return r;
+	c->rm = rm;
 	str_copy(c->name, sizeof(c->name), name ? name : c->short_id);
 
-	if (str_printf(c->dir, sizeof(c->dir), "%s/containers/%s", p->state, c->id) < 0)
-		return cove_error_set(err, ENAMETOOLONG, "state path too long: '%s'", p->state);
 	str_printf(path, sizeof(path), "%s/names", p->state);
-	if ((r = mkdir_p(path, 0700)) < 0 || (r = mkdir_p(c->dir, 0700)) < 0)
+	if ((r = mkdir_p(path, 0700)) < 0 || (r = mkdir_p(c->dir, 0700)) < 0 ||
+	    (r = mkdir_p(p->run, 0700)) < 0)
 		return cove_error_set(err, r, "cannot create '%s': %s", c->dir, strerror(-r));
 	c->created = true;
 
-	str_printf(path, sizeof(path), "%s/lock", c->dir);
-	c->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (c->lock_fd < 0 || flock(c->lock_fd, LOCK_EX) < 0)
-		return cove_error_set(err, errno, "cannot lock '%s': %s", path, strerror(errno));
+	r = container_lock(c, 0);
+	if (r < 0)
+		return cove_error_set(err, -r, "cannot lock '%s/lock': %s", c->dir, strerror(-r));
 	if (rm && (r = write_small(c->dir, "autoremove", "")) < 0)
 		return cove_error_set(err, r, "cannot write in '%s': %s", c->dir, strerror(-r));
 
@@ -155,7 +514,7 @@ int container_create(const struct cli_paths *p, const char *name, bool rm, struc
 		if (e == EEXIST)
 			return cove_error_set(err, e,
 					      "the container name '%s' is already in use; choose "
-					      "another --name",
+					      "another --name, or remove that container",
 					      c->name);
 		return cove_error_set(err, e, "cannot record the name '%s': %s", c->name,
 				      strerror(e));
@@ -163,9 +522,6 @@ int container_create(const struct cli_paths *p, const char *name, bool rm, struc
 	str_printf(path, sizeof(path), "%s\n", c->name);
 	if ((r = write_small(c->dir, "name", path)) < 0)
 		return cove_error_set(err, r, "cannot write in '%s': %s", c->dir, strerror(-r));
-
-	str_printf(c->boot_log, sizeof(c->boot_log), "%s/boot.log", c->dir);
-	str_printf(c->qemu_log, sizeof(c->qemu_log), "%s/qemu.log", c->dir);
 	return 0;
 }
 
@@ -219,20 +575,8 @@ int container_disk_from_dir(struct container *c, const char *dir, struct cove_er
 	return 0;
 }
 
-void container_finish(struct container *c, int exit_code)
+void container_abandon(struct container *c)
 {
-	char state[64];
-
-	if (!c->created)
-		return;
-	if (c->rm) {
-		if (c->name_link[0])
-			unlink(c->name_link);
-		remove_dir(c->dir);
-	} else {
-		str_printf(state, sizeof(state), "exited %d\n", exit_code);
-		write_small(c->dir, "state", state);
-	}
-	closep(&c->lock_fd);
-	c->created = false;
+	if (c->created)
+		container_remove(c);
 }

@@ -1,13 +1,27 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * A container's directory under STATE/containers/ID: its disk, boot log, QEMU log, name and a
- * lock held by the process that owns the running VM. Names are STATE/names/NAME -> ID symlinks,
- * created atomically so two containers can never share a name.
+ * A container on disk, under STATE/containers/ID:
+ *
+ *   config.json    what it runs (written once by create; see docs/layout.md)
+ *   state.json     created | running | exited, exit code, times, error (atomic rename)
+ *   lock           flock()ed exclusively by whoever owns the container now: its supervisor for
+ *                  as long as it runs, or a command changing it (start, rm). A free lock means
+ *                  nothing runs, whatever state.json says.
+ *   disk.qcow2     the writable layer over the image snapshot (disk.ext4 for --rootfs)
+ *   container.log  the main process's output, as records (see log.c)
+ *   boot.log, qemu.log  the guest console and QEMU's stderr of the last boot
+ *   name, image, autoremove   small files other commands read
+ *
+ * Names are STATE/names/NAME -> ID symlinks, created atomically so two containers can never
+ * share a name. The supervisor's control socket is RUN/ID.sock.
  */
 #pragma once
 
 #include <limits.h>
 #include <stdbool.h>
+#include <sys/types.h>
+
+#include <jansson.h>
 
 #include "cli.h"
 
@@ -20,17 +34,29 @@ struct container {
 	char disk_format[8];
 	char boot_log[PATH_MAX + 32];
 	char qemu_log[PATH_MAX + 32];
+	char log[PATH_MAX + 32];
+	char sock[PATH_MAX + 80];
 	char name_link[PATH_MAX + 80];
 	int lock_fd;
 	bool rm;
-	bool created;
+	bool created; /* made by this process: container_abandon() removes it */
+};
+
+enum container_status_kind { CONTAINER_CREATED, CONTAINER_RUNNING, CONTAINER_EXITED };
+
+struct container_status {
+	enum container_status_kind status;
+	int exit_code;        /* exited: the main process's code, 128+N for signal N */
+	pid_t pid;            /* running: the supervisor */
+	char started_at[40];  /* RFC 3339, "" if never */
+	char finished_at[40];
+	char error[512];      /* why it ended abnormally, "" if it did not */
 };
 
 bool container_valid_name(const char *name);
 /* The archive of the offline image ref names (busybox), or -ENOENT. */
 int container_offline_image(const struct cli_paths *p, const char *ref, char *buf, size_t size);
-/* Make a new container directory (locked); also removes leftovers of --rm containers whose
- * owner died. */
+/* Make a new container directory (locked by this process). */
 int container_create(const struct cli_paths *p, const char *name, bool rm, struct container *ret,
 		     struct cove_error *err);
 /* A copy-on-write qcow2 disk over a read-only base image; snapshot (may be "") names the
@@ -39,5 +65,47 @@ int container_disk_from_image(struct container *c, const char *image, const char
 			      struct cove_error *err);
 /* A fresh ext4 disk written from a host directory. */
 int container_disk_from_dir(struct container *c, const char *dir, struct cove_error *err);
-/* Record the exit code, or remove everything for --rm; release the lock. */
-void container_finish(struct container *c, int exit_code);
+/* Remove a container this process created but could not finish setting up. */
+void container_abandon(struct container *c);
+
+/* Find a container by name, full ID or unique ID prefix (not locked). */
+int container_find(const struct cli_paths *p, const char *ref, struct container *ret,
+		   struct cove_error *err);
+/* Every container's ID, oldest first; free with strv_free-like loop + free. */
+int container_list(const struct cli_paths *p, char ***ret_ids, size_t *ret_n,
+		   struct cove_error *err);
+void container_list_free(char **ids, size_t n);
+
+/* config.json: written once, atomically. */
+int container_save_config(struct container *c, json_t *config, struct cove_error *err);
+int container_load_config(const struct container *c, json_t **ret, struct cove_error *err);
+/* state.json as it is now; a "running" container whose lock is free is reported as exited. */
+int container_get_status(const struct container *c, struct container_status *ret);
+int container_save_status(const struct container *c, const struct container_status *s);
+const char *container_status_name(enum container_status_kind k);
+
+/*
+ * Take the container's lock: with wait_ms 0, fail at once (-EBUSY) if something owns it; else
+ * wait up to wait_ms. The fd is c->lock_fd (close-on-exec).
+ */
+int container_lock(struct container *c, int wait_ms);
+void container_unlock(struct container *c);
+/* Remove the container's name, directory and socket (the caller holds the lock). */
+void container_remove(struct container *c);
+/* Remove leftovers of --rm containers whose supervisor died. */
+void container_gc(const struct cli_paths *p);
+
+/* Wait until nothing holds c's lock (its supervisor has exited). */
+void container_wait_stopped(const struct container *c);
+/*
+ * Start c (whose lock this process holds; a supervisor takes it over). With attach, relay its
+ * stdio until it exits and return its exit status; without, return 0 once it runs. On failure
+ * returns -(exit status) with err set.
+ */
+int container_start_attached(const struct cli_paths *paths, struct container *c, json_t *config,
+			     bool attach, bool interactive, bool tty, struct cove_error *err);
+
+/* Now, as RFC 3339 with nanoseconds in UTC. */
+void container_timestamp(char *buf, size_t size);
+/* Parse such a timestamp back (seconds since the epoch), or -1. */
+double container_parse_time(const char *s);

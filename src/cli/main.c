@@ -8,8 +8,28 @@
 #include <stdarg.h>
 #include <string.h>
 
-static const struct cli_command commands[] = {
+/* The container verbs, also under `cove container VERB` (docker's and Apple's spelling). */
+static const struct cli_command container_commands[] = {
 	{ "run", cmd_run, "Run a command in a new container" },
+	{ "create", cmd_create, "Create a container without starting it" },
+	{ "start", cmd_start, "Start created or stopped containers" },
+	{ "stop", cmd_stop, "Stop running containers" },
+	{ "restart", cmd_restart, "Stop and start containers" },
+	{ "kill", cmd_kill, "Send a signal to containers" },
+	{ "rm", cmd_ctr_rm, "Remove containers" },
+	{ "ls", cmd_ps, "List containers" },
+	{ "ps", cmd_ps, "List containers (ls)" },
+	{ "inspect", cmd_ctr_inspect, "Show containers' configuration and state as JSON" },
+	{ "logs", cmd_logs, "Show a container's output" },
+	{ "exec", cmd_exec, "Run a command in a running container" },
+	{ "attach", cmd_attach, "Attach to a running container's main process" },
+	{ "wait", cmd_wait, "Wait for containers to stop and print their exit codes" },
+	{ "stats", cmd_stats, "Show containers' CPU, memory, disk and network use" },
+	{ "cp", cmd_cp, "Copy files between a container and the host" },
+	{ "prune", cmd_ctr_prune, "Remove every stopped container" },
+};
+
+static const struct cli_command commands[] = {
 	{ "pull", cmd_pull, "Pull an image from a registry" },
 	{ "push", cmd_push, "Push an image to a registry" },
 	{ "image", cmd_image, "Manage images (pull, push, ls, inspect, tag, rm, prune, save, load)" },
@@ -17,6 +37,7 @@ static const struct cli_command commands[] = {
 	{ "save", cmd_image_save, "Write images to an OCI or docker archive (image save)" },
 	{ "load", cmd_image_load, "Read images from an archive or OCI layout (image load)" },
 	{ "registry", cmd_registry, "Log in to and out of registries" },
+	{ "container", cmd_container, "Manage containers (the verbs above)" },
 	{ "system", cmd_system, "Show information about this host (system info)" },
 	{ "version", cmd_version, "Show the version" },
 };
@@ -36,7 +57,10 @@ static void usage(FILE *f)
 {
 	fprintf(f, "Usage: cove COMMAND [OPTIONS]\n\n"
 		   "Linux containers, each in its own lightweight virtual machine.\n\n"
-		   "Commands:\n");
+		   "Containers:\n");
+	for (size_t i = 0; i < ARRAY_SIZE(container_commands); i++)
+		fprintf(f, "  %-10s %s\n", container_commands[i].name, container_commands[i].summary);
+	fprintf(f, "\nImages and more:\n");
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\nRun 'cove COMMAND --help' for more about a command.\n");
@@ -46,6 +70,23 @@ int cmd_version(int argc, char **argv)
 {
 	printf("cove %s\n", COVE_VERSION);
 	return 0;
+}
+
+int cmd_container(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		FILE *f = argc < 2 ? stderr : stdout;
+		fprintf(f, "Usage: cove container COMMAND [OPTIONS]\n\nCommands:\n");
+		for (size_t i = 0; i < ARRAY_SIZE(container_commands); i++)
+			fprintf(f, "  %-10s %s\n", container_commands[i].name,
+				container_commands[i].summary);
+		return argc < 2 ? EXIT_COVE : 0;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(container_commands); i++)
+		if (strcmp(argv[1], container_commands[i].name) == 0)
+			return container_commands[i].run(argc - 1, argv + 1);
+	cli_error("unknown command 'container %s'; see 'cove container --help'", argv[1]);
+	return EXIT_COVE;
 }
 
 int main(int argc, char **argv)
@@ -61,6 +102,9 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "--version") == 0)
 		return cmd_version(argc - 1, argv + 1);
+	for (size_t i = 0; i < ARRAY_SIZE(container_commands); i++)
+		if (strcmp(argv[1], container_commands[i].name) == 0)
+			return container_commands[i].run(argc - 1, argv + 1);
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 		if (strcmp(argv[1], commands[i].name) == 0)
 			return commands[i].run(argc - 1, argv + 1);

@@ -72,5 +72,13 @@ int paths_init(struct cli_paths *p, struct cove_error *err)
 		return cove_error_set(err, ENOENT, "cannot tell where to keep state: set HOME or COVE_ROOT");
 	}
 	str_printf(p->cache, sizeof(p->cache), "%s/cache", p->state);
+	if ((env = getenv("COVE_ROOT")) && *env)
+		str_printf(p->run, sizeof(p->run), "%s/run", p->state);
+	else if (geteuid() == 0)
+		str_copy(p->run, sizeof(p->run), "/run/cove");
+	else if ((env = getenv("XDG_RUNTIME_DIR")) && *env)
+		str_printf(p->run, sizeof(p->run), "%s/cove", env);
+	else
+		str_printf(p->run, sizeof(p->run), "%s/run", p->state);
 	return 0;
 }

@@ -1,9 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* cove run: create a container, boot its VM, run its command attached, return its status. */
+/*
+ * cove create / cove run: make a container from an image (its config.json and writable disk),
+ * then, for run, start its supervisor and attach to it (or, with -d, return once it runs).
+ */
 #define _GNU_SOURCE
 #include "cli.h"
 #include "container.h"
 #include "images.h"
+#include "supervisor.h"
+
+#include "proto/caps.h"
 
 #include "image/archives.h"
 #include "image/pull.h"
@@ -11,7 +17,9 @@
 #include <getopt.h>
 #include <limits.h>
 #include <string.h>
-#include <sys/random.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,15 +28,18 @@
 #define MAX_CPUS 64
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-static void usage(FILE *f)
+static void usage(FILE *f, bool create)
 {
+	const char *verb = create ? "create" : "run";
+
 	fprintf(f,
-		"Usage: cove run [OPTIONS] IMAGE [COMMAND [ARG...]]\n"
-		"       cove run [OPTIONS] --rootfs DIR [COMMAND [ARG...]]\n"
+		"Usage: cove %s [OPTIONS] IMAGE [COMMAND [ARG...]]\n"
+		"       cove %s [OPTIONS] --rootfs DIR [COMMAND [ARG...]]\n"
 		"\n"
-		"Run a command in a new container, in a virtual machine of its own.\n"
+		"%s\n"
 		"\n"
 		"Options:\n"
+		"  -d, --detach             run in the background and print the container's ID\n"
 		"      --rm                 remove the container when it exits\n"
 		"  -i, --interactive        keep stdin open and send it to the container\n"
 		"  -t, --tty                allocate a terminal in the container\n"
@@ -42,17 +53,42 @@ static void usage(FILE *f)
 		"      --rootfs DIR         use a directory as the root filesystem instead of an image\n"
 		"      --entrypoint CMD     run CMD instead of the image's entrypoint (\"\" for none)\n"
 		"      --platform OS/ARCH   the platform to pull when IMAGE is not here yet\n"
+		"      --env-file FILE      read KEY=VALUE lines (# comments) as -e\n"
+		"  -l, --label K=V          set a label on the container\n"
+		"      --read-only          mount the root filesystem read-only\n"
+		"      --tmpfs PATH[:OPTS]  mount a tmpfs (OPTS: size=64m,mode=1777,ro,noexec,...)\n"
+		"      --ulimit NAME=SOFT[:HARD]  set a resource limit (nofile, nproc, core, ...)\n"
+		"      --cap-add CAP        add a capability (or ALL) to the default set\n"
+		"      --cap-drop CAP       drop a capability (or ALL)\n"
+		"      --security-opt seccomp=unconfined  run without the seccomp filter\n"
+		"      --init               run a small init as PID 1 that reaps zombies\n"
+		"      --stop-signal SIG    signal that stops the container (default: the image's, or\n"
+		"                           SIGTERM)\n"
+		"      --stop-timeout SECS  seconds before stop kills it (default 10)\n"
+		"      --cidfile FILE       write the container's ID to FILE (which must not exist)\n"
 		"      --help               show this help\n"
 		"\n"
 		"IMAGE is pulled from its registry when it is not here yet; busybox is available\n"
 		"offline. The image's entrypoint, command, environment, working directory and user\n"
 		"apply unless overridden.\n"
 		"Exit status: the command's own; 125 if cove failed, 126 if the command cannot be\n"
-		"executed, 127 if it was not found.\n");
+		"executed, 127 if it was not found.\n",
+		verb, verb,
+		create ? "Create a container, in a virtual machine of its own, without starting it; print its ID."
+		       : "Run a command in a new container, in a virtual machine of its own.");
 }
 
 struct run_opts {
-	bool rm, interactive, tty;
+	bool create; /* cove create */
+	bool rm, interactive, tty, detach, read_only, init, unconfined;
+	json_t *labels;
+	json_t *tmpfs;
+	json_t *ulimits;
+	json_t *cap_add, *cap_drop;
+	uint64_t caps;
+	int stop_signal; /* 0: the image's, else SIGTERM */
+	int stop_timeout;
+	const char *cidfile;
 	char **env;
 	size_t envc;
 	const char *workdir;
@@ -130,8 +166,7 @@ static bool valid_hostname(const char *h)
 	return h[0] != '-';
 }
 
-/* Put every "K=V" of add over base, later ones winning, into a new NULL-terminated array. */
-static char **merge_env(char **base, size_t nbase, char **add, size_t nadd, uint32_t *ret_n)
+char **merge_env(char **base, size_t nbase, char **add, size_t nadd, uint32_t *ret_n)
 {
 	char **out = calloc(nbase + nadd + 1, sizeof(char *));
 	size_t n = 0;
@@ -155,19 +190,151 @@ static char **merge_env(char **base, size_t nbase, char **add, size_t nadd, uint
 	return out;
 }
 
-static int boot_timeout_ms(bool kvm)
+
+static const struct {
+	const char *name;
+	int resource;
+} ulimit_names[] = {
+	{ "core", RLIMIT_CORE },	 { "cpu", RLIMIT_CPU },
+	{ "data", RLIMIT_DATA },	 { "fsize", RLIMIT_FSIZE },
+	{ "locks", RLIMIT_LOCKS },	 { "memlock", RLIMIT_MEMLOCK },
+	{ "msgqueue", RLIMIT_MSGQUEUE }, { "nice", RLIMIT_NICE },
+	{ "nofile", RLIMIT_NOFILE },	 { "nproc", RLIMIT_NPROC },
+	{ "rss", RLIMIT_RSS },		 { "rtprio", RLIMIT_RTPRIO },
+	{ "rttime", RLIMIT_RTTIME },	 { "sigpending", RLIMIT_SIGPENDING },
+	{ "stack", RLIMIT_STACK },	 { "as", RLIMIT_AS },
+};
+
+static int parse_limit(const char *s, json_int_t *ret)
 {
-	const char *s = getenv("COVE_BOOT_TIMEOUT");
 	uint64_t v;
 
-	if (s && parse_u64(s, 3600, &v) == 0 && v > 0)
-		return (int)v * 1000;
-	return kvm ? 10000 : 30000;
+	if (strcmp(s, "-1") == 0 || strcmp(s, "unlimited") == 0) {
+		*ret = -1;
+		return 0;
+	}
+	if (parse_u64(s, INT64_MAX, &v) < 0)
+		return -EINVAL;
+	*ret = (json_int_t)v;
+	return 0;
+}
+
+/* docker's --ulimit NAME=SOFT[:HARD] */
+static int add_ulimit(struct run_opts *o, const char *arg)
+{
+	char buf[128], *eq, *colon;
+	json_int_t soft, hard;
+	size_t i;
+
+	if (str_copy(buf, sizeof(buf), arg) < 0 || !(eq = strchr(buf, '=')))
+		goto bad;
+	*eq = '\0';
+	colon = strchr(eq + 1, ':');
+	if (colon)
+		*colon = '\0';
+	for (i = 0; i < ARRAY_SIZE(ulimit_names); i++)
+		if (strcmp(buf, ulimit_names[i].name) == 0)
+			break;
+	if (i == ARRAY_SIZE(ulimit_names) || parse_limit(eq + 1, &soft) < 0 ||
+	    parse_limit(colon ? colon + 1 : eq + 1, &hard) < 0)
+		goto bad;
+	if (hard >= 0 && (soft < 0 || soft > hard)) {
+		cli_error("invalid --ulimit '%s': the soft limit is above the hard one", arg);
+		return -EINVAL;
+	}
+	if (!o->ulimits)
+		o->ulimits = json_array();
+	/* a later --ulimit for the same resource wins */
+	for (size_t j = 0; j < json_array_size(o->ulimits); j++)
+		if (json_integer_value(json_object_get(json_array_get(o->ulimits, j), "resource")) ==
+		    ulimit_names[i].resource)
+			json_array_remove(o->ulimits, j--);
+	json_array_append_new(o->ulimits, json_pack("{s:s, s:i, s:I, s:I}", "name", buf,
+						    "resource", ulimit_names[i].resource, "soft",
+						    soft, "hard", hard));
+	return 0;
+bad:
+	cli_error("invalid --ulimit '%s': expected NAME=SOFT[:HARD] with NAME one of core, cpu, "
+		  "data, fsize, locks, memlock, msgqueue, nice, nofile, nproc, rss, rtprio, "
+		  "rttime, sigpending, stack, as",
+		  arg);
+	return -EINVAL;
+}
+
+static int add_label(struct run_opts *o, const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+	char key[256];
+
+	if (kv[0] == '=' || kv[0] == '\0' || (eq && (size_t)(eq - kv) >= sizeof(key)) ||
+	    (!eq && strlen(kv) >= sizeof(key))) {
+		cli_error("invalid label '%s': expected KEY=VALUE", kv);
+		return -EINVAL;
+	}
+	if (!o->labels)
+		o->labels = json_object();
+	if (eq) {
+		memcpy(key, kv, (size_t)(eq - kv));
+		key[eq - kv] = '\0';
+	} else {
+		str_copy(key, sizeof(key), kv);
+	}
+	json_object_set_new(o->labels, key, json_string(eq ? eq + 1 : ""));
+	return 0;
+}
+
+/* --env-file: KEY=VALUE lines; blank lines and # comments skipped; KEY alone copies ours. */
+static int add_env_file(struct run_opts *o, const char *path)
+{
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	char line[65536];
+	unsigned lineno = 0;
+
+	if (!f) {
+		cli_error("cannot read --env-file '%s': %s", path, strerror(errno));
+		return -EINVAL;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *p = line;
+		lineno++;
+		p[strcspn(p, "\r\n")] = '\0';
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (!*p || *p == '#')
+			continue;
+		if (*p == '=' || strcspn(p, " \t") < strcspn(p, "=")) {
+			cli_error("invalid --env-file '%s' line %u: '%s' is not KEY=VALUE", path,
+				  lineno, p);
+			return -EINVAL;
+		}
+		if (add_env(o, p) < 0)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static int add_cap(json_t **list, const char *name, const char *flag)
+{
+	uint64_t bits;
+
+	if (caps_parse(name, &bits) < 0) {
+		cli_error("invalid %s '%s': not a capability name (e.g. NET_ADMIN, CAP_SYS_TIME, ALL)",
+			  flag, name);
+		return -EINVAL;
+	}
+	if (!*list)
+		*list = json_array();
+	json_array_append_new(*list, json_string(name));
+	return 0;
 }
 
 static int parse_args(int argc, char **argv, struct run_opts *o, int *ret_optind)
 {
-	enum { OPT_RM = 256, OPT_NAME, OPT_CPUS, OPT_ROOTFS, OPT_HELP, OPT_ENTRYPOINT, OPT_PLATFORM };
+	enum {
+		OPT_RM = 256, OPT_NAME, OPT_CPUS, OPT_ROOTFS, OPT_HELP, OPT_ENTRYPOINT, OPT_PLATFORM,
+		OPT_ENV_FILE, OPT_READ_ONLY, OPT_TMPFS, OPT_ULIMIT, OPT_CAP_ADD, OPT_CAP_DROP,
+		OPT_INIT, OPT_STOP_SIGNAL, OPT_STOP_TIMEOUT, OPT_CIDFILE, OPT_SECURITY_OPT,
+	};
 	static const struct option longopts[] = {
 		{ "rm", no_argument, NULL, OPT_RM },
 		{ "interactive", no_argument, NULL, 'i' },
@@ -184,6 +351,18 @@ static int parse_args(int argc, char **argv, struct run_opts *o, int *ret_optind
 		{ "platform", required_argument, NULL, OPT_PLATFORM },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ "detach", no_argument, NULL, 'd' },
+		{ "env-file", required_argument, NULL, OPT_ENV_FILE },
+		{ "label", required_argument, NULL, 'l' },
+		{ "read-only", no_argument, NULL, OPT_READ_ONLY },
+		{ "tmpfs", required_argument, NULL, OPT_TMPFS },
+		{ "ulimit", required_argument, NULL, OPT_ULIMIT },
+		{ "cap-add", required_argument, NULL, OPT_CAP_ADD },
+		{ "cap-drop", required_argument, NULL, OPT_CAP_DROP },
+		{ "init", no_argument, NULL, OPT_INIT },
+		{ "stop-signal", required_argument, NULL, OPT_STOP_SIGNAL },
+		{ "stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT },
+		{ "cidfile", required_argument, NULL, OPT_CIDFILE },
+		{ "security-opt", required_argument, NULL, OPT_SECURITY_OPT },
 		{ 0 },
 	};
 	uint64_t v;
@@ -191,7 +370,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o, int *ret_optind
 
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+ite:w:u:h:m:d", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+ite:w:u:h:m:dl:", longopts, NULL)) != -1) {
 		switch (c) {
 		case OPT_RM:
 			o->rm = true;
@@ -281,19 +460,96 @@ static int parse_args(int argc, char **argv, struct run_opts *o, int *ret_optind
 			o->platform = optarg;
 			break;
 		case OPT_HELP:
-			usage(stdout);
+			usage(stdout, o->create);
 			return 1;
 		case 'd':
-			cli_error("detached containers (-d) are not supported yet; run attached");
-			return -EINVAL;
+			if (o->create) {
+				cli_error("unknown option '-d'; see 'cove create --help'");
+				return -EINVAL;
+			}
+			o->detach = true;
+			break;
+		case OPT_ENV_FILE:
+			if (add_env_file(o, optarg) < 0)
+				return -EINVAL;
+			break;
+		case 'l':
+			if (add_label(o, optarg) < 0)
+				return -EINVAL;
+			break;
+		case OPT_READ_ONLY:
+			o->read_only = true;
+			break;
+		case OPT_TMPFS:
+			if (optarg[0] != '/' || strlen(optarg) > 4096) {
+				cli_error("invalid --tmpfs '%s': expected an absolute PATH[:OPTIONS]",
+					  optarg);
+				return -EINVAL;
+			}
+			if (!o->tmpfs)
+				o->tmpfs = json_array();
+			json_array_append_new(o->tmpfs, json_string(optarg));
+			break;
+		case OPT_ULIMIT:
+			if (add_ulimit(o, optarg) < 0)
+				return -EINVAL;
+			break;
+		case OPT_CAP_ADD:
+			if (add_cap(&o->cap_add, optarg, "--cap-add") < 0)
+				return -EINVAL;
+			break;
+		case OPT_CAP_DROP:
+			if (add_cap(&o->cap_drop, optarg, "--cap-drop") < 0)
+				return -EINVAL;
+			break;
+		case OPT_INIT:
+			o->init = true;
+			break;
+		case OPT_STOP_SIGNAL:
+			if (cli_parse_signal(optarg, &o->stop_signal) < 0) {
+				cli_error("invalid --stop-signal '%s': expected a signal name or number "
+					  "(e.g. SIGTERM, 15)",
+					  optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_STOP_TIMEOUT:
+			if (parse_u64(optarg, 86400, &v) < 0) {
+				cli_error("invalid --stop-timeout '%s': expected seconds, 0 to 86400",
+					  optarg);
+				return -EINVAL;
+			}
+			o->stop_timeout = (int)v;
+			break;
+		case OPT_CIDFILE:
+			o->cidfile = optarg;
+			break;
+		case OPT_SECURITY_OPT:
+			if (strcmp(optarg, "seccomp=unconfined") == 0 ||
+			    strcmp(optarg, "seccomp:unconfined") == 0) {
+				o->unconfined = true;
+			} else if (strcmp(optarg, "no-new-privileges") == 0 ||
+				   strcmp(optarg, "no-new-privileges=true") == 0 ||
+				   strcmp(optarg, "no-new-privileges:true") == 0) {
+				/* always on */
+			} else {
+				cli_error("unsupported --security-opt '%s': cove knows "
+					  "seccomp=unconfined and no-new-privileges",
+					  optarg);
+				return -EINVAL;
+			}
+			break;
 		case ':':
-			cli_error("option '%s' needs a value; see 'cove run --help'", argv[optind - 1]);
+			cli_error("option '%s' needs a value; see 'cove %s --help'", argv[optind - 1],
+				  o->create ? "create" : "run");
 			return -EINVAL;
 		default:
 			if (optopt && optopt < 256)
-				cli_error("unknown option '-%c'; see 'cove run --help'", optopt);
+				cli_error("unknown option '-%c'; see 'cove %s --help'", optopt,
+					  o->create ? "create" : "run");
 			else
-				cli_error("unknown option '%s'; see 'cove run --help'", argv[optind - 1]);
+				cli_error("unknown option '%s'; see 'cove %s --help'", argv[optind - 1],
+					  o->create ? "create" : "run");
 			return -EINVAL;
 		}
 	}
@@ -377,44 +633,133 @@ static char **build_argv(const struct run_opts *o, const struct image_config *c,
 	return out;
 }
 
-int cmd_run(int argc, char **argv)
+static json_t *strv_json(char **v, size_t n)
 {
-	struct run_opts o = { .cpus = 1, .memory = DEFAULT_MEMORY };
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < n; i++)
+		json_array_append_new(a, json_string(v[i]));
+	return a;
+}
+
+/* The effective capability set: the default, then --cap-add, then --cap-drop (docker's order:
+ * drop wins, except that "ALL" in drop with explicit adds keeps the adds). */
+static uint64_t effective_caps(const struct run_opts *o)
+{
+	uint64_t set = caps_default, add = 0, drop = 0, b;
+	size_t i;
+	json_t *e;
+
+	json_array_foreach(o->cap_add, i, e)
+		if (caps_parse(json_string_value(e), &b) == 0)
+			add |= b;
+	json_array_foreach(o->cap_drop, i, e)
+		if (caps_parse(json_string_value(e), &b) == 0)
+			drop |= b;
+	if (drop == CAPS_ALL)
+		return add;
+	return (set | add) & ~drop;
+}
+
+static int write_cidfile(const char *path, const char *id)
+{
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+
+	if (fd < 0) {
+		if (errno == EEXIST)
+			cli_error("--cidfile '%s' already exists; remove it or choose another", path);
+		else
+			cli_error("cannot create --cidfile '%s': %s", path, strerror(errno));
+		return -EINVAL;
+	}
+	if (write_full(fd, id, strlen(id)) < 0) {
+		cli_error("cannot write --cidfile '%s': %s", path, strerror(errno));
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Wait until nothing holds c's lock: its supervisor has finished writing the final state. */
+void container_wait_stopped(const struct container *c)
+{
+	char path[PATH_MAX + 16];
+	_cleanup_close_ int fd = -1;
+
+	str_printf(path, sizeof(path), "%s/lock", c->dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0)
+		while (flock(fd, LOCK_SH) < 0 && errno == EINTR)
+			;
+}
+
+int container_start_attached(const struct cli_paths *paths, struct container *c, json_t *config,
+			     bool attach, bool interactive, bool tty, struct cove_error *err)
+{
+	struct session_opts so = { .tty = tty, .interactive = interactive, .until_started = !attach };
+	struct session_result res = { .exit_code = EXIT_COVE };
+	_cleanup_close_ int fd = -1;
+	int r;
+
+	r = supervisor_spawn(paths, c, config, interactive ? PROTO_ATTACH_STDIN : 0, &fd, NULL, err);
+	container_unlock(c); /* the supervisor holds it now */
+	c->created = false;  /* and removes it if it is --rm */
+	if (r < 0)
+		return -EXIT_COVE;
+	if (attach && tty && interactive && terminal_make_raw(0) < 0) {
+		cove_error_set(err, errno, "cannot put the terminal in raw mode: %s",
+			       strerror(errno));
+		return -EXIT_COVE;
+	}
+	r = session_run(fd, NULL, &so, &res, err);
+	terminal_restore();
+	if (!attach)
+		return r < 0 || !res.started ? -res.exit_code : 0;
+	/* the state is final once the supervisor lets go of the lock */
+	closep(&fd);
+	container_wait_stopped(c);
+	if (r < 0 && res.exit_code == EXIT_COVE && !res.started) {
+		struct container_status st;
+		if (container_get_status(c, &st) == 0 && st.status == CONTAINER_EXITED &&
+		    st.error[0] && strcmp(err->msg, st.error) != 0)
+			cove_error_set(err, EIO, "%s", st.error);
+	}
+	return r < 0 ? -res.exit_code : res.exit_code;
+}
+
+static int run_or_create(int argc, char **argv, bool create)
+{
+	struct run_opts o = { .create = create, .cpus = 1, .memory = DEFAULT_MEMORY,
+			      .stop_timeout = -1 };
 	struct cove_error err = { 0 };
 	struct cli_paths paths;
-	struct container ct = { 0 };
-	struct vm vm = { .pid = 0, .pidfd = -1, .ctl_fd = -1 };
-	struct vm_config vc = { 0 };
-	struct proto_start start = { 0 };
-	struct session_opts so = { 0 };
-	struct session_result res = { .exit_code = EXIT_COVE };
-	char qemu[PATH_MAX], image[PATH_MAX + 64], hostname[65], snapshot[128] = "";
+	struct container ct = { .lock_fd = -1 };
+	char image[PATH_MAX + 64], hostname[65], snapshot[128] = "", created[40];
 	_cleanup_free_ char **env = NULL, **base_env = NULL, **run_argv = NULL;
 	struct image_config *cfg = NULL;
+	json_t *config = NULL, *proc;
 	char sh[] = "sh";
 	char *default_argv[] = { sh, NULL };
 	char term_env[] = "TERM=xterm", path_env[] = DEFAULT_PATH, host_env[80];
+	const char *image_ref = "";
+	uint32_t envc = 0, argc_run = 0;
 	size_t nbase = 0;
-	int first, r, exit_code = EXIT_COVE;
-
-	uint64_t t0 = now_ns();
-	bool debug = getenv("COVE_DEBUG") != NULL;
+	int first, r, exit_code = EXIT_COVE, stop_signal;
 
 	r = parse_args(argc, argv, &o, &first);
 	if (r != 0)
 		goto out_opts;
 	if (!o.rootfs && first >= argc) {
-		cli_error("missing IMAGE; see 'cove run --help'");
+		cli_error("missing IMAGE; see 'cove %s --help'", create ? "create" : "run");
 		r = -EINVAL;
 		goto out_opts;
 	}
 	if (paths_init(&paths, &err) < 0)
 		goto fail;
 
-	/* the root filesystem: an offline image, or a directory */
+	/* the root filesystem: an image, or a directory */
 	if (!o.rootfs) {
-		const char *img = argv[first++];
-		if (resolve_image(&paths, img, o.platform, image, sizeof(image), snapshot,
+		image_ref = argv[first++];
+		if (resolve_image(&paths, image_ref, o.platform, image, sizeof(image), snapshot,
 				  sizeof(snapshot), &cfg, &err) < 0)
 			goto fail;
 	} else {
@@ -424,9 +769,12 @@ int cmd_run(int argc, char **argv)
 			goto fail;
 		}
 	}
-	if (vm_find_qemu(qemu, sizeof(qemu), &err) < 0)
-		goto fail;
-	if (o.tty && o.interactive && !isatty(0)) {
+	if (!create) {
+		char qemu[PATH_MAX];
+		if (vm_find_qemu(qemu, sizeof(qemu), &err) < 0)
+			goto fail;
+	}
+	if (o.tty && o.interactive && !o.detach && !create && !isatty(0)) {
 		cove_error_set(&err, ENOTTY,
 			       "-it needs a terminal on stdin; drop -t, or run from a terminal");
 		goto fail;
@@ -453,93 +801,129 @@ int cmd_run(int argc, char **argv)
 	base_env[nbase++] = host_env;
 	if (o.tty)
 		base_env[nbase++] = term_env;
-	env = merge_env(base_env, nbase, o.env, o.envc, &start.envc);
-	run_argv = build_argv(&o, cfg, argv + first, (size_t)(argc - first), &start.argc);
+	env = merge_env(base_env, nbase, o.env, o.envc, &envc);
+	run_argv = build_argv(&o, cfg, argv + first, (size_t)(argc - first), &argc_run);
 	if (!env || !run_argv) {
 		cove_error_set(&err, ENOMEM, "out of memory");
 		goto fail;
 	}
-	start.env = env;
-	start.argv = run_argv;
-	if (start.argc == 0) {
+	if (argc_run == 0) {
 		if (cfg) {
 			cove_error_set(&err, EINVAL,
 				       "no command: the image has no entrypoint or command; give one "
 				       "after IMAGE");
 			goto fail;
 		}
-		start.argv = default_argv;
-		start.argc = 1;
+		free(run_argv);
+		run_argv = NULL;
 	}
 	if (!o.workdir && cfg && cfg->working_dir && cfg->working_dir[0] == '/')
 		o.workdir = cfg->working_dir;
 	if (!o.user && cfg && cfg->user && cfg->user[0])
 		o.user = cfg->user;
-	start.cwd = (char *)(o.workdir ? o.workdir : "/");
-	start.hostname = hostname;
-	start.rootfs = (char *)"/dev/vda";
-	start.user = (char *)(o.user ? o.user : "");
-	start.terminal = o.tty;
-	start.open_stdin = o.interactive;
+	stop_signal = o.stop_signal;
+	if (!stop_signal && cfg && cfg->stop_signal && cli_parse_signal(cfg->stop_signal, &stop_signal) < 0)
+		stop_signal = 0;
+	if (!stop_signal)
+		stop_signal = 15;
 
-	/* the VM */
-	vc.qemu = qemu;
-	vc.kernel = paths.kernel;
-	vc.initrd = paths.initrd;
-	vc.disk = ct.disk;
-	vc.disk_format = ct.disk_format;
-	vc.boot_log = ct.boot_log;
-	vc.qemu_log = ct.qemu_log;
-	vc.cpus = o.cpus;
-	vc.memory = o.memory;
-	vc.keep_logs = !o.rm;
-	vc.kvm = vm_kvm_usable();
-	if (!vc.kvm) {
-		char cache[PATH_MAX + 16];
-		(void)mkdir(paths.cache, 0755); /* STATE exists: container_create made it */
-		str_printf(cache, sizeof(cache), "%s/tsc_khz", paths.cache);
-		if (vm_tsc_khz(cache, &vc.tsc_khz) < 0)
-			vc.tsc_khz = 0;
-	}
-	if (debug)
-		fprintf(stderr, "cove: debug: %.1f ms from main to starting QEMU\n",
-			(double)(now_ns() - t0) / 1e6);
-	if (vm_start(&vc, &vm, &err) < 0)
-		goto fail;
-
-	so.tty = o.tty;
-	so.interactive = o.interactive;
-	so.boot_timeout_ms = boot_timeout_ms(vc.kvm);
-	if (o.tty && o.interactive && terminal_make_raw(0) < 0) {
-		cove_error_set(&err, errno, "cannot put the terminal in raw mode: %s",
-			       strerror(errno));
+	/* config.json: everything start, exec, inspect and ls need */
+	container_timestamp(created, sizeof(created));
+	proc = json_pack("{s:o, s:o, s:s, s:s, s:b, s:b}", "args",
+			 run_argv ? strv_json(run_argv, argc_run) : strv_json(default_argv, 1),
+			 "env", strv_json(env, envc), "cwd", o.workdir ? o.workdir : "/", "user",
+			 o.user ? o.user : "", "terminal", o.tty, "open_stdin", o.interactive);
+	config = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:i, s:I, s:b, s:s}", "id",
+			   ct.id, "name", ct.name, "created", created, "image",
+			   o.rootfs ? "" : image_ref, "image_id",
+			   cfg ? "" : "", "snapshot", snapshot, "rootfs",
+			   o.rootfs ? o.rootfs : "", "process", proc, "cpus", (int)o.cpus, "memory",
+			   (json_int_t)o.memory, "autoremove", o.rm, "hostname", hostname);
+	if (!config) {
+		cove_error_set(&err, ENOMEM, "out of memory");
 		goto fail;
 	}
-	r = session_run(&vm, &vc, &start, &so, &res, &err);
-	terminal_restore();
-	exit_code = res.exit_code;
-	if (r < 0) {
-		cli_error("%s", err.msg);
+	{
+		json_t *labels = json_object();
+		for (size_t i = 0; cfg && i < cfg->n_labels; i++)
+			json_object_set_new(labels, cfg->labels[i].key,
+					    json_string(cfg->labels[i].value));
+		if (o.labels)
+			json_object_update(labels, o.labels);
+		json_object_set_new(config, "labels", labels);
+	}
+	json_object_set_new(config, "entrypoint",
+			    o.entrypoint ? json_pack("[s]", o.entrypoint)
+			    : cfg	 ? strv_json(cfg->entrypoint, cfg->n_entrypoint)
+					 : json_array());
+	json_object_set_new(config, "cmd",
+			    argc > first ? strv_json(argv + first, (size_t)(argc - first))
+			    : cfg && !o.entrypoint ? strv_json(cfg->cmd, cfg->n_cmd)
+						  : json_array());
+	json_object_set_new(config, "stop_signal", json_integer(stop_signal));
+	json_object_set_new(config, "stop_timeout",
+			    json_integer(o.stop_timeout >= 0 ? o.stop_timeout : 10));
+	json_object_set_new(config, "readonly", json_boolean(o.read_only));
+	json_object_set_new(config, "init", json_boolean(o.init));
+	json_object_set_new(config, "unconfined", json_boolean(o.unconfined));
+	json_object_set_new(config, "caps", json_integer((json_int_t)effective_caps(&o)));
+	json_object_set_new(config, "cap_add", o.cap_add ? json_incref(o.cap_add) : json_array());
+	json_object_set_new(config, "cap_drop", o.cap_drop ? json_incref(o.cap_drop) : json_array());
+	json_object_set_new(config, "rlimits", o.ulimits ? json_incref(o.ulimits) : json_array());
+	json_object_set_new(config, "tmpfs", o.tmpfs ? json_incref(o.tmpfs) : json_array());
+	if (container_save_config(&ct, config, &err) < 0)
+		goto fail;
+	if (o.cidfile && write_cidfile(o.cidfile, ct.id) < 0) {
+		exit_code = EXIT_COVE;
 		goto cleanup;
 	}
-	/* let the guest finish its power-off (its disk is synced) unless the disk is going away */
-	if (!o.rm && vm_wait(&vm, 5000, NULL) == 0)
-		vm_kill(&vm);
+	if (create) {
+		printf("%s\n", ct.id);
+		ct.created = false; /* it stays */
+		exit_code = 0;
+		goto cleanup;
+	}
+
+	exit_code = container_start_attached(&paths, &ct, config, !o.detach, o.interactive, o.tty,
+					     &err);
+	if (exit_code < 0) {
+		if (err.msg[0])
+			cli_error("%s", err.msg);
+		exit_code = -exit_code;
+	} else if (o.detach) {
+		printf("%s\n", ct.id);
+	}
 	goto cleanup;
 
 fail:
 	terminal_restore();
 	cli_error("%s", err.msg);
 	exit_code = EXIT_COVE;
+	container_abandon(&ct);
 cleanup:
-	vm_done(&vm);
-	container_finish(&ct, exit_code);
+	container_unlock(&ct);
+	json_decref(config);
 	image_config_free(cfg);
 out_opts:
 	for (size_t i = 0; i < o.envc; i++)
 		free(o.env[i]);
 	free(o.env);
+	json_decref(o.labels);
+	json_decref(o.tmpfs);
+	json_decref(o.ulimits);
+	json_decref(o.cap_add);
+	json_decref(o.cap_drop);
 	if (r > 0)
 		return 0; /* --help */
 	return r == -EINVAL && exit_code == EXIT_COVE ? EXIT_COVE : exit_code;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	return run_or_create(argc, argv, false);
+}
+
+int cmd_create(int argc, char **argv)
+{
+	return run_or_create(argc, argv, true);
 }

@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * One attached session with a container's main process: wait for the guest's HELLO, send
- * START, then relay stdin -> STDIN frames and STDOUT/STDERR frames -> our stdout/stderr,
- * forward signals and window size changes, until the guest reports EXIT (or ERROR), or QEMU
- * goes away.
+ * One attached session over a connection to a container's supervisor (the main process, or an
+ * exec): relay stdin -> STDIN frames and STDOUT/STDERR frames -> our stdout/stderr, forward
+ * signals and window size changes, until EXIT (or ERROR) arrives or the supervisor goes away.
  */
 #define _GNU_SOURCE
 #include "cli.h"
@@ -17,26 +16,17 @@
 #define OUT_QUEUE_HIGH (1u << 20) /* stop reading stdin above this */
 
 struct session {
-	struct vm *vm;
-	const struct vm_config *vc;
+	int fd;
 	const struct session_opts *o;
 	struct proto_reader reader;
 	struct buf out;
 	int sigfd;
-	bool hello;
+	bool started;
 	bool stdin_open;
 	bool stdout_broken;
 	bool done;
 	int exit_code;
 };
-
-static int fail_vm_gone(struct session *s, const char *when, struct cove_error *err)
-{
-	char why[1024];
-
-	vm_explain(s->vc, s->vm, why, sizeof(why));
-	return cove_error_set(err, EIO, "the VM stopped %s: %s", when, why);
-}
 
 static int queue(struct session *s, int r, struct cove_error *err)
 {
@@ -48,12 +38,12 @@ static int queue(struct session *s, int r, struct cove_error *err)
 static int flush(struct session *s, bool blocking, struct cove_error *err)
 {
 	while (s->out.len > 0) {
-		ssize_t n = write(s->vm->ctl_fd, s->out.data, s->out.len);
+		ssize_t n = write(s->fd, s->out.data, s->out.len);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN) {
-				struct pollfd p = { .fd = s->vm->ctl_fd, .events = POLLOUT };
+				struct pollfd p = { .fd = s->fd, .events = POLLOUT };
 				if (!blocking)
 					return 0;
 				poll(&p, 1, 1000);
@@ -61,9 +51,10 @@ static int flush(struct session *s, bool blocking, struct cove_error *err)
 			}
 			if (errno == EPIPE || errno == ECONNRESET) {
 				s->out.len = 0;
-				return 0; /* QEMU is gone; the pidfd tells the rest */
+				return 0; /* the supervisor is gone; reading tells the rest */
 			}
-			return cove_error_set(err, errno, "cannot write to the VM: %s", strerror(errno));
+			return cove_error_set(err, errno, "cannot write to the supervisor: %s",
+					      strerror(errno));
 		}
 		buf_consume(&s->out, (size_t)n);
 	}
@@ -81,34 +72,23 @@ static void write_out(struct session *s, int fd, const uint8_t *p, size_t len)
 static int handle_frame(struct session *s, const struct proto_hdr *h, const uint8_t *p,
 			struct cove_error *err)
 {
-	struct proto_hello hello = { 0 };
 	struct proto_exit e;
 	struct proto_error pe = { 0 };
-	int r;
 
 	switch (h->type) {
-	case PROTO_HELLO:
-		r = proto_get_hello(p, h->len, &hello);
-		if (r < 0)
-			return cove_error_set(err, EPROTO, "the guest sent a malformed HELLO");
-		if (hello.version != PROTO_VERSION) {
-			cove_error_set(err, EPROTO,
-				       "guest protocol version %u does not match cove's %u: the "
-				       "initramfs is from another build; reinstall cove",
-				       hello.version, PROTO_VERSION);
-			proto_hello_done(&hello);
-			return -EPROTO;
-		}
-		proto_hello_done(&hello);
-		s->hello = true;
-		return 0;
 	case PROTO_STARTED:
+		s->started = true;
+		if (s->o->until_started)
+			s->done = true;
 		return 0;
 	case PROTO_STDOUT:
-		write_out(s, 1, p, h->len);
+		write_out(s, s->o->out_fd ? s->o->out_fd : 1, p, h->len);
 		return 0;
 	case PROTO_STDERR:
-		write_out(s, 2, p, h->len);
+		if (s->o->err_capture)
+			(void)buf_append(s->o->err_capture, p, h->len);
+		else
+			write_out(s, 2, p, h->len);
 		return 0;
 	case PROTO_EXIT:
 		if (proto_get_exit(p, h->len, &e) < 0)
@@ -127,7 +107,7 @@ static int handle_frame(struct session *s, const struct proto_hdr *h, const uint
 		proto_error_done(&pe);
 		return -EIO;
 	default:
-		return cove_error_set(err, EPROTO, "the guest sent an unexpected %s message",
+		return cove_error_set(err, EPROTO, "the supervisor sent an unexpected %s message",
 				      proto_type_name(h->type));
 	}
 }
@@ -144,34 +124,30 @@ static int read_ctl(struct session *s, struct cove_error *err)
 
 	if (want > sizeof(tmp))
 		want = sizeof(tmp);
-	n = read(s->vm->ctl_fd, tmp, want);
+	n = read(s->fd, tmp, want);
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EINTR)
 			return 0;
 		if (errno == ECONNRESET)
 			n = 0;
 		else
-			return cove_error_set(err, errno, "cannot read from the VM: %s",
+			return cove_error_set(err, errno, "cannot read from the supervisor: %s",
 					      strerror(errno));
 	}
-	if (n == 0) {
-		/* QEMU closed the channel: it is exiting; let its exit be the answer */
-		if (vm_wait(s->vm, 5000, NULL) == 0)
-			vm_kill(s->vm);
-		return fail_vm_gone(s, s->hello ? "before the container finished"
-						: "while booting",
-				    err);
-	}
+	if (n == 0)
+		return cove_error_set(err, EPIPE,
+				      "the container's supervisor went away before it reported an "
+				      "exit status; see 'cove inspect'");
 	r = proto_reader_feed(&s->reader, tmp, (size_t)n);
 	if (r < 0)
-		return cove_error_set(err, EPROTO, "the guest sent an oversized message");
+		return cove_error_set(err, EPROTO, "the supervisor sent an oversized message");
 	while (!s->done && (r = proto_reader_next(&s->reader, &h, &payload)) > 0) {
 		r = handle_frame(s, &h, payload, err);
 		if (r < 0)
 			return r;
 	}
 	if (r < 0)
-		return cove_error_set(err, EPROTO, "the guest sent a malformed message: %s",
+		return cove_error_set(err, EPROTO, "the supervisor sent a malformed message: %s",
 				      strerror(-r));
 	return 0;
 }
@@ -179,13 +155,13 @@ static int read_ctl(struct session *s, struct cove_error *err)
 static int read_stdin(struct session *s, struct cove_error *err)
 {
 	uint8_t tmp[PROTO_MAX_DATA];
-	ssize_t n = read(0, tmp, sizeof(tmp));
+	ssize_t n = read(s->o->in_fd, tmp, sizeof(tmp));
 
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return 0;
 	if (n <= 0) {
 		s->stdin_open = false;
-		return queue(s, proto_put_data(&s->out, PROTO_STDIN_EOF, 1, NULL, 0), err);
+		return queue(s, proto_put_empty(&s->out, PROTO_STDIN_EOF, 1), err);
 	}
 	return queue(s, proto_put_data(&s->out, PROTO_STDIN, 1, tmp, (size_t)n), err);
 }
@@ -202,25 +178,21 @@ static int handle_signal(struct session *s, struct cove_error *err)
 				return -EIO;
 			continue;
 		}
-		if (!s->hello) {
-			/* still booting: nothing to forward to, give up */
-			return cove_error_set(err, EINTR, "interrupted while the VM was booting");
-		}
 		if (queue(s, proto_put_u32(&s->out, PROTO_SIGNAL, 1, si.ssi_signo), err) < 0)
 			return -EIO;
 	}
 	return 0;
 }
 
-int session_run(struct vm *vm, const struct vm_config *vc, const struct proto_start *start,
-		const struct session_opts *o, struct session_result *ret, struct cove_error *err)
+int session_run(int fd, const struct buf *first, const struct session_opts *o,
+		struct session_result *ret, struct cove_error *err)
 {
 	struct session s = {
-		.vm = vm, .vc = vc, .o = o, .out = BUF_INIT(OUT_QUEUE_MAX), .sigfd = -1,
+		.fd = fd, .o = o, .out = BUF_INIT(OUT_QUEUE_MAX), .sigfd = -1,
 		.stdin_open = o->interactive, .exit_code = EXIT_COVE,
 	};
-	uint64_t boot_deadline = now_ns() + (uint64_t)o->boot_timeout_ms * 1000000ULL;
 	sigset_t mask;
+	uint16_t rows, cols;
 	int r = 0;
 
 	sigemptyset(&mask);
@@ -231,64 +203,38 @@ int session_run(struct vm *vm, const struct vm_config *vc, const struct proto_st
 	sigaddset(&mask, SIGUSR1);
 	sigaddset(&mask, SIGUSR2);
 	sigaddset(&mask, SIGWINCH);
+	if (o->no_signals) {
+		sigemptyset(&mask);
+		sigaddset(&mask, SIGWINCH);
+	}
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	s.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (s.sigfd < 0)
 		return cove_error_set(err, errno, "signalfd failed: %s", strerror(errno));
 	signal(SIGPIPE, SIG_IGN);
 	proto_reader_init(&s.reader);
-	fd_set_nonblock(vm->ctl_fd, true);
+	fd_set_nonblock(fd, true);
 
-	/*
-	 * Send START at once: QEMU holds it until cove-init opens its port, which saves a round
-	 * trip after boot. HELLO still has to arrive, and carry our version, before anything else
-	 * is sent.
-	 */
-	if (o->tty && !start->rows) {
-		struct proto_start m = *start;
-		/* no terminal here at all (-t with output to a pipe): a classic 24x80 */
-		if (terminal_size(-1, &m.rows, &m.cols) < 0 || !m.rows || !m.cols) {
-			m.rows = 24;
-			m.cols = 80;
-		}
-		r = queue(&s, proto_put_start(&s.out, 1, &m), err);
-	} else {
-		r = queue(&s, proto_put_start(&s.out, 1, start), err);
-	}
+	if (first && first->len && buf_append(&s.out, first->data, first->len) < 0)
+		r = cove_error_set(err, E2BIG, "the request is too large");
+	if (r == 0 && o->tty && terminal_size(-1, &rows, &cols) == 0 && rows && cols)
+		r = queue(&s, proto_put_resize(&s.out, 1, rows, cols), err);
 	if (r < 0 || (r = flush(&s, false, err)) < 0)
 		goto out;
 
 	while (!s.done) {
-		struct pollfd p[4];
-		int n = 0, i_ctl, i_pid = -1, i_sig, i_in = -1, timeout = -1;
+		struct pollfd p[3];
+		int n = 0, i_fd, i_sig, i_in = -1;
 
-		if (!s.hello) {
-			uint64_t now = now_ns();
-			if (now >= boot_deadline) {
-				char why[1024];
-				vm_kill(vm);
-				vm_explain(vc, vm, why, sizeof(why));
-				r = cove_error_set(err, ETIMEDOUT,
-						   "the VM did not answer within %d s: %s",
-						   o->boot_timeout_ms / 1000, why);
-				goto out;
-			}
-			timeout = (int)((boot_deadline - now) / 1000000ULL) + 1;
-		}
-		i_ctl = n;
-		p[n++] = (struct pollfd){ .fd = vm->ctl_fd,
-					  .events = POLLIN | (s.hello && s.out.len ? POLLOUT : 0) };
+		i_fd = n;
+		p[n++] = (struct pollfd){ .fd = fd, .events = POLLIN | (s.out.len ? POLLOUT : 0) };
 		i_sig = n;
 		p[n++] = (struct pollfd){ .fd = s.sigfd, .events = POLLIN };
-		if (vm->pidfd >= 0) {
-			i_pid = n;
-			p[n++] = (struct pollfd){ .fd = vm->pidfd, .events = POLLIN };
-		}
-		if (s.hello && s.stdin_open && s.out.len < OUT_QUEUE_HIGH) {
+		if (s.stdin_open && s.out.len < OUT_QUEUE_HIGH) {
 			i_in = n;
-			p[n++] = (struct pollfd){ .fd = 0, .events = POLLIN };
+			p[n++] = (struct pollfd){ .fd = o->in_fd, .events = POLLIN };
 		}
-		if (poll(p, (nfds_t)n, timeout) < 0) {
+		if (poll(p, (nfds_t)n, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			r = cove_error_set(err, errno, "poll failed: %s", strerror(errno));
@@ -296,27 +242,20 @@ int session_run(struct vm *vm, const struct vm_config *vc, const struct proto_st
 		}
 		if (p[i_sig].revents && (r = handle_signal(&s, err)) < 0)
 			goto out;
-		if (p[i_ctl].revents & (POLLIN | POLLHUP | POLLERR)) {
+		if (p[i_fd].revents & (POLLIN | POLLHUP | POLLERR)) {
 			r = read_ctl(&s, err);
 			if (r < 0)
 				goto out;
 		}
 		if (i_in >= 0 && p[i_in].revents && (r = read_stdin(&s, err)) < 0)
 			goto out;
-		if (s.hello && s.out.len && (r = flush(&s, false, err)) < 0)
+		if (s.out.len && (r = flush(&s, false, err)) < 0)
 			goto out;
-		if (!s.done && i_pid >= 0 && p[i_pid].revents) {
-			/* QEMU exited: read what the guest managed to send first */
-			while ((r = read_ctl(&s, err)) == 0 && !s.done)
-				;
-			if (!s.done)
-				goto out;
-			r = 0;
-		}
 	}
 out:
 	if (r == 0 || s.done)
 		ret->exit_code = s.exit_code;
+	ret->started = s.started;
 	proto_reader_done(&s.reader);
 	buf_done(&s.out);
 	closep(&s.sigfd);

@@ -1,0 +1,420 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cove exec: a new process in a running container (its namespaces, its environment), relayed
+ * like the main one. cove cp: files and trees in and out of a running container, as a tar
+ * stream through an exec session that runs cove-init's own tar code in the container.
+ */
+#define _GNU_SOURCE
+#include "cli.h"
+#include "container.h"
+#include "spec.h"
+#include "supervisor.h"
+
+#include "util/buf.h"
+#include "util/tar.h"
+
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+
+struct exec_opts {
+	bool detach, interactive, tty;
+	char **env;
+	size_t envc;
+	const char *workdir;
+	const char *user;
+};
+
+static int exec_add_env(struct exec_opts *o, const char *kv)
+{
+	const char *v;
+	char **n;
+	char *s;
+
+	if (kv[0] == '=' || kv[0] == '\0') {
+		cli_error("invalid environment variable '%s': expected KEY=VALUE", kv);
+		return -EINVAL;
+	}
+	if (strchr(kv, '=')) {
+		s = strdup(kv);
+	} else {
+		if (!(v = getenv(kv)))
+			return 0;
+		if (asprintf(&s, "%s=%s", kv, v) < 0)
+			s = NULL;
+	}
+	n = s ? realloc(o->env, (o->envc + 2) * sizeof(char *)) : NULL;
+	if (!n) {
+		free(s);
+		return -ENOMEM;
+	}
+	o->env = n;
+	o->env[o->envc++] = s;
+	o->env[o->envc] = NULL;
+	return 0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: cove exec [OPTIONS] CONTAINER COMMAND [ARG...]\n\n"
+		   "Run a command in a running container: its namespaces, its environment.\n\n"
+		   "Options:\n"
+		   "  -d, --detach             run it in the background\n"
+		   "  -i, --interactive        keep stdin open and send it to the command\n"
+		   "  -t, --tty                allocate a terminal\n"
+		   "  -e, --env K=V            set an environment variable (K alone: copy ours)\n"
+		   "  -w, --workdir DIR        working directory (default: the container's)\n"
+		   "  -u, --user USER[:GROUP]  run as this user (default: the container's)\n"
+		   "      --help               show this help\n\n"
+		   "Exit status: the command's own; 125 if cove failed (or the container is not\n"
+		   "running), 126 if the command cannot be executed, 127 if it was not found.\n");
+}
+
+/* Connect to c's supervisor and run m there, relaying stdio per so. */
+static int run_exec(const struct container *c, const struct proto_start *m,
+		    const struct session_opts *so, struct session_result *res,
+		    struct cove_error *err)
+{
+	struct buf f = BUF_INIT(PROTO_HDR_SIZE + PROTO_MAX_PAYLOAD);
+	int fd, r;
+
+	r = proto_put_start(&f, 1, m);
+	if (r < 0) {
+		buf_done(&f);
+		return cove_error_set(err, -r, "the command is too large to pass to the guest");
+	}
+	fd = supervisor_connect(c, err);
+	if (fd < 0) {
+		buf_done(&f);
+		return fd;
+	}
+	r = session_run(fd, &f, so, res, err);
+	close(fd);
+	buf_done(&f);
+	return r;
+}
+
+int cmd_exec(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "detach", no_argument, NULL, 'd' },
+		{ "interactive", no_argument, NULL, 'i' },
+		{ "tty", no_argument, NULL, 't' },
+		{ "env", required_argument, NULL, 'e' },
+		{ "workdir", required_argument, NULL, 'w' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "help", no_argument, NULL, 'H' },
+		{ 0 },
+	};
+	struct exec_opts o = { 0 };
+	struct cove_error err = { 0 };
+	struct session_result res = { .exit_code = EXIT_COVE };
+	struct session_opts so = { 0 };
+	struct proto_start m;
+	struct cli_paths p;
+	struct container c;
+	json_t *config = NULL;
+	char **env = NULL, term_env[] = "TERM=xterm";
+	char **base = NULL;
+	uint32_t envc;
+	int ch, r, code = EXIT_COVE;
+
+	opterr = 0;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "+:dite:w:u:", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'd':
+			o.detach = true;
+			break;
+		case 'i':
+			o.interactive = true;
+			break;
+		case 't':
+			o.tty = true;
+			break;
+		case 'e':
+			if (exec_add_env(&o, optarg) < 0)
+				goto out;
+			break;
+		case 'w':
+			if (optarg[0] != '/') {
+				cli_error("invalid working directory '%s': it must be an absolute path",
+					  optarg);
+				goto out;
+			}
+			o.workdir = optarg;
+			break;
+		case 'u':
+			o.user = optarg;
+			break;
+		case 'H':
+			usage(stdout);
+			code = 0;
+			goto out;
+		case ':':
+			cli_error("option '%s' needs a value; see 'cove exec --help'", argv[optind - 1]);
+			goto out;
+		default:
+			if (optopt && optopt < 256)
+				cli_error("unknown option '-%c'; see 'cove exec --help'", optopt);
+			else
+				cli_error("unknown option '%s'; see 'cove exec --help'", argv[optind - 1]);
+			goto out;
+		}
+	}
+	if (argc - optind < 2) {
+		cli_error("missing %s; see 'cove exec --help'",
+			  argc - optind < 1 ? "CONTAINER" : "COMMAND");
+		goto out;
+	}
+	if (o.tty && o.interactive && !o.detach && !isatty(0)) {
+		cli_error("-it needs a terminal on stdin; drop -t, or run from a terminal");
+		goto out;
+	}
+	if (paths_init(&p, &err) < 0 || container_find(&p, argv[optind], &c, &err) < 0 ||
+	    container_load_config(&c, &config, &err) < 0) {
+		cli_error("%s", err.msg);
+		goto out;
+	}
+	if (spec_start(config, &m, &err) < 0) {
+		cli_error("%s", err.msg);
+		goto out;
+	}
+	/* the container's environment, TERM with -t, then -e */
+	base = calloc(m.envc + 2, sizeof(char *));
+	if (base) {
+		memcpy(base, m.env, m.envc * sizeof(char *));
+		if (o.tty)
+			base[m.envc] = term_env;
+		env = merge_env(base, m.envc + (o.tty ? 1 : 0), o.env, o.envc, &envc);
+	}
+	if (!env) {
+		cli_error("out of memory");
+		spec_start_done(&m);
+		goto out;
+	}
+	free(m.argv);
+	m.argv = argv + optind + 1;
+	m.argc = (uint32_t)(argc - optind - 1);
+	free(m.env);
+	m.env = env;
+	m.envc = envc;
+	env = NULL;
+	if (o.workdir)
+		m.cwd = (char *)o.workdir;
+	if (o.user)
+		m.user = (char *)o.user;
+	m.terminal = o.tty;
+	m.open_stdin = o.interactive && !o.detach;
+	m.exec = 1;
+	m.rows = m.cols = 0;
+	so.tty = o.tty;
+	so.interactive = m.open_stdin;
+	so.until_started = o.detach;
+	if (o.tty && o.interactive && !o.detach && terminal_make_raw(0) < 0) {
+		cli_error("cannot put the terminal in raw mode: %s", strerror(errno));
+		m.argv = NULL;
+		spec_start_done(&m);
+		goto out;
+	}
+	r = run_exec(&c, &m, &so, &res, &err);
+	terminal_restore();
+	m.argv = NULL; /* ours, not allocated */
+	spec_start_done(&m);
+	if (r < 0) {
+		cli_error("%s", err.msg);
+		code = res.exit_code;
+		goto out;
+	}
+	code = o.detach ? (res.started ? 0 : res.exit_code) : res.exit_code;
+out:
+	free(base);
+	for (size_t i = 0; i < o.envc; i++)
+		free(o.env[i]);
+	free(o.env);
+	json_decref(config);
+	return code;
+}
+
+/* ---- cp ---- */
+
+/* "CTR:PATH" -> the container reference and the path; a local path has no colon before its
+ * first slash ("./a:b" is local). */
+static bool split_remote(char *arg, char **ret_ctr, char **ret_path)
+{
+	char *colon = strchr(arg, ':');
+	char *slash = strchr(arg, '/');
+
+	if (!colon || colon == arg || (slash && slash < colon))
+		return false;
+	*colon = '\0';
+	*ret_ctr = arg;
+	*ret_path = colon + 1;
+	return true;
+}
+
+/* A container path, absolute: relative ones are taken from the container's working dir. */
+static int container_path(json_t *config, const char *path, char *buf, size_t size)
+{
+	const char *cwd = json_string_value(
+		json_object_get(json_object_get(config, "process"), "cwd"));
+
+	if (path[0] == '/')
+		return str_copy(buf, size, path);
+	if (!cwd || cwd[0] != '/')
+		cwd = "/";
+	return str_printf(buf, size, "%s%s%s", cwd, cwd[strlen(cwd) - 1] == '/' ? "" : "/",
+			  path[0] ? path : ".");
+}
+
+int cmd_cp(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "archive", no_argument, NULL, 'a' },
+		{ "follow-link", no_argument, NULL, 'L' },
+		{ "help", no_argument, NULL, 'H' },
+		{ 0 },
+	};
+	struct cove_error err = { 0 };
+	struct session_result res = { .exit_code = EXIT_COVE };
+	struct session_opts so = { .no_signals = true };
+	struct buf errs = BUF_INIT(1 << 16);
+	struct proto_start m;
+	struct cli_paths p;
+	struct container c;
+	json_t *config = NULL;
+	char *src_ctr = NULL, *src_path, *dst_ctr = NULL, *dst_path, cpath[4096], *targv[2];
+	int ch, r, pfd[2] = { -1, -1 }, code = 1, status;
+	bool in;
+	pid_t pid = -1;
+
+	opterr = 0;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "+aL", longopts, NULL)) != -1) {
+		if (ch == 'H') {
+			printf("Usage: cove cp [OPTIONS] SRC CONTAINER:DST\n"
+			       "       cove cp [OPTIONS] CONTAINER:SRC DST\n\n"
+			       "Copy files and trees into or out of a running container, keeping\n"
+			       "modes, owners, times and links. SRC ending in /. copies a directory's\n"
+			       "contents. '-' as SRC or DST is a tar stream on stdin or stdout.\n");
+			return 0;
+		}
+		if (ch == '?') {
+			cli_error("unknown option '%s'; see 'cove cp --help'", argv[optind - 1]);
+			return EXIT_COVE;
+		}
+		/* -a (owners are always kept) and -L are accepted for docker's sake */
+	}
+	if (argc - optind != 2) {
+		cli_error("cove cp takes SRC and DST, one of them CONTAINER:PATH; see 'cove cp --help'");
+		return EXIT_COVE;
+	}
+	in = !split_remote(argv[optind], &src_ctr, &src_path);
+	if (!split_remote(argv[optind + 1], &dst_ctr, &dst_path))
+		dst_ctr = NULL;
+	if (in == !dst_ctr) {
+		cli_error("exactly one of SRC and DST must be CONTAINER:PATH (write ./%s for a local "
+			  "path with a colon)",
+			  argv[optind]);
+		return EXIT_COVE;
+	}
+	if (paths_init(&p, &err) < 0 ||
+	    container_find(&p, in ? dst_ctr : src_ctr, &c, &err) < 0 ||
+	    container_load_config(&c, &config, &err) < 0) {
+		cli_error("%s", err.msg);
+		return 1;
+	}
+	if (container_path(config, in ? dst_path : src_path, cpath, sizeof(cpath)) < 0 ||
+	    spec_start(config, &m, &err) < 0) {
+		cli_error("%s", err.msg[0] ? err.msg : "path too long");
+		json_decref(config);
+		return 1;
+	}
+	targv[0] = cpath;
+	targv[1] = NULL;
+	free(m.argv);
+	m.argv = targv;
+	m.argc = 1;
+	m.user = (char *)"0:0";
+	m.cwd = (char *)"/";
+	m.terminal = 0;
+	m.exec = 1;
+	m.tool = in ? PROTO_TOOL_TAR_IN : PROTO_TOOL_TAR_OUT;
+	m.open_stdin = in;
+	so.interactive = in;
+	so.err_capture = &errs;
+
+	/* the local end: a child writing or reading the tar, unless it is our stdin/stdout */
+	const char *local = in ? argv[optind] : argv[optind + 1];
+	if (strcmp(local, "-") != 0) {
+		if (pipe2(pfd, O_CLOEXEC) < 0) {
+			cli_error("pipe failed: %s", strerror(errno));
+			goto done;
+		}
+		pid = fork();
+		if (pid < 0) {
+			cli_error("fork failed: %s", strerror(errno));
+			goto done;
+		}
+		if (pid == 0) {
+			char msg[1024];
+			signal(SIGPIPE, SIG_DFL);
+			if (in) {
+				close(pfd[0]);
+				r = tar_cp_out(pfd[1], local, msg, sizeof(msg));
+			} else {
+				close(pfd[1]);
+				r = tar_cp_in(pfd[0], local, msg, sizeof(msg));
+			}
+			if (r < 0)
+				cli_error("%s", msg);
+			_exit(r < 0 ? 1 : 0);
+		}
+		if (in) {
+			closep(&pfd[1]);
+			so.in_fd = pfd[0];
+		} else {
+			closep(&pfd[0]);
+			so.out_fd = pfd[1];
+		}
+	} else {
+		so.in_fd = 0;
+		so.out_fd = 1;
+	}
+	r = run_exec(&c, &m, &so, &res, &err);
+	if (pfd[1] >= 0)
+		closep(&pfd[1]); /* EOF for the local reader */
+	if (pid > 0) {
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+	}
+	if (r < 0) {
+		cli_error("%s", err.msg);
+		goto done;
+	}
+	if (res.exit_code != 0) {
+		/* the guest's one line, if it said anything */
+		char *line = (char *)errs.data;
+		if (errs.len && buf_append(&errs, "", 1) == 0) {
+			line[strcspn(line, "\n")] = '\0';
+			cli_error("%s", line);
+		} else {
+			cli_error("copying %s the container failed (status %d)", in ? "into" : "out of",
+				  res.exit_code);
+		}
+		goto done;
+	}
+	if (pid > 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+		goto done; /* the local end said why */
+	code = 0;
+done:
+	closep(&pfd[0]);
+	closep(&pfd[1]);
+	m.argv = NULL;
+	spec_start_done(&m);
+	buf_done(&errs);
+	json_decref(config);
+	return code;
+}

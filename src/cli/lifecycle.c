@@ -1,0 +1,697 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* cove start, stop, kill, restart, rm, wait, attach, prune: a container's life after create. */
+#define _GNU_SOURCE
+#include "cli.h"
+#include "container.h"
+#include "supervisor.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <string.h>
+
+#define RM_FORCE_WAIT_MS 15000
+
+struct verb {
+	const char *name;
+	const char *usage;
+};
+
+static int parse_common(int argc, char **argv, const struct verb *v, const char *shortopts,
+			const struct option *longopts, int (*opt)(int c, const char *arg, void *ud),
+			void *ud, bool need_args)
+{
+	int c;
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		if (c == 'H') {
+			printf("%s", v->usage);
+			return 1;
+		}
+		if (c == ':') {
+			cli_error("option '%s' needs a value; see 'cove %s --help'", argv[optind - 1],
+				  v->name);
+			return -EINVAL;
+		}
+		if (c == '?') {
+			if (optopt && optopt < 256)
+				cli_error("unknown option '-%c'; see 'cove %s --help'", optopt, v->name);
+			else
+				cli_error("unknown option '%s'; see 'cove %s --help'", argv[optind - 1],
+					  v->name);
+			return -EINVAL;
+		}
+		if (opt(c, optarg, ud) < 0)
+			return -EINVAL;
+	}
+	if (need_args && optind >= argc) {
+		cli_error("missing CONTAINER; see 'cove %s --help'", v->name);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int init_paths(struct cli_paths *p)
+{
+	struct cove_error err = { 0 };
+
+	if (paths_init(p, &err) < 0) {
+		cli_error("%s", err.msg);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int find(const struct cli_paths *p, const char *ref, struct container *c)
+{
+	struct cove_error err = { 0 };
+
+	if (container_find(p, ref, c, &err) < 0) {
+		cli_error("%s", err.msg);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+static const char *shown(const struct container *c)
+{
+	return c->name[0] ? c->name : c->short_id;
+}
+
+/* Send one frame on a new connection to c's supervisor and leave it open; -ENOTCONN if the
+ * container is not running. */
+static int send_request(const struct container *c, const struct buf *frame, struct cove_error *err)
+{
+	int fd = supervisor_connect(c, err);
+
+	if (fd < 0)
+		return fd;
+	if (write_full(fd, frame->data, frame->len) < 0) {
+		int e = errno;
+		close(fd);
+		return cove_error_set(err, e, "cannot talk to the supervisor of %s: %s", shown(c),
+				      strerror(e));
+	}
+	return fd;
+}
+
+/* ---- start ---- */
+
+struct start_opts {
+	bool attach, interactive;
+};
+
+static int start_opt(int c, const char *arg, void *ud)
+{
+	struct start_opts *o = ud;
+
+	if (c == 'a')
+		o->attach = true;
+	else if (c == 'i')
+		o->interactive = true;
+	return 0;
+}
+
+static int start_one(const struct cli_paths *p, const char *ref, const struct start_opts *o,
+		     int *ret_code)
+{
+	struct cove_error err = { 0 };
+	struct container c;
+	json_t *config = NULL;
+	bool tty, open_stdin;
+	int r;
+
+	if (find(p, ref, &c) < 0)
+		return -ENOENT;
+	r = container_lock(&c, 0);
+	if (r == -EBUSY) {
+		/* already running: nothing to do (docker's answer too) */
+		if (o->attach) {
+			cli_error("container %s is already running; use 'cove attach'", shown(&c));
+			return -EBUSY;
+		}
+		return 0;
+	}
+	if (r < 0) {
+		cli_error("cannot lock container %s: %s", shown(&c), strerror(-r));
+		return r;
+	}
+	if (container_load_config(&c, &config, &err) < 0) {
+		cli_error("%s", err.msg);
+		container_unlock(&c);
+		return -EINVAL;
+	}
+	tty = json_is_true(json_object_get(json_object_get(config, "process"), "terminal"));
+	open_stdin = json_is_true(json_object_get(json_object_get(config, "process"), "open_stdin"));
+	if (o->attach && o->interactive && tty && !isatty(0)) {
+		cli_error("container %s has a terminal: 'start -ai' needs a terminal on stdin",
+			  shown(&c));
+		json_decref(config);
+		container_unlock(&c);
+		return -ENOTTY;
+	}
+	r = container_start_attached(p, &c, config, o->attach, o->interactive && open_stdin, tty,
+				     &err);
+	json_decref(config);
+	container_unlock(&c);
+	if (r < 0) {
+		if (err.msg[0])
+			cli_error("%s", err.msg);
+		*ret_code = -r;
+		return -EIO;
+	}
+	*ret_code = r;
+	return 0;
+}
+
+int cmd_start(int argc, char **argv)
+{
+	static const struct verb v = {
+		"start", "Usage: cove start [OPTIONS] CONTAINER...\n\n"
+			 "Start stopped or created containers (with the files they had).\n\n"
+			 "Options:\n"
+			 "  -a, --attach        attach to its output and exit with its status\n"
+			 "  -i, --interactive   attach stdin too\n"
+			 "      --help          show this help\n",
+	};
+	static const struct option longopts[] = {
+		{ "attach", no_argument, NULL, 'a' },
+		{ "interactive", no_argument, NULL, 'i' },
+		{ "help", no_argument, NULL, 'H' },
+		{ 0 },
+	};
+	struct start_opts o = { 0 };
+	struct cli_paths p;
+	int r, failed = 0, code = 0;
+
+	r = parse_common(argc, argv, &v, "+ai", longopts, start_opt, &o, true);
+	if (r)
+		return r > 0 ? 0 : EXIT_COVE;
+	if (init_paths(&p) < 0)
+		return EXIT_COVE;
+	if (o.attach && argc - optind > 1) {
+		cli_error("'start -a' takes one container");
+		return EXIT_COVE;
+	}
+	for (int i = optind; i < argc; i++) {
+		if (start_one(&p, argv[i], &o, &code) < 0) {
+			failed = 1;
+			continue;
+		}
+		if (!o.attach)
+			printf("%s\n", argv[i]);
+	}
+	if (o.attach)
+		return failed && code == 0 ? EXIT_COVE : code;
+	return failed;
+}
+
+/* ---- stop, restart ---- */
+
+struct stop_opts {
+	int timeout; /* -1: the container's own */
+	int signal;  /* 0: the container's own */
+};
+
+static int stop_opt(int c, const char *arg, void *ud)
+{
+	struct stop_opts *o = ud;
+	uint64_t v;
+
+	if (c == 't') {
+		if (parse_u64(arg, 86400, &v) < 0) {
+			cli_error("invalid --time '%s': expected seconds, 0 to 86400", arg);
+			return -EINVAL;
+		}
+		o->timeout = (int)v;
+	} else if (c == 's') {
+		if (cli_parse_signal(arg, &o->signal) < 0) {
+			cli_error("invalid --signal '%s': expected a signal name or number", arg);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int stop_one(const struct cli_paths *p, struct container *c, const struct stop_opts *o)
+{
+	struct cove_error err = { 0 };
+	struct container_status st;
+	struct buf f = BUF_INIT(64);
+	json_t *config = NULL;
+	struct proto_stop m;
+	int fd;
+
+	container_get_status(c, &st);
+	if (st.status != CONTAINER_RUNNING)
+		return 0;
+	if (container_load_config(c, &config, &err) < 0) {
+		cli_error("%s", err.msg);
+		return -EINVAL;
+	}
+	m.signal = (uint32_t)(o->signal ? o->signal
+					: json_integer_value(json_object_get(config, "stop_signal")));
+	if (m.signal < 1 || m.signal > 64)
+		m.signal = SIGTERM;
+	m.timeout_s = (uint32_t)(o->timeout >= 0
+					 ? o->timeout
+					 : json_integer_value(json_object_get(config, "stop_timeout")));
+	json_decref(config);
+	if (proto_put_stop(&f, &m) < 0) {
+		buf_done(&f);
+		return -EINVAL;
+	}
+	fd = send_request(c, &f, &err);
+	buf_done(&f);
+	if (fd == -ENOTCONN)
+		return 0; /* it stopped meanwhile */
+	if (fd < 0) {
+		cli_error("%s", err.msg);
+		return fd;
+	}
+	/* the supervisor closes the connection as it exits; the lock says it is done */
+	container_wait_stopped(c);
+	close(fd);
+	return 0;
+}
+
+int cmd_stop(int argc, char **argv)
+{
+	static const struct verb v = {
+		"stop", "Usage: cove stop [OPTIONS] CONTAINER...\n\n"
+			"Stop running containers: the stop signal (the image's StopSignal, or\n"
+			"--stop-signal, or SIGTERM), then SIGKILL after the timeout, then a clean\n"
+			"shutdown of the VM (sync, unmount, power off).\n\n"
+			"Options:\n"
+			"  -t, --time SECS     seconds to wait before SIGKILL (default: the container's\n"
+			"                      --stop-timeout, 10)\n"
+			"  -s, --signal SIG    signal to send first\n"
+			"      --help          show this help\n",
+	};
+	static const struct option longopts[] = {
+		{ "time", required_argument, NULL, 't' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "signal", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'H' },
+		{ 0 },
+	};
+	struct stop_opts o = { .timeout = -1 };
+	struct cli_paths p;
+	int r, failed = 0;
+
+	r = parse_common(argc, argv, &v, "+:t:s:", longopts, stop_opt, &o, true);
+	if (r)
+		return r > 0 ? 0 : EXIT_COVE;
+	if (init_paths(&p) < 0)
+		return EXIT_COVE;
+	for (int i = optind; i < argc; i++) {
+		struct container c;
+		if (find(&p, argv[i], &c) < 0 || stop_one(&p, &c, &o) < 0) {
+			failed = 1;
+			continue;
+		}
+		printf("%s\n", argv[i]);
+	}
+	return failed;
+}
+
+int cmd_restart(int argc, char **argv)
+{
+	static const struct verb v = {
+		"restart", "Usage: cove restart [OPTIONS] CONTAINER...\n\n"
+			   "Stop containers (as 'cove stop' does) and start them again.\n\n"
+			   "Options:\n"
+			   "  -t, --time SECS     seconds to wait before SIGKILL\n"
+			   "  -s, --signal SIG    signal to send first\n"
+			   "      --help          show this help\n",
+	};
+	static const struct option longopts[] = {
+		{ "time", required_argument, NULL, 't' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "signal", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'H' },
+		{ 0 },
+	};
+	struct stop_opts o = { .timeout = -1 };
+	struct start_opts so = { 0 };
+	struct cli_paths p;
+	int r, failed = 0, code;
+
+	r = parse_common(argc, argv, &v, "+:t:s:", longopts, stop_opt, &o, true);
+	if (r)
+		return r > 0 ? 0 : EXIT_COVE;
+	if (init_paths(&p) < 0)
+		return EXIT_COVE;
+	for (int i = optind; i < argc; i++) {
+		struct container c;
+		if (find(&p, argv[i], &c) < 0 || stop_one(&p, &c, &o) < 0 ||
+		    start_one(&p, c.id, &so, &code) < 0) {
+			failed = 1;
+			continue;
+		}
+		printf("%s\n", argv[i]);
+	}
+	return failed;
+}
+
+/* ---- kill ---- */
+
+int cmd_kill(int argc, char **argv)
+{
+	static const struct verb v = {
+		"kill", "Usage: cove kill [OPTIONS] CONTAINER...\n\n"
+			"Send a signal to the main process of running containers.\n\n"
+			"Options:\n"
+			"  -s, --signal SIG    the signal (default SIGKILL)\n"
+			"      --help          show this help\n",
+	};
+	static const struct option longopts[] = {
+		{ "signal", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'H' },
+		{ 0 },
+	};
+	struct stop_opts o = { .timeout = -1, .signal = SIGKILL };
+	struct cli_paths p;
+	int r, failed = 0;
+
+	r = parse_common(argc, argv, &v, "+:s:", longopts, stop_opt, &o, true);
+	if (r)
+		return r > 0 ? 0 : EXIT_COVE;
+	if (init_paths(&p) < 0)
+		return EXIT_COVE;
+	for (int i = optind; i < argc; i++) {
+		struct cove_error err = { 0 };
+		struct buf f = BUF_INIT(64);
+		struct container c;
+		int fd;
+
+		if (find(&p, argv[i], &c) < 0) {
+			failed = 1;
+			continue;
+		}
+		proto_put_u32(&f, PROTO_SIGNAL, 1, (uint32_t)o.signal);
+		fd = send_request(&c, &f, &err);
+		buf_done(&f);
+		if (fd < 0) {
+			cli_error("%s", err.msg);
+			failed = 1;
+			continue;
+		}
+		close(fd);
+		printf("%s\n", argv[i]);
+	}
+	return failed;
+}
+
+/* ---- rm, prune ---- */
+
+struct rm_opts {
+	bool force, all;
+};
+
+static int rm_opt(int c, const char *arg, void *ud)
+{
+	struct rm_opts *o = ud;
+
+	if (c == 'f')
+		o->force = true;
+	else if (c == 'a')
+		o->all = true;
+	return 0; /* -v: no volumes yet, nothing more to remove */
+}
+
+/* Remove c; a running one only with force (it is killed first). */
+static int rm_one(const struct cli_paths *p, struct container *c, bool force)
+{
+	struct container_status st;
+	int r;
+
+	r = container_lock(c, 0);
+	if (r == -EBUSY && !force) {
+		cli_error("container %s is running: stop it first, or use 'cove rm -f'", shown(c));
+		return r;
+	}
+	if (r == -EBUSY) {
+		struct stop_opts o = { .timeout = 0, .signal = SIGKILL };
+		(void)stop_one(p, c, &o);
+		r = container_lock(c, RM_FORCE_WAIT_MS);
+		if (r == -EBUSY && container_get_status(c, &st) == 0 && st.pid > 0) {
+			/* a supervisor that does not answer: end it (QEMU dies with it) */
+			kill(st.pid, SIGKILL);
+			r = container_lock(c, RM_FORCE_WAIT_MS);
+		}
+	}
+	if (r == -ENOENT)
+		return 0; /* gone meanwhile (--rm) */
+	if (r < 0) {
+		cli_error("cannot lock container %s: %s", shown(c), strerror(-r));
+		return r;
+	}
+	container_remove(c);
+	return 0;
+}
+
+int cmd_ctr_rm(int argc, char **argv)
+{
+	static const struct verb v = {
+		"rm", "Usage: cove rm [OPTIONS] CONTAINER...\n\n"
+		      "Remove containers: their state, writable disk, logs and name.\n\n"
+		      "Options:\n"
+		      "  -f, --force         kill and remove running containers too\n"
+		      "  -v, --volumes       remove anonymous volumes (there are none yet)\n"
+		      "  -a, --all           remove every container (running ones only with -f)\n"
+		      "      --help          show this help\n",
+	};
+	static const struct option longopts[] = {
+		{ "force", no_argument, NULL, 'f' },
+		{ "volumes", no_argument, NULL, 'v' },
+		{ "all", no_argument, NULL, 'a' },
+		{ "help", no_argument, NULL, 'H' },
+		{ 0 },
+	};
+	struct rm_opts o = { 0 };
+	struct cli_paths p;
+	int r, failed = 0;
+
+	r = parse_common(argc, argv, &v, "+fva", longopts, rm_opt, &o, false);
+	if (r)
+		return r > 0 ? 0 : EXIT_COVE;
+	if (!o.all && optind >= argc) {
+		cli_error("missing CONTAINER; see 'cove rm --help'");
+		return EXIT_COVE;
+	}
+	if (init_paths(&p) < 0)
+		return EXIT_COVE;
+	if (o.all) {
+		struct cove_error err = { 0 };
+		char **ids;
+		size_t n;
+
+		if (container_list(&p, &ids, &n, &err) < 0) {
+			cli_error("%s", err.msg);
+			return 1;
+		}
+		for (size_t i = 0; i < n; i++) {
+			struct container c;
+			struct container_status st;
+
+			if (container_find(&p, ids[i], &c, &err) < 0)
+				continue;
+			container_get_status(&c, &st);
+			if (st.status == CONTAINER_RUNNING && !o.force)
+				continue;
+			if (rm_one(&p, &c, o.force) < 0)
+				failed = 1;
+			else
+				printf("%s\n", c.id);
+		}
+		container_list_free(ids, n);
+	}
+	for (int i = optind; i < argc; i++) {
+		struct container c;
+		if (find(&p, argv[i], &c) < 0 || rm_one(&p, &c, o.force) < 0) {
+			failed = 1;
+			continue;
+		}
+		printf("%s\n", argv[i]);
+	}
+	return failed;
+}
+
+int cmd_ctr_prune(int argc, char **argv)
+{
+	static const struct verb v = {
+		"prune", "Usage: cove prune [OPTIONS]\n\n"
+			 "Remove every container that is not running.\n\n"
+			 "Options:\n"
+			 "  -f, --force         do not ask (cove never asks)\n"
+			 "      --help          show this help\n",
+	};
+	static const struct option longopts[] = {
+		{ "force", no_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'H' },
+		{ 0 },
+	};
+	struct rm_opts o = { 0 };
+	struct cove_error err = { 0 };
+	struct cli_paths p;
+	char **ids;
+	size_t n;
+	int r, failed = 0;
+
+	r = parse_common(argc, argv, &v, "+f", longopts, rm_opt, &o, false);
+	if (r)
+		return r > 0 ? 0 : EXIT_COVE;
+	if (optind < argc) {
+		cli_error("'cove prune' takes no arguments");
+		return EXIT_COVE;
+	}
+	if (init_paths(&p) < 0)
+		return EXIT_COVE;
+	if (container_list(&p, &ids, &n, &err) < 0) {
+		cli_error("%s", err.msg);
+		return 1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct container c;
+
+		if (container_find(&p, ids[i], &c, &err) < 0 || container_lock(&c, 0) < 0)
+			continue; /* running, or gone */
+		container_remove(&c);
+		printf("%s\n", c.id);
+	}
+	container_list_free(ids, n);
+	return failed;
+}
+
+/* ---- wait ---- */
+
+int cmd_wait(int argc, char **argv)
+{
+	static const struct verb v = {
+		"wait", "Usage: cove wait CONTAINER...\n\n"
+			"Wait until containers stop, then print their exit codes.\n",
+	};
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'H' },
+		{ 0 },
+	};
+	struct cli_paths p;
+	int r, failed = 0;
+
+	r = parse_common(argc, argv, &v, "+", longopts, rm_opt, NULL, true);
+	if (r)
+		return r > 0 ? 0 : EXIT_COVE;
+	if (init_paths(&p) < 0)
+		return EXIT_COVE;
+	for (int i = optind; i < argc; i++) {
+		struct container c;
+		struct container_status st;
+
+		if (find(&p, argv[i], &c) < 0) {
+			failed = 1;
+			continue;
+		}
+		/* a created container: until someone starts it and it ends */
+		for (;;) {
+			container_get_status(&c, &st);
+			if (st.status != CONTAINER_CREATED)
+				break;
+			if (access(c.dir, F_OK) < 0)
+				break;
+			usleep(100000);
+		}
+		container_wait_stopped(&c);
+		if (container_get_status(&c, &st) < 0 || access(c.dir, F_OK) < 0) {
+			/* --rm: removed as it ended; its status went with it */
+			cli_error("container %s was removed as it exited", argv[i]);
+			failed = 1;
+			continue;
+		}
+		printf("%d\n", st.exit_code);
+		fflush(stdout);
+	}
+	return failed;
+}
+
+/* ---- attach ---- */
+
+struct attach_opts {
+	bool no_stdin;
+};
+
+static int attach_opt(int c, const char *arg, void *ud)
+{
+	struct attach_opts *o = ud;
+
+	if (c == 'n')
+		o->no_stdin = true;
+	return 0;
+}
+
+int cmd_attach(int argc, char **argv)
+{
+	static const struct verb v = {
+		"attach", "Usage: cove attach [OPTIONS] CONTAINER\n\n"
+			  "Attach this terminal to a running container's main process: its output,\n"
+			  "and its input if it was started with -i. Exits with its status.\n\n"
+			  "Options:\n"
+			  "      --no-stdin      do not send our stdin\n"
+			  "      --help          show this help\n",
+	};
+	static const struct option longopts[] = {
+		{ "no-stdin", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'H' },
+		{ 0 },
+	};
+	struct attach_opts o = { 0 };
+	struct cove_error err = { 0 };
+	struct session_result res = { .exit_code = EXIT_COVE };
+	struct session_opts so = { 0 };
+	struct buf f = BUF_INIT(64);
+	struct cli_paths p;
+	struct container c;
+	json_t *config = NULL, *proc;
+	int r, fd;
+
+	r = parse_common(argc, argv, &v, "+", longopts, attach_opt, &o, true);
+	if (r)
+		return r > 0 ? 0 : EXIT_COVE;
+	if (argc - optind != 1) {
+		cli_error("'cove attach' takes one container");
+		return EXIT_COVE;
+	}
+	if (init_paths(&p) < 0 || find(&p, argv[optind], &c) < 0)
+		return EXIT_COVE;
+	if (container_load_config(&c, &config, &err) < 0) {
+		cli_error("%s", err.msg);
+		return EXIT_COVE;
+	}
+	proc = json_object_get(config, "process");
+	so.tty = json_is_true(json_object_get(proc, "terminal"));
+	so.interactive = !o.no_stdin && json_is_true(json_object_get(proc, "open_stdin"));
+	json_decref(config);
+	proto_put_attach(&f, so.interactive ? PROTO_ATTACH_STDIN : 0);
+	fd = supervisor_connect(&c, &err);
+	if (fd < 0) {
+		buf_done(&f);
+		cli_error("%s", err.msg);
+		return EXIT_COVE;
+	}
+	if (so.tty && so.interactive && isatty(0) && terminal_make_raw(0) < 0) {
+		cli_error("cannot put the terminal in raw mode: %s", strerror(errno));
+		close(fd);
+		buf_done(&f);
+		return EXIT_COVE;
+	}
+	r = session_run(fd, &f, &so, &res, &err);
+	terminal_restore();
+	buf_done(&f);
+	close(fd);
+	if (r < 0) {
+		cli_error("%s", err.msg);
+		return res.exit_code;
+	}
+	return res.exit_code;
+}

@@ -1,0 +1,826 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* cove ls (ps), inspect, logs, stats: what containers there are and what they are doing. */
+#define _GNU_SOURCE
+#include "cli.h"
+#include "container.h"
+#include "log.h"
+#include "supervisor.h"
+
+#include "proto/caps.h"
+#include "util/buf.h"
+
+#include <getopt.h>
+#include <poll.h>
+#include <string.h>
+#include <time.h>
+
+static int init_paths(struct cli_paths *p)
+{
+	struct cove_error err = { 0 };
+
+	if (paths_init(p, &err) < 0) {
+		cli_error("%s", err.msg);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void human_ago(double t, char *buf, size_t size, const char *suffix)
+{
+	double d = (double)time(NULL) - t;
+	long n;
+	const char *unit;
+
+	if (d < 1) {
+		str_printf(buf, size, "Less than a second%s", suffix);
+		return;
+	}
+	if (d < 60)
+		n = (long)d, unit = "second";
+	else if (d < 3600)
+		n = (long)(d / 60), unit = "minute";
+	else if (d < 86400 * 2)
+		n = (long)(d / 3600), unit = "hour";
+	else if (d < 86400 * 14)
+		n = (long)(d / 86400), unit = "day";
+	else
+		n = (long)(d / (86400 * 7)), unit = "week";
+	if (n == 1 && strcmp(unit, "hour") == 0)
+		str_printf(buf, size, "About an hour%s", suffix);
+	else
+		str_printf(buf, size, "%ld %s%s%s", n, unit, n == 1 ? "" : "s", suffix);
+}
+
+/* docker's STATUS column: "Up 5 seconds", "Exited (0) 3 minutes ago", "Created". */
+static void status_text(const struct container_status *st, char *buf, size_t size)
+{
+	char ago[64];
+
+	switch (st->status) {
+	case CONTAINER_RUNNING:
+		human_ago(container_parse_time(st->started_at), ago, sizeof(ago), "");
+		str_printf(buf, size, "Up %s", ago);
+		break;
+	case CONTAINER_EXITED:
+		human_ago(container_parse_time(st->finished_at), ago, sizeof(ago), " ago");
+		str_printf(buf, size, "Exited (%d) %s", st->exit_code, ago);
+		break;
+	default:
+		str_copy(buf, size, "Created");
+	}
+}
+
+static void command_text(json_t *config, char *buf, size_t size)
+{
+	json_t *args = json_object_get(json_object_get(config, "process"), "args");
+	size_t i, n = 0;
+	json_t *e;
+
+	buf[0] = '\0';
+	json_array_foreach(args, i, e) {
+		const char *s = json_string_value(e);
+		int w = snprintf(buf + n, size - n, "%s%s", i ? " " : "", s ? s : "");
+		if (w < 0 || (size_t)w >= size - n)
+			break;
+		n += (size_t)w;
+	}
+}
+
+static const char *image_text(json_t *config)
+{
+	const char *img = json_string_value(json_object_get(config, "image"));
+	const char *rootfs = json_string_value(json_object_get(config, "rootfs"));
+
+	if (img && img[0])
+		return img;
+	return rootfs && rootfs[0] ? rootfs : "-";
+}
+
+struct filter {
+	char key[16];
+	char value[256];
+};
+
+static bool label_matches(json_t *config, const char *want)
+{
+	json_t *labels = json_object_get(config, "labels");
+	const char *eq = strchr(want, '=');
+	char key[256];
+	const char *v;
+
+	if (!eq)
+		return json_object_get(labels, want) != NULL;
+	str_printf(key, sizeof(key), "%.*s", (int)(eq - want), want);
+	v = json_string_value(json_object_get(labels, key));
+	return v && strcmp(v, eq + 1) == 0;
+}
+
+static bool matches(const struct container *c, json_t *config, const struct container_status *st,
+		    const struct filter *f, size_t nf)
+{
+	/* docker: the same key ORs, different keys AND */
+	for (size_t i = 0; i < nf; i++) {
+		bool any = false;
+
+		for (size_t j = 0; j < nf; j++) {
+			const char *v = f[j].value;
+			if (strcmp(f[i].key, f[j].key) != 0)
+				continue;
+			if (strcmp(f[j].key, "id") == 0)
+				any |= strncmp(c->id, v, strlen(v)) == 0;
+			else if (strcmp(f[j].key, "name") == 0)
+				any |= strstr(c->name, v) != NULL;
+			else if (strcmp(f[j].key, "status") == 0)
+				any |= strcmp(container_status_name(st->status), v) == 0;
+			else if (strcmp(f[j].key, "label") == 0)
+				any |= label_matches(config, v);
+			else if (strcmp(f[j].key, "ancestor") == 0)
+				any |= strcmp(image_text(config), v) == 0;
+			else if (strcmp(f[j].key, "exited") == 0)
+				any |= st->status == CONTAINER_EXITED && atoi(v) == st->exit_code;
+		}
+		if (!any)
+			return false;
+	}
+	return true;
+}
+
+int cmd_ps(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "all", no_argument, NULL, 'a' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "no-trunc", no_argument, NULL, 'T' },
+		{ "format", required_argument, NULL, 'F' },
+		{ "filter", required_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'H' },
+		{ 0 },
+	};
+	bool all = false, quiet = false, no_trunc = false, json = false;
+	struct filter filters[16];
+	size_t nf = 0;
+	struct cove_error err = { 0 };
+	struct cli_paths p;
+	char **ids = NULL;
+	size_t n = 0;
+	int c;
+
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+:aqf:", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'a':
+			all = true;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'T':
+			no_trunc = true;
+			break;
+		case 'F':
+			if (strcmp(optarg, "json") == 0 || strcmp(optarg, "{{json .}}") == 0)
+				json = true;
+			else if (strcmp(optarg, "table") != 0) {
+				cli_error("unsupported --format '%s': use table or json", optarg);
+				return EXIT_COVE;
+			}
+			break;
+		case 'f': {
+			const char *eq = strchr(optarg, '=');
+			static const char *const keys[] = { "id", "name", "status", "label",
+							    "ancestor", "exited" };
+			size_t k;
+			if (!eq || nf == ARRAY_SIZE(filters)) {
+				cli_error("invalid --filter '%s': expected KEY=VALUE", optarg);
+				return EXIT_COVE;
+			}
+			for (k = 0; k < ARRAY_SIZE(keys); k++)
+				if (strlen(keys[k]) == (size_t)(eq - optarg) &&
+				    strncmp(optarg, keys[k], strlen(keys[k])) == 0)
+					break;
+			if (k == ARRAY_SIZE(keys)) {
+				cli_error("invalid --filter '%s': the keys are id, name, status, label, "
+					  "ancestor, exited",
+					  optarg);
+				return EXIT_COVE;
+			}
+			str_copy(filters[nf].key, sizeof(filters[nf].key), keys[k]);
+			str_copy(filters[nf].value, sizeof(filters[nf].value), eq + 1);
+			if (strcmp(keys[k], "status") == 0 || strcmp(keys[k], "exited") == 0)
+				all = true; /* asking for exited ones means showing them */
+			nf++;
+			break;
+		}
+		case 'H':
+			printf("Usage: cove ls [OPTIONS]\n\n"
+			       "List containers (running ones; -a for all).\n\n"
+			       "Options:\n"
+			       "  -a, --all             show all containers, not only running ones\n"
+			       "  -q, --quiet           only IDs\n"
+			       "      --no-trunc        full IDs and commands\n"
+			       "      --format FORMAT   table (default) or json (one object a line)\n"
+			       "  -f, --filter K=V      id, name, status (created|running|exited),\n"
+			       "                        label (KEY or KEY=VALUE), ancestor, exited (code)\n");
+			return 0;
+		case ':':
+			cli_error("option '%s' needs a value; see 'cove ls --help'", argv[optind - 1]);
+			return EXIT_COVE;
+		default:
+			cli_error("unknown option '%s'; see 'cove ls --help'", argv[optind - 1]);
+			return EXIT_COVE;
+		}
+	}
+	if (optind < argc) {
+		cli_error("'cove ls' takes no arguments; use --filter");
+		return EXIT_COVE;
+	}
+	if (init_paths(&p) < 0)
+		return EXIT_COVE;
+	if (container_list(&p, &ids, &n, &err) < 0) {
+		cli_error("%s", err.msg);
+		return 1;
+	}
+	if (!quiet && !json)
+		printf("%-12s   %-20s   %-22s   %-16s   %-26s   %s\n", "CONTAINER ID", "IMAGE",
+		       "COMMAND", "CREATED", "STATUS", "NAMES");
+	/* newest first, as docker lists */
+	for (size_t k = n; k-- > 0;) {
+		struct container ct;
+		struct container_status st;
+		json_t *config = NULL;
+		char cmd[4096], created[64], status[96];
+
+		if (container_find(&p, ids[k], &ct, &err) < 0 ||
+		    container_load_config(&ct, &config, &err) < 0)
+			continue;
+		container_get_status(&ct, &st);
+		if ((!all && st.status != CONTAINER_RUNNING) || !matches(&ct, config, &st, filters, nf)) {
+			json_decref(config);
+			continue;
+		}
+		command_text(config, cmd, sizeof(cmd));
+		human_ago(container_parse_time(json_string_value(json_object_get(config, "created"))),
+			  created, sizeof(created), " ago");
+		status_text(&st, status, sizeof(status));
+		if (quiet) {
+			printf("%s\n", no_trunc ? ct.id : ct.short_id);
+		} else if (json) {
+			json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:O}", "ID",
+					      ct.id, "Names", ct.name, "Image", image_text(config),
+					      "Command", cmd, "CreatedAt",
+					      json_string_value(json_object_get(config, "created")) ?: "",
+					      "State", container_status_name(st.status), "Status", status,
+					      "ExitCode", st.exit_code, "Labels",
+					      json_object_get(config, "labels") ?: json_null());
+			char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+			if (s)
+				printf("%s\n", s);
+			free(s);
+			json_decref(o);
+		} else {
+			char qcmd[64];
+			if (!no_trunc && strlen(cmd) > 20)
+				str_printf(qcmd, sizeof(qcmd), "\"%.19s…\"", cmd);
+			else
+				str_printf(qcmd, sizeof(qcmd), "\"%.60s\"", cmd);
+			printf("%-12s   %-20s   %-22s   %-16s   %-26s   %s\n",
+			       no_trunc ? ct.id : ct.short_id, image_text(config), qcmd, created,
+			       status, ct.name);
+		}
+		json_decref(config);
+	}
+	container_list_free(ids, n);
+	return 0;
+}
+
+/* ---- inspect ---- */
+
+static json_t *inspect_one(const struct container *c, json_t *config,
+			   const struct container_status *st)
+{
+	json_t *proc = json_object_get(config, "process");
+	json_t *args = json_object_get(proc, "args");
+	json_t *rest = json_array();
+	char caps[2048], sig[32];
+	json_t *o;
+
+	for (size_t i = 1; i < json_array_size(args); i++)
+		json_array_append(rest, json_array_get(args, i));
+	caps_format((uint64_t)json_integer_value(json_object_get(config, "caps")), caps,
+		    sizeof(caps));
+	cli_signal_name((int)json_integer_value(json_object_get(config, "stop_signal")), sig,
+			sizeof(sig));
+	o = json_pack(
+		"{s:s, s:s, s:O, s:O, s:o,"
+		" s:{s:s, s:b, s:b, s:I, s:i, s:s, s:s, s:s},"
+		" s:s, s:O, s:s, s:s, s:s,"
+		" s:{s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:s, s:O, s:s},"
+		" s:{s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O},"
+		" s:{s:s, s:s, s:s}}",
+		"Id", c->id, "Name", c->name, "Created", json_object_get(config, "created"), "Path",
+		json_array_get(args, 0), "Args", rest,
+		"State", "Status", container_status_name(st->status), "Running",
+		st->status == CONTAINER_RUNNING, "Paused", 0, "Pid", (json_int_t)st->pid, "ExitCode",
+		st->exit_code, "Error", st->error, "StartedAt", st->started_at, "FinishedAt",
+		st->finished_at,
+		"Image", image_text(config), "ImageSnapshot", json_object_get(config, "snapshot"),
+		"LogPath", c->log, "BootLogPath", c->boot_log, "HostnamePath", "",
+		"Config", "Hostname", json_object_get(config, "hostname"), "User",
+		json_object_get(proc, "user"), "Env", json_object_get(proc, "env"), "Cmd",
+		json_object_get(config, "cmd"), "Entrypoint", json_object_get(config, "entrypoint"),
+		"WorkingDir", json_object_get(proc, "cwd"), "Labels",
+		json_object_get(config, "labels"), "Tty", json_object_get(proc, "terminal"),
+		"OpenStdin", json_object_get(proc, "open_stdin"), "StopSignal", sig, "StopTimeout",
+		json_object_get(config, "stop_timeout"), "Image", image_text(config),
+		"HostConfig", "AutoRemove", json_object_get(config, "autoremove"), "ReadonlyRootfs",
+		json_object_get(config, "readonly"), "CapAdd", json_object_get(config, "cap_add"),
+		"CapDrop", json_object_get(config, "cap_drop"), "Tmpfs",
+		json_object_get(config, "tmpfs"), "Ulimits", json_object_get(config, "rlimits"),
+		"Init", json_object_get(config, "init"), "Memory", json_object_get(config, "memory"),
+		"Cpus", json_object_get(config, "cpus"), "SeccompUnconfined",
+		json_object_get(config, "unconfined"), "Rootfs", json_object_get(config, "rootfs"),
+		"Cove", "Capabilities", caps, "Disk", c->disk, "Socket", c->sock);
+	return o;
+}
+
+int cmd_ctr_inspect(int argc, char **argv)
+{
+	struct cove_error err = { 0 };
+	struct cli_paths p;
+	json_t *out;
+	int failed = 0;
+	char *s;
+
+	if (argc >= 2 && strcmp(argv[1], "--help") == 0) {
+		printf("Usage: cove inspect CONTAINER...\n\n"
+		       "Show containers' configuration and state as a JSON array.\n");
+		return 0;
+	}
+	if (argc < 2) {
+		cli_error("missing CONTAINER; see 'cove inspect --help'");
+		return EXIT_COVE;
+	}
+	if (init_paths(&p) < 0)
+		return EXIT_COVE;
+	out = json_array();
+	for (int i = 1; i < argc; i++) {
+		struct container c;
+		struct container_status st;
+		json_t *config = NULL, *o;
+
+		if (container_find(&p, argv[i], &c, &err) < 0 ||
+		    container_load_config(&c, &config, &err) < 0) {
+			cli_error("%s", err.msg);
+			failed = 1;
+			continue;
+		}
+		container_get_status(&c, &st);
+		o = inspect_one(&c, config, &st);
+		if (o)
+			json_array_append_new(out, o);
+		json_decref(config);
+	}
+	s = json_dumps(out, JSON_INDENT(4));
+	if (s)
+		printf("%s\n", s);
+	free(s);
+	json_decref(out);
+	return failed;
+}
+
+/* ---- logs ---- */
+
+struct logs_opts {
+	bool follow, timestamps, boot;
+	long tail; /* -1: all */
+};
+
+static int print_boot_log(const struct container *c)
+{
+	_cleanup_fclose_ FILE *f = fopen(c->boot_log, "re");
+	char buf[65536];
+	size_t n;
+
+	if (!f) {
+		cli_error("container %s has no boot log yet (never started)", c->name);
+		return 1;
+	}
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		fwrite(buf, 1, n, stdout);
+	return 0;
+}
+
+/* Write one record; at_line_start tracks where -t prefixes go; skip counts lines to drop. */
+static void emit(const struct log_record *r, const struct logs_opts *o, bool *at_line_start,
+		 long *skip)
+{
+	FILE *f = r->stream == LOG_STDERR ? stderr : stdout;
+	const uint8_t *p = r->data, *end = r->data + r->len;
+
+	while (p < end) {
+		const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
+
+		if (*skip > 0) {
+			if (nl)
+				(*skip)--;
+			p += len;
+			continue;
+		}
+		if (o->timestamps && at_line_start[r->stream])
+			fprintf(f, "%s ", r->time);
+		fwrite(p, 1, len, f);
+		at_line_start[r->stream] = nl != NULL;
+		p += len;
+	}
+}
+
+int cmd_logs(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "follow", no_argument, NULL, 'f' },
+		{ "timestamps", no_argument, NULL, 't' },
+		{ "tail", required_argument, NULL, 'n' },
+		{ "boot", no_argument, NULL, 'B' },
+		{ "help", no_argument, NULL, 'H' },
+		{ 0 },
+	};
+	struct logs_opts o = { .tail = -1 };
+	struct cove_error err = { 0 };
+	struct cli_paths p;
+	struct container c;
+	struct log_record rec;
+	uint8_t *buf = NULL;
+	size_t cap = 0;
+	bool at_line_start[3] = { true, true, true };
+	long lines = 0, skip = 0;
+	_cleanup_fclose_ FILE *f = NULL;
+	uint64_t v;
+	int ch, r;
+
+	opterr = 0;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "+:ftn:", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'f':
+			o.follow = true;
+			break;
+		case 't':
+			o.timestamps = true;
+			break;
+		case 'n':
+			if (strcmp(optarg, "all") == 0) {
+				o.tail = -1;
+			} else if (parse_u64(optarg, 1000000000, &v) == 0) {
+				o.tail = (long)v;
+			} else {
+				cli_error("invalid --tail '%s': expected a number of lines or 'all'",
+					  optarg);
+				return EXIT_COVE;
+			}
+			break;
+		case 'B':
+			o.boot = true;
+			break;
+		case 'H':
+			printf("Usage: cove logs [OPTIONS] CONTAINER\n\n"
+			       "Show what a container's main process wrote (stdout and stderr).\n\n"
+			       "Options:\n"
+			       "  -f, --follow       keep printing new output until it stops\n"
+			       "  -n, --tail N       only the last N lines\n"
+			       "  -t, --timestamps   prefix each line with when it was written\n"
+			       "      --boot         the VM's boot log (kernel and cove-init) instead\n");
+			return 0;
+		case ':':
+			cli_error("option '%s' needs a value; see 'cove logs --help'", argv[optind - 1]);
+			return EXIT_COVE;
+		default:
+			cli_error("unknown option '%s'; see 'cove logs --help'", argv[optind - 1]);
+			return EXIT_COVE;
+		}
+	}
+	if (argc - optind != 1) {
+		cli_error("'cove logs' takes one container; see 'cove logs --help'");
+		return EXIT_COVE;
+	}
+	if (init_paths(&p) < 0)
+		return EXIT_COVE;
+	if (container_find(&p, argv[optind], &c, &err) < 0) {
+		cli_error("%s", err.msg);
+		return 1;
+	}
+	if (o.boot)
+		return print_boot_log(&c);
+	f = fopen(c.log, "re");
+	if (!f && !o.follow)
+		return 0; /* never wrote anything */
+	if (f && o.tail >= 0) {
+		/* count lines first: the last N of them are shown */
+		while ((r = log_next(f, &rec, &buf, &cap)) > 0)
+			for (size_t i = 0; i < rec.len; i++)
+				lines += rec.data[i] == '\n';
+		if (rec.len && r == 0 && lines >= 0 && buf && cap && rec.data[rec.len - 1] != '\n')
+			lines++; /* a last line without its newline */
+		skip = lines > o.tail ? lines - o.tail : 0;
+		rewind(f);
+	}
+	for (;;) {
+		while (f && (r = log_next(f, &rec, &buf, &cap)) > 0)
+			emit(&rec, &o, at_line_start, &skip);
+		if (f && r < 0) {
+			cli_error("the log of %s is damaged: %s", c.name, c.log);
+			free(buf);
+			return 1;
+		}
+		fflush(stdout);
+		fflush(stderr);
+		if (!o.follow)
+			break;
+		struct container_status st;
+		if (container_get_status(&c, &st) < 0 || access(c.dir, F_OK) < 0)
+			break;
+		if (st.status != CONTAINER_RUNNING) {
+			/* one last pass: what was written before it stopped */
+			if (!f)
+				break;
+			while ((r = log_next(f, &rec, &buf, &cap)) > 0)
+				emit(&rec, &o, at_line_start, &skip);
+			break;
+		}
+		usleep(100000);
+		if (!f)
+			f = fopen(c.log, "re");
+	}
+	fflush(stdout);
+	free(buf);
+	return 0;
+}
+
+/* ---- stats ---- */
+
+struct sample {
+	struct proto_stats s;
+	uint64_t host_pss; /* bytes: supervisor + QEMU */
+	bool ok;
+};
+
+static uint64_t pss_of(pid_t pid)
+{
+	char path[64];
+	_cleanup_free_ char *s = NULL;
+	const char *p;
+
+	str_printf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
+	if (read_file(path, 1 << 16, &s, NULL) < 0 || !(p = strstr(s, "\nPss:")))
+		return 0;
+	return strtoull(p + 5, NULL, 10) * 1024;
+}
+
+/* The supervisor and its children (QEMU). */
+static uint64_t host_memory(pid_t sup)
+{
+	char path[96];
+	_cleanup_free_ char *kids = NULL;
+	uint64_t total = pss_of(sup);
+
+	str_printf(path, sizeof(path), "/proc/%d/task/%d/children", (int)sup, (int)sup);
+	if (read_file(path, 4096, &kids, NULL) == 0)
+		for (char *t = strtok(kids, " \n"); t; t = strtok(NULL, " \n"))
+			total += pss_of((pid_t)atoi(t));
+	return total;
+}
+
+static int sample(const struct container *c, struct sample *ret)
+{
+	struct cove_error err = { 0 };
+	struct proto_reader rd;
+	struct buf req = BUF_INIT(64);
+	struct container_status st;
+	struct proto_hdr h;
+	const uint8_t *pl;
+	uint8_t tmp[4096];
+	int fd, r = -EIO;
+
+	memset(ret, 0, sizeof(*ret));
+	proto_put_empty(&req, PROTO_STATS, 0);
+	fd = supervisor_connect(c, &err);
+	if (fd < 0 || write_full(fd, req.data, req.len) < 0) {
+		buf_done(&req);
+		if (fd >= 0)
+			close(fd);
+		return -ENOTCONN;
+	}
+	buf_done(&req);
+	proto_reader_init(&rd);
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+		if (poll(&pfd, 1, 10000) <= 0)
+			break;
+		n = read(fd, tmp, sizeof(tmp));
+		if (n <= 0 || proto_reader_feed(&rd, tmp, (size_t)n) < 0)
+			break;
+		if (proto_reader_next(&rd, &h, &pl) > 0) {
+			if (h.type == PROTO_STATS && proto_get_stats(pl, h.len, &ret->s) == 0)
+				r = 0;
+			break;
+		}
+	}
+	proto_reader_done(&rd);
+	close(fd);
+	if (r == 0 && container_get_status(c, &st) == 0 && st.pid > 0)
+		ret->host_pss = host_memory(st.pid);
+	ret->ok = r == 0;
+	return r;
+}
+
+static void bytes_text(uint64_t b, char *buf, size_t size)
+{
+	static const char *const units[] = { "B", "kB", "MB", "GB", "TB" };
+	double v = (double)b;
+	size_t u = 0;
+
+	while (v >= 1000 && u + 1 < ARRAY_SIZE(units))
+		v /= 1000, u++;
+	if (u == 0)
+		str_printf(buf, size, "%lluB", (unsigned long long)b);
+	else
+		str_printf(buf, size, "%.3g%s", v, units[u]);
+}
+
+static void mib_text(uint64_t b, char *buf, size_t size)
+{
+	if (b >= (1ULL << 30))
+		str_printf(buf, size, "%.2fGiB", (double)b / (1ULL << 30));
+	else
+		str_printf(buf, size, "%.2fMiB", (double)b / (1ULL << 20));
+}
+
+static void print_stats(const struct container *c, const struct sample *a, const struct sample *b,
+			bool json)
+{
+	const struct proto_stats *s = &b->s;
+	uint64_t used = s->mem_total > s->mem_available ? s->mem_total - s->mem_available : 0;
+	double dt = (double)(b->s.uptime_ns - a->s.uptime_ns);
+	double cpu = dt > 0 ? 100.0 * (double)(b->s.cpu_ns - a->s.cpu_ns) / dt : 0;
+	double memp = s->mem_total ? 100.0 * (double)used / (double)s->mem_total : 0;
+	char u[32], l[32], h[32], br[32], bw[32], nr[32], nt[32], mem[80], blk[80], net[80];
+
+	if (json) {
+		json_t *o = json_pack("{s:s, s:s, s:f, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:i}",
+				      "ID", c->id, "Name", c->name, "CPUPerc", cpu, "MemUsage",
+				      (json_int_t)used, "MemLimit", (json_int_t)s->mem_total, "MemPerc",
+				      memp, "HostMem", (json_int_t)b->host_pss, "BlockRead",
+				      (json_int_t)s->disk_read, "BlockWrite", (json_int_t)s->disk_write,
+				      "NetRx", (json_int_t)s->net_rx, "NetTx", (json_int_t)s->net_tx,
+				      "PIDs", (int)s->pids);
+		char *t = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(4)) : NULL;
+		if (t)
+			printf("%s\n", t);
+		free(t);
+		json_decref(o);
+		return;
+	}
+	mib_text(used, u, sizeof(u));
+	mib_text(s->mem_total, l, sizeof(l));
+	mib_text(b->host_pss, h, sizeof(h));
+	bytes_text(s->disk_read, br, sizeof(br));
+	bytes_text(s->disk_write, bw, sizeof(bw));
+	bytes_text(s->net_rx, nr, sizeof(nr));
+	bytes_text(s->net_tx, nt, sizeof(nt));
+	str_printf(mem, sizeof(mem), "%s / %s", u, l);
+	str_printf(blk, sizeof(blk), "%s / %s", br, bw);
+	str_printf(net, sizeof(net), "%s / %s", nr, nt);
+	printf("%-12s   %-20s   %6.2f%%   %-22s   %6.2f%%   %-10s   %-18s   %-18s   %u\n",
+	       c->short_id, c->name, cpu, mem, memp, h, net, blk, s->pids);
+}
+
+int cmd_stats(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "no-stream", no_argument, NULL, 'N' },
+		{ "all", no_argument, NULL, 'a' },
+		{ "format", required_argument, NULL, 'F' },
+		{ "help", no_argument, NULL, 'H' },
+		{ 0 },
+	};
+	bool no_stream = false, json = false, tty = isatty(1);
+	struct cove_error err = { 0 };
+	struct cli_paths p;
+	struct container *cs = NULL;
+	struct sample *prev = NULL, *cur = NULL;
+	size_t n = 0;
+	int ch, code = 0;
+
+	opterr = 0;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "+:a", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'N':
+			no_stream = true;
+			break;
+		case 'a':
+			break;
+		case 'F':
+			if (strcmp(optarg, "json") == 0 || strcmp(optarg, "{{json .}}") == 0)
+				json = true;
+			else if (strcmp(optarg, "table") != 0) {
+				cli_error("unsupported --format '%s': use table or json", optarg);
+				return EXIT_COVE;
+			}
+			break;
+		case 'H':
+			printf("Usage: cove stats [OPTIONS] [CONTAINER...]\n\n"
+			       "Show running containers' resource use: CPU (of the VM), memory as the\n"
+			       "guest sees it and as the host pays for it (PSS of QEMU and the\n"
+			       "supervisor), network and disk I/O, processes.\n\n"
+			       "Options:\n"
+			       "      --no-stream     print once and exit\n"
+			       "      --format FMT    table (default) or json (one object a line)\n");
+			return 0;
+		case ':':
+			cli_error("option '%s' needs a value; see 'cove stats --help'", argv[optind - 1]);
+			return EXIT_COVE;
+		default:
+			cli_error("unknown option '%s'; see 'cove stats --help'", argv[optind - 1]);
+			return EXIT_COVE;
+		}
+	}
+	if (init_paths(&p) < 0)
+		return EXIT_COVE;
+	if (optind < argc) {
+		cs = calloc((size_t)(argc - optind), sizeof(*cs));
+		for (int i = optind; cs && i < argc; i++) {
+			struct container_status st;
+			if (container_find(&p, argv[i], &cs[n], &err) < 0) {
+				cli_error("%s", err.msg);
+				free(cs);
+				return 1;
+			}
+			container_get_status(&cs[n], &st);
+			if (st.status != CONTAINER_RUNNING) {
+				cli_error("container %s is not running", argv[i]);
+				free(cs);
+				return 1;
+			}
+			n++;
+		}
+	} else {
+		char **ids;
+		size_t m;
+		if (container_list(&p, &ids, &m, &err) < 0) {
+			cli_error("%s", err.msg);
+			return 1;
+		}
+		cs = calloc(m + 1, sizeof(*cs));
+		for (size_t i = 0; cs && i < m; i++) {
+			struct container_status st;
+			if (container_find(&p, ids[i], &cs[n], &err) < 0)
+				continue;
+			container_get_status(&cs[n], &st);
+			if (st.status == CONTAINER_RUNNING)
+				n++;
+		}
+		container_list_free(ids, m);
+	}
+	prev = calloc(n + 1, sizeof(*prev));
+	cur = calloc(n + 1, sizeof(*cur));
+	if (!cs || !prev || !cur) {
+		cli_error("out of memory");
+		code = 1;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		sample(&cs[i], &prev[i]);
+	for (;;) {
+		usleep(no_stream ? 500000 : 1000000);
+		for (size_t i = 0; i < n; i++)
+			sample(&cs[i], &cur[i]);
+		if (tty && !no_stream && !json)
+			printf("\033[2J\033[H");
+		if (!json)
+			printf("%-12s   %-20s   %7s   %-22s   %7s   %-10s   %-18s   %-18s   %s\n",
+			       "CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %",
+			       "HOST MEM", "NET I/O", "BLOCK I/O", "PIDS");
+		for (size_t i = 0; i < n; i++) {
+			if (!cur[i].ok) {
+				if (optind < argc) {
+					cli_error("container %s is not running", cs[i].name);
+					code = 1;
+				}
+				continue;
+			}
+			print_stats(&cs[i], prev[i].ok ? &prev[i] : &cur[i], &cur[i], json);
+		}
+		fflush(stdout);
+		if (no_stream)
+			break;
+		memcpy(prev, cur, n * sizeof(*cur));
+	}
+out:
+	free(cs);
+	free(prev);
+	free(cur);
+	return code;
+}

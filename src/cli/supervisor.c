@@ -1,0 +1,851 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The supervisor: one process per running container, forked by the command that starts it and
+ * then on its own (a session of its own, stdio on /dev/null). It owns QEMU and the channel to
+ * cove-init, keeps the container log, records the exit status in state.json, and serves the
+ * control socket through which the CLI attaches, execs, signals, asks for stats and stops.
+ * It holds the container's lock for as long as it lives and exits with the container's status,
+ * so that "the lock is held" means "running", whatever happens to the CLI or to it.
+ *
+ * Clients speak the guest protocol (src/proto) over the socket; a connection's first frame says
+ * what it is: ATTACH (the main process's stdio), START (an exec session: the client's stream 1
+ * is renumbered to a guest stream of its own), STATS, STOP, or SIGNAL (kill).
+ */
+#define _GNU_SOURCE
+#include "supervisor.h"
+
+#include "log.h"
+#include "spec.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#define MAX_CLIENTS 64
+#define CLIENT_OUT_MAX (16u << 20)
+#define CLIENT_OUT_HIGH (4u << 20) /* stop reading the guest while a client is this far behind */
+#define GUEST_OUT_MAX (8u << 20)
+#define POWEROFF_WAIT_MS 10000   /* after the main process exits, for the guest to power off */
+#define KILL_WAIT_MS 5000        /* after SIGKILL, then after SHUTDOWN */
+
+enum role { ROLE_NEW, ROLE_ATTACH, ROLE_EXEC, ROLE_STATS, ROLE_STOP, ROLE_DONE };
+
+struct client {
+	int fd;
+	enum role role;
+	bool stdin;          /* ATTACH with stdin */
+	bool finished;       /* exec: its EXIT or ERROR went out: close once flushed */
+	uint32_t stream;     /* exec: the guest stream */
+	struct proto_reader reader;
+	struct buf out;
+};
+
+struct sup {
+	const struct cli_paths *paths;
+	struct container *c;
+	json_t *config;
+	struct vm vm;
+	struct vm_config vc;
+	char qemu[4096];
+	struct proto_reader reader;
+	struct buf out;     /* frames to the guest */
+	int listen_fd;
+	int sigfd;
+	int log_fd;
+	struct client *clients[MAX_CLIENTS];
+	bool hello, started, main_done, vm_gone;
+	uint32_t next_stream;
+	int exit_code;
+	char error[512];
+	struct buf last;    /* the main process's STARTED and EXIT/ERROR frames, for late attachers */
+	uint64_t boot_deadline;
+	int boot_timeout_ms;
+	/* stopping: 0 no; 1 signal sent; 2 SIGKILL sent; 3 SHUTDOWN sent */
+	int stop_phase;
+	uint32_t stop_timeout_s;
+	uint64_t deadline;  /* of the current stop phase, or of the power-off after the exit */
+	struct container_status st;
+};
+
+static void client_free(struct client *cl)
+{
+	closep(&cl->fd);
+	proto_reader_done(&cl->reader);
+	buf_done(&cl->out);
+	free(cl);
+}
+
+static struct client *client_new(struct sup *s, int fd)
+{
+	struct client *cl;
+
+	for (size_t i = 0; i < MAX_CLIENTS; i++) {
+		if (s->clients[i])
+			continue;
+		cl = calloc(1, sizeof(*cl));
+		if (!cl)
+			return NULL;
+		cl->fd = fd;
+		cl->out = BUF_INIT(CLIENT_OUT_MAX);
+		proto_reader_init(&cl->reader);
+		fd_set_nonblock(fd, true);
+		s->clients[i] = cl;
+		return cl;
+	}
+	return NULL;
+}
+
+static void client_drop(struct sup *s, size_t i)
+{
+	client_free(s->clients[i]);
+	s->clients[i] = NULL;
+}
+
+/* Queue a frame (already encoded in tmp) for a client; a client that falls too far behind
+ * loses its connection rather than stall the container. */
+static void client_send(struct client *cl, const struct buf *frame)
+{
+	if (cl->role == ROLE_DONE)
+		return;
+	if (buf_append(&cl->out, frame->data, frame->len) < 0)
+		cl->role = ROLE_DONE;
+}
+
+static void client_send_error(struct client *cl, uint32_t kind, const char *msg)
+{
+	struct buf f = BUF_INIT(PROTO_MAX_PAYLOAD + PROTO_HDR_SIZE);
+
+	if (proto_put_error(&f, 1, kind, msg) == 0)
+		client_send(cl, &f);
+	buf_done(&f);
+	cl->finished = true;
+}
+
+static void broadcast(struct sup *s, enum role role, const struct buf *frame)
+{
+	for (size_t i = 0; i < MAX_CLIENTS; i++)
+		if (s->clients[i] && s->clients[i]->role == role)
+			client_send(s->clients[i], frame);
+}
+
+static void save_state(struct sup *s)
+{
+	(void)container_save_status(s->c, &s->st);
+}
+
+static void guest_queue(struct sup *s, int r)
+{
+	if (r < 0 && !s->error[0])
+		str_printf(s->error, sizeof(s->error), "cannot queue a message to the guest: %s",
+			   strerror(-r));
+}
+
+/* The main process is over (or never ran): record it, tell the attached clients. */
+static void main_finished(struct sup *s, int code, const char *error, uint32_t err_kind)
+{
+	struct buf f = BUF_INIT(PROTO_MAX_PAYLOAD + PROTO_HDR_SIZE);
+
+	if (s->main_done)
+		return;
+	s->main_done = true;
+	s->exit_code = code;
+	if (error && !s->error[0])
+		str_copy(s->error, sizeof(s->error), error);
+	if (error)
+		proto_put_error(&f, 1, err_kind, error);
+	else if (code >= 128 && code < 128 + 65)
+		proto_put_exit(&f, 1, &(struct proto_exit){ PROTO_EXIT_SIGNAL, (uint32_t)code - 128 });
+	else
+		proto_put_exit(&f, 1, &(struct proto_exit){ PROTO_EXIT_CODE, (uint32_t)code });
+	broadcast(s, ROLE_ATTACH, &f);
+	buf_append(&s->last, f.data, f.len);
+	buf_done(&f);
+	/* exec sessions end with the container */
+	for (size_t i = 0; i < MAX_CLIENTS; i++) {
+		struct client *cl = s->clients[i];
+		if (cl && (cl->role == ROLE_EXEC || cl->role == ROLE_STATS) && !cl->finished)
+			client_send_error(cl, PROTO_ERR_INTERNAL, "the container stopped");
+	}
+	if (!s->vm_gone && !s->deadline)
+		s->deadline = now_ns() + (uint64_t)(s->c->rm ? 0 : POWEROFF_WAIT_MS) * 1000000ULL;
+}
+
+static struct client *exec_client(struct sup *s, uint32_t stream)
+{
+	for (size_t i = 0; i < MAX_CLIENTS; i++)
+		if (s->clients[i] && s->clients[i]->role == ROLE_EXEC &&
+		    s->clients[i]->stream == stream)
+			return s->clients[i];
+	return NULL;
+}
+
+/* Re-encode a guest frame for a client's stream 1 (the payload is unchanged). */
+static void forward(struct client *cl, const struct proto_hdr *h, const uint8_t *p)
+{
+	struct buf f = BUF_INIT(PROTO_MAX_PAYLOAD + PROTO_HDR_SIZE);
+	struct proto_hdr nh = *h;
+
+	nh.stream = 1;
+	if (buf_reserve(&f, PROTO_HDR_SIZE + h->len) == 0) {
+		proto_hdr_encode(&nh, f.data);
+		if (h->len)
+			memcpy(f.data + PROTO_HDR_SIZE, p, h->len);
+		f.len = PROTO_HDR_SIZE + h->len;
+		client_send(cl, &f);
+	}
+	buf_done(&f);
+}
+
+static int exit_code_of(const struct proto_exit *e)
+{
+	return e->kind == PROTO_EXIT_SIGNAL ? 128 + (int)e->status : (int)e->status;
+}
+
+static void guest_frame(struct sup *s, const struct proto_hdr *h, const uint8_t *p)
+{
+	struct proto_hello hello = { 0 };
+	struct proto_exit e;
+	struct proto_error pe = { 0 };
+	struct client *cl;
+	char msg[600];
+
+	if (!s->hello && h->type != PROTO_HELLO) {
+		str_copy(s->error, sizeof(s->error), "the guest spoke before saying HELLO");
+		vm_kill(&s->vm);
+		return;
+	}
+	switch (h->type) {
+	case PROTO_HELLO:
+		if (proto_get_hello(p, h->len, &hello) < 0 || hello.version != PROTO_VERSION) {
+			str_printf(msg, sizeof(msg),
+				   "guest protocol version %u does not match cove's %u: the "
+				   "initramfs is from another build; reinstall cove",
+				   hello.version, PROTO_VERSION);
+			main_finished(s, EXIT_COVE, msg, PROTO_ERR_INTERNAL);
+			vm_kill(&s->vm);
+		}
+		proto_hello_done(&hello);
+		s->hello = true;
+		return;
+	case PROTO_STARTED:
+		if (h->stream == 1) {
+			struct buf f = BUF_INIT(64);
+			s->started = true;
+			if (buf_reserve(&f, PROTO_HDR_SIZE + h->len) == 0) {
+				proto_hdr_encode(h, f.data);
+				memcpy(f.data + PROTO_HDR_SIZE, p, h->len);
+				f.len = PROTO_HDR_SIZE + h->len;
+				broadcast(s, ROLE_ATTACH, &f);
+				buf_append(&s->last, f.data, f.len);
+			}
+			buf_done(&f);
+		} else if ((cl = exec_client(s, h->stream))) {
+			forward(cl, h, p);
+		}
+		return;
+	case PROTO_STDOUT:
+	case PROTO_STDERR:
+		if (h->stream == 1) {
+			if (s->log_fd >= 0)
+				(void)log_append(s->log_fd,
+						 h->type == PROTO_STDERR ? LOG_STDERR : LOG_STDOUT, p,
+						 h->len);
+			for (size_t i = 0; i < MAX_CLIENTS; i++)
+				if (s->clients[i] && s->clients[i]->role == ROLE_ATTACH)
+					forward(s->clients[i], h, p);
+		} else if ((cl = exec_client(s, h->stream))) {
+			forward(cl, h, p);
+		}
+		return;
+	case PROTO_EXIT:
+		if (proto_get_exit(p, h->len, &e) < 0)
+			return;
+		if (h->stream == 1) {
+			main_finished(s, exit_code_of(&e), NULL, 0);
+		} else if ((cl = exec_client(s, h->stream))) {
+			forward(cl, h, p);
+			cl->finished = true;
+		}
+		return;
+	case PROTO_ERROR:
+		if (proto_get_error(p, h->len, &pe) < 0)
+			return;
+		if (h->stream <= 1) {
+			int code = pe.kind == PROTO_ERR_NOTFOUND ? EXIT_NOT_FOUND
+				   : pe.kind == PROTO_ERR_EXEC	 ? EXIT_CANNOT_EXEC
+								 : EXIT_COVE;
+			main_finished(s, code, pe.message, pe.kind);
+		} else if ((cl = exec_client(s, h->stream))) {
+			forward(cl, h, p);
+			cl->finished = true;
+		}
+		proto_error_done(&pe);
+		return;
+	case PROTO_STATS:
+		for (size_t i = 0; i < MAX_CLIENTS; i++)
+			if (s->clients[i] && s->clients[i]->role == ROLE_STATS &&
+			    !s->clients[i]->finished) {
+				forward(s->clients[i], h, p);
+				s->clients[i]->finished = true;
+			}
+		return;
+	default:
+		return;
+	}
+}
+
+static void stop_begin(struct sup *s, uint32_t sig, uint32_t timeout_s)
+{
+	if (s->stop_phase || s->main_done)
+		return;
+	s->stop_phase = 1;
+	s->stop_timeout_s = timeout_s;
+	if (s->hello || s->started)
+		guest_queue(s, proto_put_u32(&s->out, PROTO_SIGNAL, 1, sig));
+	s->deadline = now_ns() + (uint64_t)timeout_s * 1000000000ULL;
+}
+
+static void stop_step(struct sup *s)
+{
+	switch (s->stop_phase) {
+	case 1:
+		s->stop_phase = 2;
+		guest_queue(s, proto_put_u32(&s->out, PROTO_SIGNAL, 1, SIGKILL));
+		s->deadline = now_ns() + KILL_WAIT_MS * 1000000ULL;
+		break;
+	case 2:
+		s->stop_phase = 3;
+		guest_queue(s, proto_put_empty(&s->out, PROTO_SHUTDOWN, 0));
+		s->deadline = now_ns() + KILL_WAIT_MS * 1000000ULL;
+		break;
+	default:
+		vm_kill(&s->vm);
+		s->deadline = 0;
+		break;
+	}
+}
+
+static void client_frame(struct sup *s, struct client *cl, const struct proto_hdr *h,
+			 const uint8_t *p)
+{
+	struct proto_start m = { 0 };
+	struct proto_stop stop;
+	uint32_t v;
+	uint16_t rows, cols;
+	int r;
+
+	if (cl->role == ROLE_NEW) {
+		switch (h->type) {
+		case PROTO_ATTACH:
+			if (proto_get_u32(p, h->len, &v) < 0)
+				goto bad;
+			cl->role = ROLE_ATTACH;
+			cl->stdin = v & PROTO_ATTACH_STDIN;
+			if (s->last.len)
+				buf_append(&cl->out, s->last.data, s->last.len);
+			return;
+		case PROTO_START:
+			if (proto_get_start(p, h->len, &m) < 0)
+				goto bad;
+			cl->role = ROLE_EXEC;
+			if (!s->started || s->main_done || s->stop_phase) {
+				client_send_error(cl, PROTO_ERR_INTERNAL,
+						  "the container is not running");
+			} else {
+				m.exec = 1;
+				cl->stream = s->next_stream++;
+				r = proto_put_start(&s->out, cl->stream, &m);
+				if (r < 0)
+					client_send_error(cl, PROTO_ERR_INTERNAL,
+							  "cannot pass the command to the guest");
+			}
+			proto_start_done(&m);
+			return;
+		case PROTO_STATS:
+			cl->role = ROLE_STATS;
+			if (!s->hello || s->main_done)
+				client_send_error(cl, PROTO_ERR_INTERNAL,
+						  "the container is not running");
+			else
+				guest_queue(s, proto_put_empty(&s->out, PROTO_STATS, 0));
+			return;
+		case PROTO_STOP:
+			if (proto_get_stop(p, h->len, &stop) < 0)
+				goto bad;
+			cl->role = ROLE_STOP;
+			stop_begin(s, stop.signal, stop.timeout_s);
+			if (stop.signal == SIGKILL && s->stop_phase == 1)
+				s->stop_phase = 2; /* already killed: next comes SHUTDOWN */
+			return;
+		case PROTO_SIGNAL:
+			if (proto_get_u32(p, h->len, &v) < 0 || v < 1 || v > 64)
+				goto bad;
+			cl->role = ROLE_STOP; /* holds on until the client goes */
+			if (!s->main_done)
+				guest_queue(s, proto_put_u32(&s->out, PROTO_SIGNAL, 1, v));
+			return;
+		default:
+			goto bad;
+		}
+	}
+	/* later frames: the stdio of an attached or exec session */
+	if (cl->role != ROLE_ATTACH && cl->role != ROLE_EXEC)
+		return;
+	if (cl->role == ROLE_ATTACH && s->main_done)
+		return;
+	if (cl->role == ROLE_EXEC && (cl->finished || !cl->stream))
+		return;
+	v = cl->role == ROLE_EXEC ? cl->stream : 1;
+	switch (h->type) {
+	case PROTO_STDIN:
+		if (cl->role == ROLE_EXEC || cl->stdin)
+			guest_queue(s, proto_put_data(&s->out, PROTO_STDIN, v, p, h->len));
+		return;
+	case PROTO_STDIN_EOF:
+		if (cl->role == ROLE_EXEC || cl->stdin)
+			guest_queue(s, proto_put_empty(&s->out, PROTO_STDIN_EOF, v));
+		return;
+	case PROTO_SIGNAL: {
+		uint32_t sig;
+		if (proto_get_u32(p, h->len, &sig) == 0 && sig >= 1 && sig <= 64)
+			guest_queue(s, proto_put_u32(&s->out, PROTO_SIGNAL, v, sig));
+		return;
+	}
+	case PROTO_RESIZE:
+		if (proto_get_resize(p, h->len, &rows, &cols) == 0)
+			guest_queue(s, proto_put_resize(&s->out, v, rows, cols));
+		return;
+	default:
+		return;
+	}
+bad:
+	cl->role = ROLE_DONE;
+}
+
+/* Returns false when the client is gone. */
+static bool client_read(struct sup *s, struct client *cl)
+{
+	uint8_t tmp[65536];
+	struct proto_hdr h;
+	const uint8_t *payload;
+	size_t want = proto_reader_room(&cl->reader);
+	ssize_t n;
+	int r;
+
+	if (want > sizeof(tmp))
+		want = sizeof(tmp);
+	n = read(cl->fd, tmp, want);
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR;
+	if (n == 0)
+		return false;
+	if (proto_reader_feed(&cl->reader, tmp, (size_t)n) < 0)
+		return false;
+	while ((r = proto_reader_next(&cl->reader, &h, &payload)) > 0 && cl->role != ROLE_DONE)
+		client_frame(s, cl, &h, payload);
+	return r >= 0 && cl->role != ROLE_DONE;
+}
+
+static bool client_flush(struct client *cl)
+{
+	while (cl->out.len) {
+		ssize_t n = write(cl->fd, cl->out.data, cl->out.len);
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR;
+		buf_consume(&cl->out, (size_t)n);
+	}
+	return true;
+}
+
+static void guest_flush(struct sup *s)
+{
+	while (s->out.len) {
+		ssize_t n = write(s->vm.ctl_fd, s->out.data, s->out.len);
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EINTR)
+				s->out.len = 0; /* QEMU is gone; its pidfd tells the rest */
+			return;
+		}
+		buf_consume(&s->out, (size_t)n);
+	}
+}
+
+/* Returns false when the channel is closed (QEMU is exiting). */
+static bool guest_read(struct sup *s)
+{
+	uint8_t tmp[65536];
+	struct proto_hdr h;
+	const uint8_t *payload;
+	size_t want = proto_reader_room(&s->reader);
+	ssize_t n;
+	int r;
+
+	if (want > sizeof(tmp))
+		want = sizeof(tmp);
+	n = read(s->vm.ctl_fd, tmp, want);
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR;
+	if (n == 0)
+		return false;
+	if (proto_reader_feed(&s->reader, tmp, (size_t)n) < 0) {
+		str_copy(s->error, sizeof(s->error), "the guest sent an oversized message");
+		vm_kill(&s->vm);
+		return false;
+	}
+	while ((r = proto_reader_next(&s->reader, &h, &payload)) > 0)
+		guest_frame(s, &h, payload);
+	if (r < 0) {
+		str_printf(s->error, sizeof(s->error), "the guest sent a malformed message: %s",
+			   strerror(-r));
+		vm_kill(&s->vm);
+		return false;
+	}
+	return true;
+}
+
+static int listen_on(const char *path)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(path) >= sizeof(a.sun_path))
+		return -ENAMETOOLONG;
+	str_copy(a.sun_path, sizeof(a.sun_path), path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 16) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+static bool any_client_behind(struct sup *s)
+{
+	for (size_t i = 0; i < MAX_CLIENTS; i++)
+		if (s->clients[i] && s->clients[i]->out.len > CLIENT_OUT_HIGH)
+			return true;
+	return false;
+}
+
+static void loop(struct sup *s)
+{
+	while (!s->vm_gone) {
+		struct pollfd p[4 + MAX_CLIENTS];
+		size_t map[MAX_CLIENTS];
+		int n = 0, i_ctl = -1, i_pid = -1, i_lis = -1, i_sig, timeout = -1;
+		uint64_t now = now_ns(), dl = 0;
+
+		if (!s->hello)
+			dl = s->boot_deadline;
+		if (s->deadline && (!dl || s->deadline < dl))
+			dl = s->deadline;
+		if (dl) {
+			if (now >= dl) {
+				if (!s->hello && now >= s->boot_deadline) {
+					char why[512], msg[600];
+					vm_kill(&s->vm);
+					vm_explain(&s->vc, &s->vm, why, sizeof(why));
+					str_printf(msg, sizeof(msg), "the VM did not answer within %d s: %s",
+						   s->boot_timeout_ms / 1000, why);
+					main_finished(s, EXIT_COVE, msg, PROTO_ERR_INTERNAL);
+					s->vm_gone = true;
+					break;
+				}
+				if (s->main_done) {
+					vm_kill(&s->vm); /* did not power off in time, or --rm */
+					s->deadline = 0;
+				} else {
+					stop_step(s);
+				}
+				continue;
+			}
+			timeout = (int)((dl - now) / 1000000ULL) + 1;
+		}
+
+		i_sig = n;
+		p[n++] = (struct pollfd){ .fd = s->sigfd, .events = POLLIN };
+		if (s->vm.ctl_fd >= 0) {
+			i_ctl = n;
+			p[n++] = (struct pollfd){
+				.fd = s->vm.ctl_fd,
+				.events = (any_client_behind(s) ? 0 : POLLIN) |
+					  (s->out.len ? POLLOUT : 0),
+			};
+		}
+		if (s->vm.pidfd >= 0) {
+			i_pid = n;
+			p[n++] = (struct pollfd){ .fd = s->vm.pidfd, .events = POLLIN };
+		}
+		if (s->listen_fd >= 0) {
+			i_lis = n;
+			p[n++] = (struct pollfd){ .fd = s->listen_fd, .events = POLLIN };
+		}
+		size_t first_client = (size_t)n;
+		for (size_t i = 0; i < MAX_CLIENTS; i++) {
+			struct client *cl = s->clients[i];
+			if (!cl)
+				continue;
+			map[(size_t)n - first_client] = i;
+			p[n++] = (struct pollfd){
+				.fd = cl->fd,
+				.events = (short)((s->out.len < GUEST_OUT_MAX / 2 ? POLLIN : 0) |
+						  (cl->out.len ? POLLOUT : 0)),
+			};
+		}
+		if (poll(p, (nfds_t)n, timeout) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[i_sig].revents) {
+			struct signalfd_siginfo si;
+			while (read(s->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+				stop_begin(s, (uint32_t)json_integer_value(
+						      json_object_get(s->config, "stop_signal")) ?: SIGTERM,
+					   10);
+		}
+		if (i_ctl >= 0 && (p[i_ctl].revents & (POLLIN | POLLHUP | POLLERR)))
+			(void)guest_read(s);
+		if (i_lis >= 0 && (p[i_lis].revents & POLLIN)) {
+			int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+			if (fd >= 0 && !client_new(s, fd))
+				close(fd);
+		}
+		for (int k = (int)first_client; k < n; k++) {
+			size_t i = map[(size_t)k - first_client];
+			struct client *cl = s->clients[i];
+			bool alive = true;
+
+			if (!cl)
+				continue;
+			if (p[k].revents & POLLIN)
+				alive = client_read(s, cl);
+			else if (p[k].revents & (POLLHUP | POLLERR))
+				alive = false;
+			if (alive && cl->out.len)
+				alive = client_flush(cl);
+			if (!alive || cl->role == ROLE_DONE || (cl->finished && !cl->out.len))
+				client_drop(s, i);
+		}
+		/* frames produced by this round */
+		for (size_t i = 0; i < MAX_CLIENTS; i++)
+			if (s->clients[i] && s->clients[i]->out.len && !client_flush(s->clients[i]))
+				client_drop(s, i);
+		if (s->out.len && s->vm.ctl_fd >= 0)
+			guest_flush(s);
+		if (i_pid >= 0 && p[i_pid].revents) {
+			/* QEMU exited: take what the guest managed to send first */
+			while (s->vm.ctl_fd >= 0 && guest_read(s))
+				;
+			vm_wait(&s->vm, 1000, NULL);
+			s->vm_gone = true;
+		}
+	}
+}
+
+/* Send what is queued to each client, for up to a second, then close them all. */
+static void farewell(struct sup *s)
+{
+	uint64_t end = now_ns() + 1000000000ULL;
+
+	for (size_t i = 0; i < MAX_CLIENTS; i++) {
+		struct client *cl = s->clients[i];
+		if (!cl)
+			continue;
+		fd_set_nonblock(cl->fd, false);
+		while (cl->out.len && now_ns() < end) {
+			struct pollfd p = { .fd = cl->fd, .events = POLLOUT };
+			if (poll(&p, 1, 100) > 0 && !client_flush(cl))
+				break;
+		}
+		client_drop(s, i);
+	}
+}
+
+static int boot_timeout_ms(bool kvm)
+{
+	const char *e = getenv("COVE_BOOT_TIMEOUT");
+	uint64_t v;
+
+	if (e && parse_u64(e, 3600, &v) == 0 && v > 0)
+		return (int)v * 1000;
+	return kvm ? 10000 : 30000;
+}
+
+static _noreturn_ void supervise(struct sup *s, int client_fd)
+{
+	struct cove_error err = { 0 };
+	struct proto_start m = { 0 };
+	sigset_t mask;
+	char why[512];
+
+	prctl(PR_SET_NAME, "cove-supervisor");
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_SETMASK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	s->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	s->out = BUF_INIT(GUEST_OUT_MAX);
+	s->last = BUF_INIT(2 * (PROTO_HDR_SIZE + PROTO_MAX_PAYLOAD));
+	s->next_stream = 2;
+	s->exit_code = EXIT_COVE;
+	proto_reader_init(&s->reader);
+	if (client_fd >= 0 && !client_new(s, client_fd))
+		close(client_fd);
+
+	s->log_fd = open(s->c->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	s->listen_fd = listen_on(s->c->sock);
+	if (s->listen_fd < 0)
+		str_printf(why, sizeof(why), "cannot listen on '%s': %s", s->c->sock,
+			   strerror(-s->listen_fd));
+
+	s->vc.qemu = s->qemu;
+	s->vc.kernel = s->paths->kernel;
+	s->vc.initrd = s->paths->initrd;
+	s->vc.disk = s->c->disk;
+	s->vc.disk_format = s->c->disk_format;
+	s->vc.boot_log = s->c->boot_log;
+	s->vc.qemu_log = s->c->qemu_log;
+	s->vc.cpus = (unsigned)json_integer_value(json_object_get(s->config, "cpus")) ?: 1;
+	s->vc.memory = (uint64_t)json_integer_value(json_object_get(s->config, "memory"));
+	s->vc.keep_logs = !s->c->rm;
+	s->vc.kvm = vm_kvm_usable();
+	if (!s->vc.kvm) {
+		char cache[4096 + 16];
+		(void)mkdir(s->paths->cache, 0755);
+		str_printf(cache, sizeof(cache), "%s/tsc_khz", s->paths->cache);
+		if (vm_tsc_khz(cache, &s->vc.tsc_khz) < 0)
+			s->vc.tsc_khz = 0;
+	}
+	s->boot_timeout_ms = boot_timeout_ms(s->vc.kvm);
+
+	container_timestamp(s->st.started_at, sizeof(s->st.started_at));
+	s->st.status = CONTAINER_RUNNING;
+	s->st.pid = getpid();
+	save_state(s);
+
+	if (s->listen_fd < 0) {
+		main_finished(s, EXIT_COVE, why, PROTO_ERR_INTERNAL);
+	} else if (spec_start(s->config, &m, &err) < 0 ||
+		   proto_put_start(&s->out, 1, &m) < 0 || vm_start(&s->vc, &s->vm, &err) < 0) {
+		main_finished(s, EXIT_COVE, err.msg[0] ? err.msg : "cannot encode the process",
+			      PROTO_ERR_INTERNAL);
+	} else {
+		fd_set_nonblock(s->vm.ctl_fd, true);
+		s->boot_deadline = now_ns() + (uint64_t)s->boot_timeout_ms * 1000000ULL;
+		/* START goes at once: QEMU holds it until cove-init opens its port */
+		guest_flush(s);
+		loop(s);
+		if (!s->main_done) {
+			vm_explain(&s->vc, &s->vm, why, sizeof(why));
+			main_finished(s, s->stop_phase >= 2 ? 128 + SIGKILL : EXIT_COVE,
+				      s->error[0] ? s->error : why, PROTO_ERR_INTERNAL);
+			if (s->stop_phase >= 2)
+				s->error[0] = '\0'; /* stopped by request: not an error */
+		}
+	}
+	spec_start_done(&m);
+	vm_kill(&s->vm);
+	vm_done(&s->vm);
+
+	s->st.status = CONTAINER_EXITED;
+	s->st.exit_code = s->exit_code;
+	s->st.pid = 0;
+	container_timestamp(s->st.finished_at, sizeof(s->st.finished_at));
+	str_copy(s->st.error, sizeof(s->st.error), s->error);
+	closep(&s->listen_fd);
+	unlink(s->c->sock);
+	if (s->c->rm)
+		container_remove(s->c);
+	else
+		save_state(s);
+	farewell(s);
+	_exit(s->exit_code & 0xff);
+}
+
+int supervisor_spawn(const struct cli_paths *paths, struct container *c, json_t *config,
+		     uint32_t attach_flags, int *ret_fd, pid_t *ret_pid, struct cove_error *err)
+{
+	struct sup s = { .paths = paths, .c = c, .config = config, .listen_fd = -1, .sigfd = -1,
+			 .log_fd = -1, .vm = { .pidfd = -1, .ctl_fd = -1 } };
+	struct buf hello = BUF_INIT(64);
+	int sp[2];
+	pid_t pid;
+
+	if (vm_find_qemu(s.qemu, sizeof(s.qemu), err) < 0)
+		return -ENOENT;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		return cove_error_set(err, errno, "socketpair failed: %s", strerror(errno));
+	/* the first client's ATTACH is waiting before the supervisor even runs */
+	if (ret_fd && (proto_put_attach(&hello, attach_flags) < 0 ||
+		       write_full(sp[0], hello.data, hello.len) < 0)) {
+		buf_done(&hello);
+		close(sp[0]);
+		close(sp[1]);
+		return cove_error_set(err, EIO, "cannot talk to the supervisor");
+	}
+	buf_done(&hello);
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		close(sp[0]);
+		close(sp[1]);
+		return cove_error_set(err, errno, "fork failed: %s", strerror(errno));
+	}
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		close(sp[0]);
+		setsid();
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			dup2(null, 2);
+			if (null > 2)
+				close(null);
+		}
+		supervise(&s, ret_fd ? sp[1] : (close(sp[1]), -1));
+	}
+	close(sp[1]);
+	if (ret_fd)
+		*ret_fd = sp[0];
+	else
+		close(sp[0]);
+	if (ret_pid)
+		*ret_pid = pid;
+	return 0;
+}
+
+int supervisor_connect(const struct container *c, struct cove_error *err)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd;
+
+	str_copy(a.sun_path, sizeof(a.sun_path), c->sock);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return cove_error_set(err, errno, "socket failed: %s", strerror(errno));
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		int e = errno;
+		close(fd);
+		if (e == ENOENT || e == ECONNREFUSED)
+			return cove_error_set(err, ENOTCONN, "container %s is not running",
+					      c->name[0] ? c->name : c->short_id);
+		return cove_error_set(err, e, "cannot reach the supervisor of %s: %s", c->short_id,
+				      strerror(e));
+	}
+	return fd;
+}
