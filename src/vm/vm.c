@@ -143,7 +143,9 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 	argv[n++] = "-M";
 	argv[n++] = "microvm,x-option-roms=off";
 	argv[n++] = "-accel";
-	argv[n++] = c->kvm ? "kvm" : "tcg";
+	/* a small translation cache: an idle guest runs little code, and the default reserves
+	 * (and, as it fills, pays for) far more */
+	argv[n++] = c->kvm ? "kvm" : "tcg,tb-size=32";
 	if (c->kvm) {
 		argv[n++] = "-cpu";
 		argv[n++] = "host";
@@ -177,6 +179,9 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 	argv[n++] = chardev;
 	argv[n++] = "-device";
 	argv[n++] = "virtserialport,chardev=c0,name=cove.0";
+	/* memory the guest frees goes back to the host */
+	argv[n++] = "-device";
+	argv[n++] = "virtio-balloon-device,free-page-reporting=on";
 	argv[n] = NULL;
 
 	logfd = open(c->qemu_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
