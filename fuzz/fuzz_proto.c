@@ -59,7 +59,12 @@ static bool start_equal(const struct proto_start *a, const struct proto_start *b
 	       (a->ngroups == 0 ||
 		memcmp(a->groups, b->groups, a->ngroups * sizeof(uint32_t)) == 0) &&
 	       a->terminal == b->terminal && a->open_stdin == b->open_stdin && a->rows == b->rows &&
-	       a->cols == b->cols;
+	       a->cols == b->cols && a->exec == b->exec && a->tool == b->tool &&
+	       a->readonly == b->readonly && a->init == b->init && a->unconfined == b->unconfined &&
+	       a->caps == b->caps && a->nrlimits == b->nrlimits &&
+	       (a->nrlimits == 0 ||
+		memcmp(a->rlimits, b->rlimits, a->nrlimits * sizeof(*a->rlimits)) == 0) &&
+	       a->ntmpfs == b->ntmpfs && strv_equal(a->tmpfs, b->tmpfs, a->ntmpfs);
 }
 
 /* out must hold exactly the frame h/p, byte for byte. */
@@ -104,7 +109,8 @@ static void check_frame(const struct proto_hdr *h, const uint8_t *p)
 		struct proto_start m, m2;
 
 		if (proto_get_start(p, h->len, &m) < 0) {
-			must(!m.argv && !m.env && !m.cwd && !m.hostname && !m.rootfs && !m.user && !m.groups);
+			must(!m.argv && !m.env && !m.cwd && !m.hostname && !m.rootfs && !m.user && !m.groups &&
+			     !m.rlimits && !m.tmpfs);
 			break;
 		}
 		must(m.argc >= 1 && m.argv[m.argc] == NULL && m.env && m.env[m.envc] == NULL);
@@ -170,6 +176,47 @@ static void check_frame(const struct proto_hdr *h, const uint8_t *p)
 		must(proto_put_data(&out, h->type, h->stream, p, h->len) == 0);
 		must_be_frame(&out, h, p);
 		break;
+	case PROTO_STATS: {
+		struct proto_stats m, m2;
+
+		if (h->len == 0) {
+			must(proto_put_empty(&out, PROTO_STATS, h->stream) == 0);
+			must_be_frame(&out, h, p);
+			break;
+		}
+		if (proto_get_stats(p, h->len, &m) < 0)
+			break;
+		must(proto_put_stats(&out, &m) == 0);
+		must_be_frame(&out, h, p);
+		must(proto_get_stats(out.data + PROTO_HDR_SIZE, h->len, &m2) == 0);
+		must(memcmp(&m, &m2, sizeof(m)) == 0);
+		break;
+	}
+	case PROTO_SHUTDOWN:
+		must(proto_put_empty(&out, PROTO_SHUTDOWN, h->stream) == 0);
+		must_be_frame(&out, h, p);
+		break;
+	case PROTO_ATTACH: {
+		uint32_t v;
+
+		must(proto_get_u32(p, h->len, &v) == 0);
+		/* the encoder writes stream 1 and known flags only */
+		if (h->stream == 1 && proto_put_attach(&out, v) == 0)
+			must_be_frame(&out, h, p);
+		else
+			must(out.len == 0 || h->stream != 1);
+		break;
+	}
+	case PROTO_STOP: {
+		struct proto_stop m;
+
+		if (proto_get_stop(p, h->len, &m) < 0)
+			break;
+		must(proto_put_stop(&out, &m) == 0);
+		if (h->stream == 1)
+			must_be_frame(&out, h, p);
+		break;
+	}
 	default:
 		abort(); /* the reader let an unknown type through */
 	}

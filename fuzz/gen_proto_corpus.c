@@ -126,6 +126,12 @@ static void start_tail(struct buf *p)
 	u8(p, 0);
 	u16(p, 0);
 	u16(p, 0);
+	for (int i = 0; i < 5; i++) /* exec, tool, readonly, init, unconfined */
+		u8(p, 0);
+	u32(p, 0); /* caps, low */
+	u32(p, 0);
+	u32(p, 0); /* nrlimits */
+	u32(p, 0); /* ntmpfs */
 }
 
 int main(int argc, char **argv)
@@ -160,6 +166,31 @@ int main(int argc, char **argv)
 	must(proto_put_exit(&b, 1, &exit0), "exit");
 	must(proto_put_error(&b, 2, PROTO_ERR_NOTFOUND, "exec: 'nope': not found"), "error");
 	save("valid-session", &b);
+
+	/* the supervisor's messages: stats both ways, shutdown, attach, stop */
+	{
+		struct proto_stats st = { 512 << 20, 400 << 20, 123456789, 987654321, 4096, 8192,
+					  0, 0, 7, 1 };
+		must(proto_put_empty(&b, PROTO_STATS, 0), "stats request");
+		must(proto_put_stats(&b, &st), "stats");
+		must(proto_put_empty(&b, PROTO_SHUTDOWN, 0), "shutdown");
+		must(proto_put_attach(&b, PROTO_ATTACH_STDIN), "attach");
+		must(proto_put_stop(&b, &(struct proto_stop){ 15, 10 }), "stop");
+		save("valid-supervisor", &b);
+	}
+	{
+		char *av[] = { (char *)"/bin/sh", NULL };
+		char *tmpfs[] = { (char *)"/data:size=1m,mode=1777", (char *)"/run", NULL };
+		struct proto_rlimit rl[] = { { 7, 1024, 4096 }, { 6, UINT64_MAX, UINT64_MAX } };
+		struct proto_start s = {
+			.argv = av, .argc = 1, .cwd = (char *)"/", .hostname = (char *)"h",
+			.rootfs = (char *)"/dev/vda", .exec = 1, .tool = PROTO_TOOL_TAR_IN,
+			.readonly = 1, .init = 1, .unconfined = 1, .caps = 0xa80425fbULL,
+			.rlimits = rl, .nrlimits = 2, .tmpfs = tmpfs, .ntmpfs = 2,
+		};
+		must(proto_put_start(&b, 3, &s), "start v3");
+		save("valid-start-v3", &b);
+	}
 
 	{
 		char *av[] = { (char *)"/bin/sh", (char *)"-c", (char *)"", (char *)"echo $0",

@@ -526,6 +526,93 @@ TEST(resize_roundtrip)
 	buf_done(&b);
 }
 
+TEST(start_v3_fields_roundtrip)
+{
+	char *argv[] = { (char *)"/bin/sh", NULL };
+	char *tmpfs[] = { (char *)"/data:size=1m", NULL };
+	struct proto_rlimit rl[] = { { 7, 100, 200 }, { 4, UINT64_MAX, UINT64_MAX } };
+	struct proto_start m = {
+		.argv = argv, .argc = 1, .cwd = (char *)"/", .hostname = (char *)"",
+		.rootfs = (char *)"/dev/vda", .exec = 1, .tool = PROTO_TOOL_TAR_OUT, .readonly = 1,
+		.init = 1, .unconfined = 1, .caps = 0x1ffffffffffULL, .rlimits = rl, .nrlimits = 2,
+		.tmpfs = tmpfs, .ntmpfs = 1,
+	}, d;
+	struct buf b = BUF_INIT(BIG);
+	const uint8_t *p;
+	size_t len;
+
+	CHECK_EQ_INT(proto_put_start(&b, 5, &m), 0);
+	CHECK_EQ_INT(one_frame(&b, PROTO_START, 5, &p, &len), 0);
+	CHECK_EQ_INT(proto_get_start(p, len, &d), 0);
+	CHECK_EQ_INT(d.exec, 1);
+	CHECK_EQ_INT(d.tool, PROTO_TOOL_TAR_OUT);
+	CHECK_EQ_INT(d.readonly + d.init + d.unconfined, 3);
+	CHECK(d.caps == 0x1ffffffffffULL);
+	CHECK_EQ_INT(d.nrlimits, 2);
+	CHECK(d.rlimits[0].resource == 7 && d.rlimits[0].soft == 100 && d.rlimits[0].hard == 200);
+	CHECK(d.rlimits[1].soft == UINT64_MAX && d.rlimits[1].hard == UINT64_MAX);
+	CHECK_EQ_INT(d.ntmpfs, 1);
+	CHECK_EQ_STR(d.tmpfs[0], "/data:size=1m");
+	proto_start_done(&d);
+
+	/* refused: caps beyond CAP_LAST_CAP, soft > hard, unknown resource, tool, relative tmpfs */
+	buf_reset(&b);
+	m.caps = 1ULL << 41;
+	CHECK_EQ_INT(proto_put_start(&b, 5, &m), -EINVAL);
+	m.caps = 0;
+	rl[0].soft = 300;
+	CHECK_EQ_INT(proto_put_start(&b, 5, &m), -EINVAL);
+	rl[0].soft = 100;
+	rl[0].resource = 16;
+	CHECK_EQ_INT(proto_put_start(&b, 5, &m), -EINVAL);
+	rl[0].resource = 7;
+	m.tool = PROTO_TOOL_MAX;
+	CHECK_EQ_INT(proto_put_start(&b, 5, &m), -EINVAL);
+	m.tool = 0;
+	tmpfs[0] = (char *)"data";
+	CHECK_EQ_INT(proto_put_start(&b, 5, &m), -EINVAL);
+	CHECK_EQ_INT(b.len, 0);
+	buf_done(&b);
+}
+
+TEST(supervisor_messages_roundtrip)
+{
+	struct proto_stats st = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 }, ds;
+	struct proto_stop stop = { 15, 30 }, dstop;
+	struct buf b = BUF_INIT(BIG);
+	const uint8_t *p;
+	size_t len;
+	uint32_t v;
+
+	CHECK_EQ_INT(proto_put_stats(&b, &st), 0);
+	CHECK_EQ_INT(one_frame(&b, PROTO_STATS, 0, &p, &len), 0);
+	CHECK_EQ_INT(proto_get_stats(p, len, &ds), 0);
+	CHECK(memcmp(&st, &ds, sizeof(st)) == 0);
+	CHECK_EQ_INT(proto_get_stats(p, len - 1, &ds), -EPROTO);
+	buf_reset(&b);
+	CHECK_EQ_INT(proto_put_stop(&b, &stop), 0);
+	CHECK_EQ_INT(one_frame(&b, PROTO_STOP, 1, &p, &len), 0);
+	CHECK_EQ_INT(proto_get_stop(p, len, &dstop), 0);
+	CHECK(dstop.signal == 15 && dstop.timeout_s == 30);
+	buf_reset(&b);
+	CHECK_EQ_INT(proto_put_attach(&b, PROTO_ATTACH_STDIN), 0);
+	CHECK_EQ_INT(one_frame(&b, PROTO_ATTACH, 1, &p, &len), 0);
+	CHECK_EQ_INT(proto_get_u32(p, len, &v), 0);
+	CHECK_EQ_INT(v, PROTO_ATTACH_STDIN);
+	buf_reset(&b);
+	CHECK_EQ_INT(proto_put_attach(&b, 2), -EINVAL);
+	CHECK_EQ_INT(proto_put_stop(&b, &(struct proto_stop){ 0, 1 }), -EINVAL);
+	CHECK_EQ_INT(proto_put_stop(&b, &(struct proto_stop){ 65, 1 }), -EINVAL);
+	CHECK_EQ_INT(proto_put_empty(&b, PROTO_STATS, 1), -EINVAL);
+	CHECK_EQ_INT(proto_put_empty(&b, PROTO_STDOUT, 1), -EINVAL);
+	CHECK_EQ_INT(b.len, 0);
+	/* STATS and SHUTDOWN are about the VM: stream 0 only */
+	CHECK_EQ_INT(hdr(0, PROTO_STATS, 0, 1), -EPROTO);
+	CHECK_EQ_INT(hdr(0, PROTO_SHUTDOWN, 0, 0), 0);
+	CHECK_EQ_INT(hdr(1, PROTO_SHUTDOWN, 0, 0), -EMSGSIZE);
+	buf_done(&b);
+}
+
 TEST(exit_roundtrip)
 {
 	static const struct proto_exit cases[] = {
@@ -1542,6 +1629,8 @@ int main(void)
 	RUN(get_error_rejects_nul);
 	RUN(get_error_rejects_trailing_and_truncation);
 
+	RUN(start_v3_fields_roundtrip);
+	RUN(supervisor_messages_roundtrip);
 	RUN(reader_split_at_every_byte);
 	RUN(reader_split_at_every_pair);
 	RUN(reader_byte_at_a_time);
