@@ -805,8 +805,15 @@ int cmd_stats(int argc, char **argv)
 			       "HOST MEM", "NET I/O", "BLOCK I/O", "PIDS");
 		for (size_t i = 0; i < n; i++) {
 			if (!cur[i].ok) {
+				/* stopped meanwhile, or the guest did not answer */
 				if (optind < argc) {
-					cli_error("container %s is not running", cs[i].name);
+					struct container_status st;
+					container_get_status(&cs[i], &st);
+					if (st.status == CONTAINER_RUNNING)
+						cli_error("container %s did not answer the stats request",
+							  cs[i].name);
+					else
+						cli_error("container %s is not running", cs[i].name);
 					code = 1;
 				}
 				continue;

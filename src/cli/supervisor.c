@@ -186,13 +186,14 @@ static struct client *exec_client(struct sup *s, uint32_t stream)
 	return NULL;
 }
 
-/* Re-encode a guest frame for a client's stream 1 (the payload is unchanged). */
+/* Re-encode a guest frame for a client (the payload is unchanged): what is about a process goes
+ * to the client's stream 1; what is about the VM stays on stream 0. */
 static void forward(struct client *cl, const struct proto_hdr *h, const uint8_t *p)
 {
 	struct buf f = BUF_INIT(PROTO_MAX_PAYLOAD + PROTO_HDR_SIZE);
 	struct proto_hdr nh = *h;
 
-	nh.stream = 1;
+	nh.stream = h->stream ? 1 : 0;
 	if (buf_reserve(&f, PROTO_HDR_SIZE + h->len) == 0) {
 		proto_hdr_encode(&nh, f.data);
 		if (h->len)

@@ -1,17 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Starting the container's process inside the VM: root filesystem, namespaces, /proc, /dev,
- * pivot_root, identity, stdio, exec. Any failure in the child is sent back to the parent over
- * a close-on-exec pipe as (kind, errno, message), so that nothing fails silently.
+ * Starting processes in the container: the root filesystem, the main process's namespaces,
+ * /proc, /dev, tmpfs mounts and pivot_root; exec sessions joining those namespaces; and the
+ * cove-init side of each start (stdio, the error pipe). What the child does once inside the
+ * namespaces is process.c, the same for both.
  */
 #define _GNU_SOURCE
-#include "guest.h"
+#include "process.h"
+#include "security.h"
 
 #include <fcntl.h>
-#include <grp.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -21,45 +22,27 @@
 #include <sys/wait.h>
 #include <termios.h>
 
-#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-struct child_ctx {
-	const struct proto_start *m;
-	int err_fd;     /* write end of the error pipe */
-	int stdin_fd;   /* child's ends */
-	int stdout_fd;
-	int stderr_fd;
-	int pty_slave;
-};
-
-struct child_report {
-	uint32_t kind;
-	int32_t err;
-	char msg[480];
-};
+/* How long the child may take from fork to execve() before cove-init gives up on it. */
+#define START_TIMEOUT_MS 30000
+#define TMPFS_DATA_MAX	 4096 /* the kernel takes one page of mount options */
 
 static bool rootfs_mounted;
+static int own_pidns = -1;
 
-static _noreturn_ void child_fail(int fd, uint32_t kind, int err, const char *fmt, ...)
-	_printf_(4, 5);
-static void child_fail(int fd, uint32_t kind, int err, const char *fmt, ...)
+int container_init(void)
 {
-	struct child_report r = { .kind = kind, .err = err };
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(r.msg, sizeof(r.msg), fmt, ap);
-	va_end(ap);
-	(void)write_full(fd, &r, sizeof(r));
-	_exit(127);
+	own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+	return own_pidns < 0 ? -errno : 0;
 }
+
+/* ---- the main process: namespaces and mounts ---- */
 
 static void mount_or_fail(int efd, const char *src, const char *dst, const char *type,
 			  unsigned long flags, const char *data)
 {
 	if (mkdir_p(dst, 0755) < 0)
-		child_fail(efd, PROTO_ERR_INTERNAL, errno, "cannot create mount point '%s': %s", dst,
-			   strerror(errno));
+		child_fail(efd, PROTO_ERR_INTERNAL, errno, "cannot create mount point '%s': %s",
+			   dst, strerror(errno));
 	if (mount(src, dst, type, flags, data) < 0)
 		child_fail(efd, PROTO_ERR_INTERNAL, errno, "cannot mount %s on '%s': %s",
 			   type ? type : src, dst, strerror(errno));
@@ -71,13 +54,13 @@ static void setup_dev(int efd, const char *root)
 		const char *name;
 		unsigned maj, min;
 	} nodes[] = {
-		{ "null", 1, 3 }, { "zero", 1, 5 },    { "full", 1, 7 },
+		{ "null", 1, 3 },   { "zero", 1, 5 },	 { "full", 1, 7 },
 		{ "random", 1, 8 }, { "urandom", 1, 9 }, { "tty", 5, 0 },
 	};
 	static const struct {
 		const char *name, *target;
 	} links[] = {
-		{ "fd", "/proc/self/fd" },     { "stdin", "/proc/self/fd/0" },
+		{ "fd", "/proc/self/fd" },	 { "stdin", "/proc/self/fd/0" },
 		{ "stdout", "/proc/self/fd/1" }, { "stderr", "/proc/self/fd/2" },
 		{ "ptmx", "pts/ptmx" },
 	};
@@ -98,7 +81,8 @@ static void setup_dev(int efd, const char *root)
 			child_fail(efd, PROTO_ERR_INTERNAL, errno, "cannot create '/dev/%s': %s",
 				   links[i].name, strerror(errno));
 	}
-	/* The VM is this container's alone, so its devpts instance is the container's. */
+	/* The VM is this container's alone, so its devpts instance is the container's: exec
+	 * sessions get their terminals from cove-init's /dev/ptmx and see them here. */
 	str_printf(path, sizeof(path), "%s/dev/pts", root);
 	mount_or_fail(efd, "/dev/pts", path, NULL, MS_BIND, NULL);
 	str_printf(path, sizeof(path), "%s/dev/shm", root);
@@ -108,208 +92,89 @@ static void setup_dev(int efd, const char *root)
 	mount_or_fail(efd, "mqueue", path, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 }
 
-/* Split a colon-separated line of /etc/passwd or /etc/group into at most max fields. */
-static int split_fields(char *line, char **fields, int max)
-{
-	int n = 0;
-
-	line[strcspn(line, "\n")] = '\0';
-	while (n < max) {
-		fields[n++] = line;
-		line = strchr(line, ':');
-		if (!line)
-			break;
-		*line++ = '\0';
-	}
-	return n;
-}
-
-static bool parse_id(const char *s, uint32_t *ret)
-{
-	uint64_t v;
-
-	if (parse_u64(s, UINT32_MAX - 1, &v) < 0)
-		return false;
-	*ret = (uint32_t)v;
-	return true;
-}
-
-struct identity {
-	uint32_t uid, gid;
-	uint32_t groups[64];
-	uint32_t ngroups;
-	char name[256];
-	char home[1024];
-	bool found; /* the user has a passwd entry */
-};
-
-/* Look a user up by name or number in the container's /etc/passwd. */
-static void passwd_lookup(const char *user, bool numeric, uint32_t uid, struct identity *id)
-{
-	_cleanup_fclose_ FILE *f = fopen("/etc/passwd", "re");
-	char line[2048];
-
-	while (f && fgets(line, sizeof(line), f)) {
-		char *fld[7] = { 0 };
-		uint32_t v, g;
-
-		if (split_fields(line, fld, 7) < 6 || !parse_id(fld[2], &v) || !parse_id(fld[3], &g))
-			continue;
-		if (numeric ? v != uid : strcmp(fld[0], user) != 0)
-			continue;
-		id->uid = v;
-		id->gid = g;
-		id->found = true;
-		str_copy(id->name, sizeof(id->name), fld[0]);
-		if (fld[5][0] == '/')
-			str_copy(id->home, sizeof(id->home), fld[5]);
-		return;
-	}
-}
-
-/* Resolve a group name or number into *ret_gid (group may be NULL); with member, also add
- * every group that lists member to id->groups. */
-static int group_lookup(const char *group, uint32_t *ret_gid, const char *member,
-			struct identity *id)
-{
-	_cleanup_fclose_ FILE *f = fopen("/etc/group", "re");
-	char line[8192];
-	bool numeric = group && parse_id(group, ret_gid);
-	int found = group ? (numeric ? 1 : 0) : 1;
-
-	while (f && fgets(line, sizeof(line), f)) {
-		char *fld[4] = { 0 };
-		uint32_t g;
-
-		if (split_fields(line, fld, 4) < 3 || !parse_id(fld[2], &g))
-			continue;
-		if (group && !numeric && !found && strcmp(fld[0], group) == 0) {
-			*ret_gid = g;
-			found = 1;
-		}
-		if (member && fld[3] && id->ngroups < ARRAY_SIZE(id->groups)) {
-			for (char *p = fld[3], *end; p && *p; p = end) {
-				end = strchr(p, ',');
-				if (end)
-					*end++ = '\0';
-				if (strcmp(p, member) == 0) {
-					id->groups[id->ngroups++] = g;
-					break;
-				}
-			}
-		}
-	}
-	return found ? 0 : -ENOENT;
-}
-
 /*
- * The identity the process runs as: docker's USER (name|uid[:group|gid]) resolved in the
- * container's own /etc/passwd and /etc/group, or the numeric ids of START. A numeric uid need
- * not exist (gid 0 then, as in docker); a name must.
+ * One START tmpfs entry, "PATH" or "PATH:OPTIONS", as docker's --tmpfs: OPTIONS is a comma
+ * list where ro, rw, nosuid, suid, nodev, dev, noexec and exec are mount flags (nosuid, nodev
+ * and noexec by default) and anything else (size=, mode=, uid=, gid=, nr_inodes=) goes to
+ * tmpfs, which rejects what it does not know. Runs after pivot_root, so that PATH and any
+ * symlink on the way resolve inside the container's root.
  */
-static void resolve_identity(int efd, const struct proto_start *m, struct identity *id)
+static void mount_tmpfs(int efd, const char *spec)
 {
-	char user[257], *group;
-	uint32_t uid = 0;
-	bool numeric;
+	static const struct {
+		const char *name;
+		unsigned long flag;
+		bool set;
+	} flags_list[] = {
+		{ "ro", MS_RDONLY, true },     { "rw", MS_RDONLY, false },
+		{ "nosuid", MS_NOSUID, true }, { "suid", MS_NOSUID, false },
+		{ "nodev", MS_NODEV, true },   { "dev", MS_NODEV, false },
+		{ "noexec", MS_NOEXEC, true }, { "exec", MS_NOEXEC, false },
+	};
+	unsigned long flags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+	const char *colon = strchr(spec, ':'), *opt;
+	char path[4096], data[TMPFS_DATA_MAX], shown[STR_SHOWN_MAX];
+	size_t plen = colon ? (size_t)(colon - spec) : strlen(spec), dlen = 0;
 
-	memset(id, 0, sizeof(*id));
-	str_copy(id->home, sizeof(id->home), "/");
-	if (!m->user || !m->user[0]) {
-		id->uid = m->uid;
-		id->gid = m->gid;
-		id->ngroups = m->ngroups < ARRAY_SIZE(id->groups) ? m->ngroups : ARRAY_SIZE(id->groups);
-		if (id->ngroups)
-			memcpy(id->groups, m->groups, id->ngroups * sizeof(uint32_t));
-		struct identity tmp = { 0 };
-		passwd_lookup(NULL, true, m->uid, &tmp);
-		if (tmp.found && tmp.home[0])
-			str_copy(id->home, sizeof(id->home), tmp.home);
-		return;
-	}
-	str_copy(user, sizeof(user), m->user);
-	group = strchr(user, ':');
-	if (group)
-		*group++ = '\0';
-	numeric = parse_id(user, &uid);
-	passwd_lookup(user, numeric, uid, id);
-	if (!id->found) {
-		if (!numeric)
-			child_fail(efd, PROTO_ERR_EXEC, ENOENT,
-				   "unable to find user '%s': no matching entry in the image's /etc/passwd",
-				   user);
-		id->uid = uid;
-		id->gid = 0;
-	}
-	if (group && group_lookup(group, &id->gid, NULL, id) < 0)
-		child_fail(efd, PROTO_ERR_EXEC, ENOENT,
-			   "unable to find group '%s': no matching entry in the image's /etc/group",
-			   group);
-	/* supplementary groups: where /etc/group lists the user by name */
-	if (id->found)
-		(void)group_lookup(NULL, &(uint32_t){ 0 }, id->name, id);
-}
+	if (plen >= sizeof(path))
+		child_fail(efd, PROTO_ERR_INTERNAL, ENAMETOOLONG, "tmpfs path '%s' is too long",
+			   str_shown(spec, shown));
+	memcpy(path, spec, plen);
+	path[plen] = '\0';
+	if (path[strspn(path, "/")] == '\0')
+		child_fail(efd, PROTO_ERR_INTERNAL, EINVAL,
+			   "a tmpfs cannot be mounted on the container's root directory");
+	data[0] = '\0';
+	for (opt = colon ? colon + 1 : NULL; opt && *opt;) {
+		const char *comma = strchr(opt, ',');
+		size_t len = comma ? (size_t)(comma - opt) : strlen(opt);
+		bool known = false;
 
-static const char *env_get(char **env, const char *key)
-{
-	size_t n = strlen(key);
-
-	for (; env && *env; env++)
-		if (strncmp(*env, key, n) == 0 && (*env)[n] == '=')
-			return *env + n + 1;
-	return NULL;
-}
-
-/* execve() with a PATH search in the container's environment, as execvp does. */
-static int exec_command(char **argv, char **env)
-{
-	const char *path, *p;
-	char full[4096];
-	int saved = ENOENT;
-
-	if (strchr(argv[0], '/')) {
-		execve(argv[0], argv, env);
-		return -errno;
-	}
-	path = env_get(env, "PATH");
-	if (!path)
-		path = DEFAULT_PATH;
-	for (p = path;; ) {
-		const char *colon = strchr(p, ':');
-		size_t len = colon ? (size_t)(colon - p) : strlen(p);
-
-		if (len == 0)
-			len = 1, p = "."; /* empty element means the cwd */
-		if (len + 1 + strlen(argv[0]) < sizeof(full)) {
-			memcpy(full, p, len);
-			full[len] = '/';
-			memcpy(full + len + 1, argv[0], strlen(argv[0]) + 1);
-			execve(full, argv, env);
-			if (errno != ENOENT && errno != ENOTDIR)
-				saved = errno;
+		for (size_t i = 0; i < ARRAY_SIZE(flags_list); i++) {
+			if (strlen(flags_list[i].name) != len ||
+			    strncmp(opt, flags_list[i].name, len) != 0)
+				continue;
+			if (flags_list[i].set)
+				flags |= flags_list[i].flag;
+			else
+				flags &= ~flags_list[i].flag;
+			known = true;
 		}
-		if (!colon)
-			break;
-		p = colon + 1;
+		if (!known && len > 0) {
+			if (dlen + (dlen > 0) + len >= sizeof(data))
+				child_fail(efd, PROTO_ERR_INTERNAL, E2BIG,
+					   "tmpfs options for '%s' are too long",
+					   str_shown(path, shown));
+			if (dlen > 0)
+				data[dlen++] = ',';
+			memcpy(data + dlen, opt, len);
+			dlen += len;
+			data[dlen] = '\0';
+		}
+		opt = comma ? comma + 1 : NULL;
 	}
-	return -saved;
+	if (mkdir_p(path, 0755) < 0)
+		child_fail(efd, PROTO_ERR_INTERNAL, errno,
+			   "cannot create tmpfs mount point '%s': %s", str_shown(path, shown),
+			   strerror(errno));
+	if (mount("tmpfs", path, "tmpfs", flags, dlen ? data : NULL) < 0) {
+		char shown_data[STR_SHOWN_MAX];
+
+		child_fail(efd, PROTO_ERR_INTERNAL, errno, "cannot mount a tmpfs on '%s' (%s): %s",
+			   str_shown(path, shown), str_shown(data, shown_data), strerror(errno));
+	}
 }
 
-static int child_main(void *arg)
+/* The cloned child: PID 1 of the container's new PID namespace, in its own mount namespace. */
+static int main_child(void *arg)
 {
 	struct child_ctx *c = arg;
 	const struct proto_start *m = c->m;
 	int efd = c->err_fd;
-	char **env = m->env;
-	struct identity id;
-	sigset_t none;
+	char msg[400], shown[STR_SHOWN_MAX];
 	int r;
 
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	for (int s = 1; s < NSIG; s++)
-		signal(s, SIG_DFL);
-
+	child_reset_signals();
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		child_fail(efd, PROTO_ERR_INTERNAL, errno, "cannot make mounts private: %s",
 			   strerror(errno));
@@ -325,69 +190,36 @@ static int child_main(void *arg)
 		      MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	setup_dev(efd, GUEST_ROOTFS);
 	if (mkdir_p(GUEST_ROOTFS "/tmp", 01777) < 0)
-		child_fail(efd, PROTO_ERR_INTERNAL, errno, "cannot create /tmp: %s", strerror(errno));
+		child_fail(efd, PROTO_ERR_INTERNAL, errno, "cannot create /tmp: %s",
+			   strerror(errno));
 
 	if (chdir(GUEST_ROOTFS) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 ||
 	    umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
-		child_fail(efd, PROTO_ERR_INTERNAL, errno, "cannot switch to the root filesystem: %s",
-			   strerror(errno));
+		child_fail(efd, PROTO_ERR_INTERNAL, errno,
+			   "cannot switch to the root filesystem: %s", strerror(errno));
 
 	if (m->hostname[0] && sethostname(m->hostname, strlen(m->hostname)) < 0)
-		child_fail(efd, PROTO_ERR_INTERNAL, errno, "cannot set hostname '%s': %s", m->hostname,
-			   strerror(errno));
-
+		child_fail(efd, PROTO_ERR_INTERNAL, errno, "cannot set hostname '%s': %s",
+			   str_shown(m->hostname, shown), strerror(errno));
+	for (uint32_t i = 0; i < m->ntmpfs; i++)
+		mount_tmpfs(efd, m->tmpfs[i]);
 	/* docker creates a missing working directory, owned by root */
 	if (mkdir_p(m->cwd, 0755) < 0)
-		child_fail(efd, PROTO_ERR_INTERNAL, errno, "cannot create working directory '%s': %s",
-			   m->cwd, strerror(errno));
+		child_fail(efd, PROTO_ERR_INTERNAL, errno,
+			   "cannot create working directory '%s': %s", str_shown(m->cwd, shown),
+			   strerror(errno));
+	/* Read-only: the whole ext4 (its superblock, for every mount of it and every later exec
+	 * session), once the mount points and the working directory exist. */
+	if (m->readonly && mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOATIME, NULL) < 0)
+		child_fail(efd, PROTO_ERR_INTERNAL, errno,
+			   "cannot make the root filesystem read-only: %s", strerror(errno));
 
-	resolve_identity(efd, m, &id);
-	if (!env_get(env, "HOME")) {
-		size_t n = m->envc;
-		char **e = calloc(n + 2, sizeof(char *));
-		static char home_kv[1100];
-
-		if (!e)
-			child_fail(efd, PROTO_ERR_INTERNAL, ENOMEM, "out of memory");
-		str_printf(home_kv, sizeof(home_kv), "HOME=%s", id.home);
-		memcpy(e, env, n * sizeof(char *));
-		e[n] = home_kv;
-		env = e;
-	}
-
-	/* stdio */
-	if (m->terminal) {
-		if (setsid() < 0 || ioctl(c->pty_slave, TIOCSCTTY, 0) < 0)
-			child_fail(efd, PROTO_ERR_INTERNAL, errno, "cannot attach the terminal: %s",
-				   strerror(errno));
-		if (dup2(c->pty_slave, 0) < 0 || dup2(c->pty_slave, 1) < 0 ||
-		    dup2(c->pty_slave, 2) < 0)
-			child_fail(efd, PROTO_ERR_INTERNAL, errno, "cannot set up stdio: %s",
-				   strerror(errno));
-	} else {
-		if (dup2(c->stdin_fd, 0) < 0 || dup2(c->stdout_fd, 1) < 0 ||
-		    dup2(c->stderr_fd, 2) < 0)
-			child_fail(efd, PROTO_ERR_INTERNAL, errno, "cannot set up stdio: %s",
-				   strerror(errno));
-	}
-
-	/* the terminal belongs to the user it runs as */
-	if (m->terminal)
-		(void)fchown(0, id.uid, (gid_t)-1);
-	if (setgroups(id.ngroups, id.groups) < 0 || setresgid(id.gid, id.gid, id.gid) < 0 ||
-	    setresuid(id.uid, id.uid, id.uid) < 0)
-		child_fail(efd, PROTO_ERR_INTERNAL, errno, "cannot switch to user %u:%u: %s", id.uid,
-			   id.gid, strerror(errno));
-
-	if (chdir(m->cwd) < 0)
-		child_fail(efd, PROTO_ERR_EXEC, errno, "cannot change to working directory '%s': %s",
-			   m->cwd, strerror(errno));
-
-	r = exec_command(m->argv, env);
-	if (r == -ENOENT || r == -ENOTDIR)
-		child_fail(efd, PROTO_ERR_NOTFOUND, -r,
-			   "'%s': executable file not found in $PATH or the container", m->argv[0]);
-	child_fail(efd, PROTO_ERR_EXEC, -r, "'%s': cannot execute: %s", m->argv[0], strerror(-r));
+	msg[0] = '\0';
+	r = security_mask_paths(msg, sizeof(msg));
+	if (r < 0)
+		child_fail(efd, PROTO_ERR_INTERNAL, -r, "%s",
+			   msg[0] ? msg : "cannot mask /proc and /sys paths");
+	process_exec(c, m->init);
 }
 
 /*
@@ -400,7 +232,8 @@ static void tune_block_device(const char *dev)
 	char path[256];
 	int fd;
 
-	if (!name || str_printf(path, sizeof(path), "/sys/block/%s/queue/read_ahead_kb", name + 1) < 0)
+	if (!name ||
+	    str_printf(path, sizeof(path), "/sys/block/%s/queue/read_ahead_kb", name + 1) < 0)
 		return;
 	fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -409,130 +242,338 @@ static void tune_block_device(const char *dev)
 	close(fd);
 }
 
-static int mount_rootfs(const char *dev, char *msg, size_t msg_size)
+/* Mounted read-write even for a read-only container, whose child remounts it read-only once
+ * it has created the mount points; read-only at once only when the disk itself is. */
+static int mount_rootfs(const char *dev, bool readonly, char *msg, size_t msg_size)
 {
+	char shown[STR_SHOWN_MAX];
+	int r;
+
 	if (rootfs_mounted)
 		return 0;
 	if (mkdir_p(GUEST_ROOTFS, 0755) < 0) {
-		str_printf(msg, msg_size, "cannot create '%s': %s", GUEST_ROOTFS, strerror(errno));
-		return -errno;
+		r = -errno;
+		str_printf(msg, msg_size, "cannot create '%s': %s", GUEST_ROOTFS, strerror(-r));
+		return r;
 	}
 	tune_block_device(dev);
-	if (mount(dev, GUEST_ROOTFS, "ext4", MS_NOATIME, NULL) < 0) {
-		int e = errno;
-		str_printf(msg, msg_size, "cannot mount the root filesystem '%s' (ext4): %s", dev,
-			   strerror(e));
-		return -e;
+	r = mount(dev, GUEST_ROOTFS, "ext4", MS_NOATIME, NULL);
+	if (r < 0 && readonly && (errno == EROFS || errno == EACCES))
+		r = mount(dev, GUEST_ROOTFS, "ext4", MS_NOATIME | MS_RDONLY, NULL);
+	if (r < 0) {
+		r = -errno;
+		str_printf(msg, msg_size, "cannot mount the root filesystem '%s' (ext4): %s",
+			   str_shown(dev, shown), strerror(-r));
+		return r;
 	}
 	rootfs_mounted = true;
 	return 0;
 }
 
-int container_spawn(const struct proto_start *m, struct container_proc *ret, uint32_t *ret_kind,
+/* ---- cove-init's side of a start: stdio and the error pipe ---- */
+
+struct stdio_set {
+	int child_in, child_out, child_err, pty_slave; /* handed to the child */
+	int in, out, err;			       /* kept by cove-init */
+	bool terminal;
+};
+
+static void stdio_close_child(struct stdio_set *io)
+{
+	closep(&io->child_in);
+	closep(&io->child_out);
+	closep(&io->child_err);
+	closep(&io->pty_slave);
+}
+
+static void stdio_close(struct stdio_set *io)
+{
+	stdio_close_child(io);
+	if (io->in != io->out)
+		closep(&io->in);
+	io->in = -1;
+	closep(&io->out);
+	closep(&io->err);
+}
+
+/* A pty (from cove-init's devpts, which the container shares) or three pipes. */
+static int stdio_open(const struct proto_start *m, bool terminal, struct stdio_set *io)
+{
+	int p[2], r;
+
+	*io = (struct stdio_set){ .child_in = -1,
+				  .child_out = -1,
+				  .child_err = -1,
+				  .pty_slave = -1,
+				  .in = -1,
+				  .out = -1,
+				  .err = -1,
+				  .terminal = terminal };
+	if (terminal) {
+		struct winsize ws = { .ws_row = m->rows, .ws_col = m->cols };
+		char name[64];
+
+		io->out = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+		if (io->out < 0 || grantpt(io->out) < 0 || unlockpt(io->out) < 0 ||
+		    ptsname_r(io->out, name, sizeof(name)) != 0)
+			goto fail;
+		if (ws.ws_row && ws.ws_col)
+			ioctl(io->out, TIOCSWINSZ, &ws);
+		io->pty_slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+		if (io->pty_slave < 0)
+			goto fail;
+		io->in = io->out;
+		return 0;
+	}
+	if (m->open_stdin) {
+		if (pipe2(p, O_CLOEXEC) < 0)
+			goto fail;
+		io->child_in = p[0];
+		io->in = p[1];
+	} else {
+		io->child_in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (io->child_in < 0)
+			goto fail;
+	}
+	if (pipe2(p, O_CLOEXEC) < 0)
+		goto fail;
+	io->out = p[0];
+	io->child_out = p[1];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		goto fail;
+	io->err = p[0];
+	io->child_err = p[1];
+	return 0;
+fail:
+	r = -errno;
+	stdio_close(io);
+	return r;
+}
+
+static struct child_ctx child_ctx_of(const struct proto_start *m, int err_fd,
+				     const struct stdio_set *io)
+{
+	return (struct child_ctx){ .m = m,
+				   .err_fd = err_fd,
+				   .stdin_fd = io->child_in,
+				   .stdout_fd = io->child_out,
+				   .stderr_fd = io->child_err,
+				   .pty_slave = io->pty_slave };
+}
+
+/*
+ * Wait until the child pid execs (the close-on-exec error pipe rfd reads EOF) or reports why
+ * it could not (one struct child_report); a child that does neither in START_TIMEOUT_MS is
+ * killed. On failure the child is reaped here.
+ */
+static int wait_started(int rfd, pid_t pid, uint32_t *ret_kind, char *msg, size_t msg_size)
+{
+	uint64_t deadline = now_ns() + START_TIMEOUT_MS * 1000000ULL;
+	struct child_report rep;
+	ssize_t n;
+	int r;
+
+	for (;;) {
+		struct pollfd p = { .fd = rfd, .events = POLLIN };
+		uint64_t now = now_ns();
+
+		if (now >= deadline) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			str_printf(msg, msg_size, "the process did not start within %d s",
+				   START_TIMEOUT_MS / 1000);
+			return -ETIMEDOUT;
+		}
+		r = poll(&p, 1, (int)((deadline - now) / 1000000ULL) + 1);
+		if (r < 0 && errno != EINTR) {
+			r = -errno;
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			str_printf(msg, msg_size, "cannot wait for the process to start: %s",
+				   strerror(-r));
+			return r;
+		}
+		if (r > 0)
+			break;
+	}
+	do
+		n = read(rfd, &rep, sizeof(rep));
+	while (n < 0 && errno == EINTR);
+	if (n == 0)
+		return 0; /* execve() closed it */
+	if (n != (ssize_t)sizeof(rep)) {
+		r = n < 0 ? -errno : -EIO;
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		str_printf(msg, msg_size, "the process failed to start (no report)");
+		return r;
+	}
+	waitpid(pid, NULL, 0);
+	rep.msg[sizeof(rep.msg) - 1] = '\0';
+	*ret_kind = rep.kind <= PROTO_ERR_NOTFOUND ? rep.kind : PROTO_ERR_INTERNAL;
+	str_copy(msg, msg_size, rep.msg);
+	return -(rep.err > 0 ? rep.err : EIO);
+}
+
+static void proc_from(struct container_proc *ret, pid_t pid, struct stdio_set *io)
+{
+	ret->pid = pid;
+	ret->terminal = io->terminal;
+	ret->in_fd = TAKE_FD(io->in);
+	ret->out_fd = TAKE_FD(io->out);
+	ret->err_fd = TAKE_FD(io->err);
+}
+
+int container_start(const struct proto_start *m, struct container_proc *ret, uint32_t *ret_kind,
 		    char *msg, size_t msg_size)
 {
 	static char stack[256 * 1024] __attribute__((aligned(16)));
-	struct child_ctx c = { .m = m, .err_fd = -1, .stdin_fd = -1, .stdout_fd = -1,
-			       .stderr_fd = -1, .pty_slave = -1 };
-	int errp[2] = { -1, -1 }, inp[2] = { -1, -1 }, outp[2] = { -1, -1 }, errs[2] = { -1, -1 };
-	_cleanup_close_ int master = -1;
-	struct child_report rep;
-	ssize_t n;
+	_cleanup_close_ int err_r = -1;
+	int errp[2], r;
+	struct stdio_set io;
+	struct child_ctx c;
 	pid_t pid;
-	int r;
 
 	*ret_kind = PROTO_ERR_INTERNAL;
-	r = mount_rootfs(m->rootfs, msg, msg_size);
+	r = mount_rootfs(m->rootfs, m->readonly, msg, msg_size);
 	if (r < 0)
 		return r;
 	guest_trace("root filesystem mounted");
 
-	if (pipe2(errp, O_CLOEXEC) < 0)
-		goto fail_errno;
-	c.err_fd = errp[1];
-	if (m->terminal) {
-		struct winsize ws = { .ws_row = m->rows, .ws_col = m->cols };
-		char name[64];
-
-		master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-		if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 ||
-		    ptsname_r(master, name, sizeof(name)) != 0)
-			goto fail_errno;
-		if (ws.ws_row && ws.ws_col)
-			ioctl(master, TIOCSWINSZ, &ws);
-		c.pty_slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-		if (c.pty_slave < 0)
-			goto fail_errno;
-	} else {
-		if (m->open_stdin) {
-			if (pipe2(inp, O_CLOEXEC) < 0)
-				goto fail_errno;
-			c.stdin_fd = inp[0];
-		} else {
-			c.stdin_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-			if (c.stdin_fd < 0)
-				goto fail_errno;
-		}
-		if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errs, O_CLOEXEC) < 0)
-			goto fail_errno;
-		c.stdout_fd = outp[1];
-		c.stderr_fd = errs[1];
+	r = stdio_open(m, m->terminal, &io);
+	if (r < 0) {
+		str_printf(msg, msg_size, "cannot set up the process's stdio: %s", strerror(-r));
+		return r;
 	}
-
+	if (pipe2(errp, O_CLOEXEC) < 0) {
+		r = -errno;
+		stdio_close(&io);
+		str_printf(msg, msg_size, "cannot create a pipe: %s", strerror(-r));
+		return r;
+	}
+	err_r = errp[0];
+	c = child_ctx_of(m, errp[1], &io);
 	guest_trace("cloning");
-	pid = clone(child_main, stack + sizeof(stack),
+	pid = clone(main_child, stack + sizeof(stack),
 		    CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD, &c);
-	if (pid < 0)
-		goto fail_errno;
-
-	/* our copies of the child's ends */
-	closep(&errp[1]);
-	closep(&c.stdin_fd);
-	closep(&c.stdout_fd);
-	closep(&c.stderr_fd);
-	closep(&c.pty_slave);
-
-	do
-		n = read(errp[0], &rep, sizeof(rep));
-	while (n < 0 && errno == EINTR);
-	closep(&errp[0]);
-	if (n == (ssize_t)sizeof(rep)) {
-		rep.msg[sizeof(rep.msg) - 1] = '\0';
-		waitpid(pid, NULL, 0);
-		*ret_kind = rep.kind;
-		str_copy(msg, msg_size, rep.msg);
-		closep(&inp[1]);
-		closep(&outp[0]);
-		closep(&errs[0]);
-		return -(rep.err ? rep.err : EIO);
+	r = pid < 0 ? -errno : 0;
+	close(errp[1]);
+	stdio_close_child(&io);
+	if (r == 0)
+		r = wait_started(err_r, pid, ret_kind, msg, msg_size);
+	else
+		str_printf(msg, msg_size, "cannot start the container process: %s", strerror(-r));
+	if (r < 0) {
+		stdio_close(&io);
+		return r;
 	}
-
-	ret->pid = pid;
-	ret->terminal = m->terminal;
-	if (m->terminal) {
-		ret->in_fd = master;
-		ret->out_fd = TAKE_FD(master);
-		ret->err_fd = -1;
-	} else {
-		ret->in_fd = inp[1];
-		ret->out_fd = outp[0];
-		ret->err_fd = errs[0];
-	}
+	proc_from(ret, pid, &io);
 	return 0;
+}
 
-fail_errno:
-	r = -errno;
-	str_printf(msg, msg_size, "cannot start the container process: %s", strerror(errno));
-	closep(&errp[0]);
-	closep(&errp[1]);
-	closep(&inp[0]);
-	closep(&inp[1]);
-	closep(&outp[0]);
-	closep(&outp[1]);
-	closep(&errs[0]);
-	closep(&errs[1]);
-	closep(&c.pty_slave);
-	if (!m->open_stdin && !m->terminal)
-		closep(&c.stdin_fd);
+/* ---- exec sessions: join the main process's namespaces ---- */
+
+static const struct {
+	const char *name;
+	int type;
+} exec_ns[] = {
+	{ "pid", CLONE_NEWPID }, /* entered by cove-init around the fork */
+	{ "mnt", CLONE_NEWNS },
+	{ "uts", CLONE_NEWUTS },
+	{ "ipc", CLONE_NEWIPC },
+};
+
+static _noreturn_ void exec_child(struct child_ctx *c, const int *nsfd)
+{
+	child_reset_signals();
+	/* joining the mount namespace also sets root and cwd to the container's root */
+	for (size_t i = 1; i < ARRAY_SIZE(exec_ns); i++)
+		if (setns(nsfd[i], exec_ns[i].type) < 0)
+			child_fail(c->err_fd, PROTO_ERR_INTERNAL, errno,
+				   "cannot join the container's %s namespace: %s", exec_ns[i].name,
+				   strerror(errno));
+	for (size_t i = 0; i < ARRAY_SIZE(exec_ns); i++)
+		close(nsfd[i]);
+	if (c->m->tool)
+		process_tool(c);
+	process_exec(c, false);
+}
+
+int container_exec(const struct proto_start *m, pid_t main_pid, struct container_proc *ret,
+		   uint32_t *ret_kind, char *msg, size_t msg_size)
+{
+	int nsfd[ARRAY_SIZE(exec_ns)] = { -1, -1, -1, -1 };
+	_cleanup_close_ int err_r = -1;
+	int errp[2] = { -1, -1 }, r;
+	struct stdio_set io;
+	struct child_ctx c;
+	pid_t pid;
+
+	*ret_kind = PROTO_ERR_INTERNAL;
+	if (own_pidns < 0) {
+		str_copy(msg, msg_size, "cove-init cannot start exec sessions (no PID namespace)");
+		return -EBADF;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(exec_ns); i++) {
+		char path[64];
+
+		str_printf(path, sizeof(path), "/proc/%d/ns/%s", (int)main_pid, exec_ns[i].name);
+		nsfd[i] = open(path, O_RDONLY | O_CLOEXEC);
+		if (nsfd[i] < 0) {
+			r = -errno;
+			if (r == -ENOENT || r == -ESRCH)
+				str_copy(msg, msg_size, "the container is not running");
+			else
+				str_printf(msg, msg_size, "cannot open '%s': %s", path,
+					   strerror(-r));
+			goto out;
+		}
+	}
+	/* a tool's stdio is always pipes: its output is data, not a terminal's */
+	r = stdio_open(m, m->terminal && !m->tool, &io);
+	if (r < 0) {
+		str_printf(msg, msg_size, "cannot set up the process's stdio: %s", strerror(-r));
+		goto out;
+	}
+	if (pipe2(errp, O_CLOEXEC) < 0) {
+		r = -errno;
+		str_printf(msg, msg_size, "cannot create a pipe: %s", strerror(-r));
+		stdio_close(&io);
+		goto out;
+	}
+	err_r = errp[0];
+	c = child_ctx_of(m, errp[1], &io);
+
+	/* the next child is born in the container's PID namespace; cove-init itself stays */
+	if (setns(nsfd[0], CLONE_NEWPID) < 0) {
+		r = -errno;
+		str_printf(msg, msg_size, "cannot enter the container's PID namespace: %s",
+			   strerror(-r));
+		close(errp[1]);
+		stdio_close(&io);
+		goto out;
+	}
+	pid = fork();
+	if (pid == 0)
+		exec_child(&c, nsfd);
+	r = pid < 0 ? -errno : 0;
+	if (setns(own_pidns, CLONE_NEWPID) < 0)
+		guest_log("cannot return to cove-init's PID namespace: %s", strerror(errno));
+	close(errp[1]);
+	stdio_close_child(&io);
+	if (r == 0)
+		r = wait_started(err_r, pid, ret_kind, msg, msg_size);
+	else if (r == -ENOMEM) /* what fork says when the namespace's init is gone */
+		str_copy(msg, msg_size, "the container is not running");
+	else
+		str_printf(msg, msg_size, "cannot start the process: %s", strerror(-r));
+	if (r < 0) {
+		stdio_close(&io);
+		goto out;
+	}
+	proc_from(ret, pid, &io);
+out:
+	for (size_t i = 0; i < ARRAY_SIZE(exec_ns); i++)
+		closep(&nsfd[i]);
 	return r;
 }

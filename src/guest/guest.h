@@ -8,7 +8,7 @@
 #include "../util/util.h"
 
 #define GUEST_PORT_NAME "cove.0"
-#define GUEST_ROOTFS "/run/cove/rootfs"
+#define GUEST_ROOTFS	"/run/cove/rootfs"
 
 /* Log a line on the VM console (it lands in the container's boot log on the host). */
 void guest_log(const char *fmt, ...) _printf_(1, 2);
@@ -17,22 +17,40 @@ extern bool guest_debug;
 void guest_trace(const char *what);
 
 /*
- * A process started inside the container. After container_spawn() succeeds the caller owns the
- * host-side ends of its stdio: in_fd (write; -1 without stdin), out_fd and err_fd (read;
- * err_fd is -1 with a terminal, where out_fd is the pty master).
+ * A process started inside the container (the main process or an exec session). After
+ * container_start() or container_exec() succeeds the caller owns the cove-init ends of its
+ * stdio: in_fd (write; -1 without stdin), out_fd and err_fd (read). With a terminal, out_fd
+ * is the pty master, in_fd is the same descriptor and err_fd is -1.
  */
 struct container_proc {
-	pid_t pid;
+	pid_t pid; /* as cove-init sees it (the VM's first PID namespace) */
 	int in_fd;
 	int out_fd;
 	int err_fd;
-	int terminal;
+	bool terminal;
 };
 
+/* Once at boot, with /proc mounted: remember cove-init's own PID namespace, which
+ * container_exec() leaves and comes back to around each fork. Returns 0 or -errno. */
+int container_init(void);
+
 /*
- * Mount the root filesystem (once) and start the process described by m in new mount, PID,
- * UTS and IPC namespaces with pivot_root. Returns 0, or -errno with *ret_kind set to a
- * PROTO_ERR_* kind and msg filled with a one-line reason.
+ * Start the container's main process (START with exec = 0): mount the root filesystem (once),
+ * then clone into new mount, PID, UTS and IPC namespaces, set up /proc, /sys, /dev, the tmpfs
+ * mounts and pivot_root, then run what m describes (behind a tiny init with m->init). Returns
+ * 0, or -errno with *ret_kind set to a PROTO_ERR_* kind and msg filled with a one-line reason.
  */
-int container_spawn(const struct proto_start *m, struct container_proc *ret, uint32_t *ret_kind,
+int container_start(const struct proto_start *m, struct container_proc *ret, uint32_t *ret_kind,
 		    char *msg, size_t msg_size);
+
+/*
+ * Start an exec session (START with exec = 1) in the namespaces of the running main process
+ * main_pid: a command, or with m->tool one of cove-init's own tools. Same results as
+ * container_start().
+ */
+int container_exec(const struct proto_start *m, pid_t main_pid, struct container_proc *ret,
+		   uint32_t *ret_kind, char *msg, size_t msg_size);
+
+/* PROTO_STATS: measure the VM now; disk is the root disk's name under /sys/block ("vda").
+ * A number that cannot be read is left 0. */
+void guest_stats(const char *disk, struct proto_stats *ret);

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cove-init: PID 1 of a cove VM. Mounts the basics, opens the virtio-serial port to the host,
- * says HELLO, starts the container process when asked, relays its stdio, reaps zombies, reports
- * the exit status, then syncs and powers the VM off. Every failure is reported to the host (or,
- * before the port is open, on the console, which the host keeps as the boot log) and ends in a
- * power-off, never a hang.
+ * says HELLO, then serves the host's frames: starts the container's main process (stream 1)
+ * and exec sessions (streams 2..) when asked, relays each one's stdio, reaps zombies, reports
+ * each exit status, answers STATS; when the main process has exited (or on SHUTDOWN) it syncs
+ * and powers the VM off. Every failure is reported to the host (or, before the port is open,
+ * on the console, which the host keeps as the boot log) and ends in an ERROR frame, a log line
+ * or a power-off, never a hang.
  */
 #define _GNU_SOURCE
 #include "guest.h"
@@ -15,8 +17,10 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
+#include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -25,23 +29,35 @@
 #include <termios.h>
 #include <time.h>
 
-#define OUT_QUEUE_MAX (4u << 20)  /* bytes waiting to go to the host */
-#define OUT_QUEUE_HIGH (1u << 20) /* stop reading the process above this */
-#define IN_QUEUE_HIGH (1u << 20)  /* stop reading the port above this much pending stdin */
-#define DRAIN_TIMEOUT_MS 3000     /* after the process exits, wait this long for its output */
+#define MAX_SESSIONS	 64	    /* processes started by the host at once, the main one too */
+#define OUT_QUEUE_MAX	 (4u << 20) /* bytes waiting to go to the host */
+#define OUT_QUEUE_HIGH	 (1u << 20) /* stop reading the processes' output above this */
+#define IN_QUEUE_HIGH	 (1u << 20) /* stop reading the port above this much stdin, in all */
+#define DRAIN_TIMEOUT_MS 3000	    /* after a process exits, wait this long for its output */
+#define FLUSH_TIMEOUT_MS 30000	    /* before power-off, wait this long for the host to read */
+#define SHUTDOWN_REAP_MS 5000	    /* on SHUTDOWN, wait this long for killed processes */
+
+/* One process the host started: the main process (stream 1) or an exec session. */
+struct session {
+	uint32_t stream; /* 0: a free slot */
+	struct container_proc proc;
+	struct buf stdin_q; /* bytes for the process's stdin */
+	bool stdin_eof;	    /* host sent STDIN_EOF */
+	bool exited;	    /* reaped: status is valid */
+	int status;
+	uint64_t exit_time;
+};
 
 struct init {
 	int port;
 	int sigfd;
 	struct proto_reader reader;
-	struct buf out;   /* frames to the host */
-	struct buf stdin_q; /* bytes for the process's stdin */
-	bool stdin_eof;   /* host sent STDIN_EOF */
-	struct container_proc proc;
-	bool started;
-	bool exited;
-	int status;
-	uint64_t exit_time;
+	struct buf out; /* frames to the host, of every stream */
+	struct session sessions[MAX_SESSIONS];
+	bool main_started; /* the main START was handled */
+	bool main_failed;  /* ... and its process did not start: power off */
+	bool execs_killed; /* the main process exited and the exec sessions were killed */
+	char disk[32];	   /* the root disk under /sys/block, for STATS */
 };
 
 bool guest_debug;
@@ -105,6 +121,23 @@ static void mount_basic(const char *src, const char *dst, const char *type, unsi
 		die("cannot mount %s on '%s': %s", type, dst, strerror(errno));
 }
 
+/* The loopback interface, up: containers talk to themselves on 127.0.0.1. */
+static void loopback_up(void)
+{
+	struct ifreq ifr = { 0 };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return;
+	str_copy(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
+		ifr.ifr_flags |= IFF_UP;
+		if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+			guest_log("cannot bring lo up: %s", strerror(errno));
+	}
+	close(fd);
+}
+
 static void setup_system(void)
 {
 	/*
@@ -122,8 +155,7 @@ static void setup_system(void)
 	mount_basic("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
 	mount_basic("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
 		    "newinstance,ptmxmode=0666,mode=0620,gid=5");
-	mount_basic("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-		    NULL);
+	mount_basic("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	mount_basic("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
 	if (mkdir("/run/cove", 0700) < 0 && errno != EEXIST)
 		die("cannot create /run/cove: %s", strerror(errno));
@@ -181,9 +213,12 @@ static void send_error(struct init *s, uint32_t stream, uint32_t kind, const cha
 	queue_frame(s, proto_put_error(&s->out, stream, kind, msg));
 }
 
-/* Write as much of the output queue as the port takes now. */
+/* Write as much of the output queue as the port takes now; blocking: all of it, unless the
+ * host reads nothing for FLUSH_TIMEOUT_MS. */
 static void flush_out(struct init *s, bool blocking)
 {
+	uint64_t last = now_ns();
+
 	while (s->out.len > 0) {
 		ssize_t n = write(s->port, s->out.data, s->out.len);
 		if (n < 0) {
@@ -193,7 +228,14 @@ static void flush_out(struct init *s, bool blocking)
 				struct pollfd p = { .fd = s->port, .events = POLLOUT };
 				if (!blocking)
 					return;
-				poll(&p, 1, 1000);
+				if (now_ns() - last > FLUSH_TIMEOUT_MS * 1000000ULL) {
+					guest_log("the host does not read; dropping %zu bytes",
+						  s->out.len);
+					s->out.len = 0;
+					return;
+				}
+				if (poll(&p, 1, 1000) > 0 && !(p.revents & POLLOUT))
+					usleep(10000); /* hung up: do not spin */
 				continue;
 			}
 			guest_log("write to host failed: %s", strerror(errno));
@@ -201,91 +243,278 @@ static void flush_out(struct init *s, bool blocking)
 			return;
 		}
 		buf_consume(&s->out, (size_t)n);
+		last = now_ns();
 	}
 }
 
-static void handle_start(struct init *s, const struct proto_hdr *h, const uint8_t *p)
+static struct session *find_session(struct init *s, uint32_t stream)
 {
-	struct proto_start m = { 0 };
+	if (stream == 0)
+		return NULL;
+	for (size_t i = 0; i < MAX_SESSIONS; i++)
+		if (s->sessions[i].stream == stream)
+			return &s->sessions[i];
+	return NULL;
+}
+
+static struct session *free_slot(struct init *s)
+{
+	for (size_t i = 0; i < MAX_SESSIONS; i++)
+		if (s->sessions[i].stream == 0)
+			return &s->sessions[i];
+	return NULL;
+}
+
+static void session_open(struct session *sess, uint32_t stream, const struct container_proc *proc)
+{
+	sess->stream = stream;
+	sess->proc = *proc;
+	sess->stdin_eof = false;
+	sess->exited = false;
+	buf_reset(&sess->stdin_q);
+	fd_set_nonblock(sess->proc.out_fd, true); /* with a terminal, also in_fd */
+	if (sess->proc.err_fd >= 0)
+		fd_set_nonblock(sess->proc.err_fd, true);
+	if (sess->proc.in_fd >= 0 && !sess->proc.terminal)
+		fd_set_nonblock(sess->proc.in_fd, true);
+}
+
+static void session_free(struct session *sess)
+{
+	if (sess->proc.terminal)
+		sess->proc.in_fd = -1; /* the same descriptor as out_fd */
+	closep(&sess->proc.in_fd);
+	closep(&sess->proc.out_fd);
+	closep(&sess->proc.err_fd);
+	buf_done(&sess->stdin_q);
+	sess->stream = 0;
+	sess->proc.pid = 0;
+}
+
+static void send_exit(struct init *s, struct session *sess)
+{
+	struct proto_exit e = { 0 };
+
+	if (WIFSIGNALED(sess->status)) {
+		e.kind = PROTO_EXIT_SIGNAL;
+		e.status = (uint32_t)WTERMSIG(sess->status);
+	} else {
+		e.kind = PROTO_EXIT_CODE;
+		e.status = (uint32_t)WEXITSTATUS(sess->status);
+	}
+	queue_frame(s, proto_put_exit(&s->out, sess->stream, &e));
+}
+
+static _noreturn_ void unmount_and_power_off(void)
+{
+	sync();
+	if (umount2(GUEST_ROOTFS, 0) < 0 && errno != EINVAL)
+		umount2(GUEST_ROOTFS, MNT_DETACH);
+	power_off();
+}
+
+/* The main process is done (main is NULL when it never started): its EXIT goes last. */
+static _noreturn_ void finish(struct init *s, struct session *main)
+{
+	if (main)
+		send_exit(s, main);
+	flush_out(s, true);
+	guest_trace("EXIT sent");
+	unmount_and_power_off();
+}
+
+/* SHUTDOWN: no EXIT frames; whatever runs is killed. */
+static _noreturn_ void shutdown_vm(void)
+{
+	uint64_t deadline = now_ns() + SHUTDOWN_REAP_MS * 1000000ULL;
+
+	guest_trace("SHUTDOWN received");
+	kill(-1, SIGKILL);
+	for (;;) {
+		pid_t pid = waitpid(-1, NULL, WNOHANG);
+
+		if (pid > 0 || (pid < 0 && errno == EINTR))
+			continue;
+		if (pid < 0)
+			break; /* ECHILD: all reaped */
+		if (now_ns() > deadline) {
+			guest_log("processes did not end after SIGKILL; powering off anyway");
+			break;
+		}
+		usleep(10000);
+	}
+	unmount_and_power_off();
+}
+
+static void start_main(struct init *s, const struct proto_start *m)
+{
+	struct container_proc proc;
+	const char *dev = strrchr(m->rootfs, '/');
 	char msg[512];
 	uint32_t kind;
 	int r;
 
-	if (s->started || h->stream != 1) {
-		send_error(s, h->stream, PROTO_ERR_INTERNAL, "unexpected START");
-		return;
-	}
-	r = proto_get_start(p, h->len, &m);
-	if (r < 0) {
-		send_error(s, h->stream, PROTO_ERR_INTERNAL, "malformed START message");
-		return;
-	}
 	guest_trace("START received");
-	r = container_spawn(&m, &s->proc, &kind, msg, sizeof(msg));
+	s->main_started = true;
+	if (dev && dev[1])
+		str_copy(s->disk, sizeof(s->disk), dev + 1);
+	r = container_start(m, &proc, &kind, msg, sizeof(msg));
 	guest_trace("process started");
-	proto_start_done(&m);
-	s->started = true;
 	if (r < 0) {
 		send_error(s, 1, kind, msg);
-		/* the process never ran: report it as finished so the host ends the session */
-		s->exited = true;
-		s->status = -1;
+		/* the process never ran: the VM has nothing more to do */
+		s->main_failed = true;
 		return;
 	}
-	fd_set_nonblock(s->proc.out_fd, true);
-	if (s->proc.err_fd >= 0)
-		fd_set_nonblock(s->proc.err_fd, true);
-	if (s->proc.in_fd >= 0 && !s->proc.terminal)
-		fd_set_nonblock(s->proc.in_fd, true);
-	queue_frame(s, proto_put_u32(&s->out, PROTO_STARTED, 1, (uint32_t)s->proc.pid));
+	session_open(&s->sessions[0], 1, &proc); /* the first START: every slot is free */
+	queue_frame(s, proto_put_u32(&s->out, PROTO_STARTED, 1, (uint32_t)proc.pid));
 }
 
-static void close_stdin(struct init *s)
+static void start_exec(struct init *s, uint32_t stream, const struct proto_start *m)
 {
-	if (s->proc.terminal) {
+	struct session *main = find_session(s, 1), *sess = free_slot(s);
+	struct container_proc proc;
+	char msg[512];
+	uint32_t kind;
+	int r;
+
+	if (!main || main->exited) {
+		send_error(s, stream, PROTO_ERR_INTERNAL, "the container is not running");
+		return;
+	}
+	if (find_session(s, stream)) {
+		str_printf(msg, sizeof(msg), "stream %u is already in use", stream);
+		send_error(s, stream, PROTO_ERR_INTERNAL, msg);
+		return;
+	}
+	if (!sess) {
+		str_printf(msg, sizeof(msg),
+			   "too many processes in the container (at most %d at once)",
+			   MAX_SESSIONS);
+		send_error(s, stream, PROTO_ERR_INTERNAL, msg);
+		return;
+	}
+	r = container_exec(m, main->proc.pid, &proc, &kind, msg, sizeof(msg));
+	if (r < 0) {
+		send_error(s, stream, kind, msg);
+		return;
+	}
+	session_open(sess, stream, &proc);
+	queue_frame(s, proto_put_u32(&s->out, PROTO_STARTED, stream, (uint32_t)proc.pid));
+}
+
+static void handle_start(struct init *s, const struct proto_hdr *h, const uint8_t *p)
+{
+	_cleanup_(proto_start_done) struct proto_start m = { 0 };
+	char msg[256];
+
+	const char *bad = NULL;
+
+	if (proto_get_start(p, h->len, &m) < 0)
+		bad = "malformed START message";
+	else if (h->stream == 1 && s->main_started)
+		bad = "the main process was already started";
+	else if (h->stream == 1 && (m.exec || m.tool))
+		bad = "stream 1 is the main process: its START sets neither exec nor tool";
+	if (h->stream == 1) {
+		if (!bad) {
+			start_main(s, &m);
+			return;
+		}
+		send_error(s, 1, PROTO_ERR_INTERNAL, bad);
+		if (!s->main_started) /* the main process cannot start: nothing more to do */
+			s->main_started = s->main_failed = true;
+		return;
+	}
+	if (bad) {
+		send_error(s, h->stream, PROTO_ERR_INTERNAL, bad);
+		return;
+	}
+	if (!m.exec) {
+		str_printf(msg, sizeof(msg),
+			   "stream %u: only stream 1 runs the main process (an exec session sets "
+			   "exec)",
+			   h->stream);
+		send_error(s, h->stream, PROTO_ERR_INTERNAL, msg);
+		return;
+	}
+	start_exec(s, h->stream, &m);
+}
+
+static void close_stdin(struct session *sess)
+{
+	if (sess->proc.terminal) {
 		/* a terminal has no separate stdin to close: send the EOF character */
 		struct termios t;
 		uint8_t eof = 4;
-		if (tcgetattr(s->proc.out_fd, &t) == 0)
+		if (tcgetattr(sess->proc.out_fd, &t) == 0)
 			eof = t.c_cc[VEOF];
-		(void)write_full(s->proc.out_fd, &eof, 1);
+		(void)write_full(sess->proc.out_fd, &eof, 1);
 		return;
 	}
-	closep(&s->proc.in_fd);
+	closep(&sess->proc.in_fd);
+}
+
+static void handle_stats(struct init *s, const struct proto_hdr *h)
+{
+	struct proto_stats st;
+	int r;
+
+	if (h->len != 0) {
+		guest_log("ignoring a STATS answer sent to the guest");
+		return;
+	}
+	guest_stats(s->disk, &st);
+	r = proto_put_stats(&s->out, &st);
+	if (r == -E2BIG)
+		guest_log("output queue to the host is full; STATS not answered");
+	else
+		queue_frame(s, r);
 }
 
 static void handle_frame(struct init *s, const struct proto_hdr *h, const uint8_t *p)
 {
-	uint32_t v;
+	struct session *sess = find_session(s, h->stream);
+	bool running = sess && !sess->exited;
 	uint16_t rows, cols;
+	uint32_t v;
 
+	/* frames for an unknown or finished stream are late, not wrong: ignored */
 	switch (h->type) {
 	case PROTO_START:
 		handle_start(s, h, p);
 		break;
 	case PROTO_STDIN:
-		if (s->proc.in_fd < 0 || s->stdin_eof)
+		if (!running || sess->proc.in_fd < 0 || sess->stdin_eof)
 			break;
-		if (buf_append(&s->stdin_q, p, h->len) < 0)
-			die("stdin queue overflowed");
+		if (buf_append(&sess->stdin_q, p, h->len) < 0)
+			guest_log("stdin queue of stream %u overflowed; dropping %u bytes",
+				  h->stream, h->len);
 		break;
 	case PROTO_STDIN_EOF:
-		s->stdin_eof = true;
-		if (s->stdin_q.len == 0 && s->proc.in_fd >= 0)
-			close_stdin(s);
+		if (!running || sess->stdin_eof)
+			break;
+		sess->stdin_eof = true;
+		if (sess->stdin_q.len == 0 && sess->proc.in_fd >= 0)
+			close_stdin(sess);
 		break;
 	case PROTO_SIGNAL:
-		if (proto_get_u32(p, h->len, &v) == 0 && v >= 1 && v < NSIG && s->started &&
-		    !s->exited && s->proc.pid > 0)
-			kill(s->proc.pid, (int)v);
+		if (proto_get_u32(p, h->len, &v) == 0 && v >= 1 && v <= 64 && v < NSIG && running &&
+		    sess->proc.pid > 0)
+			kill(sess->proc.pid, (int)v);
 		break;
 	case PROTO_RESIZE:
-		if (proto_get_resize(p, h->len, &rows, &cols) == 0 && s->proc.terminal &&
-		    s->proc.out_fd >= 0) {
+		if (proto_get_resize(p, h->len, &rows, &cols) == 0 && sess && sess->proc.terminal &&
+		    sess->proc.out_fd >= 0) {
 			struct winsize ws = { .ws_row = rows, .ws_col = cols };
-			ioctl(s->proc.out_fd, TIOCSWINSZ, &ws);
+			ioctl(sess->proc.out_fd, TIOCSWINSZ, &ws);
 		}
 		break;
+	case PROTO_STATS:
+		handle_stats(s, h);
+		break;
+	case PROTO_SHUTDOWN:
+		shutdown_vm();
 	default:
 		guest_log("ignoring unexpected message %s", proto_type_name(h->type));
 		break;
@@ -324,17 +553,21 @@ static void read_port(struct init *s)
 		die("malformed message from host: %s", strerror(-r));
 }
 
-/* Returns false at EOF (or error) of this stream. */
-static bool pump_output(struct init *s, int fd, uint16_t type)
+/* Returns false at EOF (or error) of this output. Reads only while the output queue is below
+ * OUT_QUEUE_HIGH, so that it never grows past OUT_QUEUE_HIGH + one frame per read. */
+static bool pump_output(struct init *s, struct session *sess, int fd, uint16_t type)
 {
 	uint8_t tmp[PROTO_MAX_DATA];
-	ssize_t n = read(fd, tmp, sizeof(tmp));
+	ssize_t n;
 
+	if (s->out.len >= OUT_QUEUE_HIGH)
+		return true;
+	n = read(fd, tmp, sizeof(tmp));
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return true;
 	if (n <= 0)
 		return false; /* EOF, or EIO on a pty whose last slave closed */
-	queue_frame(s, proto_put_data(&s->out, type, 1, tmp, (size_t)n));
+	queue_frame(s, proto_put_data(&s->out, type, sess->stream, tmp, (size_t)n));
 	return true;
 }
 
@@ -347,115 +580,193 @@ static void reap(struct init *s)
 	while (read(s->sigfd, &si, sizeof(si)) > 0)
 		;
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		if (s->started && pid == s->proc.pid && !s->exited) {
-			s->exited = true;
-			s->status = status;
-			s->exit_time = now_ns();
-			guest_trace("process exited");
+		for (size_t i = 0; i < MAX_SESSIONS; i++) {
+			struct session *sess = &s->sessions[i];
+
+			if (!sess->stream || sess->exited || sess->proc.pid != pid)
+				continue;
+			sess->exited = true;
+			sess->status = status;
+			sess->exit_time = now_ns();
+			/* nothing reads its stdin any more */
+			buf_done(&sess->stdin_q);
+			if (sess->proc.terminal)
+				sess->proc.in_fd = -1;
+			else
+				closep(&sess->proc.in_fd);
+			if (sess->stream == 1)
+				guest_trace("process exited");
+			break;
 		}
 	}
 }
 
-static void write_stdin(struct init *s)
+static void write_stdin(struct session *sess)
 {
-	ssize_t n = write(s->proc.in_fd, s->stdin_q.data, s->stdin_q.len);
+	ssize_t n = write(sess->proc.in_fd, sess->stdin_q.data, sess->stdin_q.len);
 
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EINTR)
 			return;
 		/* EPIPE: the process closed its stdin; drop what it will never read */
-		buf_reset(&s->stdin_q);
-		if (!s->proc.terminal)
-			closep(&s->proc.in_fd);
+		buf_reset(&sess->stdin_q);
+		if (!sess->proc.terminal)
+			closep(&sess->proc.in_fd);
 		return;
 	}
-	buf_consume(&s->stdin_q, (size_t)n);
-	if (s->stdin_q.len == 0 && s->stdin_eof)
-		close_stdin(s);
+	buf_consume(&sess->stdin_q, (size_t)n);
+	if (sess->stdin_q.len == 0 && sess->stdin_eof)
+		close_stdin(sess);
 }
 
-static void finish(struct init *s)
+/*
+ * Sessions whose process has exited: EXIT once their output is drained (or DRAIN_TIMEOUT_MS
+ * after the exit). When the main process has exited, the exec sessions are killed (as docker
+ * does), their EXITs go first and the main's last, then the VM powers off. Sets *timeout
+ * while something is waited for.
+ */
+static void check_sessions(struct init *s, int *timeout)
 {
-	struct proto_exit e = { 0 };
+	struct session *main = find_session(s, 1);
+	uint64_t now = now_ns(), drain = DRAIN_TIMEOUT_MS * 1000000ULL;
+	bool others = false;
 
-	if (s->status >= 0) {
-		if (WIFSIGNALED(s->status)) {
-			e.kind = PROTO_EXIT_SIGNAL;
-			e.status = (uint32_t)WTERMSIG(s->status);
-		} else {
-			e.kind = PROTO_EXIT_CODE;
-			e.status = (uint32_t)WEXITSTATUS(s->status);
+	if (s->main_failed)
+		finish(s, NULL);
+	if (main && main->exited && !s->execs_killed) {
+		for (size_t i = 0; i < MAX_SESSIONS; i++) {
+			struct session *sess = &s->sessions[i];
+			if (sess->stream > 1 && !sess->exited && sess->proc.pid > 0)
+				kill(sess->proc.pid, SIGKILL);
 		}
-		queue_frame(s, proto_put_exit(&s->out, 1, &e));
+		s->execs_killed = true;
 	}
-	flush_out(s, true);
-	guest_trace("EXIT sent");
-	sync();
-	if (umount2(GUEST_ROOTFS, 0) < 0 && errno != EINVAL)
-		umount2(GUEST_ROOTFS, MNT_DETACH);
-	power_off();
+	for (size_t i = 0; i < MAX_SESSIONS; i++) {
+		struct session *sess = &s->sessions[i];
+		bool drained = sess->proc.out_fd < 0 && sess->proc.err_fd < 0;
+
+		if (sess->stream <= 1)
+			continue;
+		if (!sess->exited) {
+			others = true;
+			continue;
+		}
+		if (!drained && now - sess->exit_time <= drain) {
+			others = true;
+			*timeout = 100;
+			continue;
+		}
+		if (!drained)
+			guest_log("output of stream %u did not end; not waiting for it",
+				  sess->stream);
+		send_exit(s, sess);
+		session_free(sess);
+	}
+	if (!main || !main->exited)
+		return;
+	*timeout = 100;
+	if (!others && main->proc.out_fd < 0 && main->proc.err_fd < 0)
+		finish(s, main);
+	if (now - main->exit_time > drain) {
+		for (size_t i = 0; i < MAX_SESSIONS; i++) {
+			struct session *sess = &s->sessions[i];
+
+			if (sess->stream <= 1)
+				continue;
+			if (sess->exited)
+				send_exit(s, sess);
+			else
+				guest_log("the process of stream %u did not end", sess->stream);
+		}
+		if (main->proc.out_fd >= 0 || main->proc.err_fd >= 0)
+			guest_log("output of the main process did not end; not waiting for it");
+		finish(s, main);
+	}
 }
+
+enum { WATCH_OUT, WATCH_ERR, WATCH_IN };
 
 static void loop(struct init *s)
 {
 	for (;;) {
-		struct pollfd p[5];
-		int n = 0, i_port, i_sig, i_out = -1, i_err = -1, i_in = -1;
-		int timeout = -1;
-		bool out_open = s->started && s->proc.out_fd >= 0;
-		bool err_open = s->started && s->proc.err_fd >= 0;
+		struct pollfd p[2 + MAX_SESSIONS * 3];
+		struct {
+			struct session *sess;
+			int what;
+		} watch[ARRAY_SIZE(p)];
+		size_t stdin_total = 0;
+		int n = 0, timeout = -1;
+		bool port_in;
 
-		if (s->exited && !out_open && !err_open)
-			finish(s);
-		if (s->exited && now_ns() - s->exit_time > DRAIN_TIMEOUT_MS * 1000000ULL) {
-			guest_log("output of the process did not end; not waiting for it");
-			finish(s);
-		}
-		if (s->exited)
-			timeout = 100;
-
-		i_port = n;
+		check_sessions(s, &timeout);
+		for (size_t i = 0; i < MAX_SESSIONS; i++)
+			stdin_total += s->sessions[i].stdin_q.len;
+		port_in = stdin_total < IN_QUEUE_HIGH;
 		p[n++] = (struct pollfd){
 			.fd = s->port,
-			.events = (s->stdin_q.len < IN_QUEUE_HIGH ? POLLIN : 0) |
-				  (s->out.len ? POLLOUT : 0),
+			.events = (port_in ? POLLIN : 0) | (s->out.len ? POLLOUT : 0),
 		};
-		i_sig = n;
 		p[n++] = (struct pollfd){ .fd = s->sigfd, .events = POLLIN };
-		if (out_open && s->out.len < OUT_QUEUE_HIGH) {
-			i_out = n;
-			p[n++] = (struct pollfd){ .fd = s->proc.out_fd, .events = POLLIN };
-		}
-		if (err_open && s->out.len < OUT_QUEUE_HIGH) {
-			i_err = n;
-			p[n++] = (struct pollfd){ .fd = s->proc.err_fd, .events = POLLIN };
-		}
-		if (s->stdin_q.len && s->proc.in_fd >= 0) {
-			i_in = n;
-			p[n++] = (struct pollfd){ .fd = s->proc.in_fd, .events = POLLOUT };
+		for (size_t i = 0; i < MAX_SESSIONS; i++) {
+			struct session *sess = &s->sessions[i];
+			const int fds[] = { [WATCH_OUT] = sess->proc.out_fd,
+					    [WATCH_ERR] = sess->proc.err_fd,
+					    [WATCH_IN] = sess->proc.in_fd };
+
+			if (!sess->stream)
+				continue;
+			for (int w = WATCH_OUT; w <= WATCH_IN; w++) {
+				short ev = w == WATCH_IN ? POLLOUT : POLLIN;
+
+				if (fds[w] < 0)
+					continue;
+				if (w == WATCH_IN ? !sess->stdin_q.len
+						  : s->out.len >= OUT_QUEUE_HIGH)
+					continue;
+				watch[n] = (typeof(watch[0])){ sess, w };
+				p[n++] = (struct pollfd){ .fd = fds[w], .events = ev };
+			}
 		}
 		if (poll(p, (nfds_t)n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			die("poll failed: %s", strerror(errno));
 		}
-		if (p[i_sig].revents)
+		if (p[1].revents)
 			reap(s);
-		if (p[i_port].revents & POLLIN)
-			read_port(s);
-		if (p[i_port].revents & POLLOUT)
-			flush_out(s, false);
-		if (i_in >= 0 && p[i_in].revents)
-			write_stdin(s);
-		if (i_out >= 0 && p[i_out].revents &&
-		    !pump_output(s, s->proc.out_fd, PROTO_STDOUT)) {
-			if (s->proc.terminal)
-				s->proc.in_fd = -1; /* same descriptor as out_fd */
-			closep(&s->proc.out_fd);
+		/* the processes' descriptors first: handling the port may start new sessions */
+		for (int i = 2; i < n; i++) {
+			struct session *sess = watch[i].sess;
+
+			if (!p[i].revents)
+				continue;
+			switch (watch[i].what) {
+			case WATCH_OUT:
+				if (sess->proc.out_fd != p[i].fd)
+					break;
+				if (!pump_output(s, sess, p[i].fd, PROTO_STDOUT)) {
+					if (sess->proc.terminal)
+						sess->proc.in_fd = -1; /* same descriptor */
+					closep(&sess->proc.out_fd);
+				}
+				break;
+			case WATCH_ERR:
+				if (sess->proc.err_fd == p[i].fd &&
+				    !pump_output(s, sess, p[i].fd, PROTO_STDERR))
+					closep(&sess->proc.err_fd);
+				break;
+			case WATCH_IN:
+				if (sess->proc.in_fd == p[i].fd && sess->stdin_q.len)
+					write_stdin(sess);
+				break;
+			}
 		}
-		if (i_err >= 0 && p[i_err].revents &&
-		    !pump_output(s, s->proc.err_fd, PROTO_STDERR))
-			closep(&s->proc.err_fd);
+		if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			if (port_in)
+				read_port(s);
+			else
+				usleep(10000); /* hung up, and not reading now: do not spin */
+		}
 		if (s->out.len)
 			flush_out(s, false);
 	}
@@ -476,15 +787,15 @@ static bool cmdline_has(const char *word)
 
 int main(void)
 {
-	struct init s = {
+	static struct init s = {
 		.port = -1,
 		.out = BUF_INIT(OUT_QUEUE_MAX),
-		.stdin_q = BUF_INIT(IN_QUEUE_HIGH + PROTO_MAX_PAYLOAD),
-		.proc = { .in_fd = -1, .out_fd = -1, .err_fd = -1 },
+		.disk = "vda",
 	};
 	struct proto_hello hello = { .version = PROTO_VERSION };
 	struct utsname u;
 	sigset_t mask;
+	int r;
 
 	if (getpid() != 1) {
 		fprintf(stderr, "cove-init: must run as PID 1 of a cove VM\n");
@@ -499,8 +810,20 @@ int main(void)
 	if (s.sigfd < 0)
 		die("signalfd failed: %s", strerror(errno));
 
+	for (size_t i = 0; i < MAX_SESSIONS; i++) {
+		s.sessions[i].proc =
+			(struct container_proc){ .in_fd = -1, .out_fd = -1, .err_fd = -1 };
+		/* the port is not read at IN_QUEUE_HIGH; one read of it adds at most 64 KiB */
+		s.sessions[i].stdin_q = BUF_INIT(IN_QUEUE_HIGH + PROTO_MAX_PAYLOAD);
+	}
+
 	setup_system();
+	loopback_up();
 	guest_debug = cmdline_has("cove.debug");
+	r = container_init();
+	if (r < 0)
+		guest_log("cannot open /proc/self/ns/pid: %s; exec sessions will fail",
+			  strerror(-r));
 	guest_trace("mounted");
 	s.port = open_port();
 	guest_trace("port open");
