@@ -145,6 +145,62 @@ static bool matches(const struct container *c, json_t *config, const struct cont
 	return true;
 }
 
+/* A table of 6 columns, printed with docker's three-space gaps once every width is known. */
+#define TABLE_COLS 6
+struct table {
+	char **cells;
+	size_t rows;
+	size_t width[TABLE_COLS];
+};
+
+static int table_add(struct table *t, const char *a, const char *b, const char *c, const char *d,
+		     const char *e, const char *f)
+{
+	const char *row[TABLE_COLS] = { a, b, c, d, e, f };
+	char **n = realloc(t->cells, (t->rows + 1) * TABLE_COLS * sizeof(char *));
+
+	if (!n)
+		return -ENOMEM;
+	t->cells = n;
+	for (size_t i = 0; i < TABLE_COLS; i++) {
+		/* display width: count UTF-8 lead bytes, not bytes */
+		size_t w = 0;
+		for (const char *p = row[i]; *p; p++)
+			w += ((unsigned char)*p & 0xc0) != 0x80;
+		n[t->rows * TABLE_COLS + i] = strdup(row[i]);
+		if (!n[t->rows * TABLE_COLS + i])
+			return -ENOMEM;
+		if (w > t->width[i])
+			t->width[i] = w;
+	}
+	t->rows++;
+	return 0;
+}
+
+static void table_print(const struct table *t)
+{
+	for (size_t r = 0; r < t->rows; r++) {
+		for (size_t i = 0; i < TABLE_COLS; i++) {
+			const char *cell = t->cells[r * TABLE_COLS + i];
+			size_t w = 0;
+			for (const char *p = cell; *p; p++)
+				w += ((unsigned char)*p & 0xc0) != 0x80;
+			fputs(cell, stdout);
+			if (i + 1 < TABLE_COLS)
+				printf("%*s", (int)(t->width[i] - w + 3), "");
+		}
+		putchar('\n');
+	}
+}
+
+static void table_done(struct table *t)
+{
+	for (size_t i = 0; t->cells && i < t->rows * TABLE_COLS; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	memset(t, 0, sizeof(*t));
+}
+
 int cmd_ps(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -157,6 +213,7 @@ int cmd_ps(int argc, char **argv)
 		{ 0 },
 	};
 	bool all = false, quiet = false, no_trunc = false, json = false;
+	struct table t = { 0 };
 	struct filter filters[16];
 	size_t nf = 0;
 	struct cove_error err = { 0 };
@@ -241,9 +298,9 @@ int cmd_ps(int argc, char **argv)
 		cli_error("%s", err.msg);
 		return 1;
 	}
-	if (!quiet && !json)
-		printf("%-12s   %-20s   %-22s   %-16s   %-26s   %s\n", "CONTAINER ID", "IMAGE",
-		       "COMMAND", "CREATED", "STATUS", "NAMES");
+	if (!quiet && !json && table_add(&t, "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS",
+					 "NAMES") < 0)
+		goto oom;
 	/* newest first, as docker lists */
 	for (size_t k = n; k-- > 0;) {
 		struct container ct;
@@ -279,19 +336,28 @@ int cmd_ps(int argc, char **argv)
 			free(s);
 			json_decref(o);
 		} else {
-			char qcmd[64];
+			char qcmd[4100];
 			if (!no_trunc && strlen(cmd) > 20)
 				str_printf(qcmd, sizeof(qcmd), "\"%.19s…\"", cmd);
 			else
-				str_printf(qcmd, sizeof(qcmd), "\"%.60s\"", cmd);
-			printf("%-12s   %-20s   %-22s   %-16s   %-26s   %s\n",
-			       no_trunc ? ct.id : ct.short_id, image_text(config), qcmd, created,
-			       status, ct.name);
+				str_printf(qcmd, sizeof(qcmd), "\"%s\"", cmd);
+			if (table_add(&t, no_trunc ? ct.id : ct.short_id, image_text(config), qcmd,
+				      created, status, ct.name) < 0) {
+				json_decref(config);
+				goto oom;
+			}
 		}
 		json_decref(config);
 	}
+	table_print(&t);
+	table_done(&t);
 	container_list_free(ids, n);
 	return 0;
+oom:
+	table_done(&t);
+	container_list_free(ids, n);
+	cli_error("out of memory");
+	return 1;
 }
 
 /* ---- inspect ---- */

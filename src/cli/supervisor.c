@@ -704,8 +704,15 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	s->next_stream = 2;
 	s->exit_code = EXIT_COVE;
 	proto_reader_init(&s->reader);
-	if (client_fd >= 0 && !client_new(s, client_fd))
-		close(client_fd);
+	if (client_fd >= 0) {
+		struct client *cl = client_new(s, client_fd);
+		/* its ATTACH was written before the fork: take it now, so that even an error
+		 * before the loop (QEMU cannot start) reaches it */
+		if (!cl)
+			close(client_fd);
+		else if (!client_read(s, cl))
+			client_drop(s, 0);
+	}
 
 	s->log_fd = open(s->c->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	s->listen_fd = listen_on(s->c->sock);
