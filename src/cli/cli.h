@@ -57,6 +57,8 @@ struct cli_paths {
 	bool build_tree;
 };
 int paths_init(struct cli_paths *p, struct cove_error *err);
+/* The same, saying why on stderr when it fails. */
+int paths_init_or_report(struct cli_paths *p);
 
 /* The terminal: raw mode on the host's stdin, restored on every exit path. */
 int terminal_make_raw(int fd);
@@ -80,6 +82,9 @@ struct session_result {
 	bool started;  /* the process ran */
 };
 struct buf;
+/* Append "K=V" to a NULL-terminated list (-e K copies K from our environment, or adds nothing
+ * when it is unset); says why on stderr and returns -EINVAL for a bad one. */
+int env_list_add(char ***env, size_t *n, const char *kv);
 /* docker's environment rules: every "K=V" of add over base, later ones winning, into a new
  * NULL-terminated array (the strings are not copied). */
 char **merge_env(char **base, size_t nbase, char **add, size_t nadd, uint32_t *ret_n);

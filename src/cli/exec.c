@@ -27,34 +27,6 @@ struct exec_opts {
 	const char *user;
 };
 
-static int exec_add_env(struct exec_opts *o, const char *kv)
-{
-	const char *v;
-	char **n;
-	char *s;
-
-	if (kv[0] == '=' || kv[0] == '\0') {
-		cli_error("invalid environment variable '%s': expected KEY=VALUE", kv);
-		return -EINVAL;
-	}
-	if (strchr(kv, '=')) {
-		s = strdup(kv);
-	} else {
-		if (!(v = getenv(kv)))
-			return 0;
-		if (asprintf(&s, "%s=%s", kv, v) < 0)
-			s = NULL;
-	}
-	n = s ? realloc(o->env, (o->envc + 2) * sizeof(char *)) : NULL;
-	if (!n) {
-		free(s);
-		return -ENOMEM;
-	}
-	o->env = n;
-	o->env[o->envc++] = s;
-	o->env[o->envc] = NULL;
-	return 0;
-}
 
 static void usage(FILE *f)
 {
@@ -135,7 +107,7 @@ int cmd_exec(int argc, char **argv)
 			o.tty = true;
 			break;
 		case 'e':
-			if (exec_add_env(&o, optarg) < 0)
+			if (env_list_add(&o.env, &o.envc, optarg) < 0)
 				goto out;
 			break;
 		case 'w':

@@ -52,17 +52,6 @@ static int parse_common(int argc, char **argv, const struct verb *v, const char 
 	return 0;
 }
 
-static int init_paths(struct cli_paths *p)
-{
-	struct cove_error err = { 0 };
-
-	if (paths_init(p, &err) < 0) {
-		cli_error("%s", err.msg);
-		return -EINVAL;
-	}
-	return 0;
-}
-
 static int find(const struct cli_paths *p, const char *ref, struct container *c)
 {
 	struct cove_error err = { 0 };
@@ -94,6 +83,25 @@ static int send_request(const struct container *c, const struct buf *frame, stru
 				      strerror(e));
 	}
 	return fd;
+}
+
+/* Run fn on each container argv names, printing the name of each that succeeds; 1 if any
+ * failed (and said why). */
+static int each_named(const struct cli_paths *p, int argc, char **argv,
+		      int (*fn)(const struct cli_paths *p, struct container *c, const void *ud),
+		      const void *ud)
+{
+	int failed = 0;
+
+	for (int i = optind; i < argc; i++) {
+		struct container c;
+		if (find(p, argv[i], &c) < 0 || fn(p, &c, ud) < 0) {
+			failed = 1;
+			continue;
+		}
+		printf("%s\n", argv[i]);
+	}
+	return failed;
 }
 
 /* ---- start ---- */
@@ -188,7 +196,7 @@ int cmd_start(int argc, char **argv)
 	r = parse_common(argc, argv, &v, "+ai", longopts, start_opt, &o, true);
 	if (r)
 		return r > 0 ? 0 : EXIT_COVE;
-	if (init_paths(&p) < 0)
+	if (paths_init_or_report(&p) < 0)
 		return EXIT_COVE;
 	if (o.attach && argc - optind > 1) {
 		cli_error("'start -a' takes one container");
@@ -234,8 +242,9 @@ static int stop_opt(int c, const char *arg, void *ud)
 	return 0;
 }
 
-static int stop_one(const struct cli_paths *p, struct container *c, const struct stop_opts *o)
+static int stop_one(const struct cli_paths *p, struct container *c, const void *ud)
 {
+	const struct stop_opts *o = ud;
 	struct cove_error err = { 0 };
 	struct container_status st;
 	struct buf f = BUF_INIT(64);
@@ -298,22 +307,24 @@ int cmd_stop(int argc, char **argv)
 	};
 	struct stop_opts o = { .timeout = -1 };
 	struct cli_paths p;
-	int r, failed = 0;
+	int r;
 
 	r = parse_common(argc, argv, &v, "+:t:s:", longopts, stop_opt, &o, true);
 	if (r)
 		return r > 0 ? 0 : EXIT_COVE;
-	if (init_paths(&p) < 0)
+	if (paths_init_or_report(&p) < 0)
 		return EXIT_COVE;
-	for (int i = optind; i < argc; i++) {
-		struct container c;
-		if (find(&p, argv[i], &c) < 0 || stop_one(&p, &c, &o) < 0) {
-			failed = 1;
-			continue;
-		}
-		printf("%s\n", argv[i]);
-	}
-	return failed;
+	return each_named(&p, argc, argv, stop_one, &o);
+}
+
+static int restart_one(const struct cli_paths *p, struct container *c, const void *ud)
+{
+	struct start_opts so = { 0 };
+	int code;
+
+	if (stop_one(p, c, ud) < 0)
+		return -EIO;
+	return start_one(p, c->id, &so, &code);
 }
 
 int cmd_restart(int argc, char **argv)
@@ -334,28 +345,36 @@ int cmd_restart(int argc, char **argv)
 		{ 0 },
 	};
 	struct stop_opts o = { .timeout = -1 };
-	struct start_opts so = { 0 };
 	struct cli_paths p;
-	int r, failed = 0, code;
+	int r;
 
 	r = parse_common(argc, argv, &v, "+:t:s:", longopts, stop_opt, &o, true);
 	if (r)
 		return r > 0 ? 0 : EXIT_COVE;
-	if (init_paths(&p) < 0)
+	if (paths_init_or_report(&p) < 0)
 		return EXIT_COVE;
-	for (int i = optind; i < argc; i++) {
-		struct container c;
-		if (find(&p, argv[i], &c) < 0 || stop_one(&p, &c, &o) < 0 ||
-		    start_one(&p, c.id, &so, &code) < 0) {
-			failed = 1;
-			continue;
-		}
-		printf("%s\n", argv[i]);
-	}
-	return failed;
+	return each_named(&p, argc, argv, restart_one, &o);
 }
 
 /* ---- kill ---- */
+
+static int kill_one(const struct cli_paths *p, struct container *c, const void *ud)
+{
+	const struct stop_opts *o = ud;
+	struct cove_error err = { 0 };
+	struct buf f = BUF_INIT(64);
+	int fd;
+
+	proto_put_u32(&f, PROTO_SIGNAL, 1, (uint32_t)o->signal);
+	fd = send_request(c, &f, &err);
+	buf_done(&f);
+	if (fd < 0) {
+		cli_error("%s", err.msg);
+		return fd;
+	}
+	close(fd);
+	return 0;
+}
 
 int cmd_kill(int argc, char **argv)
 {
@@ -373,35 +392,14 @@ int cmd_kill(int argc, char **argv)
 	};
 	struct stop_opts o = { .timeout = -1, .signal = SIGKILL };
 	struct cli_paths p;
-	int r, failed = 0;
+	int r;
 
 	r = parse_common(argc, argv, &v, "+:s:", longopts, stop_opt, &o, true);
 	if (r)
 		return r > 0 ? 0 : EXIT_COVE;
-	if (init_paths(&p) < 0)
+	if (paths_init_or_report(&p) < 0)
 		return EXIT_COVE;
-	for (int i = optind; i < argc; i++) {
-		struct cove_error err = { 0 };
-		struct buf f = BUF_INIT(64);
-		struct container c;
-		int fd;
-
-		if (find(&p, argv[i], &c) < 0) {
-			failed = 1;
-			continue;
-		}
-		proto_put_u32(&f, PROTO_SIGNAL, 1, (uint32_t)o.signal);
-		fd = send_request(&c, &f, &err);
-		buf_done(&f);
-		if (fd < 0) {
-			cli_error("%s", err.msg);
-			failed = 1;
-			continue;
-		}
-		close(fd);
-		printf("%s\n", argv[i]);
-	}
-	return failed;
+	return each_named(&p, argc, argv, kill_one, &o);
 }
 
 /* ---- rm, prune ---- */
@@ -422,8 +420,9 @@ static int rm_opt(int c, const char *arg, void *ud)
 }
 
 /* Remove c; a running one only with force (it is killed first). */
-static int rm_one(const struct cli_paths *p, struct container *c, bool force)
+static int rm_one(const struct cli_paths *p, struct container *c, const void *ud)
 {
+	bool force = ((const struct rm_opts *)ud)->force;
 	struct container_status st;
 	int r;
 
@@ -433,8 +432,8 @@ static int rm_one(const struct cli_paths *p, struct container *c, bool force)
 		return r;
 	}
 	if (r == -EBUSY) {
-		struct stop_opts o = { .timeout = 0, .signal = SIGKILL };
-		(void)stop_one(p, c, &o);
+		struct stop_opts so = { .timeout = 0, .signal = SIGKILL };
+		(void)stop_one(p, c, &so);
 		r = container_lock(c, RM_FORCE_WAIT_MS);
 		if (r == -EBUSY && container_get_status(c, &st) == 0 && st.pid > 0) {
 			/* a supervisor that does not answer: end it (QEMU dies with it) */
@@ -481,7 +480,7 @@ int cmd_ctr_rm(int argc, char **argv)
 		cli_error("missing CONTAINER; see 'cove rm --help'");
 		return EXIT_COVE;
 	}
-	if (init_paths(&p) < 0)
+	if (paths_init_or_report(&p) < 0)
 		return EXIT_COVE;
 	if (o.all) {
 		struct cove_error err = { 0 };
@@ -501,22 +500,14 @@ int cmd_ctr_rm(int argc, char **argv)
 			container_get_status(&c, &st);
 			if (st.status == CONTAINER_RUNNING && !o.force)
 				continue;
-			if (rm_one(&p, &c, o.force) < 0)
+			if (rm_one(&p, &c, &o) < 0)
 				failed = 1;
 			else
 				printf("%s\n", c.id);
 		}
 		container_list_free(ids, n);
 	}
-	for (int i = optind; i < argc; i++) {
-		struct container c;
-		if (find(&p, argv[i], &c) < 0 || rm_one(&p, &c, o.force) < 0) {
-			failed = 1;
-			continue;
-		}
-		printf("%s\n", argv[i]);
-	}
-	return failed;
+	return each_named(&p, argc, argv, rm_one, &o) | failed;
 }
 
 int cmd_ctr_prune(int argc, char **argv)
@@ -547,7 +538,7 @@ int cmd_ctr_prune(int argc, char **argv)
 		cli_error("'cove prune' takes no arguments");
 		return EXIT_COVE;
 	}
-	if (init_paths(&p) < 0)
+	if (paths_init_or_report(&p) < 0)
 		return EXIT_COVE;
 	if (container_list(&p, &ids, &n, &err) < 0) {
 		cli_error("%s", err.msg);
@@ -583,7 +574,7 @@ int cmd_wait(int argc, char **argv)
 	r = parse_common(argc, argv, &v, "+", longopts, rm_opt, NULL, true);
 	if (r)
 		return r > 0 ? 0 : EXIT_COVE;
-	if (init_paths(&p) < 0)
+	if (paths_init_or_report(&p) < 0)
 		return EXIT_COVE;
 	for (int i = optind; i < argc; i++) {
 		struct container c;
@@ -662,7 +653,7 @@ int cmd_attach(int argc, char **argv)
 		cli_error("'cove attach' takes one container");
 		return EXIT_COVE;
 	}
-	if (init_paths(&p) < 0 || find(&p, argv[optind], &c) < 0)
+	if (paths_init_or_report(&p) < 0 || find(&p, argv[optind], &c) < 0)
 		return EXIT_COVE;
 	if (container_load_config(&c, &config, &err) < 0) {
 		cli_error("%s", err.msg);

@@ -82,3 +82,14 @@ int paths_init(struct cli_paths *p, struct cove_error *err)
 		str_printf(p->run, sizeof(p->run), "%s/run", p->state);
 	return 0;
 }
+
+int paths_init_or_report(struct cli_paths *p)
+{
+	struct cove_error err = { 0 };
+
+	if (paths_init(p, &err) < 0) {
+		cli_error("%s", err.msg);
+		return -EINVAL;
+	}
+	return 0;
+}

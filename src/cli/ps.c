@@ -14,17 +14,6 @@
 #include <string.h>
 #include <time.h>
 
-static int init_paths(struct cli_paths *p)
-{
-	struct cove_error err = { 0 };
-
-	if (paths_init(p, &err) < 0) {
-		cli_error("%s", err.msg);
-		return -EINVAL;
-	}
-	return 0;
-}
-
 static void human_ago(double t, char *buf, size_t size, const char *suffix)
 {
 	double d = (double)time(NULL) - t;
@@ -292,7 +281,7 @@ int cmd_ps(int argc, char **argv)
 		cli_error("'cove ls' takes no arguments; use --filter");
 		return EXIT_COVE;
 	}
-	if (init_paths(&p) < 0)
+	if (paths_init_or_report(&p) < 0)
 		return EXIT_COVE;
 	if (container_list(&p, &ids, &n, &err) < 0) {
 		cli_error("%s", err.msg);
@@ -427,7 +416,7 @@ int cmd_ctr_inspect(int argc, char **argv)
 		cli_error("missing CONTAINER; see 'cove inspect --help'");
 		return EXIT_COVE;
 	}
-	if (init_paths(&p) < 0)
+	if (paths_init_or_report(&p) < 0)
 		return EXIT_COVE;
 	out = json_array();
 	for (int i = 1; i < argc; i++) {
@@ -570,7 +559,7 @@ int cmd_logs(int argc, char **argv)
 		cli_error("'cove logs' takes one container; see 'cove logs --help'");
 		return EXIT_COVE;
 	}
-	if (init_paths(&p) < 0)
+	if (paths_init_or_report(&p) < 0)
 		return EXIT_COVE;
 	if (container_find(&p, argv[optind], &c, &err) < 0) {
 		cli_error("%s", err.msg);
@@ -813,7 +802,7 @@ int cmd_stats(int argc, char **argv)
 			return EXIT_COVE;
 		}
 	}
-	if (init_paths(&p) < 0)
+	if (paths_init_or_report(&p) < 0)
 		return EXIT_COVE;
 	if (optind < argc) {
 		cs = calloc((size_t)(argc - optind), sizeof(*cs));

@@ -102,10 +102,10 @@ struct run_opts {
 	uint64_t memory;
 };
 
-static int add_env(struct run_opts *o, const char *kv)
+int env_list_add(char ***env, size_t *n, const char *kv)
 {
 	const char *eq = strchr(kv, '=');
-	char **n;
+	char **nv;
 	char *s;
 
 	if (kv[0] == '=' || kv[0] == '\0') {
@@ -114,29 +114,28 @@ static int add_env(struct run_opts *o, const char *kv)
 	}
 	if (!eq) {
 		const char *v = getenv(kv);
-		size_t len;
 
 		if (!v)
 			return 0; /* docker: -e K with K unset here sets nothing */
-		len = strlen(kv) + strlen(v) + 2;
-		s = malloc(len);
-		if (!s)
+		if (asprintf(&s, "%s=%s", kv, v) < 0)
 			return -ENOMEM;
-		str_printf(s, len, "%s=%s", kv, v);
-	} else {
-		s = strdup(kv);
-		if (!s)
-			return -ENOMEM;
+	} else if (!(s = strdup(kv))) {
+		return -ENOMEM;
 	}
-	n = realloc(o->env, (o->envc + 2) * sizeof(char *));
-	if (!n) {
+	nv = realloc(*env, (*n + 2) * sizeof(char *));
+	if (!nv) {
 		free(s);
 		return -ENOMEM;
 	}
-	o->env = n;
-	o->env[o->envc++] = s;
-	o->env[o->envc] = NULL;
+	*env = nv;
+	nv[(*n)++] = s;
+	nv[*n] = NULL;
 	return 0;
+}
+
+static int add_env(struct run_opts *o, const char *kv)
+{
+	return env_list_add(&o->env, &o->envc, kv);
 }
 
 /* docker's --user: name|uid[:group|gid]; names are resolved in the image by the guest. */
