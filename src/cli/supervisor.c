@@ -690,6 +690,7 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	struct proto_start m = { 0 };
 	sigset_t mask;
 	char why[512];
+	int r;
 
 	prctl(PR_SET_NAME, "cove-supervisor");
 	sigemptyset(&mask);
@@ -704,16 +705,6 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	s->next_stream = 2;
 	s->exit_code = EXIT_COVE;
 	proto_reader_init(&s->reader);
-	if (client_fd >= 0) {
-		struct client *cl = client_new(s, client_fd);
-		/* its ATTACH was written before the fork: take it now, so that even an error
-		 * before the loop (QEMU cannot start) reaches it */
-		if (!cl)
-			close(client_fd);
-		else if (!client_read(s, cl))
-			client_drop(s, 0);
-	}
-
 	s->log_fd = open(s->c->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	s->listen_fd = listen_on(s->c->sock);
 	if (s->listen_fd < 0)
@@ -745,12 +736,25 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	s->st.pid = getpid();
 	save_state(s);
 
+	/* START is the guest's first frame, before anything a client sends */
+	r = s->listen_fd < 0 ? -1
+	    : spec_start(s->config, &m, &err) < 0 ? -1
+						   : proto_put_start(&s->out, 1, &m);
+	if (s->listen_fd >= 0 && r < 0 && !err.msg[0])
+		str_copy(err.msg, sizeof(err.msg), "cannot encode the container's process");
+	if (client_fd >= 0) {
+		struct client *cl = client_new(s, client_fd);
+		/* its ATTACH was written before the fork: take it now, so that even an error
+		 * before the loop (QEMU cannot start) reaches it */
+		if (!cl)
+			close(client_fd);
+		else if (!client_read(s, cl))
+			client_drop(s, 0);
+	}
 	if (s->listen_fd < 0) {
 		main_finished(s, EXIT_COVE, why, PROTO_ERR_INTERNAL);
-	} else if (spec_start(s->config, &m, &err) < 0 ||
-		   proto_put_start(&s->out, 1, &m) < 0 || vm_start(&s->vc, &s->vm, &err) < 0) {
-		main_finished(s, EXIT_COVE, err.msg[0] ? err.msg : "cannot encode the process",
-			      PROTO_ERR_INTERNAL);
+	} else if (r < 0 || vm_start(&s->vc, &s->vm, &err) < 0) {
+		main_finished(s, EXIT_COVE, err.msg, PROTO_ERR_INTERNAL);
 	} else {
 		fd_set_nonblock(s->vm.ctl_fd, true);
 		s->boot_deadline = now_ns() + (uint64_t)s->boot_timeout_ms * 1000000ULL;
