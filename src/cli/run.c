@@ -660,22 +660,19 @@ static uint64_t effective_caps(const struct run_opts *o)
 	return (set | add) & ~drop;
 }
 
-static int write_cidfile(const char *path, const char *id)
+/* Claim the --cidfile before anything is created (docker refuses an existing one). */
+static int open_cidfile(const char *path, struct cove_error *err)
 {
-	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 
-	if (fd < 0) {
-		if (errno == EEXIST)
-			cli_error("--cidfile '%s' already exists; remove it or choose another", path);
-		else
-			cli_error("cannot create --cidfile '%s': %s", path, strerror(errno));
-		return -EINVAL;
-	}
-	if (write_full(fd, id, strlen(id)) < 0) {
-		cli_error("cannot write --cidfile '%s': %s", path, strerror(errno));
-		return -EIO;
-	}
-	return 0;
+	if (fd < 0 && errno == EEXIST)
+		return cove_error_set(err, EEXIST,
+				      "--cidfile '%s' already exists; remove it or choose another",
+				      path);
+	if (fd < 0)
+		return cove_error_set(err, errno, "cannot create --cidfile '%s': %s", path,
+				      strerror(errno));
+	return fd;
 }
 
 /* Wait until nothing holds c's lock: its supervisor has finished writing the final state. */
@@ -742,7 +739,7 @@ static int run_or_create(int argc, char **argv, bool create)
 	const char *image_ref = "";
 	uint32_t envc = 0, argc_run = 0;
 	size_t nbase = 0;
-	int first, r, exit_code = EXIT_COVE, stop_signal;
+	int first, r, exit_code = EXIT_COVE, stop_signal, cidfd = -1;
 
 	r = parse_args(argc, argv, &o, &first);
 	if (r != 0)
@@ -754,6 +751,8 @@ static int run_or_create(int argc, char **argv, bool create)
 	}
 	if (paths_init(&paths, &err) < 0)
 		goto fail;
+	if (o.cidfile && (cidfd = open_cidfile(o.cidfile, &err)) < 0)
+		goto fail_early;
 
 	/* the root filesystem: an image, or a directory */
 	if (!o.rootfs) {
@@ -872,10 +871,12 @@ static int run_or_create(int argc, char **argv, bool create)
 	json_object_set_new(config, "tmpfs", o.tmpfs ? json_incref(o.tmpfs) : json_array());
 	if (container_save_config(&ct, config, &err) < 0)
 		goto fail;
-	if (o.cidfile && write_cidfile(o.cidfile, ct.id) < 0) {
-		exit_code = EXIT_COVE;
-		goto cleanup;
+	if (cidfd >= 0 && write_full(cidfd, ct.id, strlen(ct.id)) < 0) {
+		cove_error_set(&err, errno, "cannot write --cidfile '%s': %s", o.cidfile,
+			       strerror(errno));
+		goto fail;
 	}
+	closep(&cidfd);
 	if (create) {
 		printf("%s\n", ct.id);
 		ct.created = false; /* it stays */
@@ -895,6 +896,11 @@ static int run_or_create(int argc, char **argv, bool create)
 	goto cleanup;
 
 fail:
+	if (cidfd >= 0) {
+		closep(&cidfd);
+		unlink(o.cidfile); /* ours, made above: nothing to point at */
+	}
+fail_early:
 	terminal_restore();
 	cli_error("%s", err.msg);
 	exit_code = EXIT_COVE;

@@ -302,17 +302,6 @@ static void guest_frame(struct sup *s, const struct proto_hdr *h, const uint8_t 
 	}
 }
 
-static void stop_begin(struct sup *s, uint32_t sig, uint32_t timeout_s)
-{
-	if (s->stop_phase || s->main_done)
-		return;
-	s->stop_phase = 1;
-	s->stop_timeout_s = timeout_s;
-	if (s->hello || s->started)
-		guest_queue(s, proto_put_u32(&s->out, PROTO_SIGNAL, 1, sig));
-	s->deadline = now_ns() + (uint64_t)timeout_s * 1000000000ULL;
-}
-
 static void stop_step(struct sup *s)
 {
 	switch (s->stop_phase) {
@@ -331,6 +320,27 @@ static void stop_step(struct sup *s)
 		s->deadline = 0;
 		break;
 	}
+}
+
+static void stop_begin(struct sup *s, uint32_t sig, uint32_t timeout_s)
+{
+	uint64_t deadline = now_ns() + (uint64_t)timeout_s * 1000000000ULL;
+
+	if (s->main_done)
+		return;
+	if (s->stop_phase) {
+		/* a second, more urgent stop (rm -f during a stop -t 30): go straight on */
+		if (s->stop_phase == 1 && sig == SIGKILL)
+			stop_step(s);
+		else if (s->stop_phase == 1 && deadline < s->deadline)
+			s->deadline = deadline;
+		return;
+	}
+	s->stop_phase = 1;
+	s->stop_timeout_s = timeout_s;
+	if (s->hello || s->started)
+		guest_queue(s, proto_put_u32(&s->out, PROTO_SIGNAL, 1, sig));
+	s->deadline = deadline;
 }
 
 static void client_frame(struct sup *s, struct client *cl, const struct proto_hdr *h,
