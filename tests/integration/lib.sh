@@ -5,7 +5,23 @@ COVE=${COVE:-$(cd "$(dirname "$0")/../.." && pwd)/build/cove}
 T=$(mktemp -d "${COVE_TEST_TMP:-/tmp}/it.XXXXXX")
 # every test file gets its own state directory, so files can run in parallel
 export COVE_ROOT="$T/state"
-trap 'rm -rf "$T"' EXIT
+# the system python when there is one: a version manager's shim can take a second to start
+[ -x /usr/bin/python3 ] && python3() { /usr/bin/python3 "$@"; }
+
+# containers outlive the commands that started them: on exit, remove what this file left
+# (and SIGKILL any supervisor that survives that; its QEMU dies with it), then the temp dir
+cleanup() {
+	if [ -d "$COVE_ROOT/containers" ]; then
+		"$COVE" rm -f --all >/dev/null 2>&1
+		for s in "$COVE_ROOT"/containers/*/state.json; do
+			[ -f "$s" ] || continue
+			pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("pid") or 0)' "$s" 2>/dev/null)
+			[ "${pid:-0}" -gt 0 ] && [ "$(cat /proc/$pid/comm 2>/dev/null)" = cove-supervisor ] && kill -9 "$pid"
+		done
+	fi
+	rm -rf "$T"
+}
+trap cleanup EXIT
 
 ok() { echo "ok - $(basename "$0" .sh): $1"; }
 not_ok() {
@@ -25,3 +41,37 @@ qemu_children() {
 		[ "$ppid" = "$1" ] && case "$comm" in *qemu*) echo "$pid" ;; esac
 	done
 }
+# A field of `cove inspect CTR`, by dotted path: inspect_field web State.Status
+# (booleans print as true/false; nothing, and status 1, if CTR or the field is not there)
+inspect_field() {
+	"$COVE" inspect "$1" 2>/dev/null | python3 -c '
+import json, sys
+v = json.load(sys.stdin)[0]
+for k in sys.argv[1].split("."):
+    v = v[k]
+print(str(v).lower() if isinstance(v, bool) else v)' "$2" 2>/dev/null
+}
+# the supervisor's host pid (the container's pid), 0 if it is not running
+ctr_pid() { inspect_field "$1" State.Pid; }
+# true while PID is a live process (a zombie is not)
+alive() {
+	local s
+	s=$(sed -n 's/^State:[[:space:]]*\(.\).*/\1/p' "/proc/$1/status" 2>/dev/null)
+	[ -n "$s" ] && [ "$s" != Z ] && [ "$s" != X ]
+}
+# wait_gone PID [SECS]: poll until PID is no longer alive; status 1 if it still is after SECS
+wait_gone() {
+	for _ in $(seq 1 $(( ${2:-10} * 20 ))); do alive "$1" || return 0; sleep 0.05; done
+	return 1
+}
+# wait_until SECS COMMAND...: poll COMMAND until it succeeds; status 1 if it never did
+wait_until() {
+	local n=$(( $1 * 20 ))
+	shift
+	for _ in $(seq 1 $n); do "$@" && return 0; sleep 0.05; done
+	return 1
+}
+# seconds since the epoch, with fractions (for timing a command)
+now() { date +%s.%N; }
+# elapsed START: seconds since START as a whole number, rounded up
+elapsed() { python3 -c 'import math,sys,time; print(math.ceil(time.time() - float(sys.argv[1])))' "$1"; }

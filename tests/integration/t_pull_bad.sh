@@ -5,7 +5,7 @@
 top=$(cd "$(dirname "$0")/../.." && pwd)
 "$top/tests/registry/start.sh" bad "$T/bad" >"$T/log" 2>&1 || { not_ok "bad registry starts" "$(cat "$T/log")"; exit 0; }
 "$top/tests/registry/start.sh" plain "$T/reg" >"$T/log" 2>&1 || { not_ok "registry starts" "$(cat "$T/log")"; exit 0; }
-trap '"$top/tests/registry/stop.sh" "$T/bad" >/dev/null 2>&1; "$top/tests/registry/stop.sh" "$T/reg" >/dev/null 2>&1; rm -rf "$T"' EXIT
+trap '"$top/tests/registry/stop.sh" "$T/bad" >/dev/null 2>&1; "$top/tests/registry/stop.sh" "$T/reg" >/dev/null 2>&1; cleanup' EXIT
 B=127.0.0.1:$(cat "$T/bad/port")
 . "$T/reg/env"
 oci=$("$top/tests/images/build.sh")

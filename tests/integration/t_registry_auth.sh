@@ -6,7 +6,7 @@ export HOME="$T/home" DOCKER_CONFIG="$T/home/.docker"
 mkdir -p "$HOME"
 oci=$("$top/tests/images/build.sh") || { not_ok "test images build"; exit 0; }
 regs=""
-trap 'for d in $regs; do "$top/tests/registry/stop.sh" "$d" >/dev/null 2>&1; done; rm -rf "$T"' EXIT
+trap 'for d in $regs; do "$top/tests/registry/stop.sh" "$d" >/dev/null 2>&1; done; cleanup' EXIT
 
 for kind in basic token tls; do
 	d="$T/$kind"

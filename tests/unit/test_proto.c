@@ -85,12 +85,20 @@ static void s_ids(struct buf *b)
 	b_u32(b, 27);
 }
 
+/* terminal, open_stdin, rows, cols, then v3's exec, tool, readonly, init, unconfined, caps,
+ * no rlimits, no tmpfs */
 static void s_tty(struct buf *b)
 {
 	b_u8(b, 1);
 	b_u8(b, 1);
 	b_u16(b, 24);
 	b_u16(b, 80);
+	for (int i = 0; i < 5; i++)
+		b_u8(b, 0);
+	b_u32(b, 0xa80425fb);
+	b_u32(b, 0);
+	b_u32(b, 0);
+	b_u32(b, 0);
 }
 
 static int get_start(const struct buf *b, struct proto_start *m)
