@@ -684,5 +684,7 @@ int cmd_attach(int argc, char **argv)
 		cli_error("%s", err.msg);
 		return res.exit_code;
 	}
+	/* it exited: return once its state is final, as run does */
+	container_wait_stopped(&c);
 	return res.exit_code;
 }

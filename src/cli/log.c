@@ -42,8 +42,11 @@ int log_next(FILE *f, struct log_record *rec, uint8_t **buf, size_t *cap)
 	unsigned long long len;
 	long start = ftell(f);
 
-	if (!fgets(line, sizeof(line), f))
+	if (!fgets(line, sizeof(line), f)) {
+		clearerr(f); /* EOF is sticky: a follower reads on once the writer adds more */
+		fseek(f, start, SEEK_SET);
 		return 0;
+	}
 	if (!strchr(line, '\n')) {
 		fseek(f, start, SEEK_SET); /* the writer is mid-record */
 		return 0;

@@ -473,6 +473,9 @@ static void emit(const struct log_record *r, const struct logs_opts *o, bool *at
 	FILE *f = r->stream == LOG_STDERR ? stderr : stdout;
 	const uint8_t *p = r->data, *end = r->data + r->len;
 
+	if (f == stderr)
+		fflush(stdout); /* keep the order the two streams were written in */
+
 	while (p < end) {
 		const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t len = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
