@@ -80,6 +80,7 @@ struct session_opts {
 struct session_result {
 	int exit_code; /* what the command exits with */
 	bool started;  /* the process ran */
+	bool detached; /* the user detached (Ctrl-P Ctrl-Q): it runs on */
 };
 struct buf;
 /* Append "K=V" to a NULL-terminated list (-e K copies K from our environment, or adds nothing

@@ -200,7 +200,7 @@ int cmd_exec(int argc, char **argv)
 		code = res.exit_code;
 		goto out;
 	}
-	code = o.detach ? (res.started ? 0 : res.exit_code) : res.exit_code;
+	code = o.detach || res.detached ? (res.started ? 0 : res.exit_code) : res.exit_code;
 out:
 	free(base);
 	for (size_t i = 0; i < o.envc; i++)

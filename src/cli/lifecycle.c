@@ -626,7 +626,8 @@ int cmd_attach(int argc, char **argv)
 	static const struct verb v = {
 		"attach", "Usage: cove attach [OPTIONS] CONTAINER\n\n"
 			  "Attach this terminal to a running container's main process: its output,\n"
-			  "and its input if it was started with -i. Exits with its status.\n\n"
+			  "and its input if it was started with -i. Exits with its status; with a terminal,\n"
+			  "Ctrl-P Ctrl-Q detaches and leaves it running.\n\n"
 			  "Options:\n"
 			  "      --no-stdin      do not send our stdin\n"
 			  "      --help          show this help\n",
@@ -684,6 +685,8 @@ int cmd_attach(int argc, char **argv)
 		cli_error("%s", err.msg);
 		return res.exit_code;
 	}
+	if (res.detached)
+		return 0;
 	/* it exited: return once its state is final, as run does */
 	container_wait_stopped(&c);
 	return res.exit_code;

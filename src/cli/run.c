@@ -42,7 +42,8 @@ static void usage(FILE *f, bool create)
 		"  -d, --detach             run in the background and print the container's ID\n"
 		"      --rm                 remove the container when it exits\n"
 		"  -i, --interactive        keep stdin open and send it to the container\n"
-		"  -t, --tty                allocate a terminal in the container\n"
+		"  -t, --tty                allocate a terminal in the container (with -i, Ctrl-P\n"
+		"                           Ctrl-Q detaches and leaves it running)\n"
 		"  -e, --env K=V            set an environment variable (K alone: copy it from here)\n"
 		"  -w, --workdir DIR        working directory inside the container\n"
 		"  -u, --user USER[:GROUP]  run as this user (name or UID) and group (name or GID)\n"
@@ -710,6 +711,8 @@ int container_start_attached(const struct cli_paths *paths, struct container *c,
 	terminal_restore();
 	if (!attach)
 		return r < 0 || !res.started ? -res.exit_code : 0;
+	if (res.detached)
+		return 0; /* it runs on; `cove attach` comes back to it */
 	/* the state is final once the supervisor lets go of the lock */
 	closep(&fd);
 	container_wait_stopped(c);

@@ -23,6 +23,8 @@ struct session {
 	int sigfd;
 	bool started;
 	bool stdin_open;
+	bool held_ctrl_p; /* a Ctrl-P that may start the detach sequence */
+	bool detached;    /* the user typed Ctrl-P Ctrl-Q */
 	bool stdout_broken;
 	bool done;
 	int exit_code;
@@ -152,10 +154,38 @@ static int read_ctl(struct session *s, struct cove_error *err)
 	return 0;
 }
 
+/*
+ * docker's detach keys on a terminal: Ctrl-P Ctrl-Q leaves the container running. A Ctrl-P is
+ * held back until the next byte shows whether it starts the sequence. Returns how many bytes
+ * of p to send (p is rewritten in place).
+ */
+static size_t detach_keys(struct session *s, uint8_t *p, size_t n)
+{
+	size_t out = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (s->held_ctrl_p) {
+			s->held_ctrl_p = false;
+			if (p[i] == 0x11) {
+				s->detached = true;
+				s->done = true;
+				return out;
+			}
+			p[out++] = 0x10;
+		}
+		if (p[i] == 0x10)
+			s->held_ctrl_p = true;
+		else
+			p[out++] = p[i];
+	}
+	return out;
+}
+
 static int read_stdin(struct session *s, struct cove_error *err)
 {
-	uint8_t tmp[PROTO_MAX_DATA];
-	ssize_t n = read(s->o->in_fd, tmp, sizeof(tmp));
+	uint8_t tmp[PROTO_MAX_DATA + 1];
+	ssize_t n = read(s->o->in_fd, tmp, PROTO_MAX_DATA);
+	size_t len;
 
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return 0;
@@ -163,7 +193,12 @@ static int read_stdin(struct session *s, struct cove_error *err)
 		s->stdin_open = false;
 		return queue(s, proto_put_empty(&s->out, PROTO_STDIN_EOF, 1), err);
 	}
-	return queue(s, proto_put_data(&s->out, PROTO_STDIN, 1, tmp, (size_t)n), err);
+	len = (size_t)n;
+	if (s->o->tty)
+		len = detach_keys(s, tmp, len);
+	if (len == 0)
+		return 0;
+	return queue(s, proto_put_data(&s->out, PROTO_STDIN, 1, tmp, len), err);
 }
 
 static int handle_signal(struct session *s, struct cove_error *err)
@@ -256,6 +291,7 @@ out:
 	if (r == 0 || s.done)
 		ret->exit_code = s.exit_code;
 	ret->started = s.started;
+	ret->detached = s.detached;
 	proto_reader_done(&s.reader);
 	buf_done(&s.out);
 	closep(&s.sigfd);

@@ -45,4 +45,20 @@ wait_for '^ready' 60
 tm send-keys -t t "typed" Enter
 tm send-keys -t t C-d
 if wait_for 'cat-done' 30; then ok "Ctrl-D (EOF) reaches the container"; else not_ok "Ctrl-D (EOF) reaches the container" "$(screen)"; fi
+
+# Ctrl-P Ctrl-Q detaches and leaves the container running; attach comes back to it
+tm send-keys -t t "clear; $COVE run -it --name dt busybox sh; echo detached=\$?" Enter
+wait_for '^/ #' 60
+tm send-keys -t t C-p C-q
+if wait_for 'detached=0' 20 && [ "$(inspect_field dt State.Status)" = running ]; then
+	ok "Ctrl-P Ctrl-Q detaches, the container runs on"
+else
+	not_ok "Ctrl-P Ctrl-Q detaches, the container runs on" "$(screen)" "$(inspect_field dt State.Status)"
+fi
+tm send-keys -t t "clear; $COVE attach dt; echo attach=\$?" Enter
+sleep 1
+tm send-keys -t t "echo back-in-\$((6*7))" Enter
+wait_for 'back-in-42' 20
+tm send-keys -t t "exit 3" Enter
+if wait_for 'attach=3' 20; then ok "attach to a -it container: input, output, exit status"; else not_ok "attach to a -it container: input, output, exit status" "$(screen)"; fi
 tm kill-server 2>/dev/null
