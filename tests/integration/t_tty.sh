@@ -59,6 +59,17 @@ tm send-keys -t t "clear; $COVE attach dt; echo attach=\$?" Enter
 sleep 1
 tm send-keys -t t "echo back-in-\$((6*7))" Enter
 wait_for 'back-in-42' 20
+# exec -it: a terminal of its own in the running container
+tm send-keys -t t C-p C-q
+wait_for 'attach=0' 20
+tm send-keys -t t "clear; $COVE exec -it dt sh; echo exec=\$?" Enter
+wait_for '^/ #' 30
+tm send-keys -t t "tty; echo cols=\$(stty size)" Enter
+if wait_for '^/dev/pts/[0-9]' 10 && wait_for 'cols=[0-9]* 120' 10; then ok "exec -it gets a pty of its own, sized"; else not_ok "exec -it gets a pty of its own, sized" "$(screen)"; fi
+tm send-keys -t t "exit 7" Enter
+if wait_for 'exec=7' 20; then ok "exec -it: exit status comes back"; else not_ok "exec -it: exit status comes back" "$(screen)"; fi
+tm send-keys -t t "clear; $COVE attach dt; echo attach=\$?" Enter
+sleep 1
 tm send-keys -t t "exit 3" Enter
 if wait_for 'attach=3' 20; then ok "attach to a -it container: input, output, exit status"; else not_ok "attach to a -it container: input, output, exit status" "$(screen)"; fi
 tm kill-server 2>/dev/null
