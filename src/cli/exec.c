@@ -241,6 +241,84 @@ static int container_path(json_t *config, const char *path, char *buf, size_t si
 			  path[0] ? path : ".");
 }
 
+/*
+ * cp on a stopped container (as docker allows): boot it with a main process that only waits
+ * (cove-init's PAUSE), leaving its state, log and exit status alone, for as long as the copy
+ * takes. *ret_fd is then that boot's connection; -1 when the container was running anyway.
+ */
+static int ensure_running(const struct cli_paths *p, struct container *c, json_t *config,
+			  int *ret_fd, struct cove_error *err)
+{
+	struct session_opts so = { .until_started = true, .no_signals = true };
+	struct session_result res = { .exit_code = EXIT_COVE };
+	struct container_status st;
+	json_t *mc, *proc;
+	bool rm = c->rm;
+	int fd = -1, r;
+
+	*ret_fd = -1;
+	container_get_status(c, &st);
+	if (st.status == CONTAINER_RUNNING)
+		return 0;
+	r = container_lock(c, 0);
+	if (r == -EBUSY)
+		return 0; /* started meanwhile */
+	if (r < 0)
+		return cove_error_set(err, -r, "cannot lock container %s: %s", c->name,
+				      strerror(-r));
+	mc = json_deep_copy(config);
+	proc = json_object_get(mc, "process");
+	if (!mc || !proc) {
+		json_decref(mc);
+		container_unlock(c);
+		return cove_error_set(err, ENOMEM, "out of memory");
+	}
+	json_object_set_new(proc, "args", json_pack("[s]", "cove-pause"));
+	json_object_set_new(proc, "terminal", json_false());
+	json_object_set_new(proc, "open_stdin", json_false());
+	json_object_set_new(mc, "tool", json_integer(PROTO_TOOL_PAUSE));
+	json_object_set_new(mc, "maintenance", json_true());
+	json_object_set_new(mc, "readonly", json_false());
+	json_object_set_new(mc, "init", json_false());
+	json_object_set_new(mc, "tmpfs", json_array());
+	c->rm = false;
+	r = supervisor_spawn(p, c, mc, 0, &fd, NULL, err);
+	c->rm = rm;
+	container_unlock(c);
+	json_decref(mc);
+	if (r < 0)
+		return r;
+	r = session_run(fd, NULL, &so, &res, err);
+	if (r < 0 || !res.started) {
+		close(fd);
+		container_wait_stopped(c);
+		return r < 0 ? r
+			     : cove_error_set(err, EIO, "cannot boot container %s for the copy",
+					      c->name);
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+/* The end of ensure_running()'s boot: SIGKILL the waiting process; the guest powers off. */
+static void end_maintenance(const struct container *c, int fd)
+{
+	struct cove_error err = { 0 };
+	struct buf f = BUF_INIT(64);
+	int sfd;
+
+	if (fd < 0)
+		return;
+	if (proto_put_stop(&f, &(struct proto_stop){ SIGKILL, 0 }) == 0 &&
+	    (sfd = supervisor_connect(c, &err)) >= 0) {
+		(void)write_full(sfd, f.data, f.len);
+		container_wait_stopped(c);
+		close(sfd);
+	}
+	buf_done(&f);
+	close(fd);
+}
+
 int cmd_cp(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -258,7 +336,7 @@ int cmd_cp(int argc, char **argv)
 	struct container c;
 	json_t *config = NULL;
 	char *src_ctr = NULL, *src_path, *dst_ctr = NULL, *dst_path, cpath[4096], *targv[2];
-	int ch, r, pfd[2] = { -1, -1 }, code = 1, status;
+	int ch, r, pfd[2] = { -1, -1 }, code = 1, status, maint_fd = -1;
 	bool in;
 	pid_t pid = -1;
 
@@ -270,7 +348,9 @@ int cmd_cp(int argc, char **argv)
 			       "       cove cp [OPTIONS] CONTAINER:SRC DST\n\n"
 			       "Copy files and trees into or out of a running container, keeping\n"
 			       "modes, owners, times and links. SRC ending in /. copies a directory's\n"
-			       "contents. '-' as SRC or DST is a tar stream on stdin or stdout.\n");
+			       "contents. '-' as SRC or DST is a tar stream on stdin or stdout.\n"
+			       "A stopped container is booted for the copy (its command does not\n"
+			       "run) and left stopped, with its state as it was.\n");
 			return 0;
 		}
 		if (ch == '?') {
@@ -301,6 +381,12 @@ int cmd_cp(int argc, char **argv)
 	if (container_path(config, in ? dst_path : src_path, cpath, sizeof(cpath)) < 0 ||
 	    spec_start(config, &m, &err) < 0) {
 		cli_error("%s", err.msg[0] ? err.msg : "path too long");
+		json_decref(config);
+		return 1;
+	}
+	if (ensure_running(&p, &c, config, &maint_fd, &err) < 0) {
+		cli_error("%s", err.msg);
+		spec_start_done(&m);
 		json_decref(config);
 		return 1;
 	}
@@ -382,6 +468,7 @@ int cmd_cp(int argc, char **argv)
 		goto done; /* the local end said why */
 	code = 0;
 done:
+	end_maintenance(&c, maint_fd);
 	closep(&pfd[0]);
 	closep(&pfd[1]);
 	m.argv = NULL;

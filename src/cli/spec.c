@@ -60,6 +60,7 @@ int spec_start(json_t *config, struct proto_start *m, struct cove_error *err)
 	m->init = json_is_true(json_object_get(config, "init"));
 	m->unconfined = json_is_true(json_object_get(config, "unconfined"));
 	m->caps = (uint64_t)json_integer_value(json_object_get(config, "caps"));
+	m->tool = (uint8_t)json_integer_value(json_object_get(config, "tool"));
 	if (json_array_size(rl) > PROTO_MAX_RLIMITS) {
 		spec_start_done(m);
 		return cove_error_set(err, EINVAL, "the container's config has too many ulimits");

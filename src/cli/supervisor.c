@@ -137,7 +137,9 @@ static void broadcast(struct sup *s, enum role role, const struct buf *frame)
 
 static void save_state(struct sup *s)
 {
-	(void)container_save_status(s->c, &s->st);
+	/* a maintenance boot (cp on a stopped container) leaves the container's state alone */
+	if (!json_is_true(json_object_get(s->config, "maintenance")))
+		(void)container_save_status(s->c, &s->st);
 }
 
 static void guest_queue(struct sup *s, int r)
@@ -715,7 +717,8 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	s->next_stream = 2;
 	s->exit_code = EXIT_COVE;
 	proto_reader_init(&s->reader);
-	s->log_fd = open(s->c->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (!json_is_true(json_object_get(s->config, "maintenance")))
+		s->log_fd = open(s->c->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	s->listen_fd = listen_on(s->c->sock);
 	if (s->listen_fd < 0)
 		str_printf(why, sizeof(why), "cannot listen on '%s': %s", s->c->sock,

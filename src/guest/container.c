@@ -219,6 +219,8 @@ static int main_child(void *arg)
 	if (r < 0)
 		child_fail(efd, PROTO_ERR_INTERNAL, -r, "%s",
 			   msg[0] ? msg : "cannot mask /proc and /sys paths");
+	if (m->tool == PROTO_TOOL_PAUSE)
+		process_tool(c);
 	process_exec(c, m->init);
 }
 

@@ -414,8 +414,11 @@ static void handle_start(struct init *s, const struct proto_hdr *h, const uint8_
 		bad = "malformed START message";
 	else if (h->stream == 1 && s->main_started)
 		bad = "the main process was already started";
-	else if (h->stream == 1 && (m.exec || m.tool))
-		bad = "stream 1 is the main process: its START sets neither exec nor tool";
+	else if (h->stream == 1 && (m.exec || (m.tool && m.tool != PROTO_TOOL_PAUSE)))
+		bad = "stream 1 is the main process: its START sets neither exec nor a tool "
+		      "but PAUSE";
+	else if (h->stream != 1 && m.tool == PROTO_TOOL_PAUSE)
+		bad = "PAUSE is for the main process only";
 	if (h->stream == 1) {
 		if (!bad) {
 			start_main(s, &m);

@@ -107,6 +107,8 @@ enum proto_tool {
 	PROTO_TOOL_NONE = 0,
 	PROTO_TOOL_TAR_OUT = 1, /* write a tar of argv[0] (a path in the container) to stdout */
 	PROTO_TOOL_TAR_IN = 2,  /* extract the tar on stdin to argv[0] (docker cp rules) */
+	PROTO_TOOL_PAUSE = 3,   /* main process only: set the container up, then wait to be
+				 * killed (cp on a stopped container runs its tools meanwhile) */
 	PROTO_TOOL_MAX
 };
 
