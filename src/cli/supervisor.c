@@ -624,9 +624,11 @@ static void loop(struct sup *s)
 		if (p[i_sig].revents) {
 			struct signalfd_siginfo si;
 			while (read(s->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-				stop_begin(s, (uint32_t)json_integer_value(
-						      json_object_get(s->config, "stop_signal")) ?: SIGTERM,
-					   10);
+				stop_begin(s,
+					   (uint32_t)json_integer_value(
+						   json_object_get(s->config, "stop_signal")) ?: SIGTERM,
+					   (uint32_t)json_integer_value(
+						   json_object_get(s->config, "stop_timeout")));
 		}
 		if (i_ctl >= 0 && (p[i_ctl].revents & (POLLIN | POLLHUP | POLLERR)))
 			(void)guest_read(s);
