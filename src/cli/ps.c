@@ -4,6 +4,9 @@
 #include "cli.h"
 #include "container.h"
 #include "log.h"
+#include "images.h"
+
+#include "image/store.h"
 #include "supervisor.h"
 
 #include "proto/caps.h"
@@ -418,6 +421,44 @@ int cmd_ctr_inspect(int argc, char **argv)
 	}
 	if (paths_init_or_report(&p) < 0)
 		return EXIT_COVE;
+	/* docker's habit: `inspect IMAGE` when none of the names is a container */
+	{
+		bool any = false;
+		for (int i = 1; i < argc && !any; i++) {
+			struct container c;
+			any = container_find(&p, argv[i], &c, &err) == 0;
+		}
+		if (!any) {
+			struct store *st = NULL;
+			struct store_image img;
+			char **iv;
+			int rc;
+
+			if (images_open(&p, &st, &err) < 0) {
+				cli_error("%s", err.msg);
+				return EXIT_COVE;
+			}
+			for (int i = 1; i < argc; i++) {
+				if (images_find(st, argv[i], &img, &err) < 0) {
+					store_free(st);
+					cli_error("no such container or image: '%s'", argv[i]);
+					return 1;
+				}
+			}
+			store_free(st);
+			iv = calloc((size_t)argc + 2, sizeof(char *));
+			if (!iv) {
+				cli_error("out of memory");
+				return EXIT_COVE;
+			}
+			iv[0] = (char *)"image";
+			iv[1] = (char *)"inspect";
+			memcpy(iv + 2, argv + 1, (size_t)(argc - 1) * sizeof(char *));
+			rc = cmd_image(argc + 1, iv);
+			free(iv);
+			return rc;
+		}
+	}
 	out = json_array();
 	for (int i = 1; i < argc; i++) {
 		struct container c;

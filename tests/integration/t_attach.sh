@@ -48,3 +48,8 @@ fi
 left=$("$COVE" ls -a --format json | python3 -c 'import json,sys; print(" ".join(sorted(json.loads(l)["Names"] for l in sys.stdin)))')
 expect "prune keeps the running one, removes the others" "keep" "$left" "$(cat "$T/pruned")"
 "$COVE" rm -f keep >/dev/null
+
+# inspect falls back to images, as docker's does; a name that is neither says so
+if "$COVE" inspect busybox 2>&1 | grep -q '"Digest": "sha256:'; then ok "inspect IMAGE shows the image"; else not_ok "inspect IMAGE shows the image" "$("$COVE" inspect busybox 2>&1 | head -5)"; fi
+out=$("$COVE" inspect no-such-thing 2>&1)
+expect "inspect of neither: one line, non-zero" "1 cove: no such container or image: 'no-such-thing'" "$? $out"
