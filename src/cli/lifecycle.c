@@ -285,6 +285,29 @@ static int stop_one(const struct cli_paths *p, struct container *c, const void *
 	return 0;
 }
 
+/* stop and restart: the same options, then fn on each container named. */
+static int stop_like(int argc, char **argv, const struct verb *v,
+		     int (*fn)(const struct cli_paths *p, struct container *c, const void *ud))
+{
+	static const struct option longopts[] = {
+		{ "time", required_argument, NULL, 't' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "signal", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'H' },
+		{ 0 },
+	};
+	struct stop_opts o = { .timeout = -1 };
+	struct cli_paths p;
+	int r;
+
+	r = parse_common(argc, argv, v, "+:t:s:", longopts, stop_opt, &o, true);
+	if (r)
+		return r > 0 ? 0 : EXIT_COVE;
+	if (paths_init_or_report(&p) < 0)
+		return EXIT_COVE;
+	return each_named(&p, argc, argv, fn, &o);
+}
+
 int cmd_stop(int argc, char **argv)
 {
 	static const struct verb v = {
@@ -298,23 +321,7 @@ int cmd_stop(int argc, char **argv)
 			"  -s, --signal SIG    signal to send first\n"
 			"      --help          show this help\n",
 	};
-	static const struct option longopts[] = {
-		{ "time", required_argument, NULL, 't' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "signal", required_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'H' },
-		{ 0 },
-	};
-	struct stop_opts o = { .timeout = -1 };
-	struct cli_paths p;
-	int r;
-
-	r = parse_common(argc, argv, &v, "+:t:s:", longopts, stop_opt, &o, true);
-	if (r)
-		return r > 0 ? 0 : EXIT_COVE;
-	if (paths_init_or_report(&p) < 0)
-		return EXIT_COVE;
-	return each_named(&p, argc, argv, stop_one, &o);
+	return stop_like(argc, argv, &v, stop_one);
 }
 
 static int restart_one(const struct cli_paths *p, struct container *c, const void *ud)
@@ -337,23 +344,7 @@ int cmd_restart(int argc, char **argv)
 			   "  -s, --signal SIG    signal to send first\n"
 			   "      --help          show this help\n",
 	};
-	static const struct option longopts[] = {
-		{ "time", required_argument, NULL, 't' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "signal", required_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'H' },
-		{ 0 },
-	};
-	struct stop_opts o = { .timeout = -1 };
-	struct cli_paths p;
-	int r;
-
-	r = parse_common(argc, argv, &v, "+:t:s:", longopts, stop_opt, &o, true);
-	if (r)
-		return r > 0 ? 0 : EXIT_COVE;
-	if (paths_init_or_report(&p) < 0)
-		return EXIT_COVE;
-	return each_named(&p, argc, argv, restart_one, &o);
+	return stop_like(argc, argv, &v, restart_one);
 }
 
 /* ---- kill ---- */
