@@ -147,7 +147,7 @@ expect "a refused --cidfile creates no container" "$n_before" "$("$COVE" ls -aq 
 for verb in inspect logs stop start rm wait; do
 	"$COVE" $verb no-such-ctr >"$T/out" 2>"$T/err"
 	rc=$?
-	if [ $rc -ne 0 ] && grep -q "no such container: 'no-such-ctr'" "$T/err"; then ok "$verb of an unknown container fails and says so"; else not_ok "$verb of an unknown container fails and says so" "rc=$rc" "$(cat "$T/out" "$T/err")"; fi
+	if [ $rc -ne 0 ] && grep -Eq "no such container( or image)?: 'no-such-ctr'" "$T/err"; then ok "$verb of an unknown container fails and says so"; else not_ok "$verb of an unknown container fails and says so" "rc=$rc" "$(cat "$T/out" "$T/err")"; fi
 done
 "$COVE" exec no-such-ctr true >"$T/out" 2>"$T/err"
 rc=$?
