@@ -123,6 +123,7 @@ static void check_frame(const struct proto_hdr *h, const uint8_t *p)
 		break;
 	}
 	case PROTO_STARTED:
+	case PROTO_STDIN_ACK:
 	case PROTO_SIGNAL: {
 		uint32_t v;
 

@@ -34,6 +34,7 @@
 #define GUEST_OUT_MAX (8u << 20)
 #define POWEROFF_WAIT_MS 10000   /* after the main process exits, for the guest to power off */
 #define KILL_WAIT_MS 5000        /* after SIGKILL, then after SHUTDOWN */
+#define STDIN_WINDOW (256u << 10) /* a stream's stdin in flight, not yet taken by its process */
 
 enum role { ROLE_NEW, ROLE_ATTACH, ROLE_EXEC, ROLE_STATS, ROLE_STOP, ROLE_DONE };
 
@@ -43,6 +44,7 @@ struct client {
 	bool stdin;          /* ATTACH with stdin */
 	bool finished;       /* exec: its EXIT or ERROR went out: close once flushed */
 	uint32_t stream;     /* exec: the guest stream */
+	uint64_t inflight;   /* exec: stdin sent, not yet acknowledged by the guest */
 	struct proto_reader reader;
 	struct buf out;
 };
@@ -61,6 +63,7 @@ struct sup {
 	int log_fd;
 	struct client *clients[MAX_CLIENTS];
 	bool hello, started, main_done, vm_gone;
+	uint64_t main_inflight; /* the main process's stdin sent, not yet acknowledged */
 	uint32_t next_stream;
 	int exit_code;
 	char error[512];
@@ -291,6 +294,15 @@ static void guest_frame(struct sup *s, const struct proto_hdr *h, const uint8_t 
 		}
 		proto_error_done(&pe);
 		return;
+	case PROTO_STDIN_ACK: {
+		uint32_t n;
+		uint64_t *inflight = h->stream == 1 ? &s->main_inflight
+				     : (cl = exec_client(s, h->stream)) ? &cl->inflight
+									: NULL;
+		if (inflight && proto_get_u32(p, h->len, &n) == 0)
+			*inflight -= n < *inflight ? n : *inflight;
+		return;
+	}
 	case PROTO_STATS:
 		for (size_t i = 0; i < MAX_CLIENTS; i++)
 			if (s->clients[i] && s->clients[i]->role == ROLE_STATS &&
@@ -418,8 +430,10 @@ static void client_frame(struct sup *s, struct client *cl, const struct proto_hd
 	v = cl->role == ROLE_EXEC ? cl->stream : 1;
 	switch (h->type) {
 	case PROTO_STDIN:
-		if (cl->role == ROLE_EXEC || cl->stdin)
+		if (cl->role == ROLE_EXEC || cl->stdin) {
 			guest_queue(s, proto_put_data(&s->out, PROTO_STDIN, v, p, h->len));
+			*(cl->role == ROLE_EXEC ? &cl->inflight : &s->main_inflight) += h->len;
+		}
 		return;
 	case PROTO_STDIN_EOF:
 		if (cl->role == ROLE_EXEC || cl->stdin)
@@ -543,6 +557,14 @@ static int listen_on(const char *path)
 	return fd;
 }
 
+/* A client whose stdin the process has not taken yet waits (its stream alone, not the VM). */
+static bool stdin_window_full(const struct sup *s, const struct client *cl)
+{
+	if (cl->role == ROLE_EXEC)
+		return cl->inflight >= STDIN_WINDOW;
+	return cl->role == ROLE_ATTACH && cl->stdin && s->main_inflight >= STDIN_WINDOW;
+}
+
 static bool any_client_behind(struct sup *s)
 {
 	for (size_t i = 0; i < MAX_CLIENTS; i++)
@@ -612,7 +634,10 @@ static void loop(struct sup *s)
 			map[(size_t)n - first_client] = i;
 			p[n++] = (struct pollfd){
 				.fd = cl->fd,
-				.events = (short)((s->out.len < GUEST_OUT_MAX / 2 ? POLLIN : 0) |
+				.events = (short)((s->out.len < GUEST_OUT_MAX / 2 &&
+						   !stdin_window_full(s, cl)
+							   ? POLLIN
+							   : 0) |
 						  (cl->out.len ? POLLOUT : 0)),
 			};
 		}

@@ -32,7 +32,11 @@
 #define MAX_SESSIONS	 64	    /* processes started by the host at once, the main one too */
 #define OUT_QUEUE_MAX	 (4u << 20) /* bytes waiting to go to the host */
 #define OUT_QUEUE_HIGH	 (1u << 20) /* stop reading the processes' output above this */
-#define IN_QUEUE_HIGH	 (1u << 20) /* stop reading the port above this much stdin, in all */
+/* A guard only: the host keeps at most STDIN_WINDOW (src/cli/supervisor.c, 256 KiB) of each
+ * stream's stdin in flight, acknowledged with STDIN_ACK; a host that ignores it is stopped
+ * here, at the cost of stalling every stream. */
+#define IN_QUEUE_HIGH	 (20u << 20) /* stop reading the port above this much stdin, in all */
+#define ACK_BATCH	 (16u << 10) /* acknowledge stdin in pieces of at least this much */
 #define DRAIN_TIMEOUT_MS 3000	    /* after a process exits, wait this long for its output */
 #define FLUSH_TIMEOUT_MS 30000	    /* before power-off, wait this long for the host to read */
 #define SHUTDOWN_REAP_MS 5000	    /* on SHUTDOWN, wait this long for killed processes */
@@ -42,6 +46,7 @@ struct session {
 	uint32_t stream; /* 0: a free slot */
 	struct container_proc proc;
 	struct buf stdin_q; /* bytes for the process's stdin */
+	uint32_t unacked;   /* stdin taken (or dropped) but not yet acknowledged */
 	bool stdin_eof;	    /* host sent STDIN_EOF */
 	bool exited;	    /* reaped: status is valid */
 	int status;
@@ -213,6 +218,17 @@ static void send_error(struct init *s, uint32_t stream, uint32_t kind, const cha
 	queue_frame(s, proto_put_error(&s->out, stream, kind, msg));
 }
 
+/* n bytes of sess's stdin were taken by the process (or dropped): tell the host, in batches,
+ * so that it can send more (STDIN_ACK). */
+static void stdin_taken(struct init *s, struct session *sess, size_t n)
+{
+	sess->unacked += (uint32_t)n;
+	if (sess->unacked && (sess->unacked >= ACK_BATCH || sess->stdin_q.len == 0)) {
+		queue_frame(s, proto_put_u32(&s->out, PROTO_STDIN_ACK, sess->stream, sess->unacked));
+		sess->unacked = 0;
+	}
+}
+
 /* Write as much of the output queue as the port takes now; blocking: all of it, unless the
  * host reads nothing for FLUSH_TIMEOUT_MS. */
 static void flush_out(struct init *s, bool blocking)
@@ -271,6 +287,7 @@ static void session_open(struct session *sess, uint32_t stream, const struct con
 	sess->proc = *proc;
 	sess->stdin_eof = false;
 	sess->exited = false;
+	sess->unacked = 0;
 	buf_reset(&sess->stdin_q);
 	fd_set_nonblock(sess->proc.out_fd, true); /* with a terminal, also in_fd */
 	if (sess->proc.err_fd >= 0)
@@ -488,11 +505,17 @@ static void handle_frame(struct init *s, const struct proto_hdr *h, const uint8_
 		handle_start(s, h, p);
 		break;
 	case PROTO_STDIN:
-		if (!running || sess->proc.in_fd < 0 || sess->stdin_eof)
+		if (!running)
 			break;
-		if (buf_append(&sess->stdin_q, p, h->len) < 0)
+		if (sess->proc.in_fd < 0 || sess->stdin_eof) {
+			stdin_taken(s, sess, h->len); /* nobody will read it */
+			break;
+		}
+		if (buf_append(&sess->stdin_q, p, h->len) < 0) {
 			guest_log("stdin queue of stream %u overflowed; dropping %u bytes",
 				  h->stream, h->len);
+			stdin_taken(s, sess, h->len);
+		}
 		break;
 	case PROTO_STDIN_EOF:
 		if (!running || sess->stdin_eof)
@@ -604,20 +627,24 @@ static void reap(struct init *s)
 	}
 }
 
-static void write_stdin(struct session *sess)
+static void write_stdin(struct init *s, struct session *sess)
 {
 	ssize_t n = write(sess->proc.in_fd, sess->stdin_q.data, sess->stdin_q.len);
 
 	if (n < 0) {
+		size_t dropped = sess->stdin_q.len;
+
 		if (errno == EAGAIN || errno == EINTR)
 			return;
 		/* EPIPE: the process closed its stdin; drop what it will never read */
 		buf_reset(&sess->stdin_q);
+		stdin_taken(s, sess, dropped);
 		if (!sess->proc.terminal)
 			closep(&sess->proc.in_fd);
 		return;
 	}
 	buf_consume(&sess->stdin_q, (size_t)n);
+	stdin_taken(s, sess, (size_t)n);
 	if (sess->stdin_q.len == 0 && sess->stdin_eof)
 		close_stdin(sess);
 }
@@ -760,7 +787,7 @@ static void loop(struct init *s)
 				break;
 			case WATCH_IN:
 				if (sess->proc.in_fd == p[i].fd && sess->stdin_q.len)
-					write_stdin(sess);
+					write_stdin(s, sess);
 				break;
 			}
 		}

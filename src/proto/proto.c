@@ -48,6 +48,7 @@ static const struct {
 	[PROTO_SHUTDOWN] = { "SHUTDOWN", 0, 0 },
 	[PROTO_ATTACH] = { "ATTACH", 4, 4 },
 	[PROTO_STOP] = { "STOP", STOP_SIZE, STOP_SIZE },
+	[PROTO_STDIN_ACK] = { "STDIN_ACK", 4, 4 },
 };
 
 const char *proto_type_name(uint16_t type)
@@ -432,7 +433,8 @@ int proto_put_u32(struct buf *out, uint16_t type, uint32_t stream, uint32_t v)
 
 	switch (type) {
 	case PROTO_STARTED:
-		if (v == 0) /* a pid */
+	case PROTO_STDIN_ACK:
+		if (v == 0) /* a pid; a byte count */
 			return -EINVAL;
 		break;
 	case PROTO_SIGNAL:

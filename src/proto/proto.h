@@ -22,7 +22,7 @@
 
 #include "../util/buf.h"
 
-#define PROTO_VERSION 3
+#define PROTO_VERSION 4
 #define PROTO_HDR_SIZE 12
 #define PROTO_MAX_PAYLOAD (1u << 20)    /* any frame */
 #define PROTO_MAX_DATA (32u * 1024)     /* one STDIN/STDOUT/STDERR chunk */
@@ -49,6 +49,10 @@ enum proto_type {
 	/* Between the CLI and a container's supervisor only (never to or from a guest): */
 	PROTO_ATTACH = 14, /* client -> supervisor: u32 flags (PROTO_ATTACH_*): relay stream 1 */
 	PROTO_STOP = 15,   /* client -> supervisor: struct proto_stop */
+	PROTO_STDIN_ACK = 16, /* guest -> host: u32 bytes (>= 1) of the stream's STDIN the process
+			       * has taken (or that were dropped): the host keeps what is in
+			       * flight per stream under a window, so one process that does not
+			       * read its stdin cannot stall the channel the others share */
 	PROTO_TYPE_MAX
 };
 

@@ -67,6 +67,20 @@ else
 fi
 tmux -S "$sock" kill-server 2>/dev/null
 
+# a session that does not read a large stdin holds back only itself: another exec still runs
+head -c 8M /dev/zero >"$T/zeros"
+"$COVE" exec -i c sh -c 'sleep 20; cat >/dev/null; echo slow-done' <"$T/zeros" >"$T/slow" 2>&1 &
+slow=$!
+sleep 2
+out=$(timeout 15 "$COVE" exec c echo alive 2>&1)
+if [ "$out" = alive ] && alive $slow; then
+	ok "an exec that leaves its stdin unread does not stall another"
+else
+	not_ok "an exec that leaves its stdin unread does not stall another" "got: $out" "slow one still running: $(alive $slow && echo yes || echo no)"
+fi
+wait $slow
+expect "... and it gets all of its stdin in the end" "slow-done" "$(cat "$T/slow")"
+
 # a stopped container: 125 and why
 "$COVE" stop -t 0 c >/dev/null 2>&1
 "$COVE" exec c true >"$T/out" 2>"$T/err"
