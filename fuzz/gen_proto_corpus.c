@@ -176,6 +176,7 @@ int main(int argc, char **argv)
 		must(proto_put_empty(&b, PROTO_SHUTDOWN, 0), "shutdown");
 		must(proto_put_attach(&b, PROTO_ATTACH_STDIN), "attach");
 		must(proto_put_stop(&b, &(struct proto_stop){ 15, 10 }), "stop");
+		must(proto_put_u32(&b, PROTO_STDIN_ACK, 2, 16384), "stdin ack");
 		save("valid-supervisor", &b);
 	}
 	{
