@@ -37,29 +37,17 @@ static int queue(struct session *s, int r, struct cove_error *err)
 	return 0;
 }
 
-static int flush(struct session *s, bool blocking, struct cove_error *err)
+/* Send what the socket takes now; the rest waits for POLLOUT. */
+static int flush(struct session *s, struct cove_error *err)
 {
-	while (s->out.len > 0) {
-		ssize_t n = write(s->fd, s->out.data, s->out.len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN) {
-				struct pollfd p = { .fd = s->fd, .events = POLLOUT };
-				if (!blocking)
-					return 0;
-				poll(&p, 1, 1000);
-				continue;
-			}
-			if (errno == EPIPE || errno == ECONNRESET) {
-				s->out.len = 0;
-				return 0; /* the supervisor is gone; reading tells the rest */
-			}
-			return cove_error_set(err, errno, "cannot write to the supervisor: %s",
-					      strerror(errno));
-		}
-		buf_consume(&s->out, (size_t)n);
+	int r = buf_write_to(&s->out, s->fd);
+
+	if (r == -EPIPE || r == -ECONNRESET) {
+		s->out.len = 0;
+		return 0; /* the supervisor is gone; reading tells the rest */
 	}
+	if (r < 0)
+		return cove_error_set(err, -r, "cannot write to the supervisor: %s", strerror(-r));
 	return 0;
 }
 
@@ -254,7 +242,7 @@ int session_run(int fd, const struct buf *first, const struct session_opts *o,
 		r = cove_error_set(err, E2BIG, "the request is too large");
 	if (r == 0 && o->tty && terminal_size(-1, &rows, &cols) == 0 && rows && cols)
 		r = queue(&s, proto_put_resize(&s.out, 1, rows, cols), err);
-	if (r < 0 || (r = flush(&s, false, err)) < 0)
+	if (r < 0 || (r = flush(&s, err)) < 0)
 		goto out;
 
 	while (!s.done) {
@@ -284,7 +272,7 @@ int session_run(int fd, const struct buf *first, const struct session_opts *o,
 		}
 		if (i_in >= 0 && p[i_in].revents && (r = read_stdin(&s, err)) < 0)
 			goto out;
-		if (s.out.len && (r = flush(&s, false, err)) < 0)
+		if (s.out.len && (r = flush(&s, err)) < 0)
 			goto out;
 	}
 out:

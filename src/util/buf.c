@@ -2,6 +2,7 @@
 #include "buf.h"
 
 #include <string.h>
+#include <unistd.h>
 
 int buf_reserve(struct buf *b, size_t extra)
 {
@@ -60,4 +61,19 @@ void buf_done(struct buf *b)
 	free(b->data);
 	b->data = NULL;
 	b->len = b->cap = 0;
+}
+
+int buf_write_to(struct buf *b, int fd)
+{
+	while (b->len) {
+		ssize_t n = write(fd, b->data, b->len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN ? 0 : -errno;
+		}
+		buf_consume(b, (size_t)n);
+	}
+	return 0;
 }

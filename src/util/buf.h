@@ -23,4 +23,7 @@ int buf_reserve(struct buf *b, size_t extra);
 /* Drop the first n bytes (n <= len). */
 void buf_consume(struct buf *b, size_t n);
 void buf_reset(struct buf *b);
+/* Write b's contents to fd, consuming what was written, until b is empty or fd would block.
+ * Returns 0 (also when it would block: b keeps the rest), or -errno. */
+int buf_write_to(struct buf *b, int fd);
 void buf_done(struct buf *b);
