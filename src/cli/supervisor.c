@@ -72,7 +72,6 @@ struct sup {
 	int boot_timeout_ms;
 	/* stopping: 0 no; 1 signal sent; 2 SIGKILL sent; 3 SHUTDOWN sent */
 	int stop_phase;
-	uint32_t stop_timeout_s;
 	uint64_t deadline;  /* of the current stop phase, or of the power-off after the exit */
 	struct container_status st;
 };
@@ -191,21 +190,30 @@ static struct client *exec_client(struct sup *s, uint32_t stream)
 	return NULL;
 }
 
-/* Re-encode a guest frame for a client (the payload is unchanged): what is about a process goes
- * to the client's stream 1; what is about the VM stays on stream 0. */
+/* A guest frame as clients get it (the payload is unchanged): what is about a process goes to
+ * the client's stream 1; what is about the VM stays on stream 0. */
+static int client_frame_of(struct buf *f, const struct proto_hdr *h, const uint8_t *p)
+{
+	struct proto_hdr nh = *h;
+	int r;
+
+	nh.stream = h->stream ? 1 : 0;
+	r = buf_reserve(f, PROTO_HDR_SIZE + h->len);
+	if (r < 0)
+		return r;
+	proto_hdr_encode(&nh, f->data + f->len);
+	if (h->len)
+		memcpy(f->data + f->len + PROTO_HDR_SIZE, p, h->len);
+	f->len += PROTO_HDR_SIZE + h->len;
+	return 0;
+}
+
 static void forward(struct client *cl, const struct proto_hdr *h, const uint8_t *p)
 {
 	struct buf f = BUF_INIT(PROTO_MAX_PAYLOAD + PROTO_HDR_SIZE);
-	struct proto_hdr nh = *h;
 
-	nh.stream = h->stream ? 1 : 0;
-	if (buf_reserve(&f, PROTO_HDR_SIZE + h->len) == 0) {
-		proto_hdr_encode(&nh, f.data);
-		if (h->len)
-			memcpy(f.data + PROTO_HDR_SIZE, p, h->len);
-		f.len = PROTO_HDR_SIZE + h->len;
+	if (client_frame_of(&f, h, p) == 0)
 		client_send(cl, &f);
-	}
 	buf_done(&f);
 }
 
@@ -244,10 +252,7 @@ static void guest_frame(struct sup *s, const struct proto_hdr *h, const uint8_t 
 		if (h->stream == 1) {
 			struct buf f = BUF_INIT(64);
 			s->started = true;
-			if (buf_reserve(&f, PROTO_HDR_SIZE + h->len) == 0) {
-				proto_hdr_encode(h, f.data);
-				memcpy(f.data + PROTO_HDR_SIZE, p, h->len);
-				f.len = PROTO_HDR_SIZE + h->len;
+			if (client_frame_of(&f, h, p) == 0) {
 				broadcast(s, ROLE_ATTACH, &f);
 				buf_append(&s->last, f.data, f.len);
 			}
@@ -259,13 +264,15 @@ static void guest_frame(struct sup *s, const struct proto_hdr *h, const uint8_t 
 	case PROTO_STDOUT:
 	case PROTO_STDERR:
 		if (h->stream == 1) {
+			struct buf f = BUF_INIT(PROTO_HDR_SIZE + PROTO_MAX_DATA);
 			if (s->log_fd >= 0)
 				(void)log_append(s->log_fd,
 						 h->type == PROTO_STDERR ? LOG_STDERR : LOG_STDOUT, p,
 						 h->len);
-			for (size_t i = 0; i < MAX_CLIENTS; i++)
-				if (s->clients[i] && s->clients[i]->role == ROLE_ATTACH)
-					forward(s->clients[i], h, p);
+			/* encoded once for every attached client */
+			if (client_frame_of(&f, h, p) == 0)
+				broadcast(s, ROLE_ATTACH, &f);
+			buf_done(&f);
 		} else if ((cl = exec_client(s, h->stream))) {
 			forward(cl, h, p);
 		}
@@ -351,7 +358,6 @@ static void stop_begin(struct sup *s, uint32_t sig, uint32_t timeout_s)
 		return;
 	}
 	s->stop_phase = 1;
-	s->stop_timeout_s = timeout_s;
 	if (s->hello || s->started)
 		guest_queue(s, proto_put_u32(&s->out, PROTO_SIGNAL, 1, sig));
 	s->deadline = deadline;
@@ -482,26 +488,13 @@ static bool client_read(struct sup *s, struct client *cl)
 
 static bool client_flush(struct client *cl)
 {
-	while (cl->out.len) {
-		ssize_t n = write(cl->fd, cl->out.data, cl->out.len);
-		if (n < 0)
-			return errno == EAGAIN || errno == EINTR;
-		buf_consume(&cl->out, (size_t)n);
-	}
-	return true;
+	return buf_write_to(&cl->out, cl->fd) == 0;
 }
 
 static void guest_flush(struct sup *s)
 {
-	while (s->out.len) {
-		ssize_t n = write(s->vm.ctl_fd, s->out.data, s->out.len);
-		if (n < 0) {
-			if (errno != EAGAIN && errno != EINTR)
-				s->out.len = 0; /* QEMU is gone; its pidfd tells the rest */
-			return;
-		}
-		buf_consume(&s->out, (size_t)n);
-	}
+	if (buf_write_to(&s->out, s->vm.ctl_fd) < 0)
+		s->out.len = 0; /* QEMU is gone; its pidfd tells the rest */
 }
 
 /* Returns false when the channel is closed (QEMU is exiting). */
