@@ -442,6 +442,36 @@ static int rm_one(const struct cli_paths *p, struct container *c, const void *ud
 	return 0;
 }
 
+/* rm --all and prune: every container; running ones only with force (killed first). Prints
+ * the ID of each removed; 1 if any could not be. */
+static int remove_all(const struct cli_paths *p, bool force)
+{
+	const struct rm_opts o = { .force = true };
+	struct cove_error err = { 0 };
+	char **ids;
+	size_t n;
+	int failed = 0;
+
+	if (container_list(p, &ids, &n, &err) < 0) {
+		cli_error("%s", err.msg);
+		return 1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct container c;
+
+		if (container_find(p, ids[i], &c, &err) < 0)
+			continue; /* gone meanwhile */
+		if (!force && container_lock(&c, 0) < 0)
+			continue; /* running */
+		if (rm_one(p, &c, &o) < 0)
+			failed = 1;
+		else
+			printf("%s\n", c.id);
+	}
+	container_list_free(ids, n);
+	return failed;
+}
+
 int cmd_ctr_rm(int argc, char **argv)
 {
 	static const struct verb v = {
@@ -473,31 +503,8 @@ int cmd_ctr_rm(int argc, char **argv)
 	}
 	if (paths_init_or_report(&p) < 0)
 		return EXIT_COVE;
-	if (o.all) {
-		struct cove_error err = { 0 };
-		char **ids;
-		size_t n;
-
-		if (container_list(&p, &ids, &n, &err) < 0) {
-			cli_error("%s", err.msg);
-			return 1;
-		}
-		for (size_t i = 0; i < n; i++) {
-			struct container c;
-			struct container_status st;
-
-			if (container_find(&p, ids[i], &c, &err) < 0)
-				continue;
-			container_get_status(&c, &st);
-			if (st.status == CONTAINER_RUNNING && !o.force)
-				continue;
-			if (rm_one(&p, &c, &o) < 0)
-				failed = 1;
-			else
-				printf("%s\n", c.id);
-		}
-		container_list_free(ids, n);
-	}
+	if (o.all)
+		failed = remove_all(&p, o.force);
 	return each_named(&p, argc, argv, rm_one, &o) | failed;
 }
 
@@ -516,11 +523,8 @@ int cmd_ctr_prune(int argc, char **argv)
 		{ 0 },
 	};
 	struct rm_opts o = { 0 };
-	struct cove_error err = { 0 };
 	struct cli_paths p;
-	char **ids;
-	size_t n;
-	int r, failed = 0;
+	int r;
 
 	r = parse_common(argc, argv, &v, "+f", longopts, rm_opt, &o, false);
 	if (r)
@@ -531,20 +535,7 @@ int cmd_ctr_prune(int argc, char **argv)
 	}
 	if (paths_init_or_report(&p) < 0)
 		return EXIT_COVE;
-	if (container_list(&p, &ids, &n, &err) < 0) {
-		cli_error("%s", err.msg);
-		return 1;
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct container c;
-
-		if (container_find(&p, ids[i], &c, &err) < 0 || container_lock(&c, 0) < 0)
-			continue; /* running, or gone */
-		container_remove(&c);
-		printf("%s\n", c.id);
-	}
-	container_list_free(ids, n);
-	return failed;
+	return remove_all(&p, false);
 }
 
 /* ---- wait ---- */
