@@ -134,6 +134,11 @@ int container_find(const struct cli_paths *p, const char *ref, struct container 
 		if (is_id(target) && access(path, F_OK) == 0)
 			return fill(p, target, c, err);
 	}
+	/* a whole ID (what ls and rm --all pass): no need to scan every container */
+	if (is_id(ref) && str_printf(path, sizeof(path), "%s/containers/%s/config.json", p->state,
+				     ref) == 0 &&
+	    access(path, F_OK) == 0)
+		return fill(p, ref, c, err);
 	/* an ID or a unique prefix of one */
 	for (const char *s = ref; *s; s++)
 		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')) || n > 64)
@@ -418,6 +423,19 @@ int container_lock(struct container *c, int wait_ms)
 			return -EBUSY;
 		usleep(20000);
 	}
+}
+
+/* Wait until nothing holds c's lock: its supervisor has finished writing the final state. */
+void container_wait_stopped(const struct container *c)
+{
+	char path[PATH_MAX + 16];
+	_cleanup_close_ int fd = -1;
+
+	str_printf(path, sizeof(path), "%s/lock", c->dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0)
+		while (flock(fd, LOCK_SH) < 0 && errno == EINTR)
+			;
 }
 
 void container_unlock(struct container *c)

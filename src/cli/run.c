@@ -17,7 +17,6 @@
 #include <getopt.h>
 #include <limits.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/resource.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -676,18 +675,6 @@ static int open_cidfile(const char *path, struct cove_error *err)
 	return fd;
 }
 
-/* Wait until nothing holds c's lock: its supervisor has finished writing the final state. */
-void container_wait_stopped(const struct container *c)
-{
-	char path[PATH_MAX + 16];
-	_cleanup_close_ int fd = -1;
-
-	str_printf(path, sizeof(path), "%s/lock", c->dir);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0)
-		while (flock(fd, LOCK_SH) < 0 && errno == EINTR)
-			;
-}
 
 int container_start_attached(const struct cli_paths *paths, struct container *c, json_t *config,
 			     bool attach, bool interactive, bool tty, struct cove_error *err)
