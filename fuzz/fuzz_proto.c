@@ -174,6 +174,7 @@ static void check_frame(const struct proto_hdr *h, const uint8_t *p)
 	case PROTO_STDIN_EOF:
 	case PROTO_STDOUT:
 	case PROTO_STDERR:
+	case PROTO_NOTICE:
 		must(proto_put_data(&out, h->type, h->stream, p, h->len) == 0);
 		must_be_frame(&out, h, p);
 		break;

@@ -167,6 +167,11 @@ int main(int argc, char **argv)
 	must(proto_put_error(&b, 2, PROTO_ERR_NOTFOUND, "exec: 'nope': not found"), "error");
 	save("valid-session", &b);
 
+	/* the supervisor's one-line notice to a client */
+	must(proto_put_data(&b, PROTO_NOTICE, 0, "KVM failed: booting again under TCG", 35),
+	     "notice");
+	save("valid-notice", &b);
+
 	/* the supervisor's messages: stats both ways, shutdown, attach, stop */
 	{
 		struct proto_stats st = { 512 << 20, 400 << 20, 123456789, 987654321, 4096, 8192,

@@ -49,6 +49,7 @@ static const struct {
 	[PROTO_ATTACH] = { "ATTACH", 4, 4 },
 	[PROTO_STOP] = { "STOP", STOP_SIZE, STOP_SIZE },
 	[PROTO_STDIN_ACK] = { "STDIN_ACK", 4, 4 },
+	[PROTO_NOTICE] = { "NOTICE", 1, PROTO_MAX_MESSAGE },
 };
 
 const char *proto_type_name(uint16_t type)
@@ -348,6 +349,10 @@ int proto_put_data(struct buf *out, uint16_t type, uint32_t stream, const void *
 		break;
 	case PROTO_STDIN_EOF:
 		if (len != 0)
+			return -EINVAL;
+		break;
+	case PROTO_NOTICE:
+		if (len < 1 || len > PROTO_MAX_MESSAGE || !data)
 			return -EINVAL;
 		break;
 	default:

@@ -28,7 +28,7 @@
 #define PROTO_MAX_DATA (32u * 1024)     /* one STDIN/STDOUT/STDERR chunk */
 #define PROTO_MAX_STRING (64u * 1024)   /* one string inside a payload */
 #define PROTO_MAX_LIST 4096             /* entries in argv, env, groups */
-#define PROTO_MAX_MESSAGE 4096          /* ERROR text */
+#define PROTO_MAX_MESSAGE 4096          /* ERROR and NOTICE text */
 
 enum proto_type {
 	PROTO_HELLO = 1,   /* guest -> host, stream 0: struct proto_hello */
@@ -53,6 +53,8 @@ enum proto_type {
 			       * has taken (or that were dropped): the host keeps what is in
 			       * flight per stream under a window, so one process that does not
 			       * read its stdin cannot stall the channel the others share */
+	PROTO_NOTICE = 17, /* supervisor -> client, stream 0: text, 1..PROTO_MAX_MESSAGE bytes,
+			    * one line for the user's stderr (KVM fell back to TCG) */
 	PROTO_TYPE_MAX
 };
 

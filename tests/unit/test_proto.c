@@ -249,6 +249,24 @@ TEST(hdr_rejects_data_over_max)
 	CHECK_EQ_INT(hdr(PROTO_MAX_DATA + 1, PROTO_STDERR, 0, 1), -EMSGSIZE);
 }
 
+TEST(notice_bounds)
+{
+	struct buf b = BUF_INIT(PROTO_HDR_SIZE + PROTO_MAX_MESSAGE + 1);
+	char text[PROTO_MAX_MESSAGE + 1];
+
+	memset(text, 'x', sizeof(text));
+	CHECK_EQ_INT(hdr(1, PROTO_NOTICE, 0, 0), 0);
+	CHECK_EQ_INT(hdr(PROTO_MAX_MESSAGE, PROTO_NOTICE, 0, 0), 0);
+	CHECK_EQ_INT(hdr(0, PROTO_NOTICE, 0, 0), -EPROTO);
+	CHECK_EQ_INT(hdr(PROTO_MAX_MESSAGE + 1, PROTO_NOTICE, 0, 0), -EMSGSIZE);
+	CHECK_EQ_INT(proto_put_data(&b, PROTO_NOTICE, 0, text, PROTO_MAX_MESSAGE + 1), -EINVAL);
+	CHECK_EQ_INT(proto_put_data(&b, PROTO_NOTICE, 0, text, 0), -EINVAL);
+	CHECK_EQ_INT(proto_put_data(&b, PROTO_NOTICE, 0, text, PROTO_MAX_MESSAGE), 0);
+	CHECK_EQ_INT((int)b.len, (int)(PROTO_HDR_SIZE + PROTO_MAX_MESSAGE));
+	CHECK_EQ_STR(proto_type_name(PROTO_NOTICE), "NOTICE");
+	buf_done(&b);
+}
+
 TEST(hdr_rejects_stdin_eof_payload)
 {
 	CHECK_EQ_INT(hdr(0, PROTO_STDIN_EOF, 0, 1), 0);
@@ -1560,6 +1578,7 @@ int main(void)
 	RUN(hdr_data_bounds);
 	RUN(hdr_rejects_data_empty);
 	RUN(hdr_rejects_data_over_max);
+	RUN(notice_bounds);
 	RUN(hdr_rejects_stdin_eof_payload);
 	RUN(hdr_rejects_u32_not_4);
 	RUN(hdr_rejects_resize_not_4);
