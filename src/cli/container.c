@@ -370,6 +370,7 @@ int container_get_status(const struct container *c, struct container_status *ret
 	copy_str(j, "started_at", ret->started_at, sizeof(ret->started_at));
 	copy_str(j, "finished_at", ret->finished_at, sizeof(ret->finished_at));
 	copy_str(j, "error", ret->error, sizeof(ret->error));
+	copy_str(j, "accelerator", ret->accel, sizeof(ret->accel));
 	json_decref(j);
 	if (ret->status != CONTAINER_RUNNING)
 		return 0;
@@ -390,10 +391,10 @@ int container_get_status(const struct container *c, struct container_status *ret
 
 int container_save_status(const struct container *c, const struct container_status *s)
 {
-	json_t *j = json_pack("{s:s, s:i, s:I, s:s, s:s, s:s}", "status",
+	json_t *j = json_pack("{s:s, s:i, s:I, s:s, s:s, s:s, s:s}", "status",
 			      container_status_name(s->status), "exit_code", s->exit_code, "pid",
 			      (json_int_t)s->pid, "started_at", s->started_at, "finished_at",
-			      s->finished_at, "error", s->error);
+			      s->finished_at, "error", s->error, "accelerator", s->accel);
 	int r;
 
 	if (!j)

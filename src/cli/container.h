@@ -51,6 +51,7 @@ struct container_status {
 	char started_at[40];  /* RFC 3339, "" if never */
 	char finished_at[40];
 	char error[512];      /* why it ended abnormally, "" if it did not */
+	char accel[8];        /* what its VM runs on: "kvm", "tcg"; "" before it was chosen */
 };
 
 bool container_valid_name(const char *name);

@@ -5,6 +5,8 @@
 #include "container.h"
 #include "supervisor.h"
 
+#include "vm/accel.h"
+
 #include <getopt.h>
 #include <signal.h>
 #include <string.h>
@@ -108,16 +110,25 @@ static int each_named(const struct cli_paths *p, int argc, char **argv,
 
 struct start_opts {
 	bool attach, interactive;
+	const char *accel;
 };
 
 static int start_opt(int c, const char *arg, void *ud)
 {
 	struct start_opts *o = ud;
+	enum vm_accel a;
 
-	if (c == 'a')
+	if (c == 'a') {
 		o->attach = true;
-	else if (c == 'i')
+	} else if (c == 'i') {
 		o->interactive = true;
+	} else if (c == 'A') {
+		if (vm_accel_parse(arg, &a) < 0) {
+			cli_error("invalid --accel '%s': expected kvm, tcg or auto", arg);
+			return -EINVAL;
+		}
+		o->accel = arg;
+	}
 	return 0;
 }
 
@@ -150,6 +161,8 @@ static int start_one(const struct cli_paths *p, const char *ref, const struct st
 		container_unlock(&c);
 		return -EINVAL;
 	}
+	if (o->accel) /* this start only */
+		json_object_set_new(config, "accel", json_string(o->accel));
 	tty = json_is_true(json_object_get(json_object_get(config, "process"), "terminal"));
 	open_stdin = json_is_true(json_object_get(json_object_get(config, "process"), "open_stdin"));
 	if (o->attach && o->interactive && tty && !isatty(0)) {
@@ -181,11 +194,14 @@ int cmd_start(int argc, char **argv)
 			 "Options:\n"
 			 "  -a, --attach        attach to its output and exit with its status\n"
 			 "  -i, --interactive   attach stdin too\n"
+			 "      --accel kvm|tcg|auto  what the VM runs on this time (default: the\n"
+			 "                      container's --accel, else $COVE_ACCEL, else auto)\n"
 			 "      --help          show this help\n",
 	};
 	static const struct option longopts[] = {
 		{ "attach", no_argument, NULL, 'a' },
 		{ "interactive", no_argument, NULL, 'i' },
+		{ "accel", required_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'H' },
 		{ 0 },
 	};
@@ -193,11 +209,19 @@ int cmd_start(int argc, char **argv)
 	struct cli_paths p;
 	int r, failed = 0, code = 0;
 
-	r = parse_common(argc, argv, &v, "+ai", longopts, start_opt, &o, true);
+	r = parse_common(argc, argv, &v, "+:ai", longopts, start_opt, &o, true);
 	if (r)
 		return r > 0 ? 0 : EXIT_COVE;
 	if (paths_init_or_report(&p) < 0)
 		return EXIT_COVE;
+	if (!o.accel) {
+		struct cove_error err = { 0 };
+		enum vm_accel a;
+		if (vm_accel_wanted(NULL, &a, &err) < 0) {
+			cli_error("%s", err.msg);
+			return EXIT_COVE;
+		}
+	}
 	if (o.attach && argc - optind > 1) {
 		cli_error("'start -a' takes one container");
 		return EXIT_COVE;

@@ -371,7 +371,7 @@ static json_t *inspect_one(const struct container *c, json_t *config,
 			sizeof(sig));
 	o = json_pack(
 		"{s:s, s:s, s:O, s:O, s:o,"
-		" s:{s:s, s:b, s:b, s:I, s:i, s:s, s:s, s:s},"
+		" s:{s:s, s:b, s:b, s:I, s:i, s:s, s:s, s:s, s:s},"
 		" s:s, s:O, s:s, s:s, s:s,"
 		" s:{s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:s, s:O, s:s},"
 		" s:{s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O},"
@@ -381,7 +381,7 @@ static json_t *inspect_one(const struct container *c, json_t *config,
 		"State", "Status", container_status_name(st->status), "Running",
 		st->status == CONTAINER_RUNNING, "Paused", 0, "Pid", (json_int_t)st->pid, "ExitCode",
 		st->exit_code, "Error", st->error, "StartedAt", st->started_at, "FinishedAt",
-		st->finished_at,
+		st->finished_at, "Accelerator", st->accel,
 		"Image", image_text(config), "ImageSnapshot", json_object_get(config, "snapshot"),
 		"LogPath", c->log, "BootLogPath", c->boot_log, "HostnamePath", "",
 		"Config", "Hostname", json_object_get(config, "hostname"), "User",

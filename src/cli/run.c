@@ -14,6 +14,8 @@
 #include "image/archives.h"
 #include "image/pull.h"
 
+#include "vm/accel.h"
+
 #include <getopt.h>
 #include <limits.h>
 #include <string.h>
@@ -53,6 +55,8 @@ static void usage(FILE *f, bool create)
 		"      --rootfs DIR         use a directory as the root filesystem instead of an image\n"
 		"      --entrypoint CMD     run CMD instead of the image's entrypoint (\"\" for none)\n"
 		"      --platform OS/ARCH   the platform to pull when IMAGE is not here yet\n"
+		"      --accel kvm|tcg|auto  what the VM runs on (default: $COVE_ACCEL, else auto:\n"
+		"                           KVM where a test boot under it worked here, else TCG)\n"
 		"      --env-file FILE      read KEY=VALUE lines (# comments) as -e\n"
 		"  -l, --label K=V          set a label on the container\n"
 		"      --read-only          mount the root filesystem read-only\n"
@@ -98,6 +102,7 @@ struct run_opts {
 	const char *rootfs;
 	const char *entrypoint;
 	const char *platform;
+	const char *accel;
 	unsigned cpus;
 	uint64_t memory;
 };
@@ -332,7 +337,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o, int *ret_optind
 	enum {
 		OPT_RM = 256, OPT_NAME, OPT_CPUS, OPT_ROOTFS, OPT_HELP, OPT_ENTRYPOINT, OPT_PLATFORM,
 		OPT_ENV_FILE, OPT_READ_ONLY, OPT_TMPFS, OPT_ULIMIT, OPT_CAP_ADD, OPT_CAP_DROP,
-		OPT_INIT, OPT_STOP_SIGNAL, OPT_STOP_TIMEOUT, OPT_CIDFILE, OPT_SECURITY_OPT,
+		OPT_INIT, OPT_STOP_SIGNAL, OPT_STOP_TIMEOUT, OPT_CIDFILE, OPT_SECURITY_OPT, OPT_ACCEL,
 	};
 	static const struct option longopts[] = {
 		{ "rm", no_argument, NULL, OPT_RM },
@@ -362,6 +367,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o, int *ret_optind
 		{ "stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT },
 		{ "cidfile", required_argument, NULL, OPT_CIDFILE },
 		{ "security-opt", required_argument, NULL, OPT_SECURITY_OPT },
+		{ "accel", required_argument, NULL, OPT_ACCEL },
 		{ 0 },
 	};
 	uint64_t v;
@@ -523,6 +529,15 @@ static int parse_args(int argc, char **argv, struct run_opts *o, int *ret_optind
 		case OPT_CIDFILE:
 			o->cidfile = optarg;
 			break;
+		case OPT_ACCEL: {
+			enum vm_accel a;
+			if (vm_accel_parse(optarg, &a) < 0) {
+				cli_error("invalid --accel '%s': expected kvm, tcg or auto", optarg);
+				return -EINVAL;
+			}
+			o->accel = optarg;
+			break;
+		}
 		case OPT_SECURITY_OPT:
 			if (strcmp(optarg, "seccomp=unconfined") == 0 ||
 			    strcmp(optarg, "seccomp:unconfined") == 0) {
@@ -741,6 +756,11 @@ static int run_or_create(int argc, char **argv, bool create)
 	}
 	if (paths_init(&paths, &err) < 0)
 		goto fail;
+	{
+		enum vm_accel a;
+		if (vm_accel_wanted(o.accel, &a, &err) < 0) /* a bad COVE_ACCEL, before anything */
+			goto fail;
+	}
 	if (o.cidfile && (cidfd = open_cidfile(o.cidfile, &err)) < 0)
 		goto fail_early;
 
@@ -859,6 +879,8 @@ static int run_or_create(int argc, char **argv, bool create)
 	json_object_set_new(config, "cap_drop", o.cap_drop ? json_incref(o.cap_drop) : json_array());
 	json_object_set_new(config, "rlimits", o.ulimits ? json_incref(o.ulimits) : json_array());
 	json_object_set_new(config, "tmpfs", o.tmpfs ? json_incref(o.tmpfs) : json_array());
+	if (o.accel) /* kept with the container; without it each start follows COVE_ACCEL */
+		json_object_set_new(config, "accel", json_string(o.accel));
 	if (container_save_config(&ct, config, &err) < 0)
 		goto fail;
 	if (cidfd >= 0 && write_full(cidfd, ct.id, strlen(ct.id)) < 0) {

@@ -80,6 +80,16 @@ static int handle_frame(struct session *s, const struct proto_hdr *h, const uint
 		else
 			write_out(s, 2, p, h->len);
 		return 0;
+	case PROTO_NOTICE: {
+		/* one line from the supervisor, shown as it came, but only as text */
+		char line[PROTO_MAX_MESSAGE + 1];
+		size_t n = 0;
+		for (size_t i = 0; i < h->len; i++)
+			line[n++] = p[i] >= ' ' && p[i] != 0x7f ? (char)p[i] : '?';
+		line[n] = '\0';
+		cli_error("%s", line);
+		return 0;
+	}
 	case PROTO_EXIT:
 		if (proto_get_exit(p, h->len, &e) < 0)
 			return cove_error_set(err, EPROTO, "the guest sent a malformed EXIT");

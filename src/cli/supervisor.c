@@ -17,6 +17,8 @@
 #include "log.h"
 #include "spec.h"
 
+#include "vm/accel.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -56,8 +58,14 @@ struct sup {
 	struct vm vm;
 	struct vm_config vc;
 	char qemu[4096];
+	enum vm_accel want;
+	struct vm_accel_ctx ax;
+	struct vm_verdict verdict;
 	struct proto_reader reader;
 	struct buf out;     /* frames to the guest */
+	struct buf replay;  /* what went to a KVM guest before its HELLO, for a TCG re-boot */
+	bool replay_lost;   /* too much for replay: no re-boot */
+	char kvm_failure[512]; /* why KVM failed, set while the TCG re-boot runs */
 	int listen_fd;
 	int sigfd;
 	int log_fd;
@@ -70,6 +78,7 @@ struct sup {
 	struct buf last;    /* the main process's STARTED and EXIT/ERROR frames, for late attachers */
 	uint64_t boot_deadline;
 	int boot_timeout_ms;
+	bool boot_timed_out; /* no HELLO before boot_deadline */
 	/* stopping: 0 no; 1 signal sent; 2 SIGKILL sent; 3 SHUTDOWN sent */
 	int stop_phase;
 	uint64_t deadline;  /* of the current stop phase, or of the power-off after the exit */
@@ -135,6 +144,17 @@ static void broadcast(struct sup *s, enum role role, const struct buf *frame)
 	for (size_t i = 0; i < MAX_CLIENTS; i++)
 		if (s->clients[i] && s->clients[i]->role == role)
 			client_send(s->clients[i], frame);
+}
+
+/* One line for the clients attached now, which print it on stderr (not part of the log). */
+static void notice(struct sup *s, const char *msg)
+{
+	struct buf f = BUF_INIT(PROTO_HDR_SIZE + PROTO_MAX_MESSAGE);
+	size_t len = strlen(msg);
+
+	if (proto_put_data(&f, PROTO_NOTICE, 0, msg, len < PROTO_MAX_MESSAGE ? len : PROTO_MAX_MESSAGE) == 0)
+		broadcast(s, ROLE_ATTACH, &f);
+	buf_done(&f);
 }
 
 static void save_state(struct sup *s)
@@ -247,6 +267,8 @@ static void guest_frame(struct sup *s, const struct proto_hdr *h, const uint8_t 
 		}
 		proto_hello_done(&hello);
 		s->hello = true;
+		if (s->kvm_failure[0]) /* the same guest boots under TCG: KVM was to blame */
+			(void)vm_accel_record_failure(&s->ax, s->kvm_failure);
 		return;
 	case PROTO_STARTED:
 		if (h->stream == 1) {
@@ -491,10 +513,22 @@ static bool client_flush(struct client *cl)
 	return buf_write_to(&cl->out, cl->fd) == 0;
 }
 
+static bool can_fall_back(const struct sup *s)
+{
+	return s->vc.kvm && s->want == VM_ACCEL_AUTO && !s->replay_lost;
+}
+
 static void guest_flush(struct sup *s)
 {
+	/* until a KVM guest says HELLO, keep a copy of what it is sent: a TCG re-boot gets it */
+	bool keep = !s->hello && can_fall_back(s);
+
+	if (keep && buf_append(&s->replay, s->out.data, s->out.len) < 0)
+		s->replay_lost = true, keep = false;
 	if (buf_write_to(&s->out, s->vm.ctl_fd) < 0)
 		s->out.len = 0; /* QEMU is gone; its pidfd tells the rest */
+	if (keep)
+		s->replay.len -= s->out.len; /* not sent yet: still in out */
 }
 
 /* Returns false when the channel is closed (QEMU is exiting). */
@@ -581,12 +615,8 @@ static void loop(struct sup *s)
 		if (dl) {
 			if (now >= dl) {
 				if (!s->hello && now >= s->boot_deadline) {
-					char why[512], msg[600];
 					vm_kill(&s->vm);
-					vm_explain(&s->vc, &s->vm, why, sizeof(why));
-					str_printf(msg, sizeof(msg), "the VM did not answer within %d s: %s",
-						   s->boot_timeout_ms / 1000, why);
-					main_finished(s, EXIT_COVE, msg, PROTO_ERR_INTERNAL);
+					s->boot_timed_out = true;
 					s->vm_gone = true;
 					break;
 				}
@@ -716,6 +746,120 @@ static int boot_timeout_ms(bool kvm)
 	return kvm ? 10000 : 30000;
 }
 
+static void use_tcg(struct sup *s)
+{
+	char cache[4096 + 16];
+
+	s->vc.kvm = false;
+	s->vc.cpu = NULL;
+	(void)mkdir(s->paths->cache, 0755);
+	str_printf(cache, sizeof(cache), "%s/tsc_khz", s->paths->cache);
+	if (vm_tsc_khz(cache, &s->vc.tsc_khz) < 0)
+		s->vc.tsc_khz = 0;
+	s->boot_timeout_ms = boot_timeout_ms(false);
+	str_copy(s->st.accel, sizeof(s->st.accel), "tcg");
+}
+
+/* KVM or TCG: what the container (or start --accel) asked for, COVE_ACCEL, else auto. */
+static int choose_accel(struct sup *s, struct cove_error *err)
+{
+	char msg[1024];
+
+	if (vm_accel_wanted(json_string_value(json_object_get(s->config, "accel")), &s->want,
+			    err) < 0)
+		return -EINVAL;
+	s->ax = (struct vm_accel_ctx){ .qemu = s->qemu, .kernel = s->paths->kernel,
+				       .initrd = s->paths->initrd, .cache_dir = s->paths->cache };
+	if (vm_accel_choose(&s->ax, s->want, &s->verdict, err) < 0)
+		return -EIO;
+	if (!s->verdict.kvm) {
+		use_tcg(s);
+		if (s->verdict.fresh && !s->verdict.inconclusive) {
+			str_printf(msg, sizeof(msg),
+				   "KVM does not work on this host (%s): using TCG, slower; see "
+				   "'cove system info'",
+				   s->verdict.reason);
+			notice(s, msg);
+		}
+		save_state(s);
+		return 0;
+	}
+	s->vc.kvm = true;
+	s->vc.cpu = s->verdict.cpu;
+	s->boot_timeout_ms = boot_timeout_ms(true);
+	str_copy(s->st.accel, sizeof(s->st.accel), "kvm");
+	save_state(s);
+	return 0;
+}
+
+/* Start QEMU; START (queued before) and whatever followed go to the guest at once: QEMU holds
+ * them until cove-init opens its port. */
+static int boot(struct sup *s, struct cove_error *err)
+{
+	if (vm_start(&s->vc, &s->vm, err) < 0)
+		return -EIO;
+	fd_set_nonblock(s->vm.ctl_fd, true);
+	s->boot_deadline = now_ns() + (uint64_t)s->boot_timeout_ms * 1000000ULL;
+	guest_flush(s);
+	return 0;
+}
+
+/* Why the guest never said HELLO, in one line. */
+static void boot_failure(struct sup *s, char *buf, size_t size)
+{
+	char why[512];
+
+	vm_explain(&s->vc, &s->vm, why, sizeof(why));
+	if (s->boot_timed_out)
+		str_printf(buf, size, "the VM did not answer within %d s: %s",
+			   s->boot_timeout_ms / 1000, why);
+	else
+		str_copy(buf, size, why);
+}
+
+/*
+ * The guest under KVM never said HELLO (QEMU aborted, a KVM internal error, a timeout) although
+ * the verdict was KVM: say so once and boot again under TCG with everything the first guest was
+ * sent; once that guest says HELLO, TCG becomes this host's verdict. Returns true when the
+ * re-boot could not start (err says why), false when it ran or was not for this case.
+ */
+static bool fall_back(struct sup *s, struct cove_error *err)
+{
+	char why[512], msg[1024];
+	struct buf out = BUF_INIT(GUEST_OUT_MAX);
+
+	if (s->hello || s->main_done || s->stop_phase || !can_fall_back(s))
+		return false;
+	boot_failure(s, why, sizeof(why));
+	str_copy(s->kvm_failure, sizeof(s->kvm_failure), why); /* recorded once TCG boots */
+	str_printf(msg, sizeof(msg),
+		   "KVM failed before the guest booted (%s): booting again under TCG, as later "
+		   "containers will; see 'cove system info'",
+		   why);
+	notice(s, msg);
+	vm_done(&s->vm);
+	s->vm = (struct vm){ .pidfd = -1, .ctl_fd = -1 };
+	s->vm_gone = s->boot_timed_out = false;
+	proto_reader_done(&s->reader);
+	proto_reader_init(&s->reader);
+	/* the new guest gets what the first one was sent, then what was still queued */
+	if (buf_append(&out, s->replay.data, s->replay.len) < 0 ||
+	    buf_append(&out, s->out.data, s->out.len) < 0) {
+		buf_done(&out);
+		cove_error_set(err, E2BIG, "too much input to send again to the guest");
+		return true;
+	}
+	buf_done(&s->out);
+	s->out = out;
+	buf_done(&s->replay);
+	use_tcg(s);
+	save_state(s);
+	if (boot(s, err) < 0)
+		return true;
+	loop(s);
+	return false;
+}
+
 static _noreturn_ void supervise(struct sup *s, int client_fd)
 {
 	struct cove_error err = { 0 };
@@ -733,6 +877,7 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	signal(SIGPIPE, SIG_IGN);
 	s->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	s->out = BUF_INIT(GUEST_OUT_MAX);
+	s->replay = BUF_INIT(GUEST_OUT_MAX);
 	s->last = BUF_INIT(2 * (PROTO_HDR_SIZE + PROTO_MAX_PAYLOAD));
 	s->next_stream = 2;
 	s->exit_code = EXIT_COVE;
@@ -754,15 +899,6 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	s->vc.cpus = (unsigned)json_integer_value(json_object_get(s->config, "cpus")) ?: 1;
 	s->vc.memory = (uint64_t)json_integer_value(json_object_get(s->config, "memory"));
 	s->vc.keep_logs = !s->c->rm;
-	s->vc.kvm = vm_kvm_usable();
-	if (!s->vc.kvm) {
-		char cache[4096 + 16];
-		(void)mkdir(s->paths->cache, 0755);
-		str_printf(cache, sizeof(cache), "%s/tsc_khz", s->paths->cache);
-		if (vm_tsc_khz(cache, &s->vc.tsc_khz) < 0)
-			s->vc.tsc_khz = 0;
-	}
-	s->boot_timeout_ms = boot_timeout_ms(s->vc.kvm);
 
 	container_timestamp(s->st.started_at, sizeof(s->st.started_at));
 	s->st.status = CONTAINER_RUNNING;
@@ -786,16 +922,17 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	}
 	if (s->listen_fd < 0) {
 		main_finished(s, EXIT_COVE, why, PROTO_ERR_INTERNAL);
-	} else if (r < 0 || vm_start(&s->vc, &s->vm, &err) < 0) {
+	} else if (r < 0 || choose_accel(s, &err) < 0 || boot(s, &err) < 0) {
 		main_finished(s, EXIT_COVE, err.msg, PROTO_ERR_INTERNAL);
 	} else {
-		fd_set_nonblock(s->vm.ctl_fd, true);
-		s->boot_deadline = now_ns() + (uint64_t)s->boot_timeout_ms * 1000000ULL;
-		/* START goes at once: QEMU holds it until cove-init opens its port */
-		guest_flush(s);
 		loop(s);
+		if (fall_back(s, &err))
+			main_finished(s, EXIT_COVE, err.msg, PROTO_ERR_INTERNAL);
 		if (!s->main_done) {
-			vm_explain(&s->vc, &s->vm, why, sizeof(why));
+			if (s->hello)
+				vm_explain(&s->vc, &s->vm, why, sizeof(why));
+			else
+				boot_failure(s, why, sizeof(why));
 			main_finished(s, s->stop_phase >= 2 ? 128 + SIGKILL : EXIT_COVE,
 				      s->error[0] ? s->error : why, PROTO_ERR_INTERNAL);
 			if (s->stop_phase >= 2)

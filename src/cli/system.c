@@ -5,6 +5,8 @@
 
 #include "config.h"
 
+#include "vm/accel.h"
+
 #include <getopt.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,8 +14,12 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage: cove system info\n\n"
-		   "Show the accelerator (kvm or tcg), the guest kernel, the initramfs, where state\n"
-		   "is kept, and the versions of cove, QEMU and the guest kernel.\n");
+		   "Show the accelerator (kvm or tcg) and why, the guest kernel, the initramfs, where\n"
+		   "state is kept, and the versions of cove, QEMU and the guest kernel.\n\n"
+		   "KVM is used where a test boot of cove's kernel under it reached cove's init on\n"
+		   "this host; that verdict is kept until the host kernel, QEMU or cove's kernel or\n"
+		   "initramfs change. COVE_ACCEL=kvm|tcg|auto (or --accel on run, create and start)\n"
+		   "chooses instead.\n");
 }
 
 static void file_line(const char *label, const char *path)
@@ -39,23 +45,55 @@ static void qemu_version(const char *qemu, char *buf, size_t size)
 		buf[strcspn(buf, "\n")] = '\0';
 }
 
+/* The accelerator, and the KVM line that says why: asks for a probe boot where none is known. */
+static void accel_lines(const struct cli_paths *p, const char *qemu)
+{
+	struct vm_accel_ctx x = { .qemu = qemu, .kernel = p->kernel, .initrd = p->initrd,
+				  .cache_dir = p->cache };
+	struct cove_error err = { 0 };
+	struct vm_verdict v;
+	enum vm_accel want;
+	uint64_t khz = 0;
+
+	if (!qemu) {
+		printf("%-14s unknown: QEMU is missing\n", "accelerator");
+		return;
+	}
+	if (vm_accel_wanted(NULL, &want, &err) < 0 || vm_accel_choose(&x, want, &v, &err) < 0) {
+		printf("%-14s none: %s\n", "accelerator", err.msg);
+		return;
+	}
+	printf("%-14s %s%s\n", "accelerator", v.kvm ? "kvm" : "tcg",
+	       v.kvm ? "" : " (software emulation, slower)");
+	if (want != VM_ACCEL_AUTO)
+		printf("%-14s %s (COVE_ACCEL)\n", "asked for", vm_accel_name(want));
+	if (v.probed)
+		printf("%-14s %s %s%s: %s\n", "kvm probe", vm_kvm_device(), v.when,
+		       v.fresh ? " (just now)" : "", v.reason);
+	else
+		printf("%-14s not probed: %s\n", "kvm probe", v.reason);
+	if (v.kvm)
+		printf("%-14s %s\n", "cpu", v.cpu);
+	else if (vm_tsc_khz(NULL, &khz) == 0)
+		printf("%-14s %llu kHz\n", "host tsc", (unsigned long long)khz);
+}
+
 static int info(void)
 {
 	struct cove_error err = { 0 };
 	struct cli_paths p;
 	char qemu[4096], qv[256], release[4096];
 	_cleanup_free_ char *rel = NULL;
-	bool kvm = vm_kvm_usable();
-	uint64_t khz = 0;
+	bool have_qemu;
 
 	if (paths_init(&p, &err) < 0) {
 		cli_error("%s", err.msg);
 		return EXIT_COVE;
 	}
 	printf("%-14s %s\n", "cove", COVE_VERSION);
-	printf("%-14s %s\n", "accelerator",
-	       kvm ? "kvm" : "tcg (no usable /dev/kvm: software emulation, slower)");
-	if (vm_find_qemu(qemu, sizeof(qemu), &err) == 0) {
+	have_qemu = vm_find_qemu(qemu, sizeof(qemu), &err) == 0;
+	accel_lines(&p, have_qemu ? qemu : NULL);
+	if (have_qemu) {
 		qemu_version(qemu, qv, sizeof(qv));
 		printf("%-14s %s (%s)\n", "qemu", qemu, qv);
 	} else {
@@ -71,8 +109,6 @@ static int info(void)
 	file_line("initramfs", p.initrd);
 	printf("%-14s %s\n", "images", p.images);
 	printf("%-14s %s\n", "state", p.state);
-	if (!kvm && vm_tsc_khz(NULL, &khz) == 0)
-		printf("%-14s %llu kHz\n", "host tsc", (unsigned long long)khz);
 	return 0;
 }
 

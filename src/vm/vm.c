@@ -3,7 +3,6 @@
 #include "vm.h"
 
 #include <fcntl.h>
-#include <linux/kvm.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
@@ -16,15 +15,6 @@
 #include <time.h>
 
 #define QEMU_MAX_ARGS 64
-
-bool vm_kvm_usable(void)
-{
-	_cleanup_close_ int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-
-	if (fd < 0)
-		return false;
-	return ioctl(fd, KVM_GET_API_VERSION, 0) == KVM_API_VERSION;
-}
 
 static uint64_t rdtsc(void)
 {
@@ -128,10 +118,11 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 		str_printf(append + len, sizeof(append) - len, " tsc_early_khz=%llu",
 			   (unsigned long long)c->tsc_khz);
 	}
-	if (strchr(c->disk, ',') || strchr(c->boot_log, ','))
+	if ((c->disk && strchr(c->disk, ',')) || strchr(c->boot_log, ','))
 		return cove_error_set(err, EINVAL, "paths given to QEMU must not contain ','");
-	if (str_printf(drive, sizeof(drive), "id=d0,file=%s,format=%s,if=none,cache=unsafe",
-		       c->disk, c->disk_format) < 0 ||
+	if ((c->disk && str_printf(drive, sizeof(drive),
+				   "id=d0,file=%s,format=%s,if=none,cache=unsafe", c->disk,
+				   c->disk_format) < 0) ||
 	    str_printf(con, sizeof(con), "file,id=con0,path=%s", c->boot_log) < 0)
 		return cove_error_set(err, ENAMETOOLONG, "state directory path is too long");
 
@@ -152,7 +143,7 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 	argv[n++] = c->kvm ? "kvm" : "tcg,tb-size=32";
 	if (c->kvm) {
 		argv[n++] = "-cpu";
-		argv[n++] = "host";
+		argv[n++] = c->cpu ? c->cpu : "host";
 	}
 	argv[n++] = "-m";
 	argv[n++] = mem;
@@ -173,10 +164,12 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 	argv[n++] = c->initrd;
 	argv[n++] = "-append";
 	argv[n++] = append;
-	argv[n++] = "-drive";
-	argv[n++] = drive;
-	argv[n++] = "-device";
-	argv[n++] = "virtio-blk-device,drive=d0";
+	if (c->disk) {
+		argv[n++] = "-drive";
+		argv[n++] = drive;
+		argv[n++] = "-device";
+		argv[n++] = "virtio-blk-device,drive=d0";
+	}
 	argv[n++] = "-device";
 	argv[n++] = "virtio-serial-device,max_ports=2";
 	argv[n++] = "-chardev";
@@ -331,16 +324,22 @@ static int pick_line(const char *path, const char *const *prefer, size_t nprefer
 
 void vm_explain(const struct vm_config *c, const struct vm *vm, char *buf, size_t size)
 {
-	static const char *const qemu_prefer[] = { "qemu" };
+	static const char *const qemu_prefer[] = { "KVM internal error", "error:", "qemu" };
 	static const char *const boot_prefer[] = { "Kernel panic", "cove-init: fatal", "cove-init:" };
 	char line[512];
+	bool said = pick_line(c->qemu_log, qemu_prefer, ARRAY_SIZE(qemu_prefer), line,
+			      sizeof(line)) == 0;
 
 	if (vm && vm->reaped && !vm->killed && WIFSIGNALED(vm->status)) {
-		str_printf(buf, size, "QEMU was killed by signal %d (%s)", WTERMSIG(vm->status),
-			   strsignal(WTERMSIG(vm->status)));
+		if (said)
+			str_printf(buf, size, "QEMU was killed by signal %d (%s); it said: %s",
+				   WTERMSIG(vm->status), strsignal(WTERMSIG(vm->status)), line);
+		else
+			str_printf(buf, size, "QEMU was killed by signal %d (%s)",
+				   WTERMSIG(vm->status), strsignal(WTERMSIG(vm->status)));
 		return;
 	}
-	if (pick_line(c->qemu_log, qemu_prefer, ARRAY_SIZE(qemu_prefer), line, sizeof(line)) == 0) {
+	if (said) {
 		str_printf(buf, size, "QEMU said: %s", line);
 		return;
 	}

@@ -2,7 +2,7 @@
 /*
  * The VM launcher: one QEMU microvm per container. PVH vmlinux + initramfs, a virtio-blk disk,
  * a virtio-serial port to cove-init over a socketpair (no path, no race), the console in a
- * per-container boot log. KVM when /dev/kvm is usable, TCG otherwise.
+ * per-container boot log. Which accelerator it runs on is decided by accel.h.
  */
 #pragma once
 
@@ -16,13 +16,14 @@ struct vm_config {
 	const char *qemu;      /* qemu-system-x86_64 */
 	const char *kernel;    /* PVH vmlinux */
 	const char *initrd;    /* initramfs with cove-init */
-	const char *disk;      /* the container's root disk */
+	const char *disk;      /* the container's root disk; NULL for none (a probe boot) */
 	const char *disk_format; /* "qcow2" or "raw" */
 	const char *boot_log;  /* guest console output goes here */
 	const char *qemu_log;  /* QEMU's own stderr goes here */
 	unsigned cpus;
 	uint64_t memory;       /* bytes */
 	bool kvm;
+	const char *cpu;       /* KVM only: QEMU's -cpu (NULL: "host") */
 	uint64_t tsc_khz;      /* TCG only: skips the guest's TSC calibration (0 = none) */
 	bool keep_logs;        /* the logs outlive the run, so errors may point at them */
 };
@@ -36,8 +37,6 @@ struct vm {
 	int ctl_fd;  /* host end of the control channel */
 };
 
-/* Whether /dev/kvm can be opened and answers KVM_GET_API_VERSION. */
-bool vm_kvm_usable(void);
 /* The host's TSC rate in kHz, measured once and cached in cache_file (may be NULL). */
 int vm_tsc_khz(const char *cache_file, uint64_t *ret);
 /* Find qemu-system-x86_64: $COVE_QEMU, else $PATH. */
@@ -54,8 +53,9 @@ int vm_wait(struct vm *vm, int timeout_ms, int *ret_status);
 void vm_kill(struct vm *vm);
 void vm_done(struct vm *vm);
 /*
- * Explain why a VM failed in one line: that QEMU was killed by a signal (not by us), or QEMU's
- * last stderr line, or else the most telling line of the boot log (a kernel panic, a cove-init
- * error, or the last line).
+ * Explain why a VM failed in one line: that QEMU was killed by a signal (not by us), with
+ * QEMU's most telling stderr line (a KVM error, an "error:" line, else its last line naming
+ * itself); else the most telling line of the boot log (a kernel panic, a cove-init error, or
+ * the last line).
  */
 void vm_explain(const struct vm_config *c, const struct vm *vm, char *buf, size_t size);
