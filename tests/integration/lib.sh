@@ -5,6 +5,9 @@ COVE=${COVE:-$(cd "$(dirname "$0")/../.." && pwd)/build/cove}
 T=$(mktemp -d "${COVE_TEST_TMP:-/tmp}/it.XXXXXX")
 # every test file gets its own state directory, so files can run in parallel
 export COVE_ROOT="$T/state"
+# the accelerator verdict first (a probe boot where /dev/kvm opens), so that no test's first
+# container carries a notice about it on a host whose KVM is broken
+"$COVE" system info >/dev/null 2>&1
 # the system python when there is one: a version manager's shim can take a second to start
 [ -x /usr/bin/python3 ] && python3() { /usr/bin/python3 "$@"; }
 

@@ -1,0 +1,181 @@
+#!/bin/bash
+# The accelerator on the three kinds of host, on any host: no KVM device, a KVM that works, and
+# KVM that is present but broken (QEMU aborts on MSR 0x10a; the guest never answers), played by
+# kvm-qemu.sh as COVE_QEMU and a KVM device of our own (COVE_KVM_DEVICE). KVM is used only after
+# a probe boot under it worked; a broken one costs the first container one notice, then TCG.
+. "$(dirname "$0")/lib.sh"
+
+wrapper=$(cd "$(dirname "$0")" && pwd)/kvm-qemu.sh
+export KVM_REAL_QEMU
+KVM_REAL_QEMU=$(command -v qemu-system-x86_64)
+export KVM_TSC_KHZ
+KVM_TSC_KHZ=$(COVE_ACCEL=tcg "$COVE" system info | awk '$1 == "host" && $2 == "tsc" { print $3 }')
+base_root=$COVE_ROOT
+
+# host KIND: a fresh state directory, a KVM device and the wrapper in that mode
+host() {
+	export COVE_ROOT="$T/$1" KVM_MODE=$1 KVM_LOG="$T/$1.log"
+	export COVE_QEMU="$T/qemu-$1" COVE_KVM_DEVICE="$T/kvm-$1"
+	cp "$wrapper" "$COVE_QEMU"
+	: >"$COVE_KVM_DEVICE"
+	: >"$KVM_LOG"
+}
+# run_ok NAME: cove run --rm busybox echo hi succeeds with "hi"; its stderr is in $T/err
+run_ok() {
+	local out rc
+	out=$("$COVE" run --rm busybox echo hi 2>"$T/err")
+	rc=$?
+	[ $rc -eq 0 ] && [ "$out" = hi ] || { not_ok "$1" "rc=$rc out=$out" "$(cat "$T/err")"; return 1; }
+}
+log_is() { # NAME EXPECTED: the QEMU starts since the last call, one per line
+	local got
+	got=$(cat "$KVM_LOG")
+	: >"$KVM_LOG"
+	expect "$1" "$2" "$got"
+}
+info() { "$COVE" system info 2>&1; }
+one_line_125() { # NAME PATTERN CMD...
+	local name=$1 pat=$2 rc
+	shift 2
+	"$@" >"$T/out" 2>"$T/err"
+	rc=$?
+	if [ $rc -eq 125 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "$pat" "$T/err"; then
+		ok "$name"
+	else
+		not_ok "$name" "rc=$rc (want 125)" "stderr: $(cat "$T/err")"
+	fi
+}
+
+# ---- bad choices: one line, 125, nothing made
+export COVE_ROOT=$base_root
+one_line_125 "--accel with a bad value" "invalid --accel 'fast'" "$COVE" run --rm --accel fast busybox true
+COVE_ACCEL=fast one_line_125 "COVE_ACCEL with a bad value" "invalid COVE_ACCEL 'fast'" "$COVE" run --rm busybox true
+one_line_125 "--accel without a value" "needs a value" "$COVE" start --accel
+expect "a refused --accel leaves no container" "" "$("$COVE" ls -aq)"
+
+# ---- no KVM device: TCG, never a probe
+host works
+export COVE_KVM_DEVICE=$T/nonexistent
+run_ok "no KVM device: runs" && expect "no KVM device: no notice" "" "$(cat "$T/err")"
+log_is "no KVM device: TCG, no probe" "tcg"
+info >"$T/info"
+if grep -q "^accelerator *tcg" "$T/info" && grep -q "not probed: no usable $T/nonexistent" "$T/info"; then
+	ok "no KVM device: system info says tcg and why"
+else
+	not_ok "no KVM device: system info says tcg and why" "$(cat "$T/info")"
+fi
+one_line_125 "no KVM device: --accel kvm fails clearly" "KVM was asked for, but '$T/nonexistent' cannot be opened" \
+	"$COVE" run --rm --accel kvm busybox true
+COVE_ACCEL=kvm one_line_125 "no KVM device: COVE_ACCEL=kvm fails clearly" "cannot be opened" \
+	"$COVE" run --rm busybox true
+
+# ---- a KVM that works: probed once, then every container under KVM with -cpu host
+host works
+run_ok "working KVM: runs" && expect "working KVM: no notice" "" "$(cat "$T/err")"
+log_is "working KVM: a probe, then the container under KVM" "kvm host nodisk
+kvm host disk"
+run_ok "working KVM: a second container" && log_is "working KVM: the verdict is cached" "kvm host disk"
+info >"$T/info"
+if grep -q "^accelerator *kvm$" "$T/info" && grep -q "^kvm probe .*the probe booted under KVM in [0-9]* ms with -cpu host" "$T/info" &&
+	grep -q "^cpu *host$" "$T/info"; then
+	ok "working KVM: system info says kvm, when and what the probe said"
+else
+	not_ok "working KVM: system info says kvm, when and what the probe said" "$(cat "$T/info")"
+fi
+"$COVE" create --name c1 --accel tcg busybox echo hi >/dev/null
+: >"$KVM_LOG"
+expect "--accel tcg: the container runs" "hi" "$("$COVE" start -a c1 2>&1)"
+expect "--accel tcg: under TCG" "tcg" "$(cat "$KVM_LOG")"
+expect "--accel tcg: inspect says tcg" "tcg" "$(inspect_field c1 State.Accelerator)"
+: >"$KVM_LOG"
+"$COVE" start -a --accel kvm c1 >/dev/null 2>&1
+expect "start --accel kvm: this start under KVM" "kvm host disk" "$(cat "$KVM_LOG")"
+expect "start --accel kvm: inspect says kvm" "kvm" "$(inspect_field c1 State.Accelerator)"
+: >"$KVM_LOG"
+"$COVE" start -a c1 >/dev/null 2>&1
+expect "start: the container's own --accel again" "tcg" "$(cat "$KVM_LOG")"
+: >"$KVM_LOG"
+COVE_ACCEL=tcg run_ok "COVE_ACCEL=tcg: runs" && log_is "COVE_ACCEL=tcg: under TCG" "tcg"
+
+# ---- nested host whose KVM refuses MSR 0x10a: QEMU 7.2 aborts with -cpu host; the probe finds
+# the CPU model that starts, and containers use it
+host msr
+run_ok "MSR-refusing KVM: runs" && expect "MSR-refusing KVM: no notice" "" "$(cat "$T/err")"
+log_is "MSR-refusing KVM: -cpu host aborts, -arch-capabilities boots" "kvm host nodisk
+kvm host,-arch-capabilities nodisk
+kvm host,-arch-capabilities disk"
+info >"$T/info"
+if grep -q "^accelerator *kvm$" "$T/info" && grep -q "^cpu *host,-arch-capabilities$" "$T/info"; then
+	ok "MSR-refusing KVM: system info names the CPU model"
+else
+	not_ok "MSR-refusing KVM: system info names the CPU model" "$(cat "$T/info")"
+fi
+
+# ---- broken KVM, QEMU aborts: the first run works with one notice, later ones go to TCG
+host abort
+run_ok "aborting KVM: the first container runs"
+if [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "^cove: KVM does not work on this host (.*MSR 0x10a.*): using TCG" "$T/err"; then
+	ok "aborting KVM: one notice, with QEMU's reason"
+else
+	not_ok "aborting KVM: one notice, with QEMU's reason" "$(cat "$T/err")"
+fi
+log_is "aborting KVM: probed (both CPU models, then TCG), then TCG" "kvm host nodisk
+kvm host,-arch-capabilities nodisk
+tcg
+tcg"
+run_ok "aborting KVM: the second container runs" && expect "aborting KVM: no notice the second time" "" "$(cat "$T/err")"
+log_is "aborting KVM: straight to TCG the second time" "tcg"
+info >"$T/info"
+if grep -q "^accelerator *tcg" "$T/info" && grep -q "^kvm probe .*failed (QEMU was killed by signal 6 (Aborted); it said: .*MSR 0x10a" "$T/info"; then
+	ok "aborting KVM: system info says why"
+else
+	not_ok "aborting KVM: system info says why" "$(cat "$T/info")"
+fi
+one_line_125 "aborting KVM: --accel kvm fails clearly" "KVM was asked for, but it does not work on this host" \
+	"$COVE" run --rm --accel kvm busybox true
+# a new QEMU (another binary) is probed again
+KVM_MODE=works
+touch -d '2001-01-01' "$COVE_QEMU"
+: >"$KVM_LOG"
+run_ok "a changed QEMU: runs" && log_is "a changed QEMU: probed again, KVM now" "kvm host nodisk
+kvm host disk"
+
+# ---- broken KVM, the guest never answers: the probe gives up after 3 s
+host hang
+run_ok "hanging KVM: the first container runs"
+if [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "^cove: KVM does not work on this host (.*no answer within 3 s (QEMU said: KVM internal error" "$T/err"; then
+	ok "hanging KVM: one notice, with QEMU's reason"
+else
+	not_ok "hanging KVM: one notice, with QEMU's reason" "$(cat "$T/err")"
+fi
+run_ok "hanging KVM: the second container runs" && expect "hanging KVM: no notice the second time" "" "$(cat "$T/err")"
+log_is "hanging KVM: one probe under KVM" "kvm host nodisk
+tcg
+tcg
+tcg"
+
+# ---- KVM passes the probe, then a container's boot under it fails: booted again under TCG
+host disk-abort
+printf 'a\nb\nc\n' >"$T/in"
+out=$("$COVE" run -i --rm busybox wc -l <"$T/in" 2>"$T/err")
+rc=$?
+expect "KVM failing at run time: the container runs under TCG, stdin intact" "0 3" "$rc $(echo $out)"
+if [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "^cove: KVM failed before the guest booted (QEMU was killed by signal 6 (Aborted); it said: .*MSR 0x10a.*): booting again under TCG" "$T/err"; then
+	ok "KVM failing at run time: one notice"
+else
+	not_ok "KVM failing at run time: one notice" "$(cat "$T/err")"
+fi
+log_is "KVM failing at run time: probe, KVM, then TCG" "kvm host nodisk
+kvm host disk
+tcg"
+id=$("$COVE" run -d busybox sleep 600 2>"$T/err")
+expect "after it: run -d goes straight to TCG, no notice" "" "$(cat "$T/err")"
+expect "after it: under TCG" "tcg" "$(cat "$KVM_LOG")"
+expect "after it: inspect says tcg" "tcg" "$(inspect_field "$id" State.Accelerator)"
+info >"$T/info"
+if grep -q "^accelerator *tcg" "$T/info" && grep -q "the probe passed, but a container's boot under KVM then failed" "$T/info"; then
+	ok "KVM failing at run time: system info says why"
+else
+	not_ok "KVM failing at run time: system info says why" "$(cat "$T/info")"
+fi
+"$COVE" rm -f "$id" >/dev/null 2>&1
