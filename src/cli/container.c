@@ -268,28 +268,6 @@ double container_parse_time(const char *s)
 	return (double)timegm(&tm) + frac;
 }
 
-/* Write path atomically: a temporary file, fsync'd, renamed over it. */
-static int write_atomic(const char *path, const char *data, size_t len)
-{
-	char tmp[PATH_MAX + 16];
-	_cleanup_close_ int fd = -1;
-	int r;
-
-	if (str_printf(tmp, sizeof(tmp), "%s.tmp", path) < 0)
-		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	r = write_full(fd, data, len);
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r < 0)
-		unlink(tmp);
-	return r;
-}
-
 static int save_json(const char *dir, const char *file, json_t *j)
 {
 	char path[PATH_MAX + 32];
@@ -300,7 +278,7 @@ static int save_json(const char *dir, const char *file, json_t *j)
 		return -ENOMEM;
 	if (str_printf(path, sizeof(path), "%s/%s", dir, file) < 0)
 		return -ENAMETOOLONG;
-	r = write_atomic(path, s, strlen(s));
+	r = write_file_atomic(path, s, strlen(s), 0600);
 	return r;
 }
 

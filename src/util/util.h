@@ -69,6 +69,9 @@ static inline void pclosep(FILE **f)
 int write_full(int fd, const void *buf, size_t len);
 /* Read exactly len bytes. Returns 0, -EIO on early EOF, or -errno. */
 int read_full(int fd, void *buf, size_t len);
+/* Write path whole or not at all: a temporary file beside it (PATH.PID.tmp) with mode, fsync'd,
+ * then renamed over path. Returns 0 or -errno (the temporary file is gone either way). */
+int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
 /* Read a whole small file (at most max bytes) into a NUL-terminated buffer. */
 int read_file(const char *path, size_t max, char **ret, size_t *ret_len);
 /* Bounded string copy: always NUL-terminates; returns -ENAMETOOLONG if truncated. */

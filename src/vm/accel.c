@@ -156,29 +156,16 @@ static int load(const struct vm_accel_ctx *x, const char *key, struct vm_verdict
 
 static int save(const struct vm_accel_ctx *x, const char *key, const struct vm_verdict *v)
 {
-	char path[4200], tmp[4300], text[VERDICT_MAX];
-	_cleanup_close_ int fd = -1;
-	int r;
+	char path[4200], text[VERDICT_MAX];
 
 	verdict_path(x, "accel", path, sizeof(path));
-	str_printf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
-	r = str_printf(text, sizeof(text),
+	if (str_printf(text, sizeof(text),
 		       "key %s\naccel %s\ncpu %s\nprobed %s\nwhen %s\nprobe_ms %llu\nreason %s\n",
 		       key, v->kvm ? "kvm" : "tcg", v->cpu, v->probed ? "yes" : "no", v->when,
-		       (unsigned long long)v->probe_ms, v->reason);
-	if (r < 0 || strchr(v->reason, '\n') || strchr(v->cpu, '\n'))
+		       (unsigned long long)v->probe_ms, v->reason) < 0 ||
+	    strchr(v->reason, '\n') || strchr(v->cpu, '\n'))
 		return -EINVAL;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	r = write_full(fd, text, strlen(text));
-	if (r == 0 && close(TAKE_FD(fd)) < 0)
-		r = -errno;
-	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r < 0)
-		unlink(tmp);
-	return r;
+	return write_file_atomic(path, text, strlen(text), 0644);
 }
 
 /* Serialises probes and updates of the verdict between processes. */

@@ -47,17 +47,10 @@ int vm_tsc_khz(const char *cache_file, uint64_t *ret)
 		return -EIO;
 	khz = (c1 - c0) * 1000000ULL / (t1 - t0);
 	if (cache_file) {
-		char tmp[4096], line[32];
-		int fd;
+		char line[32];
 
-		if (str_printf(tmp, sizeof(tmp), "%s.%d", cache_file, getpid()) == 0 &&
-		    (fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) >= 0) {
-			str_printf(line, sizeof(line), "%llu\n", (unsigned long long)khz);
-			if (write_full(fd, line, strlen(line)) == 0 && close(fd) == 0)
-				rename(tmp, cache_file);
-			else
-				unlink(tmp);
-		}
+		str_printf(line, sizeof(line), "%llu\n", (unsigned long long)khz);
+		(void)write_file_atomic(cache_file, line, strlen(line), 0644);
 	}
 	*ret = khz;
 	return 0;
