@@ -781,14 +781,12 @@ static int choose_accel(struct sup *s, struct cove_error *err)
 				   s->verdict.reason);
 			notice(s, msg);
 		}
-		save_state(s);
 		return 0;
 	}
 	s->vc.kvm = true;
 	s->vc.cpu = s->verdict.cpu;
 	s->boot_timeout_ms = boot_timeout_ms(true);
 	str_copy(s->st.accel, sizeof(s->st.accel), "kvm");
-	save_state(s);
 	return 0;
 }
 
@@ -900,11 +898,6 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	s->vc.memory = (uint64_t)json_integer_value(json_object_get(s->config, "memory"));
 	s->vc.keep_logs = !s->c->rm;
 
-	container_timestamp(s->st.started_at, sizeof(s->st.started_at));
-	s->st.status = CONTAINER_RUNNING;
-	s->st.pid = getpid();
-	save_state(s);
-
 	/* START is the guest's first frame, before anything a client sends */
 	r = s->listen_fd < 0 ? -1
 	    : spec_start(s->config, &m, &err) < 0 ? -1
@@ -920,9 +913,16 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 		else if (!client_read(s, cl))
 			client_drop(s, 0);
 	}
+	/* running from here, on the accelerator chosen (a probe boot, once per host, comes first) */
+	if (s->listen_fd >= 0 && r == 0)
+		r = choose_accel(s, &err);
+	container_timestamp(s->st.started_at, sizeof(s->st.started_at));
+	s->st.status = CONTAINER_RUNNING;
+	s->st.pid = getpid();
+	save_state(s);
 	if (s->listen_fd < 0) {
 		main_finished(s, EXIT_COVE, why, PROTO_ERR_INTERNAL);
-	} else if (r < 0 || choose_accel(s, &err) < 0 || boot(s, &err) < 0) {
+	} else if (r < 0 || boot(s, &err) < 0) {
 		main_finished(s, EXIT_COVE, err.msg, PROTO_ERR_INTERNAL);
 	} else {
 		loop(s);
