@@ -36,6 +36,18 @@ not_ok() {
 expect() {
 	if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "expected: $2" "got:      $3" "${4:-}"; fi
 }
+# one_line_125 NAME PATTERN CMD...: CMD fails with 125 and one line on stderr matching PATTERN
+one_line_125() {
+	local name=$1 pat=$2
+	shift 2
+	"$@" >"$T/out" 2>"$T/err"
+	local rc=$?
+	if [ $rc -eq 125 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "$pat" "$T/err"; then
+		ok "$name"
+	else
+		not_ok "$name" "rc=$rc (want 125)" "stderr: $(cat "$T/err")"
+	fi
+}
 # qemu processes whose parent is PID
 qemu_children() {
 	for c in /proc/[0-9]*; do

@@ -33,17 +33,15 @@ log_is() { # NAME EXPECTED: the QEMU starts since the last call, one per line
 	: >"$KVM_LOG"
 	expect "$1" "$2" "$got"
 }
-info() { "$COVE" system info 2>&1; }
-one_line_125() { # NAME PATTERN CMD...
-	local name=$1 pat=$2 rc
-	shift 2
-	"$@" >"$T/out" 2>"$T/err"
-	rc=$?
-	if [ $rc -eq 125 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "$pat" "$T/err"; then
-		ok "$name"
-	else
-		not_ok "$name" "rc=$rc (want 125)" "stderr: $(cat "$T/err")"
-	fi
+# info_has NAME PATTERN...: `cove system info` has a line matching each grep PATTERN
+info_has() {
+	local name=$1 info
+	shift
+	info=$("$COVE" system info 2>&1)
+	for pat in "$@"; do
+		grep -q -- "$pat" <<<"$info" || { not_ok "$name" "no line matches: $pat" "$info"; return; }
+	done
+	ok "$name"
 }
 
 # ---- bad choices: one line, 125, nothing made
@@ -58,12 +56,7 @@ host works
 export COVE_KVM_DEVICE=$T/nonexistent
 run_ok "no KVM device: runs" && expect "no KVM device: no notice" "" "$(cat "$T/err")"
 log_is "no KVM device: TCG, no probe" "tcg"
-info >"$T/info"
-if grep -q "^accelerator *tcg" "$T/info" && grep -q "not probed: no usable $T/nonexistent" "$T/info"; then
-	ok "no KVM device: system info says tcg and why"
-else
-	not_ok "no KVM device: system info says tcg and why" "$(cat "$T/info")"
-fi
+info_has "no KVM device: system info says tcg and why" "^accelerator *tcg" "not probed: no usable $T/nonexistent"
 one_line_125 "no KVM device: --accel kvm fails clearly" "KVM was asked for, but '$T/nonexistent' cannot be opened" \
 	"$COVE" run --rm --accel kvm busybox true
 COVE_ACCEL=kvm one_line_125 "no KVM device: COVE_ACCEL=kvm fails clearly" "cannot be opened" \
@@ -75,13 +68,7 @@ run_ok "working KVM: runs" && expect "working KVM: no notice" "" "$(cat "$T/err"
 log_is "working KVM: a probe, then the container under KVM" "kvm host nodisk
 kvm host disk"
 run_ok "working KVM: a second container" && log_is "working KVM: the verdict is cached" "kvm host disk"
-info >"$T/info"
-if grep -q "^accelerator *kvm$" "$T/info" && grep -q "^kvm probe .*the probe booted under KVM in [0-9]* ms with -cpu host" "$T/info" &&
-	grep -q "^cpu *host$" "$T/info"; then
-	ok "working KVM: system info says kvm, when and what the probe said"
-else
-	not_ok "working KVM: system info says kvm, when and what the probe said" "$(cat "$T/info")"
-fi
+info_has "working KVM: system info says kvm, when and what the probe said" "^accelerator *kvm$" "^kvm probe .*the probe booted under KVM in [0-9]* ms with -cpu host" "^cpu *host$"
 "$COVE" create --name c1 --accel tcg busybox echo hi >/dev/null
 : >"$KVM_LOG"
 expect "--accel tcg: the container runs" "hi" "$("$COVE" start -a c1 2>&1)"
@@ -104,12 +91,7 @@ run_ok "MSR-refusing KVM: runs" && expect "MSR-refusing KVM: no notice" "" "$(ca
 log_is "MSR-refusing KVM: -cpu host aborts, -arch-capabilities boots" "kvm host nodisk
 kvm host,-arch-capabilities nodisk
 kvm host,-arch-capabilities disk"
-info >"$T/info"
-if grep -q "^accelerator *kvm$" "$T/info" && grep -q "^cpu *host,-arch-capabilities$" "$T/info"; then
-	ok "MSR-refusing KVM: system info names the CPU model"
-else
-	not_ok "MSR-refusing KVM: system info names the CPU model" "$(cat "$T/info")"
-fi
+info_has "MSR-refusing KVM: system info names the CPU model" "^accelerator *kvm$" "^cpu *host,-arch-capabilities$"
 
 # ---- broken KVM, QEMU aborts: the first run works with one notice, later ones go to TCG
 host abort
@@ -125,12 +107,7 @@ tcg
 tcg"
 run_ok "aborting KVM: the second container runs" && expect "aborting KVM: no notice the second time" "" "$(cat "$T/err")"
 log_is "aborting KVM: straight to TCG the second time" "tcg"
-info >"$T/info"
-if grep -q "^accelerator *tcg" "$T/info" && grep -q "^kvm probe .*failed (QEMU was killed by signal 6 (Aborted); it said: .*MSR 0x10a" "$T/info"; then
-	ok "aborting KVM: system info says why"
-else
-	not_ok "aborting KVM: system info says why" "$(cat "$T/info")"
-fi
+info_has "aborting KVM: system info says why" "^accelerator *tcg" "^kvm probe .*failed (QEMU was killed by signal 6 (Aborted); it said: .*MSR 0x10a"
 one_line_125 "aborting KVM: --accel kvm fails clearly" "KVM was asked for, but it does not work on this host" \
 	"$COVE" run --rm --accel kvm busybox true
 # a new QEMU (another binary) is probed again
@@ -172,10 +149,5 @@ id=$("$COVE" run -d busybox sleep 600 2>"$T/err")
 expect "after it: run -d goes straight to TCG, no notice" "" "$(cat "$T/err")"
 expect "after it: under TCG" "tcg" "$(cat "$KVM_LOG")"
 expect "after it: inspect says tcg" "tcg" "$(inspect_field "$id" State.Accelerator)"
-info >"$T/info"
-if grep -q "^accelerator *tcg" "$T/info" && grep -q "the probe passed, but a container's boot under KVM then failed" "$T/info"; then
-	ok "KVM failing at run time: system info says why"
-else
-	not_ok "KVM failing at run time: system info says why" "$(cat "$T/info")"
-fi
+info_has "KVM failing at run time: system info says why" "^accelerator *tcg" "the probe passed, but a container's boot under KVM then failed"
 "$COVE" rm -f "$id" >/dev/null 2>&1

@@ -2,18 +2,6 @@
 # Bad input and broken set-ups: a one-line error, exit 125, quickly, nothing left behind.
 . "$(dirname "$0")/lib.sh"
 
-one_line_125() { # NAME PATTERN CMD...
-	local name=$1 pat=$2
-	shift 2
-	"$@" >"$T/out" 2>"$T/err"
-	local rc=$?
-	if [ $rc -eq 125 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "$pat" "$T/err"; then
-		ok "$name"
-	else
-		not_ok "$name" "rc=$rc (want 125)" "stderr: $(cat "$T/err")"
-	fi
-}
-
 one_line_125 "unknown option" "unknown option" "$COVE" run --bogus busybox true
 one_line_125 "bad --memory" "invalid --memory" "$COVE" run --memory lots busybox true
 one_line_125 "too little --memory" "too small" "$COVE" run --memory 1m busybox true
