@@ -13,13 +13,15 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: cove system info\n\n"
+	fprintf(f, "Usage: cove system info [--probe]\n\n"
 		   "Show the accelerator (kvm or tcg) and why, the guest kernel, the initramfs, where\n"
 		   "state is kept, and the versions of cove, QEMU and the guest kernel.\n\n"
 		   "KVM is used where a test boot of cove's kernel under it reached cove's init on\n"
 		   "this host; that verdict is kept until the host kernel, QEMU or cove's kernel or\n"
 		   "initramfs change. COVE_ACCEL=kvm|tcg|auto (or --accel on run, create and start)\n"
-		   "chooses instead.\n");
+		   "chooses instead.\n\n"
+		   "Options:\n"
+		   "      --probe   forget that verdict and test KVM again now\n");
 }
 
 static void file_line(const char *label, const char *path)
@@ -46,7 +48,7 @@ static void qemu_version(const char *qemu, char *buf, size_t size)
 }
 
 /* The accelerator, and the KVM line that says why: asks for a probe boot where none is known. */
-static void accel_lines(const struct cli_paths *p, const char *qemu)
+static void accel_lines(const struct cli_paths *p, const char *qemu, bool reprobe)
 {
 	struct vm_accel_ctx x = { .qemu = qemu, .kernel = p->kernel, .initrd = p->initrd,
 				  .cache_dir = p->cache };
@@ -59,6 +61,8 @@ static void accel_lines(const struct cli_paths *p, const char *qemu)
 		printf("%-14s unknown: QEMU is missing\n", "accelerator");
 		return;
 	}
+	if (reprobe && vm_accel_forget(&x) < 0)
+		printf("%-14s cannot forget the cached verdict in %s\n", "kvm probe", p->cache);
 	if (vm_accel_wanted(NULL, &want, &err) < 0 || vm_accel_choose(&x, want, &v, &err) < 0) {
 		printf("%-14s none: %s\n", "accelerator", err.msg);
 		return;
@@ -78,7 +82,7 @@ static void accel_lines(const struct cli_paths *p, const char *qemu)
 		printf("%-14s %llu kHz\n", "host tsc", (unsigned long long)khz);
 }
 
-static int info(void)
+static int info(bool reprobe)
 {
 	struct cove_error err = { 0 };
 	struct cli_paths p;
@@ -92,7 +96,7 @@ static int info(void)
 	}
 	printf("%-14s %s\n", "cove", COVE_VERSION);
 	have_qemu = vm_find_qemu(qemu, sizeof(qemu), &err) == 0;
-	accel_lines(&p, have_qemu ? qemu : NULL);
+	accel_lines(&p, have_qemu ? qemu : NULL, reprobe);
 	if (have_qemu) {
 		qemu_version(qemu, qv, sizeof(qv));
 		printf("%-14s %s (%s)\n", "qemu", qemu, qv);
@@ -123,11 +127,11 @@ int cmd_system(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		}
-		if (argc > 2) {
-			cli_error("system info takes no arguments; see 'cove system info --help'");
+		if (argc > 3 || (argc == 3 && strcmp(argv[2], "--probe") != 0)) {
+			cli_error("system info takes only --probe; see 'cove system info --help'");
 			return EXIT_COVE;
 		}
-		return info();
+		return info(argc == 3);
 	}
 	cli_error("unknown command 'system %s'; see 'cove system --help'", argv[1]);
 	return EXIT_COVE;

@@ -395,6 +395,19 @@ done:
 	return 0;
 }
 
+int vm_accel_forget(const struct vm_accel_ctx *x)
+{
+	char path[4200];
+	int lock, r = 0;
+
+	verdict_path(x, "accel", path, sizeof(path));
+	lock = lock_cache(x);
+	if (unlink(path) < 0 && errno != ENOENT)
+		r = -errno;
+	closep(&lock);
+	return r;
+}
+
 int vm_accel_record_failure(const struct vm_accel_ctx *x, const char *why)
 {
 	struct vm_verdict v = { .probed = true };

@@ -59,6 +59,9 @@ const char *vm_kvm_device(void);
 int vm_accel_choose(const struct vm_accel_ctx *x, enum vm_accel want, struct vm_verdict *ret,
 		    struct cove_error *err);
 
+/* Drop the cached verdict, so that the next choice probes again. */
+int vm_accel_forget(const struct vm_accel_ctx *x);
+
 /*
  * A VM under KVM failed before its guest said HELLO although the probe had passed: record TCG
  * as this host's verdict with why, so that later VMs do not pay for it again.

@@ -110,6 +110,18 @@ log_is "aborting KVM: straight to TCG the second time" "tcg"
 info_has "aborting KVM: system info says why" "^accelerator *tcg" "^kvm probe .*failed (QEMU was killed by signal 6 (Aborted); it said: .*MSR 0x10a"
 one_line_125 "aborting KVM: --accel kvm fails clearly" "KVM was asked for, but it does not work on this host" \
 	"$COVE" run --rm --accel kvm busybox true
+# system info --probe tests KVM again: a KVM that was fixed without a new QEMU or kernel
+KVM_MODE=works
+"$COVE" system info --probe >"$T/info" 2>&1
+if grep -q "^accelerator *kvm$" "$T/info" && grep -q "^kvm probe .* (just now): the probe booted under KVM" "$T/info"; then
+	ok "system info --probe: probed again"
+else
+	not_ok "system info --probe: probed again" "$(cat "$T/info")"
+fi
+: >"$KVM_LOG"
+run_ok "system info --probe: KVM is used" && log_is "system info --probe: the container under KVM" "kvm host disk"
+KVM_MODE=abort
+"$COVE" system info --probe >/dev/null 2>&1
 # a new QEMU (another binary) is probed again
 KVM_MODE=works
 touch -d '2001-01-01' "$COVE_QEMU"
