@@ -116,19 +116,13 @@ struct start_opts {
 static int start_opt(int c, const char *arg, void *ud)
 {
 	struct start_opts *o = ud;
-	enum vm_accel a;
 
-	if (c == 'a') {
+	if (c == 'a')
 		o->attach = true;
-	} else if (c == 'i') {
+	else if (c == 'i')
 		o->interactive = true;
-	} else if (c == 'A') {
-		if (vm_accel_parse(arg, &a) < 0) {
-			cli_error("invalid --accel '%s': expected kvm, tcg or auto", arg);
-			return -EINVAL;
-		}
-		o->accel = arg;
-	}
+	else if (c == 'A')
+		o->accel = arg; /* checked with COVE_ACCEL once the options are read */
 	return 0;
 }
 
@@ -214,10 +208,10 @@ int cmd_start(int argc, char **argv)
 		return r > 0 ? 0 : EXIT_COVE;
 	if (paths_init_or_report(&p) < 0)
 		return EXIT_COVE;
-	if (!o.accel) {
+	{
 		struct cove_error err = { 0 };
 		enum vm_accel a;
-		if (vm_accel_wanted(NULL, &a, &err) < 0) {
+		if (vm_accel_wanted(o.accel, &a, &err) < 0) {
 			cli_error("%s", err.msg);
 			return EXIT_COVE;
 		}

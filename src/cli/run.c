@@ -529,15 +529,9 @@ static int parse_args(int argc, char **argv, struct run_opts *o, int *ret_optind
 		case OPT_CIDFILE:
 			o->cidfile = optarg;
 			break;
-		case OPT_ACCEL: {
-			enum vm_accel a;
-			if (vm_accel_parse(optarg, &a) < 0) {
-				cli_error("invalid --accel '%s': expected kvm, tcg or auto", optarg);
-				return -EINVAL;
-			}
-			o->accel = optarg;
+		case OPT_ACCEL:
+			o->accel = optarg; /* checked with COVE_ACCEL, below */
 			break;
-		}
 		case OPT_SECURITY_OPT:
 			if (strcmp(optarg, "seccomp=unconfined") == 0 ||
 			    strcmp(optarg, "seccomp:unconfined") == 0) {
@@ -758,7 +752,7 @@ static int run_or_create(int argc, char **argv, bool create)
 		goto fail;
 	{
 		enum vm_accel a;
-		if (vm_accel_wanted(o.accel, &a, &err) < 0) /* a bad COVE_ACCEL, before anything */
+		if (vm_accel_wanted(o.accel, &a, &err) < 0) /* a bad one, before anything is made */
 			goto fail;
 	}
 	if (o.cidfile && (cidfd = open_cidfile(o.cidfile, &err)) < 0)

@@ -152,7 +152,9 @@ static void notice(struct sup *s, const char *msg)
 	struct buf f = BUF_INIT(PROTO_HDR_SIZE + PROTO_MAX_MESSAGE);
 	size_t len = strlen(msg);
 
-	if (proto_put_data(&f, PROTO_NOTICE, 0, msg, len < PROTO_MAX_MESSAGE ? len : PROTO_MAX_MESSAGE) == 0)
+	if (len > PROTO_MAX_MESSAGE)
+		len = PROTO_MAX_MESSAGE;
+	if (proto_put_data(&f, PROTO_NOTICE, 0, msg, len) == 0)
 		broadcast(s, ROLE_ATTACH, &f);
 	buf_done(&f);
 }
@@ -523,8 +525,10 @@ static void guest_flush(struct sup *s)
 	/* until a KVM guest says HELLO, keep a copy of what it is sent: a TCG re-boot gets it */
 	bool keep = !s->hello && can_fall_back(s);
 
-	if (keep && buf_append(&s->replay, s->out.data, s->out.len) < 0)
-		s->replay_lost = true, keep = false;
+	if (keep && buf_append(&s->replay, s->out.data, s->out.len) < 0) {
+		s->replay_lost = true;
+		keep = false;
+	}
 	if (buf_write_to(&s->out, s->vm.ctl_fd) < 0)
 		s->out.len = 0; /* QEMU is gone; its pidfd tells the rest */
 	if (keep)

@@ -49,7 +49,7 @@ int vm_accel_wanted(const char *s, enum vm_accel *ret, struct cove_error *err)
 	if (s && *s) {
 		if (vm_accel_parse(s, ret) < 0)
 			return cove_error_set(err, EINVAL,
-					      "invalid accelerator '%s': expected kvm, tcg or auto",
+					      "invalid --accel '%s': expected kvm, tcg or auto",
 					      str_shown(s, shown));
 		return 0;
 	}

@@ -21,7 +21,7 @@ enum vm_accel { VM_ACCEL_AUTO, VM_ACCEL_KVM, VM_ACCEL_TCG };
 /* "auto", "kvm", "tcg" -> enum; -EINVAL for anything else. */
 int vm_accel_parse(const char *s, enum vm_accel *ret);
 const char *vm_accel_name(enum vm_accel a);
-/* The accelerator asked for: s if non-NULL (a flag or a container's setting), else
+/* The accelerator asked for: s if non-NULL (--accel, or a container's setting from it), else
  * $COVE_ACCEL, else auto. A bad value is an error naming where it came from. */
 int vm_accel_wanted(const char *s, enum vm_accel *ret, struct cove_error *err);
 

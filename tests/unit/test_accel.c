@@ -66,7 +66,7 @@ TEST(wanted_flag_then_env_then_auto)
 	CHECK_EQ_STR(err.msg, "invalid COVE_ACCEL 'fast?lane': expected kvm, tcg or auto");
 	err = (struct cove_error){ 0 };
 	CHECK_EQ_INT(vm_accel_wanted("kv", &a, &err), -EINVAL);
-	CHECK_EQ_STR(err.msg, "invalid accelerator 'kv': expected kvm, tcg or auto");
+	CHECK_EQ_STR(err.msg, "invalid --accel 'kv': expected kvm, tcg or auto");
 	unsetenv("COVE_ACCEL");
 }
 
