@@ -27,6 +27,10 @@ run_ok() {
 	rc=$?
 	[ $rc -eq 0 ] && [ "$out" = hi ] || { not_ok "$1" "rc=$rc out=$out" "$(cat "$T/err")"; return 1; }
 }
+# one_notice NAME PATTERN: the last command's stderr ($T/err) is one line matching PATTERN
+one_notice() {
+	if [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q -- "$2" "$T/err"; then ok "$1"; else not_ok "$1" "$(cat "$T/err")"; fi
+}
 log_is() { # NAME EXPECTED: the QEMU starts since the last call, one per line
 	local got
 	got=$(cat "$KVM_LOG")
@@ -96,11 +100,7 @@ info_has "MSR-refusing KVM: system info names the CPU model" "^accelerator *kvm$
 # ---- broken KVM, QEMU aborts: the first run works with one notice, later ones go to TCG
 host abort
 run_ok "aborting KVM: the first container runs"
-if [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "^cove: KVM does not work on this host (.*MSR 0x10a.*): using TCG" "$T/err"; then
-	ok "aborting KVM: one notice, with QEMU's reason"
-else
-	not_ok "aborting KVM: one notice, with QEMU's reason" "$(cat "$T/err")"
-fi
+one_notice "aborting KVM: one notice, with QEMU's reason" "^cove: KVM does not work on this host (.*MSR 0x10a.*): using TCG"
 log_is "aborting KVM: probed (both CPU models, then TCG), then TCG" "kvm host nodisk
 kvm host,-arch-capabilities nodisk
 tcg
@@ -132,11 +132,7 @@ kvm host disk"
 # ---- broken KVM, the guest never answers: the probe gives up after 3 s
 host hang
 run_ok "hanging KVM: the first container runs"
-if [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "^cove: KVM does not work on this host (.*no answer within 3 s (QEMU said: KVM internal error" "$T/err"; then
-	ok "hanging KVM: one notice, with QEMU's reason"
-else
-	not_ok "hanging KVM: one notice, with QEMU's reason" "$(cat "$T/err")"
-fi
+one_notice "hanging KVM: one notice, with QEMU's reason" "^cove: KVM does not work on this host (.*no answer within 3 s (QEMU said: KVM internal error"
 run_ok "hanging KVM: the second container runs" && expect "hanging KVM: no notice the second time" "" "$(cat "$T/err")"
 log_is "hanging KVM: one probe under KVM" "kvm host nodisk
 tcg
@@ -149,11 +145,7 @@ printf 'a\nb\nc\n' >"$T/in"
 out=$("$COVE" run -i --rm busybox wc -l <"$T/in" 2>"$T/err")
 rc=$?
 expect "KVM failing at run time: the container runs under TCG, stdin intact" "0 3" "$rc $(echo $out)"
-if [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "^cove: KVM failed before the guest booted (QEMU was killed by signal 6 (Aborted); it said: .*MSR 0x10a.*): booting again under TCG" "$T/err"; then
-	ok "KVM failing at run time: one notice"
-else
-	not_ok "KVM failing at run time: one notice" "$(cat "$T/err")"
-fi
+one_notice "KVM failing at run time: one notice" "^cove: KVM failed before the guest booted (QEMU was killed by signal 6 (Aborted); it said: .*MSR 0x10a.*): booting again under TCG"
 log_is "KVM failing at run time: probe, KVM, then TCG" "kvm host nodisk
 kvm host disk
 tcg"
