@@ -698,7 +698,6 @@ static int sample(const struct container *c, struct sample *ret)
 	struct container_status st;
 	struct proto_hdr h;
 	const uint8_t *pl;
-	uint8_t tmp[4096];
 	int fd, r = -EIO;
 
 	memset(ret, 0, sizeof(*ret));
@@ -717,8 +716,10 @@ static int sample(const struct container *c, struct sample *ret)
 		ssize_t n;
 		if (poll(&pfd, 1, 10000) <= 0)
 			break;
-		n = read(fd, tmp, sizeof(tmp));
-		if (n <= 0 || proto_reader_feed(&rd, tmp, (size_t)n) < 0)
+		n = proto_reader_read(&rd, fd);
+		if (n == -EAGAIN)
+			continue;
+		if (n <= 0)
 			break;
 		if (proto_reader_next(&rd, &h, &pl) > 0) {
 			if (h.type == PROTO_STATS && proto_get_stats(pl, h.len, &ret->s) == 0)

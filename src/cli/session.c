@@ -114,33 +114,22 @@ static int handle_frame(struct session *s, const struct proto_hdr *h, const uint
 
 static int read_ctl(struct session *s, struct cove_error *err)
 {
-	uint8_t tmp[65536];
 	struct proto_hdr h;
 	const uint8_t *payload;
-	ssize_t n;
-	int r;
+	ssize_t n = proto_reader_read(&s->reader, s->fd);
+	int r = 0;
 
-	size_t want = proto_reader_room(&s->reader);
-
-	if (want > sizeof(tmp))
-		want = sizeof(tmp);
-	n = read(s->fd, tmp, want);
-	if (n < 0) {
-		if (errno == EAGAIN || errno == EINTR)
-			return 0;
-		if (errno == ECONNRESET)
-			n = 0;
-		else
-			return cove_error_set(err, errno, "cannot read from the supervisor: %s",
-					      strerror(errno));
-	}
+	if (n == -EAGAIN)
+		return 0;
+	if (n == -ECONNRESET)
+		n = 0;
+	else if (n < 0)
+		return cove_error_set(err, (int)-n, "cannot read from the supervisor: %s",
+				      strerror((int)-n));
 	if (n == 0)
 		return cove_error_set(err, EPIPE,
 				      "the container's supervisor went away before it reported an "
 				      "exit status; see 'cove inspect'");
-	r = proto_reader_feed(&s->reader, tmp, (size_t)n);
-	if (r < 0)
-		return cove_error_set(err, EPROTO, "the supervisor sent an oversized message");
 	while (!s->done && (r = proto_reader_next(&s->reader, &h, &payload)) > 0) {
 		r = handle_frame(s, &h, payload, err);
 		if (r < 0)

@@ -489,21 +489,14 @@ bad:
 /* Returns false when the client is gone. */
 static bool client_read(struct sup *s, struct client *cl)
 {
-	uint8_t tmp[65536];
 	struct proto_hdr h;
 	const uint8_t *payload;
-	size_t want = proto_reader_room(&cl->reader);
-	ssize_t n;
+	ssize_t n = proto_reader_read(&cl->reader, cl->fd);
 	int r;
 
-	if (want > sizeof(tmp))
-		want = sizeof(tmp);
-	n = read(cl->fd, tmp, want);
-	if (n < 0)
-		return errno == EAGAIN || errno == EINTR;
-	if (n == 0)
-		return false;
-	if (proto_reader_feed(&cl->reader, tmp, (size_t)n) < 0)
+	if (n == -EAGAIN)
+		return true;
+	if (n <= 0)
 		return false;
 	while ((r = proto_reader_next(&cl->reader, &h, &payload)) > 0 && cl->role != ROLE_DONE)
 		client_frame(s, cl, &h, payload);
@@ -538,25 +531,15 @@ static void guest_flush(struct sup *s)
 /* Returns false when the channel is closed (QEMU is exiting). */
 static bool guest_read(struct sup *s)
 {
-	uint8_t tmp[65536];
 	struct proto_hdr h;
 	const uint8_t *payload;
-	size_t want = proto_reader_room(&s->reader);
-	ssize_t n;
+	ssize_t n = proto_reader_read(&s->reader, s->vm.ctl_fd);
 	int r;
 
-	if (want > sizeof(tmp))
-		want = sizeof(tmp);
-	n = read(s->vm.ctl_fd, tmp, want);
-	if (n < 0)
-		return errno == EAGAIN || errno == EINTR;
-	if (n == 0)
+	if (n == -EAGAIN)
+		return true;
+	if (n <= 0)
 		return false;
-	if (proto_reader_feed(&s->reader, tmp, (size_t)n) < 0) {
-		str_copy(s->error, sizeof(s->error), "the guest sent an oversized message");
-		vm_kill(&s->vm);
-		return false;
-	}
 	while ((r = proto_reader_next(&s->reader, &h, &payload)) > 0)
 		guest_frame(s, &h, payload);
 	if (r < 0) {

@@ -549,30 +549,20 @@ static void handle_frame(struct init *s, const struct proto_hdr *h, const uint8_
 
 static void read_port(struct init *s)
 {
-	uint8_t tmp[65536];
 	struct proto_hdr h;
 	const uint8_t *payload;
-	ssize_t n;
+	ssize_t n = proto_reader_read(&s->reader, s->port);
 	int r;
 
-	size_t want = proto_reader_room(&s->reader);
-
-	if (want > sizeof(tmp))
-		want = sizeof(tmp);
-	n = read(s->port, tmp, want);
-	if (n < 0) {
-		if (errno == EAGAIN || errno == EINTR)
-			return;
-		die("read from host failed: %s", strerror(errno));
-	}
+	if (n == -EAGAIN)
+		return;
+	if (n < 0)
+		die("read from host failed: %s", strerror((int)-n));
 	if (n == 0) {
 		/* host side not connected (yet, or any more); avoid spinning */
 		usleep(10000);
 		return;
 	}
-	r = proto_reader_feed(&s->reader, tmp, (size_t)n);
-	if (r < 0)
-		die("host sent too much at once");
 	while ((r = proto_reader_next(&s->reader, &h, &payload)) > 0)
 		handle_frame(s, &h, payload);
 	if (r < 0)

@@ -7,7 +7,9 @@
 #include "proto.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Bounds the kernel itself imposes (__NEW_UTS_LEN, _NSIG - 1); part of the wire contract. */
 #define PROTO_MAX_KERNEL   64
@@ -28,6 +30,7 @@
 #define ERROR_MAX  (ERROR_MIN + PROTO_MAX_MESSAGE)
 #define EXIT_SIZE  5u
 #define READER_MAX ((size_t)PROTO_HDR_SIZE + PROTO_MAX_PAYLOAD)
+#define READ_CHUNK ((size_t)64 * 1024)
 
 static const struct {
 	const char *name;
@@ -938,6 +941,26 @@ int proto_reader_feed(struct proto_reader *r, const void *data, size_t len)
 		r->consumed = 0;
 	}
 	return buf_append(&r->in, data, len);
+}
+
+ssize_t proto_reader_read(struct proto_reader *r, int fd)
+{
+	size_t want = proto_reader_room(r);
+	ssize_t n;
+
+	if (want > READ_CHUNK)
+		want = READ_CHUNK;
+	if (r->consumed > 0) {
+		buf_consume(&r->in, r->consumed);
+		r->consumed = 0;
+	}
+	if (buf_reserve(&r->in, want) < 0)
+		return -ENOMEM;
+	n = read(fd, r->in.data + r->in.len, want);
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? -EAGAIN : -errno;
+	r->in.len += (size_t)n;
+	return n;
 }
 
 int proto_reader_next(struct proto_reader *r, struct proto_hdr *hdr, const uint8_t **payload)

@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "../util/buf.h"
 
@@ -214,5 +215,11 @@ int proto_reader_next(struct proto_reader *r, struct proto_hdr *hdr, const uint8
 /* How many bytes proto_reader_feed() accepts now (it fails with -E2BIG beyond that): read at
  * most this much from the fd. Never 0 while next() returns 0, so a reader cannot deadlock. */
 size_t proto_reader_room(const struct proto_reader *r);
+/*
+ * One read(2) of fd straight into the reader (at most 64 KiB, never more than it takes): the
+ * way every peer reads frames. Returns the bytes read (> 0), 0 at end of file, -EAGAIN when
+ * there is nothing now (EAGAIN, EINTR), or another -errno. Then call proto_reader_next().
+ */
+ssize_t proto_reader_read(struct proto_reader *r, int fd);
 void proto_reader_done(struct proto_reader *r);
 const char *proto_type_name(uint16_t type);

@@ -239,7 +239,6 @@ static enum probe_result probe_once(const struct vm_accel_ctx *x, const char *cp
 		struct pollfd p[2] = { { .fd = vm.ctl_fd, .events = POLLIN },
 				       { .fd = vm.pidfd, .events = POLLIN } };
 		uint64_t now = now_ns();
-		uint8_t tmp[4096];
 		struct proto_hdr h;
 		const uint8_t *payload;
 		ssize_t n;
@@ -250,11 +249,8 @@ static enum probe_result probe_once(const struct vm_accel_ctx *x, const char *cp
 		if (poll(p, 2, vm.pidfd >= 0 ? (int)((deadline - now) / 1000000ULL) + 1 : 50) < 0 &&
 		    errno != EINTR)
 			break;
-		n = read(vm.ctl_fd, tmp,
-			 sizeof(tmp) < proto_reader_room(&rd) ? sizeof(tmp)
-							      : proto_reader_room(&rd));
-		if (n > 0 && proto_reader_feed(&rd, tmp, (size_t)n) == 0 &&
-		    proto_reader_next(&rd, &h, &payload) > 0)
+		n = proto_reader_read(&rd, vm.ctl_fd);
+		if (n > 0 && proto_reader_next(&rd, &h, &payload) > 0)
 			hello = h.type == PROTO_HELLO; /* anything else: wait for QEMU's end */
 		if (n == 0)			       /* the channel closed: QEMU is going */
 			exited = vm_wait(&vm, (int)((deadline - now) / 1000000ULL) + 1, NULL) == 1;

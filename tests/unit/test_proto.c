@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests for src/proto: round trips, one test per rejection rule, the incremental reader. */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <unistd.h>
 
 #include "proto/proto.h"
 #include "util/buf.h"
@@ -247,6 +251,39 @@ TEST(hdr_rejects_data_over_max)
 	CHECK_EQ_INT(hdr(PROTO_MAX_DATA + 1, PROTO_STDIN, 0, 1), -EMSGSIZE);
 	CHECK_EQ_INT(hdr(PROTO_MAX_DATA + 1, PROTO_STDOUT, 0, 1), -EMSGSIZE);
 	CHECK_EQ_INT(hdr(PROTO_MAX_DATA + 1, PROTO_STDERR, 0, 1), -EMSGSIZE);
+}
+
+/* proto_reader_read over a pipe: frames split across reads, -EAGAIN when empty, 0 at EOF */
+TEST(reader_read_from_fd)
+{
+	struct buf b = BUF_INIT(1024);
+	struct proto_reader r;
+	struct proto_hdr h;
+	const uint8_t *p;
+	int fds[2];
+
+	CHECK_EQ_INT(pipe2(fds, O_NONBLOCK), 0);
+	proto_reader_init(&r);
+	CHECK_EQ_INT(proto_put_u32(&b, PROTO_STARTED, 1, 42), 0);
+	CHECK_EQ_INT(proto_put_data(&b, PROTO_STDOUT, 1, "hi", 2), 0);
+	CHECK_EQ_INT(proto_reader_read(&r, fds[0]), -EAGAIN);
+	CHECK_EQ_INT(write(fds[1], b.data, 5), 5);
+	CHECK_EQ_INT(proto_reader_read(&r, fds[0]), 5);
+	CHECK_EQ_INT(proto_reader_next(&r, &h, &p), 0);
+	CHECK_EQ_INT(write(fds[1], b.data + 5, b.len - 5), (long long)(b.len - 5));
+	CHECK_EQ_INT(proto_reader_read(&r, fds[0]), (long long)(b.len - 5));
+	CHECK_EQ_INT(proto_reader_next(&r, &h, &p), 1);
+	CHECK_EQ_INT(h.type, PROTO_STARTED);
+	CHECK_EQ_INT(proto_reader_next(&r, &h, &p), 1);
+	CHECK_EQ_INT(h.type, PROTO_STDOUT);
+	CHECK(h.len == 2 && memcmp(p, "hi", 2) == 0);
+	CHECK_EQ_INT(proto_reader_next(&r, &h, &p), 0);
+	close(fds[1]);
+	CHECK_EQ_INT(proto_reader_read(&r, fds[0]), 0);
+	CHECK_EQ_INT(proto_reader_read(&r, -1), -EBADF);
+	close(fds[0]);
+	proto_reader_done(&r);
+	buf_done(&b);
 }
 
 TEST(notice_bounds)
@@ -1579,6 +1616,7 @@ int main(void)
 	RUN(hdr_rejects_data_empty);
 	RUN(hdr_rejects_data_over_max);
 	RUN(notice_bounds);
+	RUN(reader_read_from_fd);
 	RUN(hdr_rejects_stdin_eof_payload);
 	RUN(hdr_rejects_u32_not_4);
 	RUN(hdr_rejects_resize_not_4);
