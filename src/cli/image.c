@@ -5,6 +5,7 @@
 #include "images.h"
 
 #include "image/digest.h"
+#include "image/json.h"
 #include "image/pull.h"
 #include "image/push.h"
 #include "image/reference.h"
@@ -415,14 +416,6 @@ static int cmd_ls(int argc, char **argv)
 	return 0;
 }
 
-static json_t *strv_json(char **v, size_t n)
-{
-	json_t *a = json_array();
-
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(a, json_string(v[i]));
-	return a;
-}
 
 static int cmd_inspect(int argc, char **argv)
 {
@@ -475,8 +468,8 @@ static int cmd_inspect(int argc, char **argv)
 										: "",
 							"size", (json_int_t)m->layers[j].size));
 		cfg = json_pack("{s:o, s:o, s:o, s:s, s:s, s:s}", "Entrypoint",
-				strv_json(c->entrypoint, c->n_entrypoint), "Cmd",
-				strv_json(c->cmd, c->n_cmd), "Env", strv_json(c->env, c->n_env),
+				json_strv(c->entrypoint, c->n_entrypoint), "Cmd",
+				json_strv(c->cmd, c->n_cmd), "Env", json_strv(c->env, c->n_env),
 				"WorkingDir", c->working_dir ? c->working_dir : "", "User",
 				c->user ? c->user : "", "StopSignal",
 				c->stop_signal ? c->stop_signal : "");
@@ -486,7 +479,7 @@ static int cmd_inspect(int argc, char **argv)
 					    json_string(c->labels[j].value));
 		json_object_set_new(cfg, "Labels", labels);
 		json_object_set_new(cfg, "ExposedPorts",
-				    strv_json(c->exposed_ports, c->n_exposed_ports));
+				    json_strv(c->exposed_ports, c->n_exposed_ports));
 		o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:o, s:o, s:s}", "Name",
 			      img.reference, "Digest", img.manifest_digest, "MediaType",
 			      image_media_type_to_string(img.media_type), "Config",

@@ -12,6 +12,7 @@
 #include "proto/caps.h"
 
 #include "image/archives.h"
+#include "image/json.h"
 #include "image/pull.h"
 
 #include "vm/accel.h"
@@ -641,14 +642,6 @@ static char **build_argv(const struct run_opts *o, const struct image_config *c,
 	return out;
 }
 
-static json_t *strv_json(char **v, size_t n)
-{
-	json_t *a = json_array();
-
-	for (size_t i = 0; a && i < n; i++)
-		json_array_append_new(a, json_string(v[i]));
-	return a;
-}
 
 /* The effective capability set: the default, then --cap-add, then --cap-drop (docker's order:
  * drop wins, except that "ALL" in drop with explicit adds keeps the adds). */
@@ -832,8 +825,8 @@ static int run_or_create(int argc, char **argv, bool create)
 	/* config.json: everything start, exec, inspect and ls need */
 	container_timestamp(created, sizeof(created));
 	proc = json_pack("{s:o, s:o, s:s, s:s, s:b, s:b}", "args",
-			 run_argv ? strv_json(run_argv, argc_run) : strv_json(default_argv, 1),
-			 "env", strv_json(env, envc), "cwd", o.workdir ? o.workdir : "/", "user",
+			 run_argv ? json_strv(run_argv, argc_run) : json_strv(default_argv, 1),
+			 "env", json_strv(env, envc), "cwd", o.workdir ? o.workdir : "/", "user",
 			 o.user ? o.user : "", "terminal", o.tty, "open_stdin", o.interactive);
 	config = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:i, s:I, s:b, s:s}", "id",
 			   ct.id, "name", ct.name, "created", created, "image",
@@ -856,11 +849,11 @@ static int run_or_create(int argc, char **argv, bool create)
 	}
 	json_object_set_new(config, "entrypoint",
 			    o.entrypoint ? json_pack("[s]", o.entrypoint)
-			    : cfg	 ? strv_json(cfg->entrypoint, cfg->n_entrypoint)
+			    : cfg	 ? json_strv(cfg->entrypoint, cfg->n_entrypoint)
 					 : json_array());
 	json_object_set_new(config, "cmd",
-			    argc > first ? strv_json(argv + first, (size_t)(argc - first))
-			    : cfg && !o.entrypoint ? strv_json(cfg->cmd, cfg->n_cmd)
+			    argc > first ? json_strv(argv + first, (size_t)(argc - first))
+			    : cfg && !o.entrypoint ? json_strv(cfg->cmd, cfg->n_cmd)
 						  : json_array());
 	json_object_set_new(config, "stop_signal", json_integer(stop_signal));
 	json_object_set_new(config, "stop_timeout",

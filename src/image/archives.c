@@ -5,6 +5,7 @@
 #define _GNU_SOURCE /* O_TMPFILE, mkostemp */
 #endif
 #include "archives.h"
+#include "json.h"
 
 #include "pull.h"
 #include "reference.h"
@@ -36,7 +37,6 @@ static void archive_read_freep(struct archive **a)
 	if (*a)
 		archive_read_free(*a);
 }
-#define _cleanup_json_	       _cleanup_(json_decrefp)
 #define _cleanup_archive_read_ _cleanup_(archive_read_freep)
 
 
@@ -58,52 +58,6 @@ static int archive_read_code(struct archive *a)
 	int e = archive_errno(a);
 
 	return e <= 0 || e == EILSEQ ? EBADMSG : e;
-}
-
-/* ---- digest lists ------------------------------------------------------------------------ */
-
-struct digest_list {
-	char (*v)[DIGEST_STRING_MAX];
-	size_t n, cap;
-};
-
-static int digest_list_add(struct digest_list *l, const char *d)
-{
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		void *v = reallocarray(l->v, cap, sizeof(*l->v));
-
-		if (!v)
-			return -ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
-	(void)str_copy(l->v[l->n++], DIGEST_STRING_MAX, d);
-	return 0;
-}
-
-static int digest_cmp(const void *a, const void *b)
-{
-	return strcmp(a, b);
-}
-
-static void digest_list_sort_unique(struct digest_list *l)
-{
-	size_t out = 0;
-
-	if (l->n == 0)
-		return;
-	qsort(l->v, l->n, sizeof(*l->v), digest_cmp);
-	for (size_t i = 1; i < l->n; i++)
-		if (strcmp(l->v[i], l->v[out]) != 0)
-			memmove(l->v[++out], l->v[i], DIGEST_STRING_MAX);
-	l->n = out + 1;
-}
-
-static void digest_list_done(struct digest_list *l)
-{
-	free(l->v);
-	*l = (struct digest_list){ 0 };
 }
 
 /* ---- decompressing a stored layer ------------------------------------------------------- */
@@ -375,7 +329,7 @@ static int find_image(struct store *s, const char *ref, struct store_image *ret,
  * all to bl. */
 static int collect_manifest(struct store *s, const char *digest, const char *media_type,
 			    struct image_manifest **ret_m, struct image_config **ret_cfg,
-			    uint64_t *ret_size, struct digest_list *bl, struct cove_error *err)
+			    uint64_t *ret_size, struct digest_set *bl, struct cove_error *err)
 {
 	_cleanup_free_ char *data = NULL, *cdata = NULL;
 	_cleanup_image_manifest_ struct image_manifest *m = NULL;
@@ -402,10 +356,10 @@ static int collect_manifest(struct store *s, const char *digest, const char *med
 		if (!store_blob_has(s, m->layers[i].digest))
 			return cove_error_set(err, ENOENT, "layer %s is not in the store",
 					      m->layers[i].digest);
-	if (digest_list_add(bl, digest) < 0 || digest_list_add(bl, m->config.digest) < 0)
+	if (digest_set_add(bl, digest) < 0 || digest_set_add(bl, m->config.digest) < 0)
 		return cove_error_set(err, ENOMEM, "out of memory");
 	for (size_t i = 0; i < m->n_layers; i++)
-		if (digest_list_add(bl, m->layers[i].digest) < 0)
+		if (digest_set_add(bl, m->layers[i].digest) < 0)
 			return cove_error_set(err, ENOMEM, "out of memory");
 	if (ret_m)
 		*ret_m = TAKE_PTR(m);
@@ -417,7 +371,7 @@ static int collect_manifest(struct store *s, const char *digest, const char *med
 }
 
 /* An index: whether every manifest it lists is stored with its config and layers. */
-static bool index_complete(struct store *s, const struct image_index *idx, struct digest_list *bl)
+static bool index_complete(struct store *s, const struct image_index *idx, struct digest_set *bl)
 {
 	for (size_t i = 0; i < idx->n_manifests; i++) {
 		const struct image_descriptor *d = &idx->manifests[i];
@@ -435,11 +389,11 @@ static bool index_complete(struct store *s, const struct image_index *idx, struc
 }
 
 static int resolve_save(struct store *s, const char *ref, struct save_image *si,
-			struct digest_list *bl, struct cove_error *err)
+			struct digest_set *bl, struct cove_error *err)
 {
 	_cleanup_free_ char *top = NULL;
 	_cleanup_image_index_ struct image_index *idx = NULL;
-	struct digest_list all = { 0 };
+	struct digest_set all = { 0 };
 	const struct image_descriptor *pd = NULL;
 	const char *mt;
 	struct cove_error ignore = { 0 };
@@ -486,11 +440,11 @@ static int resolve_save(struct store *s, const char *ref, struct save_image *si,
 		goto fail;
 	if (index_complete(s, idx, &all)) {
 		for (size_t i = 0; i < all.n; i++)
-			if (digest_list_add(bl, all.v[i]) < 0) {
+			if (digest_set_add(bl, all.v[i]) < 0) {
 				r = cove_error_set(err, ENOMEM, "out of memory");
 				goto fail;
 			}
-		if (digest_list_add(bl, si->img.manifest_digest) < 0) {
+		if (digest_set_add(bl, si->img.manifest_digest) < 0) {
 			r = cove_error_set(err, ENOMEM, "out of memory");
 			goto fail;
 		}
@@ -506,10 +460,10 @@ static int resolve_save(struct store *s, const char *ref, struct save_image *si,
 			si->platform = &si->platform_buf;
 		}
 	}
-	digest_list_done(&all);
+	digest_set_done(&all);
 	return 0;
 fail:
-	digest_list_done(&all);
+	digest_set_done(&all);
 	return cove_error_prefix(err, "image '%s'", si->img.reference);
 }
 
@@ -525,7 +479,7 @@ static json_t *platform_json(const struct image_platform *p)
 }
 
 static int save_oci(struct archive *a, struct store *s, struct save_image *sis, size_t n,
-		    const struct digest_list *bl, struct cove_error *err)
+		    const struct digest_set *bl, struct cove_error *err)
 {
 	_cleanup_json_ json_t *root = NULL;
 	_cleanup_free_ char *text = NULL;
@@ -613,7 +567,7 @@ static int save_docker(struct archive *a, struct store *s, struct save_image *si
 	_cleanup_json_ json_t *mj = json_array(), *repos = json_object();
 	_cleanup_free_ char *mtext = NULL, *rtext = NULL;
 	_cleanup_free_ struct docker_layer *layers = NULL;
-	struct digest_list configs = { 0 };
+	struct digest_set configs = { 0 };
 	size_t n_layers = 0, cap = 0;
 	int r = 0;
 
@@ -639,7 +593,7 @@ static int save_docker(struct archive *a, struct store *s, struct save_image *si
 			entry = json_pack("{s:s, s:[], s:o}", "Config", cfgname, "RepoTags",
 					  "Layers", lj);
 			if (!entry || json_array_append_new(mj, entry) < 0 ||
-			    digest_list_add(&configs, si->m->config.digest) < 0) {
+			    digest_set_add(&configs, si->m->config.digest) < 0) {
 				r = cove_error_set(err, ENOMEM, "out of memory");
 				goto out;
 			}
@@ -713,7 +667,7 @@ static int save_docker(struct archive *a, struct store *s, struct save_image *si
 	r = tar_add_buffer(a, "manifest.json", mtext, strlen(mtext), err);
 	if (r < 0)
 		goto out;
-	digest_list_sort_unique(&configs);
+	digest_set_sort(&configs);
 	for (size_t i = 0; i < configs.n; i++) {
 		char path[80];
 
@@ -739,7 +693,7 @@ static int save_docker(struct archive *a, struct store *s, struct save_image *si
 	}
 	r = tar_add_buffer(a, "repositories", rtext, strlen(rtext), err);
 out:
-	digest_list_done(&configs);
+	digest_set_done(&configs);
 	return r;
 }
 
@@ -747,7 +701,7 @@ int image_save(struct store *s, const char *const *refs, size_t n, int out_fd,
 	       enum image_archive_format fmt, struct cove_error *err)
 {
 	struct save_image *sis = NULL;
-	struct digest_list bl = { 0 };
+	struct digest_set bl = { 0 };
 	struct archive *a = NULL;
 	int r;
 
@@ -769,7 +723,7 @@ int image_save(struct store *s, const char *const *refs, size_t n, int out_fd,
 		if (r < 0)
 			goto out;
 	}
-	digest_list_sort_unique(&bl);
+	digest_set_sort(&bl);
 
 	a = archive_write_new();
 	if (!a) {
@@ -795,7 +749,7 @@ out:
 	for (size_t i = 0; i < n; i++)
 		save_image_done(&sis[i]);
 	free(sis);
-	digest_list_done(&bl);
+	digest_set_done(&bl);
 	store_unpin(s);
 	return r;
 }

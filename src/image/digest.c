@@ -217,3 +217,54 @@ int digest_fd(int fd, uint64_t max, char ret[DIGEST_STRING_MAX], uint64_t *ret_s
 		*ret_size = total;
 	return 0;
 }
+
+int digest_set_add(struct digest_set *s, const char *digest)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		void *v = reallocarray(s->v, cap, sizeof(*s->v));
+
+		if (!v)
+			return -ENOMEM;
+		s->v = v;
+		s->cap = cap;
+	}
+	(void)str_copy(s->v[s->n++], DIGEST_STRING_MAX, digest);
+	s->sorted = false;
+	return 0;
+}
+
+static int digest_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+void digest_set_sort(struct digest_set *s)
+{
+	size_t out = 0;
+
+	if (s->n > 0) {
+		qsort(s->v, s->n, sizeof(*s->v), digest_cmp);
+		for (size_t i = 1; i < s->n; i++)
+			if (strcmp(s->v[i], s->v[out]) != 0)
+				memmove(s->v[++out], s->v[i], DIGEST_STRING_MAX);
+		s->n = out + 1;
+	}
+	s->sorted = true;
+}
+
+bool digest_set_has(const struct digest_set *s, const char *digest)
+{
+	if (s->sorted)
+		return s->n && bsearch(digest, s->v, s->n, sizeof(*s->v), digest_cmp) != NULL;
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->v[i], digest) == 0)
+			return true;
+	return false;
+}
+
+void digest_set_done(struct digest_set *s)
+{
+	free(s->v);
+	*s = (struct digest_set){ 0 };
+}

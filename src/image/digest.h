@@ -38,6 +38,20 @@ const char *digest_hex(const char *d);
 /* "sha256:" + hex into ret; -EINVAL unless hex is valid. */
 int digest_from_hex(const char *hex, char ret[DIGEST_STRING_MAX]);
 
+/*
+ * A growable set of digests: add, then digest_set_sort() (sorts, drops repeats) before lookups
+ * by bsearch; unsorted, digest_set_has() looks at each entry. A zeroed struct is empty.
+ */
+struct digest_set {
+	char (*v)[DIGEST_STRING_MAX];
+	size_t n, cap;
+	bool sorted;
+};
+int digest_set_add(struct digest_set *s, const char *digest); /* 0 or -ENOMEM */
+void digest_set_sort(struct digest_set *s);
+bool digest_set_has(const struct digest_set *s, const char *digest);
+void digest_set_done(struct digest_set *s);
+
 struct digest_hasher;
 
 /* A streaming sha256 hasher (OpenSSL EVP). -ENOMEM on failure. */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "manifest.h"
+#include "json.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -83,8 +84,6 @@ static void strv_free(char **v, size_t n)
 	free(v);
 }
 
-/* json_decrefp() is jansson's own (NULL-safe) */
-#define _cleanup_json_ _cleanup_(json_decrefp)
 
 /* ---- media types ------------------------------------------------------------------------ */
 

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE /* renameat, timegm, strptime */
 #endif
 #include "store.h"
+#include "json.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -46,8 +47,6 @@ struct store_blob_writer {
 };
 
 
-/* json_decrefp() is jansson's own (NULL-safe) */
-#define _cleanup_json_ _cleanup_(json_decrefp)
 
 static int flock_retry(int fd, int op)
 {
@@ -996,48 +995,10 @@ out:
 
 /* ---- garbage collection ----------------------------------------------------------------- */
 
-struct hexset {
-	char (*v)[HEX_LEN + 1];
-	size_t n, cap;
-};
-
-static int hexset_add(struct hexset *h, const char *digest)
-{
-	if (h->n == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 256;
-		void *p = reallocarray(h->v, cap, sizeof(*h->v));
-
-		if (!p)
-			return -ENOMEM;
-		h->v = p;
-		h->cap = cap;
-	}
-	memcpy(h->v[h->n++], digest_hex(digest), HEX_LEN + 1);
-	return 0;
-}
-
-static int hex_cmp(const void *a, const void *b)
-{
-	return memcmp(a, b, HEX_LEN);
-}
-
-static bool hexset_has_sorted(const struct hexset *h, const char *hex)
-{
-	return h->n && bsearch(hex, h->v, h->n, sizeof(*h->v), hex_cmp) != NULL;
-}
-
-static bool hexset_has_linear(const struct hexset *h, const char *hex)
-{
-	for (size_t i = 0; i < h->n; i++)
-		if (memcmp(h->v[i], hex, HEX_LEN) == 0)
-			return true;
-	return false;
-}
-
 struct gc {
 	struct store *s;
-	struct hexset live;
-	struct hexset walked; /* manifests already read */
+	struct digest_set live;
+	struct digest_set walked; /* manifests already read */
 	uint64_t freed;
 	time_t now;
 };
@@ -1048,7 +1009,7 @@ static int gc_add(struct gc *g, json_t *v)
 
 	if (!d || !digest_is_valid(d))
 		return 0;
-	return hexset_add(&g->live, d);
+	return digest_set_add(&g->live, d);
 }
 
 /*
@@ -1067,13 +1028,13 @@ static int gc_mark(struct gc *g, const char *digest, int depth, struct cove_erro
 
 	if (!digest || !digest_is_valid(digest))
 		return 0;
-	r = hexset_add(&g->live, digest);
+	r = digest_set_add(&g->live, digest);
 	if (r < 0)
 		return cove_error_set(err, r, "out of memory");
 	if (depth > GC_MAX_DEPTH || !store_blob_has(g->s, digest) ||
-	    hexset_has_linear(&g->walked, digest_hex(digest)))
+	    digest_set_has(&g->walked, digest))
 		return 0;
-	if (hexset_add(&g->walked, digest) < 0)
+	if (digest_set_add(&g->walked, digest) < 0)
 		return cove_error_set(err, ENOMEM, "out of memory");
 	r = store_blob_read_small(g->s, digest, MANIFEST_MAX_SIZE, &buf, &len, &rerr);
 	if (r == -EFBIG)
@@ -1144,7 +1105,7 @@ static int gc_sweep(struct gc *g, int dir_fd, enum gc_dir what, struct cove_erro
 	rewinddir(d);
 	while ((de = readdir(d))) {
 		const char *name = de->d_name;
-		char hex[HEX_LEN + 1];
+		char hex[HEX_LEN + 1], digest[DIGEST_STRING_MAX];
 		struct stat st;
 
 		if (name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2])))
@@ -1153,14 +1114,16 @@ static int gc_sweep(struct gc *g, int dir_fd, enum gc_dir what, struct cove_erro
 			continue;
 		switch (what) {
 		case GC_BLOBS:
-			if (digest_hex_is_valid(name) && !hexset_has_sorted(&g->live, name))
+			if (digest_from_hex(name, digest) == 0 &&
+			    !digest_set_has(&g->live, digest))
 				gc_remove(g, dir_fd, name, &st);
 			break;
 		case GC_SNAPSHOTS:
 			if (strlen(name) == HEX_LEN + 5 && strcmp(name + HEX_LEN, ".ext4") == 0) {
 				memcpy(hex, name, HEX_LEN);
 				hex[HEX_LEN] = '\0';
-				if (digest_hex_is_valid(hex) && !hexset_has_sorted(&g->live, hex))
+				if (digest_from_hex(hex, digest) == 0 &&
+				    !digest_set_has(&g->live, digest))
 					gc_remove(g, dir_fd, name, &st);
 			} else if (is_stale(g, &st)) {
 				gc_remove(g, dir_fd, name, &st); /* an ext4 writer's leftover */
@@ -1200,15 +1163,14 @@ static int gc_locked(struct gc *g, struct cove_error *err)
 
 			memcpy(hex, snap + strlen("snapshots/"), HEX_LEN);
 			hex[HEX_LEN] = '\0';
-			if (digest_from_hex(hex, d) == 0 && hexset_add(&g->live, d) < 0)
+			if (digest_from_hex(hex, d) == 0 && digest_set_add(&g->live, d) < 0)
 				return cove_error_set(err, ENOMEM, "out of memory");
 		}
 		r = gc_mark(g, json_string_value(json_object_get(e, "digest")), 0, err);
 		if (r < 0)
 			return r;
 	}
-	if (g->live.n)
-		qsort(g->live.v, g->live.n, sizeof(*g->live.v), hex_cmp);
+	digest_set_sort(&g->live);
 	r = gc_sweep(g, g->s->blobs_fd, GC_BLOBS, err);
 	if (r < 0)
 		return r;
@@ -1244,8 +1206,8 @@ int store_gc(struct store *s, uint64_t *ret_freed, struct cove_error *err)
 		unlock_index(s);
 	}
 	(void)flock_retry(s->gc_fd, s->pinned ? LOCK_SH : LOCK_UN);
-	free(g.live.v);
-	free(g.walked.v);
+	digest_set_done(&g.live);
+	digest_set_done(&g.walked);
 	if (r < 0)
 		return r;
 	if (ret_freed)

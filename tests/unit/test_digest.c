@@ -154,6 +154,33 @@ TEST(fd_and_pipe)
 	close(p[0]);
 }
 
+TEST(digest_set_sorted_and_linear)
+{
+	struct digest_set s = { 0 };
+	char d[3][DIGEST_STRING_MAX];
+
+	for (int i = 0; i < 3; i++) {
+		char hex[65];
+		memset(hex, "abc"[i], 64);
+		hex[64] = '\0';
+		CHECK_EQ_INT(digest_from_hex(hex, d[i]), 0);
+	}
+	CHECK(!digest_set_has(&s, d[0]));
+	CHECK_EQ_INT(digest_set_add(&s, d[2]), 0);
+	CHECK_EQ_INT(digest_set_add(&s, d[0]), 0);
+	CHECK_EQ_INT(digest_set_add(&s, d[2]), 0);
+	CHECK(digest_set_has(&s, d[2]) && !digest_set_has(&s, d[1])); /* unsorted: linear */
+	digest_set_sort(&s);
+	CHECK_EQ_INT(s.n, 2);
+	CHECK_EQ_STR(s.v[0], d[0]);
+	CHECK_EQ_STR(s.v[1], d[2]);
+	CHECK(digest_set_has(&s, d[0]) && digest_set_has(&s, d[2]) && !digest_set_has(&s, d[1]));
+	CHECK_EQ_INT(digest_set_add(&s, d[1]), 0);
+	CHECK(digest_set_has(&s, d[1])); /* an add unsorts it */
+	digest_set_done(&s);
+	CHECK(s.n == 0 && s.v == NULL);
+}
+
 int main(void)
 {
 	RUN(valid_digest);
@@ -164,5 +191,6 @@ int main(void)
 	RUN(buffer_known_answers);
 	RUN(streaming_equals_one_shot);
 	RUN(fd_and_pipe);
+	RUN(digest_set_sorted_and_linear);
 	return test_done();
 }
