@@ -1,24 +1,23 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* The cove command line: one file per verb group over the engine (src/engine). */
 #pragma once
 
-#include <stdbool.h>
-#include <stdint.h>
+#include <stdio.h>
 
-#include "../proto/proto.h"
-#include "../util/error.h"
-#include "../vm/vm.h"
-
-/* Exit codes, as docker and podman use them. */
-#define EXIT_COVE 125     /* cove itself failed */
-#define EXIT_CANNOT_EXEC 126
-#define EXIT_NOT_FOUND 127
+#include "engine/engine.h"
 
 /* Print "cove: MESSAGE" on stderr (one line). */
 void cli_error(const char *fmt, ...) _printf_(1, 2);
-/* "SIGTERM", "TERM", "15" -> 15; -EINVAL if it is none. */
-int cli_parse_signal(const char *s, int *ret);
-/* "SIGTERM" for 15 (a number for those without a name). */
-const char *cli_signal_name(int sig, char *buf, size_t size);
+/* A supervisor's notice, as cli_error prints it (for session_opts.notice). */
+void cli_notice(const char *line);
+/* paths_init, saying why on stderr when it fails. */
+int paths_init_or_report(struct cove_paths *p);
+
+struct store;
+struct store_image;
+/* images_pull with pull progress on stderr (bars on a terminal), none when quiet. */
+int cli_pull(struct store *s, const char *ref, const char *platform, bool quiet,
+	     struct store_image *ret, struct cove_error *err);
 
 struct cli_command {
 	const char *name;
@@ -45,49 +44,10 @@ int cmd_stats(int argc, char **argv);
 int cmd_container(int argc, char **argv);
 int cmd_system(int argc, char **argv);
 int cmd_version(int argc, char **argv);
-
-/* Where things are. Build-tree paths win when cove runs from its build directory. */
-struct cli_paths {
-	char kernel[4096];
-	char initrd[4096];
-	char images[4096];   /* directory holding NAME.ext4 offline images */
-	char state[4096];    /* persistent state: containers */
-	char run[4096];      /* runtime state: supervisors' sockets */
-	char cache[4096];    /* measured host facts (TSC rate) */
-	bool build_tree;
-};
-int paths_init(struct cli_paths *p, struct cove_error *err);
-/* The same, saying why on stderr when it fails. */
-int paths_init_or_report(struct cli_paths *p);
-
-/* The terminal: raw mode on the host's stdin, restored on every exit path. */
-int terminal_make_raw(int fd);
-void terminal_restore(void);
-/* Window size of fd, or with fd < 0 of the first of stdin/stdout/stderr that is a terminal. */
-int terminal_size(int fd, uint16_t *ret_rows, uint16_t *ret_cols);
-
-/* Relay stdio between this process and a container's process, over a connection to its
- * supervisor (see supervisor.h), after sending first (may be NULL). */
-struct session_opts {
-	bool tty;
-	bool interactive;
-	bool until_started; /* return once the process runs (cove run -d, cove start) */
-	bool no_signals;    /* do not forward SIGINT and friends (they end this command) */
-	int in_fd;          /* what interactive sends: 0, stdin, by default */
-	int out_fd;         /* where STDOUT goes: 0 means stdout (1) */
-	struct buf *err_capture; /* if set, STDERR is kept here instead of written to stderr */
-};
-struct session_result {
-	int exit_code; /* what the command exits with */
-	bool started;  /* the process ran */
-	bool detached; /* the user detached (Ctrl-P Ctrl-Q): it runs on */
-};
-struct buf;
-/* Append "K=V" to a NULL-terminated list (-e K copies K from our environment, or adds nothing
- * when it is unset); says why on stderr and returns -EINVAL for a bad one. */
-int env_list_add(char ***env, size_t *n, const char *kv);
-/* docker's environment rules: every "K=V" of add over base, later ones winning, into a new
- * NULL-terminated array (the strings are not copied). */
-char **merge_env(char **base, size_t nbase, char **add, size_t nadd, uint32_t *ret_n);
-int session_run(int fd, const struct buf *first, const struct session_opts *o,
-		struct session_result *ret, struct cove_error *err);
+int cmd_image(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+int cmd_push(int argc, char **argv);
+int cmd_images(int argc, char **argv);
+int cmd_image_save(int argc, char **argv);
+int cmd_image_load(int argc, char **argv);
+int cmd_registry(int argc, char **argv);

@@ -6,9 +6,9 @@
  */
 #define _GNU_SOURCE
 #include "cli.h"
-#include "container.h"
-#include "spec.h"
-#include "supervisor.h"
+#include "engine/container.h"
+#include "engine/spec.h"
+#include "engine/supervisor.h"
 
 #include "util/buf.h"
 #include "util/tar.h"
@@ -44,30 +44,6 @@ static void usage(FILE *f)
 		   "running), 126 if the command cannot be executed, 127 if it was not found.\n");
 }
 
-/* Connect to c's supervisor and run m there, relaying stdio per so. */
-static int run_exec(const struct container *c, const struct proto_start *m,
-		    const struct session_opts *so, struct session_result *res,
-		    struct cove_error *err)
-{
-	struct buf f = BUF_INIT(PROTO_HDR_SIZE + PROTO_MAX_PAYLOAD);
-	int fd, r;
-
-	r = proto_put_start(&f, 1, m);
-	if (r < 0) {
-		buf_done(&f);
-		return cove_error_set(err, -r, "the command is too large to pass to the guest");
-	}
-	fd = supervisor_connect(c, err);
-	if (fd < 0) {
-		buf_done(&f);
-		return fd;
-	}
-	r = session_run(fd, &f, so, res, err);
-	close(fd);
-	buf_done(&f);
-	return r;
-}
-
 int cmd_exec(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -85,7 +61,7 @@ int cmd_exec(int argc, char **argv)
 	struct session_result res = { .exit_code = EXIT_COVE };
 	struct session_opts so = { 0 };
 	struct proto_start m;
-	struct cli_paths p;
+	struct cove_paths p;
 	struct container c;
 	json_t *config = NULL;
 	char **env = NULL, term_env[] = "TERM=xterm";
@@ -107,8 +83,10 @@ int cmd_exec(int argc, char **argv)
 			o.tty = true;
 			break;
 		case 'e':
-			if (env_list_add(&o.env, &o.envc, optarg) < 0)
+			if (env_list_add(&o.env, &o.envc, optarg, &err) < 0) {
+				cli_error("%s", err.msg);
 				goto out;
+			}
 			break;
 		case 'w':
 			if (optarg[0] != '/') {
@@ -191,7 +169,7 @@ int cmd_exec(int argc, char **argv)
 		spec_start_done(&m);
 		goto out;
 	}
-	r = run_exec(&c, &m, &so, &res, &err);
+	r = container_exec(&c, &m, &so, &res, &err);
 	terminal_restore();
 	m.argv = NULL; /* ours, not allocated */
 	spec_start_done(&m);
@@ -203,9 +181,7 @@ int cmd_exec(int argc, char **argv)
 	code = o.detach || res.detached ? (res.started ? 0 : res.exit_code) : res.exit_code;
 out:
 	free(base);
-	for (size_t i = 0; i < o.envc; i++)
-		free(o.env[i]);
-	free(o.env);
+	env_list_free(o.env, o.envc);
 	json_decref(config);
 	return code;
 }
@@ -241,84 +217,6 @@ static int container_path(json_t *config, const char *path, char *buf, size_t si
 			  path[0] ? path : ".");
 }
 
-/*
- * cp on a stopped container (as docker allows): boot it with a main process that only waits
- * (cove-init's PAUSE), leaving its state, log and exit status alone, for as long as the copy
- * takes. *ret_fd is then that boot's connection; -1 when the container was running anyway.
- */
-static int ensure_running(const struct cli_paths *p, struct container *c, json_t *config,
-			  int *ret_fd, struct cove_error *err)
-{
-	struct session_opts so = { .until_started = true, .no_signals = true };
-	struct session_result res = { .exit_code = EXIT_COVE };
-	struct container_status st;
-	json_t *mc, *proc;
-	bool rm = c->rm;
-	int fd = -1, r;
-
-	*ret_fd = -1;
-	container_get_status(c, &st);
-	if (st.status == CONTAINER_RUNNING)
-		return 0;
-	r = container_lock(c, 0);
-	if (r == -EBUSY)
-		return 0; /* started meanwhile */
-	if (r < 0)
-		return cove_error_set(err, -r, "cannot lock container %s: %s", c->name,
-				      strerror(-r));
-	mc = json_deep_copy(config);
-	proc = json_object_get(mc, "process");
-	if (!mc || !proc) {
-		json_decref(mc);
-		container_unlock(c);
-		return cove_error_set(err, ENOMEM, "out of memory");
-	}
-	json_object_set_new(proc, "args", json_pack("[s]", "cove-pause"));
-	json_object_set_new(proc, "terminal", json_false());
-	json_object_set_new(proc, "open_stdin", json_false());
-	json_object_set_new(mc, "tool", json_integer(PROTO_TOOL_PAUSE));
-	json_object_set_new(mc, "maintenance", json_true());
-	json_object_set_new(mc, "readonly", json_false());
-	json_object_set_new(mc, "init", json_false());
-	json_object_set_new(mc, "tmpfs", json_array());
-	c->rm = false;
-	r = supervisor_spawn(p, c, mc, 0, &fd, NULL, err);
-	c->rm = rm;
-	container_unlock(c);
-	json_decref(mc);
-	if (r < 0)
-		return r;
-	r = session_run(fd, NULL, &so, &res, err);
-	if (r < 0 || !res.started) {
-		close(fd);
-		container_wait_stopped(c);
-		return r < 0 ? r
-			     : cove_error_set(err, EIO, "cannot boot container %s for the copy",
-					      c->name);
-	}
-	*ret_fd = fd;
-	return 0;
-}
-
-/* The end of ensure_running()'s boot: SIGKILL the waiting process; the guest powers off. */
-static void end_maintenance(const struct container *c, int fd)
-{
-	struct cove_error err = { 0 };
-	struct buf f = BUF_INIT(64);
-	int sfd;
-
-	if (fd < 0)
-		return;
-	if (proto_put_stop(&f, &(struct proto_stop){ SIGKILL, 0 }) == 0 &&
-	    (sfd = supervisor_connect(c, &err)) >= 0) {
-		(void)write_full(sfd, f.data, f.len);
-		container_wait_stopped(c);
-		close(sfd);
-	}
-	buf_done(&f);
-	close(fd);
-}
-
 int cmd_cp(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -332,7 +230,7 @@ int cmd_cp(int argc, char **argv)
 	struct session_opts so = { .no_signals = true };
 	struct buf errs = BUF_INIT(1 << 16);
 	struct proto_start m;
-	struct cli_paths p;
+	struct cove_paths p;
 	struct container c;
 	json_t *config = NULL;
 	char *src_ctr = NULL, *src_path, *dst_ctr = NULL, *dst_path, cpath[4096], *targv[2];
@@ -384,7 +282,7 @@ int cmd_cp(int argc, char **argv)
 		json_decref(config);
 		return 1;
 	}
-	if (ensure_running(&p, &c, config, &maint_fd, &err) < 0) {
+	if (container_boot_for_copy(&p, &c, config, cli_notice, &maint_fd, &err) < 0) {
 		cli_error("%s", err.msg);
 		spec_start_done(&m);
 		json_decref(config);
@@ -441,7 +339,7 @@ int cmd_cp(int argc, char **argv)
 		so.in_fd = 0;
 		so.out_fd = 1;
 	}
-	r = run_exec(&c, &m, &so, &res, &err);
+	r = container_exec(&c, &m, &so, &res, &err);
 	if (pfd[1] >= 0)
 		closep(&pfd[1]); /* EOF for the local reader */
 	if (pid > 0) {
@@ -468,7 +366,7 @@ int cmd_cp(int argc, char **argv)
 		goto done; /* the local end said why */
 	code = 0;
 done:
-	end_maintenance(&c, maint_fd);
+	container_end_boot_for_copy(&c, maint_fd);
 	closep(&pfd[0]);
 	closep(&pfd[1]);
 	m.argv = NULL;

@@ -2,7 +2,7 @@
 /* cove image pull|ls|inspect|tag|rm|prune, and `cove pull`. */
 #define _GNU_SOURCE
 #include "cli.h"
-#include "images.h"
+#include "engine/images.h"
 
 #include "image/digest.h"
 #include "image/json.h"
@@ -148,114 +148,15 @@ static void on_progress(enum pull_event ev, const char *digest, uint64_t size, v
 	pthread_mutex_unlock(&p->lock);
 }
 
-void images_registry_opts(struct registry_opts *o)
+int cli_pull(struct store *s, const char *ref, const char *platform, bool quiet,
+	     struct store_image *ret, struct cove_error *err)
 {
-	/* a directory of HOST/ca.crt trees searched instead of /etc/containers/certs.d */
-	static const char *dirs[2];
-	/* registries the user allows plain HTTP for: COVE_INSECURE_REGISTRIES=host[:port],... */
-	static char list[1024];
-	static const char *insecure[33];
-	const char *t = getenv("COVE_REGISTRY_TIMEOUT"), *ins = getenv("COVE_INSECURE_REGISTRIES");
-	uint64_t secs;
-	size_t n = 0;
-
-	dirs[0] = getenv("COVE_CERTS_DIR");
-	if (dirs[0] && *dirs[0])
-		o->certs_dirs = dirs;
-	if (ins && *ins && str_copy(list, sizeof(list), ins) == 0) {
-		for (char *p = list, *comma; p && *p && n + 1 < ARRAY_SIZE(insecure); p = comma) {
-			comma = strchr(p, ',');
-			if (comma)
-				*comma++ = '\0';
-			if (*p)
-				insecure[n++] = p;
-		}
-		insecure[n] = NULL;
-		o->insecure_hosts = insecure;
-	}
-	/* seconds without a byte before a request is given up (default 30) */
-	if (t && parse_u64(t, 3600, &secs) == 0 && secs > 0)
-		o->timeout_s = (unsigned)secs;
-}
-
-uint64_t images_snapshot_size(void)
-{
-	const char *s = getenv("COVE_IMAGE_SIZE");
-	uint64_t v;
-
-	if (s && parse_size(s, &v) == 0 && v >= (64ULL << 20))
-		return v;
-	return 0; /* the default: 4 GiB, or more for big images */
-}
-
-int images_open(const struct cli_paths *p, struct store **ret, struct cove_error *err)
-{
-	char root[PATH_MAX + 16];
-	int r;
-
-	if (str_printf(root, sizeof(root), "%s/images", p->state) < 0)
-		return cove_error_set(err, ENAMETOOLONG, "state path too long");
-	r = mkdir_p(root, 0700);
-	if (r < 0)
-		return cove_error_set(err, r, "cannot create '%s': %s", root, strerror(-r));
-	return store_open(root, ret, err);
-}
-
-int images_pull(struct store *s, const char *ref, const char *platform, bool quiet,
-		struct store_image *ret, struct cove_error *err)
-{
-	struct image_platform plat;
 	struct progress_ctx pc = { .quiet = quiet, .tty = isatty(2) && getenv("TERM") &&
 							strcmp(getenv("TERM"), "dumb") != 0,
 				   .lock = PTHREAD_MUTEX_INITIALIZER };
-	struct pull_opts o = { .progress = on_progress, .userdata = &pc,
-			       .min_snapshot_size = images_snapshot_size() };
 
-	images_registry_opts(&o.registry);
-	if (platform) {
-		if (image_platform_parse(platform, &plat, err) < 0)
-			return -EINVAL;
-		o.platform = &plat;
-	}
 	pc.ref = ref;
-	return image_pull(s, ref, &o, ret, err);
-}
-
-int images_find(struct store *s, const char *ref, struct store_image *ret, struct cove_error *err)
-{
-	struct reference r;
-	char name[STORE_REFERENCE_MAX];
-	struct cove_error ignore = { 0 };
-
-	/* by name, normalized as docker does */
-	if (reference_parse(ref, &r, &ignore) == 0 && reference_format(&r, name, sizeof(name)) == 0 &&
-	    store_image_get(s, name, ret, &ignore) == 0)
-		return 0;
-	/* by ID: a prefix (at least 4 hex digits) of the manifest digest */
-	if (strlen(ref) >= 4 && strspn(ref, "0123456789abcdef") == strlen(ref)) {
-		_cleanup_free_ struct store_image *all = NULL;
-		size_t n = 0, found = SIZE_MAX;
-
-		if (store_image_list(s, &all, &n, err) < 0)
-			return -EIO;
-		for (size_t i = 0; i < n; i++) {
-			const char *hex = strchr(all[i].manifest_digest, ':');
-			if (!hex || strncmp(hex + 1, ref, strlen(ref)) != 0)
-				continue;
-			if (found != SIZE_MAX &&
-			    strcmp(all[found].manifest_digest, all[i].manifest_digest) != 0)
-				return cove_error_set(err, EINVAL,
-						      "image ID '%s' is ambiguous; give more digits",
-						      ref);
-			found = i;
-		}
-		if (found != SIZE_MAX) {
-			*ret = all[found];
-			return 0;
-		}
-	}
-	return cove_error_set(err, ENOENT, "no image '%s' here; pull it with 'cove pull %s'", ref,
-			      ref);
+	return images_pull(s, ref, platform, on_progress, &pc, ret, err);
 }
 
 static int cmd_pull_args(int argc, char **argv)
@@ -267,7 +168,7 @@ static int cmd_pull_args(int argc, char **argv)
 		{ 0 },
 	};
 	struct cove_error err = { 0 };
-	struct cli_paths paths;
+	struct cove_paths paths;
 	struct store *s = NULL;
 	struct store_image img;
 	const char *platform = NULL;
@@ -301,7 +202,7 @@ static int cmd_pull_args(int argc, char **argv)
 		cli_error("%s", err.msg);
 		return EXIT_COVE;
 	}
-	r = images_pull(s, argv[optind], platform, quiet, &img, &err);
+	r = cli_pull(s, argv[optind], platform, quiet, &img, &err);
 	store_free(s);
 	if (r < 0) {
 		cli_error("%s", err.msg);
@@ -346,7 +247,7 @@ static void split_ref(const char *ref, char *repo, size_t rsize, char *tag, size
 static int cmd_ls(int argc, char **argv)
 {
 	struct cove_error err = { 0 };
-	struct cli_paths paths;
+	struct cove_paths paths;
 	struct store *s = NULL;
 	_cleanup_free_ struct store_image *all = NULL;
 	bool quiet = false, json = false;
@@ -420,7 +321,7 @@ static int cmd_ls(int argc, char **argv)
 static int cmd_inspect(int argc, char **argv)
 {
 	struct cove_error err = { 0 };
-	struct cli_paths paths;
+	struct cove_paths paths;
 	struct store *s = NULL;
 	json_t *arr;
 	int rc = 0;
@@ -503,7 +404,7 @@ static int cmd_inspect(int argc, char **argv)
 static int cmd_tag(int argc, char **argv)
 {
 	struct cove_error err = { 0 };
-	struct cli_paths paths;
+	struct cove_paths paths;
 	struct store *s = NULL;
 	struct store_image img;
 	struct reference r;
@@ -528,7 +429,7 @@ static int cmd_tag(int argc, char **argv)
 static int cmd_rm(int argc, char **argv)
 {
 	struct cove_error err = { 0 };
-	struct cli_paths paths;
+	struct cove_paths paths;
 	struct store *s = NULL;
 	bool force = false;
 	int rc = 0, first = 1;
@@ -578,7 +479,7 @@ static int cmd_rm(int argc, char **argv)
 static int cmd_prune(int argc, char **argv)
 {
 	struct cove_error err = { 0 };
-	struct cli_paths paths;
+	struct cove_paths paths;
 	struct store *s = NULL;
 	uint64_t freed = 0;
 
@@ -623,39 +524,6 @@ int cmd_image(int argc, char **argv)
 	return EXIT_COVE;
 }
 
-bool images_used_by(const struct cli_paths *p, struct store *s, const struct store_image *img,
-		    char *ret_name, size_t size)
-{
-	char dir[PATH_MAX];
-	_cleanup_(closedirp) DIR *d = NULL;
-	struct dirent *de;
-
-	if (!img->snapshot[0] || str_printf(dir, sizeof(dir), "%s/containers", p->state) < 0)
-		return false;
-	d = opendir(dir);
-	while (d && (de = readdir(d))) {
-		char path[PATH_MAX + 128];
-		_cleanup_free_ char *used = NULL, *name = NULL;
-
-		if (de->d_name[0] == '.' ||
-		    str_printf(path, sizeof(path), "%s/%s/image", dir, de->d_name) < 0 ||
-		    read_file(path, 256, &used, NULL) < 0)
-			continue;
-		used[strcspn(used, "\n")] = '\0';
-		if (strcmp(used, img->snapshot) != 0)
-			continue;
-		str_printf(path, sizeof(path), "%s/%s/name", dir, de->d_name);
-		if (read_file(path, 128, &name, NULL) == 0) {
-			name[strcspn(name, "\n")] = '\0';
-			str_copy(ret_name, size, name);
-		} else {
-			str_printf(ret_name, size, "%.12s", de->d_name);
-		}
-		return true;
-	}
-	return false;
-}
-
 static void on_push(enum push_event ev, const char *digest, uint64_t size, void *userdata)
 {
 	const bool *quiet = userdata;
@@ -682,7 +550,7 @@ static void on_push(enum push_event ev, const char *digest, uint64_t size, void 
 int cmd_push(int argc, char **argv)
 {
 	struct cove_error err = { 0 };
-	struct cli_paths paths;
+	struct cove_paths paths;
 	struct store *s = NULL;
 	struct store_image img;
 	bool quiet = false;

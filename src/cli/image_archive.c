@@ -2,7 +2,7 @@
 /* cove image save|load (and the `cove save` / `cove load` shortcuts). */
 #define _GNU_SOURCE
 #include "cli.h"
-#include "images.h"
+#include "engine/images.h"
 
 #include "image/archives.h"
 #include "image/reference.h"
@@ -96,7 +96,7 @@ int cmd_image_save(int argc, char **argv)
 	};
 	struct cove_error err = { 0 };
 	enum image_archive_format fmt = IMAGE_ARCHIVE_OCI;
-	struct cli_paths paths;
+	struct cove_paths paths;
 	struct store *s = NULL;
 	const char *output = NULL;
 	_cleanup_free_ const char **refs = NULL;
@@ -212,7 +212,7 @@ int cmd_image_load(int argc, char **argv)
 	struct image_load_result res = { 0 };
 	struct image_load_opts o = { .min_snapshot_size = images_snapshot_size() };
 	struct image_platform plat;
-	struct cli_paths paths;
+	struct cove_paths paths;
 	struct store *s = NULL;
 	const char *input = NULL;
 	bool quiet = false;

@@ -2,8 +2,8 @@
 /* cove start, stop, kill, restart, rm, wait, attach, prune: a container's life after create. */
 #define _GNU_SOURCE
 #include "cli.h"
-#include "container.h"
-#include "supervisor.h"
+#include "engine/container.h"
+#include "engine/supervisor.h"
 
 #include "vm/accel.h"
 
@@ -54,7 +54,7 @@ static int parse_common(int argc, char **argv, const struct verb *v, const char 
 	return 0;
 }
 
-static int find(const struct cli_paths *p, const char *ref, struct container *c)
+static int find(const struct cove_paths *p, const char *ref, struct container *c)
 {
 	struct cove_error err = { 0 };
 
@@ -89,8 +89,8 @@ static int send_request(const struct container *c, const struct buf *frame, stru
 
 /* Run fn on each container argv names, printing the name of each that succeeds; 1 if any
  * failed (and said why). */
-static int each_named(const struct cli_paths *p, int argc, char **argv,
-		      int (*fn)(const struct cli_paths *p, struct container *c, const void *ud),
+static int each_named(const struct cove_paths *p, int argc, char **argv,
+		      int (*fn)(const struct cove_paths *p, struct container *c, const void *ud),
 		      const void *ud)
 {
 	int failed = 0;
@@ -126,7 +126,7 @@ static int start_opt(int c, const char *arg, void *ud)
 	return 0;
 }
 
-static int start_one(const struct cli_paths *p, const char *ref, const struct start_opts *o,
+static int start_one(const struct cove_paths *p, const char *ref, const struct start_opts *o,
 		     int *ret_code)
 {
 	struct cove_error err = { 0 };
@@ -167,7 +167,7 @@ static int start_one(const struct cli_paths *p, const char *ref, const struct st
 		return -ENOTTY;
 	}
 	r = container_start_attached(p, &c, config, o->attach, o->interactive && open_stdin, tty,
-				     &err);
+				     cli_notice, &err);
 	json_decref(config);
 	container_unlock(&c);
 	if (r < 0) {
@@ -200,7 +200,7 @@ int cmd_start(int argc, char **argv)
 		{ 0 },
 	};
 	struct start_opts o = { 0 };
-	struct cli_paths p;
+	struct cove_paths p;
 	int r, failed = 0, code = 0;
 
 	r = parse_common(argc, argv, &v, "+:ai", longopts, start_opt, &o, true);
@@ -252,7 +252,7 @@ static int stop_opt(int c, const char *arg, void *ud)
 		}
 		o->timeout = (int)v;
 	} else if (c == 's') {
-		if (cli_parse_signal(arg, &o->signal) < 0) {
+		if (signal_parse(arg, &o->signal) < 0) {
 			cli_error("invalid --signal '%s': expected a signal name or number", arg);
 			return -EINVAL;
 		}
@@ -260,7 +260,7 @@ static int stop_opt(int c, const char *arg, void *ud)
 	return 0;
 }
 
-static int stop_one(const struct cli_paths *p, struct container *c, const void *ud)
+static int stop_one(const struct cove_paths *p, struct container *c, const void *ud)
 {
 	const struct stop_opts *o = ud;
 	struct cove_error err = { 0 };
@@ -305,7 +305,7 @@ static int stop_one(const struct cli_paths *p, struct container *c, const void *
 
 /* stop and restart: the same options, then fn on each container named. */
 static int stop_like(int argc, char **argv, const struct verb *v,
-		     int (*fn)(const struct cli_paths *p, struct container *c, const void *ud))
+		     int (*fn)(const struct cove_paths *p, struct container *c, const void *ud))
 {
 	static const struct option longopts[] = {
 		{ "time", required_argument, NULL, 't' },
@@ -315,7 +315,7 @@ static int stop_like(int argc, char **argv, const struct verb *v,
 		{ 0 },
 	};
 	struct stop_opts o = { .timeout = -1 };
-	struct cli_paths p;
+	struct cove_paths p;
 	int r;
 
 	r = parse_common(argc, argv, v, "+:t:s:", longopts, stop_opt, &o, true);
@@ -342,7 +342,7 @@ int cmd_stop(int argc, char **argv)
 	return stop_like(argc, argv, &v, stop_one);
 }
 
-static int restart_one(const struct cli_paths *p, struct container *c, const void *ud)
+static int restart_one(const struct cove_paths *p, struct container *c, const void *ud)
 {
 	struct start_opts so = { 0 };
 	int code;
@@ -367,7 +367,7 @@ int cmd_restart(int argc, char **argv)
 
 /* ---- kill ---- */
 
-static int kill_one(const struct cli_paths *p, struct container *c, const void *ud)
+static int kill_one(const struct cove_paths *p, struct container *c, const void *ud)
 {
 	const struct stop_opts *o = ud;
 	struct cove_error err = { 0 };
@@ -400,7 +400,7 @@ int cmd_kill(int argc, char **argv)
 		{ 0 },
 	};
 	struct stop_opts o = { .timeout = -1, .signal = SIGKILL };
-	struct cli_paths p;
+	struct cove_paths p;
 	int r;
 
 	r = parse_common(argc, argv, &v, "+:s:", longopts, stop_opt, &o, true);
@@ -429,7 +429,7 @@ static int rm_opt(int c, const char *arg, void *ud)
 }
 
 /* Remove c; a running one only with force (it is killed first). */
-static int rm_one(const struct cli_paths *p, struct container *c, const void *ud)
+static int rm_one(const struct cove_paths *p, struct container *c, const void *ud)
 {
 	bool force = ((const struct rm_opts *)ud)->force;
 	struct container_status st;
@@ -462,7 +462,7 @@ static int rm_one(const struct cli_paths *p, struct container *c, const void *ud
 
 /* rm --all and prune: every container; running ones only with force (killed first). Prints
  * the ID of each removed; 1 if any could not be. */
-static int remove_all(const struct cli_paths *p, bool force)
+static int remove_all(const struct cove_paths *p, bool force)
 {
 	const struct rm_opts o = { .force = true };
 	struct cove_error err = { 0 };
@@ -509,7 +509,7 @@ int cmd_ctr_rm(int argc, char **argv)
 		{ 0 },
 	};
 	struct rm_opts o = { 0 };
-	struct cli_paths p;
+	struct cove_paths p;
 	int r, failed = 0;
 
 	r = parse_common(argc, argv, &v, "+fva", longopts, rm_opt, &o, false);
@@ -541,7 +541,7 @@ int cmd_ctr_prune(int argc, char **argv)
 		{ 0 },
 	};
 	struct rm_opts o = { 0 };
-	struct cli_paths p;
+	struct cove_paths p;
 	int r;
 
 	r = parse_common(argc, argv, &v, "+f", longopts, rm_opt, &o, false);
@@ -568,7 +568,7 @@ int cmd_wait(int argc, char **argv)
 		{ "help", no_argument, NULL, 'H' },
 		{ 0 },
 	};
-	struct cli_paths p;
+	struct cove_paths p;
 	int r, failed = 0;
 
 	r = parse_common(argc, argv, &v, "+", longopts, rm_opt, NULL, true);
@@ -642,7 +642,7 @@ int cmd_attach(int argc, char **argv)
 	struct session_result res = { .exit_code = EXIT_COVE };
 	struct session_opts so = { 0 };
 	struct buf f = BUF_INIT(64);
-	struct cli_paths p;
+	struct cove_paths p;
 	struct container c;
 	json_t *config = NULL, *proc;
 	int r, fd;

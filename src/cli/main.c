@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* cove: Linux containers, each in its own lightweight virtual machine. */
 #include "cli.h"
-#include "images.h"
+#include "engine/images.h"
 
 #include "config.h"
 
@@ -51,6 +51,22 @@ void cli_error(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+}
+
+void cli_notice(const char *line)
+{
+	cli_error("%s", line);
+}
+
+int paths_init_or_report(struct cove_paths *p)
+{
+	struct cove_error err = { 0 };
+
+	if (paths_init(p, &err) < 0) {
+		cli_error("%s", err.msg);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 static void usage(FILE *f)

@@ -2,12 +2,12 @@
 /* cove ls (ps), inspect, logs, stats: what containers there are and what they are doing. */
 #define _GNU_SOURCE
 #include "cli.h"
-#include "container.h"
-#include "log.h"
-#include "images.h"
+#include "engine/container.h"
+#include "engine/log.h"
+#include "engine/images.h"
 
 #include "image/store.h"
-#include "supervisor.h"
+#include "engine/supervisor.h"
 
 #include "proto/caps.h"
 #include "util/buf.h"
@@ -209,7 +209,7 @@ int cmd_ps(int argc, char **argv)
 	struct filter filters[16];
 	size_t nf = 0;
 	struct cove_error err = { 0 };
-	struct cli_paths p;
+	struct cove_paths p;
 	char **ids = NULL;
 	size_t n = 0;
 	int c;
@@ -367,7 +367,7 @@ static json_t *inspect_one(const struct container *c, json_t *config,
 		json_array_append(rest, json_array_get(args, i));
 	caps_format((uint64_t)json_integer_value(json_object_get(config, "caps")), caps,
 		    sizeof(caps));
-	cli_signal_name((int)json_integer_value(json_object_get(config, "stop_signal")), sig,
+	signal_name((int)json_integer_value(json_object_get(config, "stop_signal")), sig,
 			sizeof(sig));
 	o = json_pack(
 		"{s:s, s:s, s:O, s:O, s:o,"
@@ -405,7 +405,7 @@ static json_t *inspect_one(const struct container *c, json_t *config,
 int cmd_ctr_inspect(int argc, char **argv)
 {
 	struct cove_error err = { 0 };
-	struct cli_paths p;
+	struct cove_paths p;
 	json_t *out;
 	int failed = 0;
 	char *s;
@@ -547,7 +547,7 @@ int cmd_logs(int argc, char **argv)
 	};
 	struct logs_opts o = { .tail = -1 };
 	struct cove_error err = { 0 };
-	struct cli_paths p;
+	struct cove_paths p;
 	struct container c;
 	struct log_record rec;
 	uint8_t *buf = NULL;
@@ -807,7 +807,7 @@ int cmd_stats(int argc, char **argv)
 	};
 	bool no_stream = false, json = false, tty = isatty(1);
 	struct cove_error err = { 0 };
-	struct cli_paths p;
+	struct cove_paths p;
 	struct container *cs = NULL;
 	struct sample *prev = NULL, *cur = NULL;
 	size_t n = 0;

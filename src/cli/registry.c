@@ -2,7 +2,7 @@
 /* cove registry login|logout: credentials in ~/.docker/config.json, as docker keeps them. */
 #define _GNU_SOURCE
 #include "cli.h"
-#include "images.h"
+#include "engine/images.h"
 
 #include "image/reference.h"
 #include "image/registry.h"

@@ -5,9 +5,9 @@
  */
 #define _GNU_SOURCE
 #include "cli.h"
-#include "container.h"
-#include "images.h"
-#include "supervisor.h"
+#include "engine/container.h"
+#include "engine/images.h"
+#include "engine/supervisor.h"
 
 #include "proto/caps.h"
 
@@ -108,40 +108,15 @@ struct run_opts {
 	uint64_t memory;
 };
 
-int env_list_add(char ***env, size_t *n, const char *kv)
-{
-	const char *eq = strchr(kv, '=');
-	char **nv;
-	char *s;
-
-	if (kv[0] == '=' || kv[0] == '\0') {
-		cli_error("invalid environment variable '%s': expected KEY=VALUE", kv);
-		return -EINVAL;
-	}
-	if (!eq) {
-		const char *v = getenv(kv);
-
-		if (!v)
-			return 0; /* docker: -e K with K unset here sets nothing */
-		if (asprintf(&s, "%s=%s", kv, v) < 0)
-			return -ENOMEM;
-	} else if (!(s = strdup(kv))) {
-		return -ENOMEM;
-	}
-	nv = realloc(*env, (*n + 2) * sizeof(char *));
-	if (!nv) {
-		free(s);
-		return -ENOMEM;
-	}
-	*env = nv;
-	nv[(*n)++] = s;
-	nv[*n] = NULL;
-	return 0;
-}
-
 static int add_env(struct run_opts *o, const char *kv)
 {
-	return env_list_add(&o->env, &o->envc, kv);
+	struct cove_error err = { 0 };
+
+	if (env_list_add(&o->env, &o->envc, kv, &err) < 0) {
+		cli_error("%s", err.msg);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 /* docker's --user: name|uid[:group|gid]; names are resolved in the image by the guest. */
@@ -169,30 +144,6 @@ static bool valid_hostname(const char *h)
 		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
 			return false;
 	return h[0] != '-';
-}
-
-char **merge_env(char **base, size_t nbase, char **add, size_t nadd, uint32_t *ret_n)
-{
-	char **out = calloc(nbase + nadd + 1, sizeof(char *));
-	size_t n = 0;
-
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < nbase + nadd; i++) {
-		char *kv = i < nbase ? base[i] : add[i - nbase];
-		size_t klen = strcspn(kv, "=");
-		size_t j;
-
-		for (j = 0; j < n; j++)
-			if (strncmp(out[j], kv, klen) == 0 && out[j][klen] == '=')
-				break;
-		out[j] = kv;
-		if (j == n)
-			n++;
-	}
-	out[n] = NULL;
-	*ret_n = (uint32_t)n;
-	return out;
 }
 
 
@@ -512,7 +463,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o, int *ret_optind
 			o->init = true;
 			break;
 		case OPT_STOP_SIGNAL:
-			if (cli_parse_signal(optarg, &o->stop_signal) < 0) {
+			if (signal_parse(optarg, &o->stop_signal) < 0) {
 				cli_error("invalid --stop-signal '%s': expected a signal name or number "
 					  "(e.g. SIGTERM, 15)",
 					  optarg);
@@ -570,7 +521,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o, int *ret_optind
  * Find IMAGE: in the store (by name or ID), else the offline busybox (loaded into the store),
  * else pull it. Fills the snapshot's path and name and the image's config.
  */
-static int resolve_image(const struct cli_paths *paths, const char *ref, const char *platform,
+static int resolve_image(const struct cove_paths *paths, const char *ref, const char *platform,
 			 char *image, size_t size, char *snapshot, size_t ssize,
 			 struct image_config **ret_config, struct cove_error *err)
 {
@@ -595,7 +546,7 @@ static int resolve_image(const struct cli_paths *paths, const char *ref, const c
 		if (r == 0)
 			r = images_find(s, ref, &img, err);
 	} else if (r == -ENOENT) {
-		r = images_pull(s, ref, platform, false, &img, err);
+		r = cli_pull(s, ref, platform, false, &img, err);
 	} else if (r < 0) {
 		*err = nf;
 	}
@@ -678,48 +629,12 @@ static int open_cidfile(const char *path, struct cove_error *err)
 }
 
 
-int container_start_attached(const struct cli_paths *paths, struct container *c, json_t *config,
-			     bool attach, bool interactive, bool tty, struct cove_error *err)
-{
-	struct session_opts so = { .tty = tty, .interactive = interactive, .until_started = !attach };
-	struct session_result res = { .exit_code = EXIT_COVE };
-	_cleanup_close_ int fd = -1;
-	int r;
-
-	r = supervisor_spawn(paths, c, config, interactive ? PROTO_ATTACH_STDIN : 0, &fd, NULL, err);
-	container_unlock(c); /* the supervisor holds it now */
-	c->created = false;  /* and removes it if it is --rm */
-	if (r < 0)
-		return -EXIT_COVE;
-	if (attach && tty && interactive && terminal_make_raw(0) < 0) {
-		cove_error_set(err, errno, "cannot put the terminal in raw mode: %s",
-			       strerror(errno));
-		return -EXIT_COVE;
-	}
-	r = session_run(fd, NULL, &so, &res, err);
-	terminal_restore();
-	if (!attach)
-		return r < 0 || !res.started ? -res.exit_code : 0;
-	if (res.detached)
-		return 0; /* it runs on; `cove attach` comes back to it */
-	/* the state is final once the supervisor lets go of the lock */
-	closep(&fd);
-	container_wait_stopped(c);
-	if (r < 0 && res.exit_code == EXIT_COVE && !res.started) {
-		struct container_status st;
-		if (container_get_status(c, &st) == 0 && st.status == CONTAINER_EXITED &&
-		    st.error[0] && strcmp(err->msg, st.error) != 0)
-			cove_error_set(err, EIO, "%s", st.error);
-	}
-	return r < 0 ? -res.exit_code : res.exit_code;
-}
-
 static int run_or_create(int argc, char **argv, bool create)
 {
 	struct run_opts o = { .create = create, .cpus = 1, .memory = DEFAULT_MEMORY,
 			      .stop_timeout = -1 };
 	struct cove_error err = { 0 };
-	struct cli_paths paths;
+	struct cove_paths paths;
 	struct container ct = { .lock_fd = -1 };
 	char image[PATH_MAX + 64], hostname[65], snapshot[128] = "", created[40];
 	_cleanup_free_ char **env = NULL, **base_env = NULL, **run_argv = NULL;
@@ -817,7 +732,7 @@ static int run_or_create(int argc, char **argv, bool create)
 	if (!o.user && cfg && cfg->user && cfg->user[0])
 		o.user = cfg->user;
 	stop_signal = o.stop_signal;
-	if (!stop_signal && cfg && cfg->stop_signal && cli_parse_signal(cfg->stop_signal, &stop_signal) < 0)
+	if (!stop_signal && cfg && cfg->stop_signal && signal_parse(cfg->stop_signal, &stop_signal) < 0)
 		stop_signal = 0;
 	if (!stop_signal)
 		stop_signal = 15;
@@ -884,7 +799,7 @@ static int run_or_create(int argc, char **argv, bool create)
 	}
 
 	exit_code = container_start_attached(&paths, &ct, config, !o.detach, o.interactive, o.tty,
-					     &err);
+					     cli_notice, &err);
 	if (exit_code < 0) {
 		if (err.msg[0])
 			cli_error("%s", err.msg);
@@ -909,9 +824,7 @@ cleanup:
 	json_decref(config);
 	image_config_free(cfg);
 out_opts:
-	for (size_t i = 0; i < o.envc; i++)
-		free(o.env[i]);
-	free(o.env);
+	env_list_free(o.env, o.envc);
 	json_decref(o.labels);
 	json_decref(o.tmpfs);
 	json_decref(o.ulimits);

@@ -48,7 +48,7 @@ static void qemu_version(const char *qemu, char *buf, size_t size)
 }
 
 /* The accelerator, and the KVM line that says why: asks for a probe boot where none is known. */
-static void accel_lines(const struct cli_paths *p, const char *qemu, bool reprobe)
+static void accel_lines(const struct cove_paths *p, const char *qemu, bool reprobe)
 {
 	struct vm_accel_ctx x = { .qemu = qemu, .kernel = p->kernel, .initrd = p->initrd,
 				  .cache_dir = p->cache };
@@ -85,7 +85,7 @@ static void accel_lines(const struct cli_paths *p, const char *qemu, bool reprob
 static int info(bool reprobe)
 {
 	struct cove_error err = { 0 };
-	struct cli_paths p;
+	struct cove_paths p;
 	char qemu[4096], qv[256], release[4096];
 	_cleanup_free_ char *rel = NULL;
 	bool have_qemu;

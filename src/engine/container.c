@@ -30,7 +30,7 @@ bool container_valid_name(const char *name)
 	return true;
 }
 
-int container_offline_image(const struct cli_paths *p, const char *ref, char *buf, size_t size)
+int container_offline_image(const struct cove_paths *p, const char *ref, char *buf, size_t size)
 {
 	static const char *const busybox[] = {
 		"busybox", "busybox:latest", "library/busybox", "library/busybox:latest",
@@ -72,7 +72,7 @@ static bool is_id(const char *s)
 }
 
 /* Fill c's paths for the container with this ID. */
-static int fill(const struct cli_paths *p, const char *id, struct container *c,
+static int fill(const struct cove_paths *p, const char *id, struct container *c,
 		struct cove_error *err)
 {
 	char path[PATH_MAX + 64];
@@ -115,7 +115,7 @@ static int fill(const struct cli_paths *p, const char *id, struct container *c,
 	return 0;
 }
 
-int container_find(const struct cli_paths *p, const char *ref, struct container *c,
+int container_find(const struct cove_paths *p, const char *ref, struct container *c,
 		   struct cove_error *err)
 {
 	char path[PATH_MAX + 80], target[80], found[65] = "";
@@ -177,7 +177,7 @@ static int by_time(const void *a, const void *b)
 	return x->t < y->t ? -1 : x->t > y->t ? 1 : strcmp(x->id, y->id);
 }
 
-int container_list(const struct cli_paths *p, char ***ret_ids, size_t *ret_n,
+int container_list(const struct cove_paths *p, char ***ret_ids, size_t *ret_n,
 		   struct cove_error *err)
 {
 	char path[PATH_MAX + 16];
@@ -216,7 +216,8 @@ int container_list(const struct cli_paths *p, char ***ret_ids, size_t *ret_n,
 		v[n].t = (double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec / 1e9;
 		n++;
 	}
-	qsort(v, n, sizeof(*v), by_time);
+	if (n)
+		qsort(v, n, sizeof(*v), by_time);
 	ids = calloc(n + 1, sizeof(char *));
 	if (!ids)
 		goto oom;
@@ -439,7 +440,7 @@ void container_remove(struct container *c)
 	c->created = false;
 }
 
-void container_gc(const struct cli_paths *p)
+void container_gc(const struct cove_paths *p)
 {
 	char **ids = NULL;
 	size_t n = 0;
@@ -474,7 +475,7 @@ static int write_small(const char *dir, const char *file, const char *content)
 	return write_full(fd, content, strlen(content));
 }
 
-int container_create(const struct cli_paths *p, const char *name, bool rm, struct container *c,
+int container_create(const struct cove_paths *p, const char *name, bool rm, struct container *c,
 		     struct cove_error *err)
 {
 	uint8_t rnd[32];

@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The image store as the CLI uses it (src/cli/image.c). */
+/* The image store as the engine uses it (src/engine/images.c). */
 #pragma once
 
-#include "cli.h"
+#include "engine.h"
 
+#include "image/pull.h"
 #include "image/registry.h"
 #include "image/store.h"
+
+typedef void (*pull_progress_fn)(enum pull_event ev, const char *digest, uint64_t size,
+				 void *userdata);
 
 /* Registry options from the environment: COVE_CERTS_DIR replaces /etc/containers/certs.d,
  * COVE_REGISTRY_TIMEOUT (seconds without a byte) replaces 30, COVE_INSECURE_REGISTRIES
@@ -15,20 +19,12 @@ void images_registry_opts(struct registry_opts *o);
  * default of 4 GiB, or more for big images. */
 uint64_t images_snapshot_size(void);
 /* Open (creating) STATE/images. */
-int images_open(const struct cli_paths *p, struct store **ret, struct cove_error *err);
-/* Pull ref, showing progress on stderr unless quiet; platform may be NULL. */
-int images_pull(struct store *s, const char *ref, const char *platform, bool quiet,
-		struct store_image *ret, struct cove_error *err);
+int images_open(const struct cove_paths *p, struct store **ret, struct cove_error *err);
+/* Pull ref (platform may be NULL), telling progress (may be NULL) how it goes. */
+int images_pull(struct store *s, const char *ref, const char *platform, pull_progress_fn progress,
+		void *userdata, struct store_image *ret, struct cove_error *err);
 /* A stored image by name (normalized as docker does) or by a prefix of its ID; -ENOENT. */
 int images_find(struct store *s, const char *ref, struct store_image *ret, struct cove_error *err);
 /* Whether a container's disk sits on the image's snapshot; its name goes to ret_name. */
-bool images_used_by(const struct cli_paths *p, struct store *s, const struct store_image *img,
+bool images_used_by(const struct cove_paths *p, struct store *s, const struct store_image *img,
 		    char *ret_name, size_t size);
-
-int cmd_image(int argc, char **argv);
-int cmd_pull(int argc, char **argv);
-int cmd_push(int argc, char **argv);
-int cmd_images(int argc, char **argv);
-int cmd_image_save(int argc, char **argv);
-int cmd_image_load(int argc, char **argv);
-int cmd_registry(int argc, char **argv);

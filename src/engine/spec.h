@@ -3,7 +3,7 @@
 
 #include <jansson.h>
 
-#include "cli.h"
+#include "engine.h"
 
 /* Fill m from a container's config.json: strings point into config, the arrays are allocated
  * (free them with spec_start_done). */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "cli.h"
+#include "engine.h"
 
 #include <stdlib.h>
 #include <sys/ioctl.h>

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Signal names as docker takes them: "SIGTERM", "TERM", "term", "15", "SIGRTMIN+3". */
 #define _GNU_SOURCE
-#include "cli.h"
+#include "engine.h"
 
 #include <signal.h>
 #include <string.h>
@@ -22,7 +22,7 @@ static const struct {
 	{ "SYS", SIGSYS },
 };
 
-int cli_parse_signal(const char *s, int *ret)
+int signal_parse(const char *s, int *ret)
 {
 	uint64_t v;
 
@@ -54,7 +54,7 @@ int cli_parse_signal(const char *s, int *ret)
 	return -EINVAL;
 }
 
-const char *cli_signal_name(int sig, char *buf, size_t size)
+const char *signal_name(int sig, char *buf, size_t size)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(signals); i++)
 		if (signals[i].sig == sig) {

@@ -52,7 +52,7 @@ struct client {
 };
 
 struct sup {
-	const struct cli_paths *paths;
+	const struct cove_paths *paths;
 	struct container *c;
 	json_t *config;
 	struct vm vm;
@@ -945,7 +945,7 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	_exit(s->exit_code & 0xff);
 }
 
-int supervisor_spawn(const struct cli_paths *paths, struct container *c, json_t *config,
+int supervisor_spawn(const struct cove_paths *paths, struct container *c, json_t *config,
 		     uint32_t attach_flags, int *ret_fd, pid_t *ret_pid, struct cove_error *err)
 {
 	struct sup s = { .paths = paths, .c = c, .config = config, .listen_fd = -1, .sigfd = -1,

@@ -5,7 +5,7 @@
  * outputs; installed, it uses COVE_DATADIR. COVE_KERNEL, COVE_INITRD and COVE_ROOT override.
  */
 #define _GNU_SOURCE
-#include "cli.h"
+#include "engine.h"
 
 #include "config.h"
 
@@ -35,7 +35,7 @@ static bool is_dir(const char *path)
 	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-int paths_init(struct cli_paths *p, struct cove_error *err)
+int paths_init(struct cove_paths *p, struct cove_error *err)
 {
 	char dir[PATH_MAX], probe[PATH_MAX + 32];
 	const char *env;
@@ -80,16 +80,5 @@ int paths_init(struct cli_paths *p, struct cove_error *err)
 		str_printf(p->run, sizeof(p->run), "%s/cove", env);
 	else
 		str_printf(p->run, sizeof(p->run), "%s/run", p->state);
-	return 0;
-}
-
-int paths_init_or_report(struct cli_paths *p)
-{
-	struct cove_error err = { 0 };
-
-	if (paths_init(p, &err) < 0) {
-		cli_error("%s", err.msg);
-		return -EINVAL;
-	}
 	return 0;
 }

@@ -23,7 +23,7 @@
 
 #include <jansson.h>
 
-#include "cli.h"
+#include "engine.h"
 
 struct container {
 	char id[65];
@@ -56,9 +56,9 @@ struct container_status {
 
 bool container_valid_name(const char *name);
 /* The archive of the offline image ref names (busybox), or -ENOENT. */
-int container_offline_image(const struct cli_paths *p, const char *ref, char *buf, size_t size);
+int container_offline_image(const struct cove_paths *p, const char *ref, char *buf, size_t size);
 /* Make a new container directory (locked by this process). */
-int container_create(const struct cli_paths *p, const char *name, bool rm, struct container *ret,
+int container_create(const struct cove_paths *p, const char *name, bool rm, struct container *ret,
 		     struct cove_error *err);
 /* A copy-on-write qcow2 disk over a read-only base image; snapshot (may be "") names the
  * store snapshot it is, recorded for `cove image rm`. */
@@ -70,10 +70,10 @@ int container_disk_from_dir(struct container *c, const char *dir, struct cove_er
 void container_abandon(struct container *c);
 
 /* Find a container by name, full ID or unique ID prefix (not locked). */
-int container_find(const struct cli_paths *p, const char *ref, struct container *ret,
+int container_find(const struct cove_paths *p, const char *ref, struct container *ret,
 		   struct cove_error *err);
 /* Every container's ID, oldest first; free with strv_free-like loop + free. */
-int container_list(const struct cli_paths *p, char ***ret_ids, size_t *ret_n,
+int container_list(const struct cove_paths *p, char ***ret_ids, size_t *ret_n,
 		   struct cove_error *err);
 void container_list_free(char **ids, size_t n);
 
@@ -94,17 +94,31 @@ void container_unlock(struct container *c);
 /* Remove the container's name, directory and socket (the caller holds the lock). */
 void container_remove(struct container *c);
 /* Remove leftovers of --rm containers whose supervisor died. */
-void container_gc(const struct cli_paths *p);
+void container_gc(const struct cove_paths *p);
 
 /* Wait until nothing holds c's lock (its supervisor has exited). */
 void container_wait_stopped(const struct container *c);
 /*
  * Start c (whose lock this process holds; a supervisor takes it over). With attach, relay its
  * stdio until it exits and return its exit status; without, return 0 once it runs. On failure
- * returns -(exit status) with err set.
+ * returns -(exit status) with err set. notice (may be NULL) gets the supervisor's notices.
  */
-int container_start_attached(const struct cli_paths *paths, struct container *c, json_t *config,
-			     bool attach, bool interactive, bool tty, struct cove_error *err);
+int container_start_attached(const struct cove_paths *paths, struct container *c, json_t *config,
+			     bool attach, bool interactive, bool tty, void (*notice)(const char *line),
+			     struct cove_error *err);
+/* Run m in running c as an exec session (START on a new connection), relaying stdio per so. */
+int container_exec(const struct container *c, const struct proto_start *m,
+		   const struct session_opts *so, struct session_result *res,
+		   struct cove_error *err);
+/*
+ * cp on a stopped container (as docker allows): boot it with a main process that only waits
+ * (cove-init's PAUSE), leaving its state, log and exit status alone, for as long as the copy
+ * takes. *ret_fd is then that boot's connection; -1 when the container was running anyway.
+ * container_end_boot_for_copy() ends it.
+ */
+int container_boot_for_copy(const struct cove_paths *p, struct container *c, json_t *config,
+			    void (*notice)(const char *line), int *ret_fd, struct cove_error *err);
+void container_end_boot_for_copy(const struct container *c, int fd);
 
 /* Now, as RFC 3339 with nanoseconds in UTC. */
 void container_timestamp(char *buf, size_t size);

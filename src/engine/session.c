@@ -5,7 +5,7 @@
  * signals and window size changes, until EXIT (or ERROR) arrives or the supervisor goes away.
  */
 #define _GNU_SOURCE
-#include "cli.h"
+#include "engine.h"
 
 #include <poll.h>
 #include <signal.h>
@@ -87,7 +87,8 @@ static int handle_frame(struct session *s, const struct proto_hdr *h, const uint
 		for (size_t i = 0; i < h->len; i++)
 			line[n++] = p[i] >= ' ' && p[i] != 0x7f ? (char)p[i] : '?';
 		line[n] = '\0';
-		cli_error("%s", line);
+		if (s->o->notice)
+			s->o->notice(line);
 		return 0;
 	}
 	case PROTO_EXIT:
