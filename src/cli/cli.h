@@ -19,6 +19,7 @@ struct store_image;
 int cli_pull(struct store *s, const char *ref, const char *platform, bool quiet,
 	     struct store_image *ret, struct cove_error *err);
 
+/* A command of a group (see cli_dispatch in options.h); summary NULL: an alias, not listed. */
 struct cli_command {
 	const char *name;
 	int (*run)(int argc, char **argv);

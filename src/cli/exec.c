@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "options.h"
 #include "engine/container.h"
 #include "engine/spec.h"
 #include "engine/supervisor.h"
@@ -14,7 +15,6 @@
 #include "util/tar.h"
 
 #include <fcntl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -28,34 +28,61 @@ struct exec_opts {
 };
 
 
-static void usage(FILE *f)
+static const struct cli_option exec_options[] = {
+	{ 'd', 'd', "detach", NULL, "run it in the background" },
+	{ 'i', 'i', "interactive", NULL, "keep stdin open and send it to the command" },
+	{ 't', 't', "tty", NULL, "allocate a terminal" },
+	{ 'e', 'e', "env", "K=V", "set an environment variable (K alone: copy ours)" },
+	{ 'w', 'w', "workdir", "DIR", "working directory (default: the container's)" },
+	{ 'u', 'u', "user", "USER[:GROUP]", "run as this user (default: the container's)" },
+	{ 0 },
+};
+
+static const struct cli_verb exec_verb = {
+	"exec", "[OPTIONS] CONTAINER COMMAND [ARG...]",
+	"Run a command in a running container: its namespaces, its environment.", exec_options,
+	"Exit status: the command's own; 125 if cove failed (or the container is not\n"
+	"running), 126 if the command cannot be executed, 127 if it was not found.",
+	.command_follows = true, .max_operands = -1,
+};
+
+static int exec_opt(int c, const char *value, void *ud)
 {
-	fprintf(f, "Usage: cove exec [OPTIONS] CONTAINER COMMAND [ARG...]\n\n"
-		   "Run a command in a running container: its namespaces, its environment.\n\n"
-		   "Options:\n"
-		   "  -d, --detach             run it in the background\n"
-		   "  -i, --interactive        keep stdin open and send it to the command\n"
-		   "  -t, --tty                allocate a terminal\n"
-		   "  -e, --env K=V            set an environment variable (K alone: copy ours)\n"
-		   "  -w, --workdir DIR        working directory (default: the container's)\n"
-		   "  -u, --user USER[:GROUP]  run as this user (default: the container's)\n"
-		   "      --help               show this help\n\n"
-		   "Exit status: the command's own; 125 if cove failed (or the container is not\n"
-		   "running), 126 if the command cannot be executed, 127 if it was not found.\n");
+	struct exec_opts *o = ud;
+	struct cove_error err = { 0 };
+
+	switch (c) {
+	case 'd':
+		o->detach = true;
+		break;
+	case 'i':
+		o->interactive = true;
+		break;
+	case 't':
+		o->tty = true;
+		break;
+	case 'e':
+		if (env_list_add(&o->env, &o->envc, value, &err) < 0) {
+			cli_error("%s", err.msg);
+			return -EINVAL;
+		}
+		break;
+	case 'w':
+		if (value[0] != '/') {
+			cli_error("invalid working directory '%s': it must be an absolute path", value);
+			return -EINVAL;
+		}
+		o->workdir = value;
+		break;
+	case 'u':
+		o->user = value;
+		break;
+	}
+	return 0;
 }
 
 int cmd_exec(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "detach", no_argument, NULL, 'd' },
-		{ "interactive", no_argument, NULL, 'i' },
-		{ "tty", no_argument, NULL, 't' },
-		{ "env", required_argument, NULL, 'e' },
-		{ "workdir", required_argument, NULL, 'w' },
-		{ "user", required_argument, NULL, 'u' },
-		{ "help", no_argument, NULL, 'H' },
-		{ 0 },
-	};
 	struct exec_opts o = { 0 };
 	struct cove_error err = { 0 };
 	struct session_result res = { .exit_code = EXIT_COVE };
@@ -67,63 +94,23 @@ int cmd_exec(int argc, char **argv)
 	char **env = NULL, term_env[] = "TERM=xterm";
 	char **base = NULL;
 	uint32_t envc;
-	int ch, r, code = EXIT_COVE;
+	int first, r, code = EXIT_COVE;
 
-	opterr = 0;
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "+:dite:w:u:", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'd':
-			o.detach = true;
-			break;
-		case 'i':
-			o.interactive = true;
-			break;
-		case 't':
-			o.tty = true;
-			break;
-		case 'e':
-			if (env_list_add(&o.env, &o.envc, optarg, &err) < 0) {
-				cli_error("%s", err.msg);
-				goto out;
-			}
-			break;
-		case 'w':
-			if (optarg[0] != '/') {
-				cli_error("invalid working directory '%s': it must be an absolute path",
-					  optarg);
-				goto out;
-			}
-			o.workdir = optarg;
-			break;
-		case 'u':
-			o.user = optarg;
-			break;
-		case 'H':
-			usage(stdout);
-			code = 0;
-			goto out;
-		case ':':
-			cli_error("option '%s' needs a value; see 'cove exec --help'", argv[optind - 1]);
-			goto out;
-		default:
-			if (optopt && optopt < 256)
-				cli_error("unknown option '-%c'; see 'cove exec --help'", optopt);
-			else
-				cli_error("unknown option '%s'; see 'cove exec --help'", argv[optind - 1]);
-			goto out;
-		}
+	r = cli_parse(&exec_verb, argc, argv, exec_opt, &o, &first);
+	if (r) {
+		code = r > 0 ? 0 : EXIT_COVE;
+		goto out;
 	}
-	if (argc - optind < 2) {
+	if (argc - first < 2) {
 		cli_error("missing %s; see 'cove exec --help'",
-			  argc - optind < 1 ? "CONTAINER" : "COMMAND");
+			  argc - first < 1 ? "CONTAINER" : "COMMAND");
 		goto out;
 	}
 	if (o.tty && o.interactive && !o.detach && !isatty(0)) {
 		cli_error("-it needs a terminal on stdin; drop -t, or run from a terminal");
 		goto out;
 	}
-	if (paths_init(&p, &err) < 0 || container_find(&p, argv[optind], &c, &err) < 0 ||
+	if (paths_init(&p, &err) < 0 || container_find(&p, argv[first], &c, &err) < 0 ||
 	    container_load_config(&c, &config, &err) < 0) {
 		cli_error("%s", err.msg);
 		goto out;
@@ -146,8 +133,8 @@ int cmd_exec(int argc, char **argv)
 		goto out;
 	}
 	free(m.argv);
-	m.argv = argv + optind + 1;
-	m.argc = (uint32_t)(argc - optind - 1);
+	m.argv = argv + first + 1;
+	m.argc = (uint32_t)(argc - first - 1);
 	free(m.env);
 	m.env = env;
 	m.envc = envc;
@@ -217,13 +204,26 @@ static int container_path(json_t *config, const char *path, char *buf, size_t si
 			  path[0] ? path : ".");
 }
 
+static int cp_opt(int c, const char *value, void *ud)
+{
+	return 0; /* -a (owners are always kept) and -L are accepted for docker's sake */
+}
+
 int cmd_cp(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "archive", no_argument, NULL, 'a' },
-		{ "follow-link", no_argument, NULL, 'L' },
-		{ "help", no_argument, NULL, 'H' },
+	static const struct cli_option opts[] = {
+		{ 'a', 'a', "archive", NULL, "keep owners (always done)" },
+		{ 'L', 'L', "follow-link", NULL, "accepted, for docker's sake" },
 		{ 0 },
+	};
+	static const struct cli_verb v = {
+		"cp", "[OPTIONS] SRC CONTAINER:DST | CONTAINER:SRC DST",
+		"Copy files and trees into or out of a running container, keeping\n"
+		"modes, owners, times and links. SRC ending in /. copies a directory's\n"
+		"contents. '-' as SRC or DST is a tar stream on stdin or stdout.\n"
+		"A stopped container is booted for the copy (its command does not\n"
+		"run) and left stopped, with its state as it was.",
+		opts, .max_operands = -1,
 	};
 	struct cove_error err = { 0 };
 	struct session_result res = { .exit_code = EXIT_COVE };
@@ -234,40 +234,24 @@ int cmd_cp(int argc, char **argv)
 	struct container c;
 	json_t *config = NULL;
 	char *src_ctr = NULL, *src_path, *dst_ctr = NULL, *dst_path, cpath[4096], *targv[2];
-	int ch, r, pfd[2] = { -1, -1 }, code = 1, status, maint_fd = -1;
+	int first, r, pfd[2] = { -1, -1 }, code = 1, status, maint_fd = -1;
 	bool in;
 	pid_t pid = -1;
 
-	opterr = 0;
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "+aL", longopts, NULL)) != -1) {
-		if (ch == 'H') {
-			printf("Usage: cove cp [OPTIONS] SRC CONTAINER:DST\n"
-			       "       cove cp [OPTIONS] CONTAINER:SRC DST\n\n"
-			       "Copy files and trees into or out of a running container, keeping\n"
-			       "modes, owners, times and links. SRC ending in /. copies a directory's\n"
-			       "contents. '-' as SRC or DST is a tar stream on stdin or stdout.\n"
-			       "A stopped container is booted for the copy (its command does not\n"
-			       "run) and left stopped, with its state as it was.\n");
-			return 0;
-		}
-		if (ch == '?') {
-			cli_error("unknown option '%s'; see 'cove cp --help'", argv[optind - 1]);
-			return EXIT_COVE;
-		}
-		/* -a (owners are always kept) and -L are accepted for docker's sake */
-	}
-	if (argc - optind != 2) {
+	r = cli_parse(&v, argc, argv, cp_opt, NULL, &first);
+	if (r)
+		return r > 0 ? 0 : EXIT_COVE;
+	if (argc - first != 2) {
 		cli_error("cove cp takes SRC and DST, one of them CONTAINER:PATH; see 'cove cp --help'");
 		return EXIT_COVE;
 	}
-	in = !split_remote(argv[optind], &src_ctr, &src_path);
-	if (!split_remote(argv[optind + 1], &dst_ctr, &dst_path))
+	in = !split_remote(argv[first], &src_ctr, &src_path);
+	if (!split_remote(argv[first + 1], &dst_ctr, &dst_path))
 		dst_ctr = NULL;
 	if (in == !dst_ctr) {
 		cli_error("exactly one of SRC and DST must be CONTAINER:PATH (write ./%s for a local "
 			  "path with a colon)",
-			  argv[optind]);
+			  argv[first]);
 		return EXIT_COVE;
 	}
 	if (paths_init(&p, &err) < 0 ||
@@ -303,7 +287,7 @@ int cmd_cp(int argc, char **argv)
 	so.err_capture = &errs;
 
 	/* the local end: a child writing or reading the tar, unless it is our stdin/stdout */
-	const char *local = in ? argv[optind] : argv[optind + 1];
+	const char *local = in ? argv[first] : argv[first + 1];
 	if (strcmp(local, "-") != 0) {
 		if (pipe2(pfd, O_CLOEXEC) < 0) {
 			cli_error("pipe failed: %s", strerror(errno));

@@ -2,6 +2,7 @@
 /* cove image pull|ls|inspect|tag|rm|prune, and `cove pull`. */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "options.h"
 #include "engine/images.h"
 
 #include "image/digest.h"
@@ -10,7 +11,6 @@
 #include "image/push.h"
 #include "image/reference.h"
 
-#include <getopt.h>
 #include <pthread.h>
 #include <jansson.h>
 #include <limits.h>
@@ -18,23 +18,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-static void usage(FILE *f)
-{
-	fprintf(f, "Usage: cove image COMMAND\n\n"
-		   "Commands:\n"
-		   "  pull [--platform OS/ARCH[/VARIANT]] [-q] IMAGE   pull an image from a registry\n"
-		   "  ls [-q] [--format json]                         list images\n"
-		   "  inspect IMAGE...                                show images as JSON\n"
-		   "  tag SOURCE TARGET                               give an image another name\n"
-		   "  rm [-f] IMAGE...                                remove images\n"
-		   "  prune                                           remove unused blobs and snapshots\n");
-}
-
-static bool is_help(const char *s)
-{
-	return strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0;
-}
 
 #define MAX_BARS 64
 
@@ -159,50 +142,79 @@ int cli_pull(struct store *s, const char *ref, const char *platform, bool quiet,
 	return images_pull(s, ref, platform, on_progress, &pc, ret, err);
 }
 
+/* What the image verbs take; each verb's table says which. */
+struct image_flags {
+	bool quiet, json, force;
+	bool format_given; /* --format table or json */
+	const char *platform;
+};
+
+enum { OPT_FORMAT = 256, OPT_PLATFORM };
+
+#define OPT_FORMAT_JSON { OPT_FORMAT, 0, "format", "FMT", "table (default) or json" }
+
+static int image_opt(int c, const char *value, void *ud)
+{
+	struct image_flags *o = ud;
+
+	switch (c) {
+	case 'q':
+		o->quiet = true;
+		break;
+	case 'f':
+		o->force = true;
+		break;
+	case OPT_PLATFORM:
+		o->platform = value;
+		break;
+	case OPT_FORMAT:
+		o->format_given = true;
+		if (strcmp(value, "json") == 0 || strcmp(value, "{{json .}}") == 0) {
+			o->json = true;
+		} else if (strcmp(value, "table") != 0) {
+			cli_error("unsupported --format '%s': use table or json", value);
+			return -EINVAL;
+		}
+		break;
+	}
+	return 0;
+}
+
+/* Parse with v into o; 0 to go on, else the exit code (0 after --help). */
+static int image_parse(const struct cli_verb *v, int argc, char **argv, struct image_flags *o,
+		       int *ret_first)
+{
+	int r = cli_parse(v, argc, argv, image_opt, o, ret_first);
+
+	return r == 0 ? -1 : r > 0 ? 0 : EXIT_COVE;
+}
+
 static int cmd_pull_args(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "platform", required_argument, NULL, 'p' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
+	static const struct cli_option opts[] = {
+		{ OPT_PLATFORM, 0, "platform", "OS/ARCH[/VARIANT]",
+		  "the platform to pull from a multi-platform index" },
+		{ 'q', 'q', "quiet", NULL, "no progress, only the digest" },
 		{ 0 },
 	};
+	static const struct cli_verb v = {
+		"pull", "[OPTIONS] IMAGE", "Pull an image from a registry into the local store.", opts,
+		.min_operands = 1, .max_operands = 1, .missing = "IMAGE",
+	};
+	struct image_flags o = { 0 };
 	struct cove_error err = { 0 };
 	struct cove_paths paths;
 	struct store *s = NULL;
 	struct store_image img;
-	const char *platform = NULL;
-	bool quiet = false;
-	int c, r;
+	int first, r;
 
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+qh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'p':
-			platform = optarg;
-			break;
-		case 'q':
-			quiet = true;
-			break;
-		case 'h':
-			printf("Usage: cove pull [--platform OS/ARCH[/VARIANT]] [-q] IMAGE\n\n"
-			       "Pull an image from a registry into the local store.\n");
-			return 0;
-		default:
-			cli_error("unknown option '%s'; see 'cove pull --help'", argv[optind - 1]);
-			return EXIT_COVE;
-		}
-	}
-	if (optind != argc - 1) {
-		cli_error("pull takes one IMAGE; see 'cove pull --help'");
-		return EXIT_COVE;
-	}
+	if ((r = image_parse(&v, argc, argv, &o, &first)) >= 0)
+		return r;
 	if (paths_init(&paths, &err) < 0 || images_open(&paths, &s, &err) < 0) {
 		cli_error("%s", err.msg);
 		return EXIT_COVE;
 	}
-	r = cli_pull(s, argv[optind], platform, quiet, &img, &err);
+	r = cli_pull(s, argv[first], o.platform, o.quiet, &img, &err);
 	store_free(s);
 	if (r < 0) {
 		cli_error("%s", err.msg);
@@ -246,36 +258,30 @@ static void split_ref(const char *ref, char *repo, size_t rsize, char *tag, size
 
 static int cmd_ls(int argc, char **argv)
 {
+	static const struct cli_option opts[] = {
+		{ 'q', 'q', "quiet", NULL, "only IDs" },
+		OPT_FORMAT_JSON,
+		{ 0 },
+	};
+	static const struct cli_verb v = { "image ls", "[OPTIONS]", "List images.", opts,
+					   .max_operands = 0 };
+	struct image_flags o = { 0 };
 	struct cove_error err = { 0 };
 	struct cove_paths paths;
 	struct store *s = NULL;
 	_cleanup_free_ struct store_image *all = NULL;
-	bool quiet = false, json = false;
 	size_t n = 0;
+	int first, r;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "-q") == 0 || strcmp(argv[i], "--quiet") == 0)
-			quiet = true;
-		else if (strcmp(argv[i], "--format") == 0 && i + 1 < argc &&
-			 strcmp(argv[i + 1], "json") == 0)
-			json = true, i++;
-		else if (strcmp(argv[i], "--format=json") == 0)
-			json = true;
-		else if (is_help(argv[i])) {
-			printf("Usage: cove image ls [-q] [--format json]\n");
-			return 0;
-		} else {
-			cli_error("unknown option '%s' for image ls; see 'cove image --help'", argv[i]);
-			return EXIT_COVE;
-		}
-	}
+	if ((r = image_parse(&v, argc, argv, &o, &first)) >= 0)
+		return r;
 	if (paths_init(&paths, &err) < 0 || images_open(&paths, &s, &err) < 0 ||
 	    store_image_list(s, &all, &n, &err) < 0) {
 		cli_error("%s", err.msg);
 		store_free(s);
 		return EXIT_COVE;
 	}
-	if (json) {
+	if (o.json) {
 		json_t *arr = json_array();
 		for (size_t i = 0; i < n; i++) {
 			char repo[STORE_REFERENCE_MAX], tag[256];
@@ -294,7 +300,7 @@ static int cmd_ls(int argc, char **argv)
 		free(out);
 		json_decref(arr);
 	} else {
-		if (!quiet)
+		if (!o.quiet)
 			printf("%-40s %-16s %-14s %-20s %s\n", "REPOSITORY", "TAG", "IMAGE ID",
 			       "CREATED", "SIZE");
 		for (size_t i = 0; i < n; i++) {
@@ -303,7 +309,7 @@ static int cmd_ls(int argc, char **argv)
 			struct tm tm;
 
 			short_digest(all[i].manifest_digest, id, sizeof(id));
-			if (quiet) {
+			if (o.quiet) {
 				printf("%s\n", id);
 				continue;
 			}
@@ -320,27 +326,26 @@ static int cmd_ls(int argc, char **argv)
 
 static int cmd_inspect(int argc, char **argv)
 {
+	/* JSON is the only format; --format json is accepted for docker's habits */
+	static const struct cli_option opts[] = {
+		{ OPT_FORMAT, 0, "format", "json", "the only format there is" },
+		{ 0 },
+	};
+	static const struct cli_verb v = { "image inspect", "[OPTIONS] IMAGE...",
+					   "Show images as JSON.", opts, .min_operands = 1,
+					   .max_operands = -1, .missing = "IMAGE" };
+	struct image_flags f = { 0 };
 	struct cove_error err = { 0 };
 	struct cove_paths paths;
 	struct store *s = NULL;
 	json_t *arr;
-	int rc = 0;
+	int rc = 0, first, r;
 
-	int first = 1;
-
-	/* JSON is the only format; --format json is accepted for docker's habits */
-	if (argc > 2 && strcmp(argv[1], "--format") == 0) {
-		if (strcmp(argv[2], "json") != 0) {
-			cli_error("inspect writes JSON only; drop --format %s", argv[2]);
-			return EXIT_COVE;
-		}
-		first = 3;
-	} else if (argc > 1 && strcmp(argv[1], "--format=json") == 0) {
-		first = 2;
-	}
-	if (argc <= first || is_help(argv[1])) {
-		printf("Usage: cove image inspect [--format json] IMAGE...\n");
-		return argc <= first && !(argc > 1 && is_help(argv[1])) ? EXIT_COVE : 0;
+	if ((r = image_parse(&v, argc, argv, &f, &first)) >= 0)
+		return r;
+	if (f.format_given && !f.json) {
+		cli_error("inspect writes JSON only; drop --format or use --format json");
+		return EXIT_COVE;
 	}
 	if (paths_init(&paths, &err) < 0 || images_open(&paths, &s, &err) < 0) {
 		cli_error("%s", err.msg);
@@ -403,21 +408,24 @@ static int cmd_inspect(int argc, char **argv)
 
 static int cmd_tag(int argc, char **argv)
 {
+	static const struct cli_verb v = { "image tag", "SOURCE TARGET",
+					   "Give an image another name.", NULL, .min_operands = 2,
+					   .max_operands = 2, .missing = "SOURCE or TARGET" };
+	struct image_flags o = { 0 };
 	struct cove_error err = { 0 };
 	struct cove_paths paths;
 	struct store *s = NULL;
 	struct store_image img;
 	struct reference r;
 	char target[STORE_REFERENCE_MAX];
-	int rc = 0;
+	int rc, first;
 
-	if (argc != 3 || is_help(argv[1])) {
-		printf("Usage: cove image tag SOURCE TARGET\n");
-		return argc == 2 && is_help(argv[1]) ? 0 : EXIT_COVE;
-	}
-	if (reference_parse(argv[2], &r, &err) < 0 ||
+	if ((rc = image_parse(&v, argc, argv, &o, &first)) >= 0)
+		return rc;
+	rc = 0;
+	if (reference_parse(argv[first + 1], &r, &err) < 0 ||
 	    reference_format(&r, target, sizeof(target)) < 0 || paths_init(&paths, &err) < 0 ||
-	    images_open(&paths, &s, &err) < 0 || images_find(s, argv[1], &img, &err) < 0 ||
+	    images_open(&paths, &s, &err) < 0 || images_find(s, argv[first], &img, &err) < 0 ||
 	    store_image_tag(s, img.reference, target, &err) < 0) {
 		cli_error("%s", err.msg[0] ? err.msg : "invalid target name");
 		rc = EXIT_COVE;
@@ -428,19 +436,23 @@ static int cmd_tag(int argc, char **argv)
 
 static int cmd_rm(int argc, char **argv)
 {
+	static const struct cli_option opts[] = {
+		{ 'f', 'f', "force", NULL, "remove it even if a container's disk sits on it" },
+		{ 0 },
+	};
+	static const struct cli_verb v = { "image rm", "[OPTIONS] IMAGE...", "Remove images.",
+					   opts, .min_operands = 1, .max_operands = -1,
+					   .missing = "IMAGE" };
+	struct image_flags o = { 0 };
 	struct cove_error err = { 0 };
 	struct cove_paths paths;
 	struct store *s = NULL;
-	bool force = false;
-	int rc = 0, first = 1;
+	int rc, first;
 	uint64_t freed = 0;
 
-	if (argc > 1 && (strcmp(argv[1], "-f") == 0 || strcmp(argv[1], "--force") == 0))
-		force = true, first = 2;
-	if (argc <= first || is_help(argv[1])) {
-		printf("Usage: cove image rm [-f] IMAGE...\n");
-		return argc > 1 && is_help(argv[1]) ? 0 : EXIT_COVE;
-	}
+	if ((rc = image_parse(&v, argc, argv, &o, &first)) >= 0)
+		return rc;
+	rc = 0;
 	if (paths_init(&paths, &err) < 0 || images_open(&paths, &s, &err) < 0) {
 		cli_error("%s", err.msg);
 		return EXIT_COVE;
@@ -455,7 +467,7 @@ static int cmd_rm(int argc, char **argv)
 			rc = EXIT_COVE;
 			continue;
 		}
-		if (!force && images_used_by(&paths, s, &img, user, sizeof(user))) {
+		if (!o.force && images_used_by(&paths, s, &img, user, sizeof(user))) {
 			cli_error("image '%s' is used by container %s; remove the container first, "
 				  "or use -f",
 				  argv[i], user);
@@ -478,15 +490,22 @@ static int cmd_rm(int argc, char **argv)
 
 static int cmd_prune(int argc, char **argv)
 {
+	static const struct cli_option opts[] = {
+		{ 'f', 'f', "force", NULL, "do not ask (cove never asks)" },
+		{ 0 },
+	};
+	static const struct cli_verb v = { "image prune", "[OPTIONS]",
+					   "Remove blobs and snapshots no image needs.", opts,
+					   .max_operands = 0 };
+	struct image_flags o = { 0 };
+	int first, r;
 	struct cove_error err = { 0 };
 	struct cove_paths paths;
 	struct store *s = NULL;
 	uint64_t freed = 0;
 
-	if (argc > 1) {
-		printf("Usage: cove image prune\n");
-		return is_help(argv[1]) ? 0 : EXIT_COVE;
-	}
+	if ((r = image_parse(&v, argc, argv, &o, &first)) >= 0)
+		return r;
 	if (paths_init(&paths, &err) < 0 || images_open(&paths, &s, &err) < 0 ||
 	    store_gc(s, &freed, &err) < 0) {
 		cli_error("%s", err.msg);
@@ -506,22 +525,19 @@ int cmd_pull(int argc, char **argv)
 int cmd_image(int argc, char **argv)
 {
 	static const struct cli_command sub[] = {
-		{ "pull", cmd_pull_args, NULL }, { "ls", cmd_ls, NULL },
-		{ "list", cmd_ls, NULL },        { "inspect", cmd_inspect, NULL },
-		{ "tag", cmd_tag, NULL },        { "rm", cmd_rm, NULL },
-		{ "prune", cmd_prune, NULL },    { "push", cmd_push, NULL },
-		{ "save", cmd_image_save, NULL }, { "load", cmd_image_load, NULL },
+		{ "pull", cmd_pull_args, "Pull an image from a registry" },
+		{ "push", cmd_push, "Push an image to a registry" },
+		{ "ls", cmd_ls, "List images" },
+		{ "list", cmd_ls, NULL },
+		{ "inspect", cmd_inspect, "Show images as JSON" },
+		{ "tag", cmd_tag, "Give an image another name" },
+		{ "rm", cmd_rm, "Remove images" },
+		{ "prune", cmd_prune, "Remove blobs and snapshots no image needs" },
+		{ "save", cmd_image_save, "Write images to an OCI or docker archive" },
+		{ "load", cmd_image_load, "Read images from an archive or OCI layout" },
 	};
 
-	if (argc < 2 || is_help(argv[1])) {
-		usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? EXIT_COVE : 0;
-	}
-	for (size_t i = 0; i < ARRAY_SIZE(sub); i++)
-		if (strcmp(argv[1], sub[i].name) == 0)
-			return sub[i].run(argc - 1, argv + 1);
-	cli_error("unknown command 'image %s'; see 'cove image --help'", argv[1]);
-	return EXIT_COVE;
+	return cli_dispatch("image", "Manage images.", sub, ARRAY_SIZE(sub), argc, argv);
 }
 
 static void on_push(enum push_event ev, const char *digest, uint64_t size, void *userdata)
@@ -549,27 +565,27 @@ static void on_push(enum push_event ev, const char *digest, uint64_t size, void 
 
 int cmd_push(int argc, char **argv)
 {
+	static const struct cli_option opts[] = {
+		{ 'q', 'q', "quiet", NULL, "no progress, only the digest" },
+		{ 0 },
+	};
+	static const struct cli_verb v = {
+		"push", "[OPTIONS] IMAGE [DESTINATION]",
+		"Push an image (its layers, config and manifest) to a registry, under its own\n"
+		"name or DESTINATION.",
+		opts, .min_operands = 1, .max_operands = 2, .missing = "IMAGE",
+	};
+	struct image_flags f = { 0 };
 	struct cove_error err = { 0 };
 	struct cove_paths paths;
 	struct store *s = NULL;
 	struct store_image img;
-	bool quiet = false;
-	struct push_opts o = { .progress = on_push, .userdata = &quiet };
+	struct push_opts o = { .progress = on_push, .userdata = &f.quiet };
 	char digest[DIGEST_STRING_MAX];
-	int first = 1, r;
+	int first, r;
 
-	if (argc > 1 && (strcmp(argv[1], "-q") == 0 || strcmp(argv[1], "--quiet") == 0))
-		quiet = true, first = 2;
-	if (argc > 1 && is_help(argv[1])) {
-		printf("Usage: cove push [-q] IMAGE [DESTINATION]\n\n"
-		       "Push an image (its layers, config and manifest) to a registry, under its own\n"
-		       "name or DESTINATION.\n");
-		return 0;
-	}
-	if (argc - first < 1 || argc - first > 2) {
-		cli_error("push takes IMAGE [DESTINATION]; see 'cove push --help'");
-		return EXIT_COVE;
-	}
+	if ((r = image_parse(&v, argc, argv, &f, &first)) >= 0)
+		return r;
 	if (paths_init(&paths, &err) < 0 || images_open(&paths, &s, &err) < 0 ||
 	    images_find(s, argv[first], &img, &err) < 0) {
 		cli_error("%s", err.msg);

@@ -2,39 +2,45 @@
 /* cove image save|load (and the `cove save` / `cove load` shortcuts). */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "options.h"
 #include "engine/images.h"
 
 #include "image/archives.h"
 #include "image/reference.h"
 
 #include <fcntl.h>
-#include <getopt.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 
-static void save_usage(FILE *f)
-{
-	fprintf(f,
-		"Usage: cove image save [-o FILE] [--format oci|docker] IMAGE...\n\n"
-		"Write images to a tar archive, on stdout unless -o is given.\n\n"
-		"  -o, --output FILE   write to FILE (replaced only once the archive is complete)\n"
-		"      --format FMT    oci (default): an OCI image layout, as skopeo's "
-		"oci-archive;\n"
-		"                      docker: the `docker save` format, for `docker load`\n");
-}
+static const struct cli_option save_options[] = {
+	{ 'o', 'o', "output", "FILE", "write to FILE (replaced only once the archive is complete)" },
+	{ 'f', 0, "format", "FMT",
+	  "oci (default): an OCI image layout, as skopeo's oci-archive;\ndocker: the `docker save` "
+	  "format, for `docker load`" },
+	{ 0 },
+};
+static const struct cli_verb save_verb = {
+	"image save", "[OPTIONS] IMAGE...",
+	"Write images to a tar archive, on stdout unless -o is given.", save_options,
+	.min_operands = 1, .max_operands = -1, .missing = "IMAGE",
+};
 
-static void load_usage(FILE *f)
-{
-	fprintf(f, "Usage: cove image load [-i FILE] [-q] [--platform OS/ARCH[/VARIANT]]\n\n"
-		   "Load images from a tar archive (OCI or `docker save`, plain or compressed) or\n"
-		   "an OCI layout directory; the archive is read from stdin unless -i is given.\n\n"
-		   "  -i, --input FILE    read FILE (an archive or an OCI layout directory)\n"
-		   "  -q, --quiet         print nothing\n"
-		   "      --platform P    for multi-platform images: the platform to unpack\n");
-}
+static const struct cli_option load_options[] = {
+	{ 'i', 'i', "input", "FILE", "read FILE (an archive or an OCI layout directory)" },
+	{ 'q', 'q', "quiet", NULL, "print nothing" },
+	{ 'p', 0, "platform", "OS/ARCH[/VARIANT]",
+	  "for multi-platform images: the platform to unpack" },
+	{ 0 },
+};
+static const struct cli_verb load_verb = {
+	"image load", "[OPTIONS]",
+	"Load images from a tar archive (OCI or `docker save`, plain or compressed) or\n"
+	"an OCI layout directory; the archive is read from stdin unless -i is given.",
+	load_options, .max_operands = 0,
+};
 
 static int parse_format(const char *s, enum image_archive_format *ret)
 {
@@ -86,14 +92,28 @@ static int open_output(const char *path, char *tmp, size_t size, struct cove_err
 	return fd;
 }
 
+struct save_opts {
+	const char *output;
+	enum image_archive_format fmt;
+};
+
+static int save_opt(int c, const char *value, void *ud)
+{
+	struct save_opts *o = ud;
+
+	if (c == 'o') {
+		o->output = value;
+	} else if (c == 'f' && parse_format(value, &o->fmt) < 0) {
+		cli_error("unknown archive format '%s'; use oci or docker", value);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int cmd_image_save(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "output", required_argument, NULL, 'o' },
-		{ "format", required_argument, NULL, 'f' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
+	struct save_opts so = { .fmt = IMAGE_ARCHIVE_OCI };
+	int first;
 	struct cove_error err = { 0 };
 	enum image_archive_format fmt = IMAGE_ARCHIVE_OCI;
 	struct cove_paths paths;
@@ -104,33 +124,12 @@ int cmd_image_save(int argc, char **argv)
 	char tmp[PATH_MAX + 8] = "";
 	int c, fd = -1, rc = EXIT_COVE, n;
 
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+o:h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'o':
-			output = optarg;
-			break;
-		case 'f':
-			if (parse_format(optarg, &fmt) < 0) {
-				cli_error("unknown archive format '%s'; use oci or docker", optarg);
-				return EXIT_COVE;
-			}
-			break;
-		case 'h':
-			save_usage(stdout);
-			return 0;
-		default:
-			cli_error("unknown option '%s'; see 'cove image save --help'",
-				  argv[optind - 1]);
-			return EXIT_COVE;
-		}
-	}
-	n = argc - optind;
-	if (n < 1) {
-		cli_error("save needs at least one IMAGE; see 'cove image save --help'");
-		return EXIT_COVE;
-	}
+	c = cli_parse(&save_verb, argc, argv, save_opt, &so, &first);
+	if (c)
+		return c > 0 ? 0 : EXIT_COVE;
+	output = so.output;
+	fmt = so.fmt;
+	n = argc - first;
 	if (output && strcmp(output, "-") == 0)
 		output = NULL;
 	if (!output && isatty(STDOUT_FILENO)) {
@@ -149,7 +148,7 @@ int cmd_image_save(int argc, char **argv)
 		goto out;
 	}
 	for (int i = 0; i < n; i++) {
-		if (images_find(s, argv[optind + i], &imgs[i], &err) < 0) {
+		if (images_find(s, argv[first + i], &imgs[i], &err) < 0) {
 			cli_error("%s", err.msg);
 			goto out;
 		}
@@ -199,55 +198,51 @@ static void print_loaded(const struct image_loaded *l)
 	printf("Loaded image: %s\n", name);
 }
 
+struct load_opts {
+	const char *input;
+	bool quiet, have_platform;
+	struct image_platform platform;
+};
+
+static int load_opt(int c, const char *value, void *ud)
+{
+	struct load_opts *o = ud;
+	struct cove_error err = { 0 };
+
+	if (c == 'i') {
+		o->input = value;
+	} else if (c == 'q') {
+		o->quiet = true;
+	} else if (c == 'p') {
+		if (image_platform_parse(value, &o->platform, &err) < 0) {
+			cli_error("%s", err.msg);
+			return -EINVAL;
+		}
+		o->have_platform = true;
+	}
+	return 0;
+}
+
 int cmd_image_load(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "input", required_argument, NULL, 'i' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "platform", required_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
+	struct load_opts lo = { 0 };
+	int first;
 	struct cove_error err = { 0 };
 	struct image_load_result res = { 0 };
 	struct image_load_opts o = { .min_snapshot_size = images_snapshot_size() };
-	struct image_platform plat;
 	struct cove_paths paths;
 	struct store *s = NULL;
 	const char *input = NULL;
 	bool quiet = false;
-	int c, r;
+	int r;
 
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+i:qh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'i':
-			input = optarg;
-			break;
-		case 'q':
-			quiet = true;
-			break;
-		case 'p':
-			if (image_platform_parse(optarg, &plat, &err) < 0) {
-				cli_error("%s", err.msg);
-				return EXIT_COVE;
-			}
-			o.platform = &plat;
-			break;
-		case 'h':
-			load_usage(stdout);
-			return 0;
-		default:
-			cli_error("unknown option '%s'; see 'cove image load --help'",
-				  argv[optind - 1]);
-			return EXIT_COVE;
-		}
-	}
-	if (optind != argc) {
-		cli_error("load takes no arguments (use -i FILE); see 'cove image load --help'");
-		return EXIT_COVE;
-	}
+	r = cli_parse(&load_verb, argc, argv, load_opt, &lo, &first);
+	if (r)
+		return r > 0 ? 0 : EXIT_COVE;
+	input = lo.input;
+	quiet = lo.quiet;
+	if (lo.have_platform)
+		o.platform = &lo.platform;
 	if (input && strcmp(input, "-") == 0)
 		input = NULL;
 	if (!input && isatty(STDIN_FILENO)) {

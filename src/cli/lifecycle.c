@@ -2,57 +2,16 @@
 /* cove start, stop, kill, restart, rm, wait, attach, prune: a container's life after create. */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "options.h"
 #include "engine/container.h"
 #include "engine/supervisor.h"
 
 #include "vm/accel.h"
 
-#include <getopt.h>
 #include <signal.h>
 #include <string.h>
 
 #define RM_FORCE_WAIT_MS 15000
-
-struct verb {
-	const char *name;
-	const char *usage;
-};
-
-static int parse_common(int argc, char **argv, const struct verb *v, const char *shortopts,
-			const struct option *longopts, int (*opt)(int c, const char *arg, void *ud),
-			void *ud, bool need_args)
-{
-	int c;
-
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
-		if (c == 'H') {
-			printf("%s", v->usage);
-			return 1;
-		}
-		if (c == ':') {
-			cli_error("option '%s' needs a value; see 'cove %s --help'", argv[optind - 1],
-				  v->name);
-			return -EINVAL;
-		}
-		if (c == '?') {
-			if (optopt && optopt < 256)
-				cli_error("unknown option '-%c'; see 'cove %s --help'", optopt, v->name);
-			else
-				cli_error("unknown option '%s'; see 'cove %s --help'", argv[optind - 1],
-					  v->name);
-			return -EINVAL;
-		}
-		if (opt(c, optarg, ud) < 0)
-			return -EINVAL;
-	}
-	if (need_args && optind >= argc) {
-		cli_error("missing CONTAINER; see 'cove %s --help'", v->name);
-		return -EINVAL;
-	}
-	return 0;
-}
 
 static int find(const struct cove_paths *p, const char *ref, struct container *c)
 {
@@ -89,13 +48,13 @@ static int send_request(const struct container *c, const struct buf *frame, stru
 
 /* Run fn on each container argv names, printing the name of each that succeeds; 1 if any
  * failed (and said why). */
-static int each_named(const struct cove_paths *p, int argc, char **argv,
+static int each_named(const struct cove_paths *p, int first, int argc, char **argv,
 		      int (*fn)(const struct cove_paths *p, struct container *c, const void *ud),
 		      const void *ud)
 {
 	int failed = 0;
 
-	for (int i = optind; i < argc; i++) {
+	for (int i = first; i < argc; i++) {
 		struct container c;
 		if (find(p, argv[i], &c) < 0 || fn(p, &c, ud) < 0) {
 			failed = 1;
@@ -182,28 +141,24 @@ static int start_one(const struct cove_paths *p, const char *ref, const struct s
 
 int cmd_start(int argc, char **argv)
 {
-	static const struct verb v = {
-		"start", "Usage: cove start [OPTIONS] CONTAINER...\n\n"
-			 "Start stopped or created containers (with the files they had).\n\n"
-			 "Options:\n"
-			 "  -a, --attach        attach to its output and exit with its status\n"
-			 "  -i, --interactive   attach stdin too\n"
-			 "      --accel kvm|tcg|auto  what the VM runs on this time (default: the\n"
-			 "                      container's --accel, else $COVE_ACCEL, else auto)\n"
-			 "      --help          show this help\n",
-	};
-	static const struct option longopts[] = {
-		{ "attach", no_argument, NULL, 'a' },
-		{ "interactive", no_argument, NULL, 'i' },
-		{ "accel", required_argument, NULL, 'A' },
-		{ "help", no_argument, NULL, 'H' },
+	static const struct cli_option opts[] = {
+		{ 'a', 'a', "attach", NULL, "attach to its output and exit with its status" },
+		{ 'i', 'i', "interactive", NULL, "attach stdin too" },
+		{ 'A', 0, "accel", "kvm|tcg|auto",
+		  "what the VM runs on this time (default: the\ncontainer's --accel, else "
+		  "$COVE_ACCEL, else auto)" },
 		{ 0 },
+	};
+	static const struct cli_verb v = {
+		"start", "[OPTIONS] CONTAINER...",
+		"Start stopped or created containers (with the files they had).", opts,
+		.min_operands = 1, .max_operands = -1, .missing = "CONTAINER",
 	};
 	struct start_opts o = { 0 };
 	struct cove_paths p;
-	int r, failed = 0, code = 0;
+	int r, failed = 0, code = 0, first;
 
-	r = parse_common(argc, argv, &v, "+:ai", longopts, start_opt, &o, true);
+	r = cli_parse(&v, argc, argv, start_opt, &o, &first);
 	if (r)
 		return r > 0 ? 0 : EXIT_COVE;
 	if (paths_init_or_report(&p) < 0)
@@ -216,11 +171,11 @@ int cmd_start(int argc, char **argv)
 			return EXIT_COVE;
 		}
 	}
-	if (o.attach && argc - optind > 1) {
+	if (o.attach && argc - first > 1) {
 		cli_error("'start -a' takes one container");
 		return EXIT_COVE;
 	}
-	for (int i = optind; i < argc; i++) {
+	for (int i = first; i < argc; i++) {
 		if (start_one(&p, argv[i], &o, &code) < 0) {
 			failed = 1;
 			continue;
@@ -304,40 +259,37 @@ static int stop_one(const struct cove_paths *p, struct container *c, const void 
 }
 
 /* stop and restart: the same options, then fn on each container named. */
-static int stop_like(int argc, char **argv, const struct verb *v,
+static const struct cli_option stop_options[] = {
+	{ 't', 't', "time", "SECS",
+	  "seconds to wait before SIGKILL (default: the\ncontainer's --stop-timeout, 10)" },
+	{ 't', 0, "timeout", "SECS", NULL },
+	{ 's', 's', "signal", "SIG", "signal to send first" },
+	{ 0 },
+};
+
+static int stop_like(int argc, char **argv, const struct cli_verb *v,
 		     int (*fn)(const struct cove_paths *p, struct container *c, const void *ud))
 {
-	static const struct option longopts[] = {
-		{ "time", required_argument, NULL, 't' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "signal", required_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'H' },
-		{ 0 },
-	};
 	struct stop_opts o = { .timeout = -1 };
 	struct cove_paths p;
-	int r;
+	int r, first;
 
-	r = parse_common(argc, argv, v, "+:t:s:", longopts, stop_opt, &o, true);
+	r = cli_parse(v, argc, argv, stop_opt, &o, &first);
 	if (r)
 		return r > 0 ? 0 : EXIT_COVE;
 	if (paths_init_or_report(&p) < 0)
 		return EXIT_COVE;
-	return each_named(&p, argc, argv, fn, &o);
+	return each_named(&p, first, argc, argv, fn, &o);
 }
 
 int cmd_stop(int argc, char **argv)
 {
-	static const struct verb v = {
-		"stop", "Usage: cove stop [OPTIONS] CONTAINER...\n\n"
-			"Stop running containers: the stop signal (the image's StopSignal, or\n"
-			"--stop-signal, or SIGTERM), then SIGKILL after the timeout, then a clean\n"
-			"shutdown of the VM (sync, unmount, power off).\n\n"
-			"Options:\n"
-			"  -t, --time SECS     seconds to wait before SIGKILL (default: the container's\n"
-			"                      --stop-timeout, 10)\n"
-			"  -s, --signal SIG    signal to send first\n"
-			"      --help          show this help\n",
+	static const struct cli_verb v = {
+		"stop", "[OPTIONS] CONTAINER...",
+		"Stop running containers: the stop signal (the image's StopSignal, or\n"
+		"--stop-signal, or SIGTERM), then SIGKILL after the timeout, then a clean\n"
+		"shutdown of the VM (sync, unmount, power off).",
+		stop_options, .min_operands = 1, .max_operands = -1, .missing = "CONTAINER",
 	};
 	return stop_like(argc, argv, &v, stop_one);
 }
@@ -354,13 +306,10 @@ static int restart_one(const struct cove_paths *p, struct container *c, const vo
 
 int cmd_restart(int argc, char **argv)
 {
-	static const struct verb v = {
-		"restart", "Usage: cove restart [OPTIONS] CONTAINER...\n\n"
-			   "Stop containers (as 'cove stop' does) and start them again.\n\n"
-			   "Options:\n"
-			   "  -t, --time SECS     seconds to wait before SIGKILL\n"
-			   "  -s, --signal SIG    signal to send first\n"
-			   "      --help          show this help\n",
+	static const struct cli_verb v = {
+		"restart", "[OPTIONS] CONTAINER...",
+		"Stop containers (as 'cove stop' does) and start them again.", stop_options,
+		.min_operands = 1, .max_operands = -1, .missing = "CONTAINER",
 	};
 	return stop_like(argc, argv, &v, restart_one);
 }
@@ -387,28 +336,25 @@ static int kill_one(const struct cove_paths *p, struct container *c, const void 
 
 int cmd_kill(int argc, char **argv)
 {
-	static const struct verb v = {
-		"kill", "Usage: cove kill [OPTIONS] CONTAINER...\n\n"
-			"Send a signal to the main process of running containers.\n\n"
-			"Options:\n"
-			"  -s, --signal SIG    the signal (default SIGKILL)\n"
-			"      --help          show this help\n",
-	};
-	static const struct option longopts[] = {
-		{ "signal", required_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'H' },
+	static const struct cli_option opts[] = {
+		{ 's', 's', "signal", "SIG", "the signal (default SIGKILL)" },
 		{ 0 },
+	};
+	static const struct cli_verb v = {
+		"kill", "[OPTIONS] CONTAINER...",
+		"Send a signal to the main process of running containers.", opts,
+		.min_operands = 1, .max_operands = -1, .missing = "CONTAINER",
 	};
 	struct stop_opts o = { .timeout = -1, .signal = SIGKILL };
 	struct cove_paths p;
-	int r;
+	int r, first;
 
-	r = parse_common(argc, argv, &v, "+:s:", longopts, stop_opt, &o, true);
+	r = cli_parse(&v, argc, argv, stop_opt, &o, &first);
 	if (r)
 		return r > 0 ? 0 : EXIT_COVE;
 	if (paths_init_or_report(&p) < 0)
 		return EXIT_COVE;
-	return each_named(&p, argc, argv, kill_one, &o);
+	return each_named(&p, first, argc, argv, kill_one, &o);
 }
 
 /* ---- rm, prune ---- */
@@ -492,30 +438,25 @@ static int remove_all(const struct cove_paths *p, bool force)
 
 int cmd_ctr_rm(int argc, char **argv)
 {
-	static const struct verb v = {
-		"rm", "Usage: cove rm [OPTIONS] CONTAINER...\n\n"
-		      "Remove containers: their state, writable disk, logs and name.\n\n"
-		      "Options:\n"
-		      "  -f, --force         kill and remove running containers too\n"
-		      "  -v, --volumes       remove anonymous volumes (there are none yet)\n"
-		      "  -a, --all           remove every container (running ones only with -f)\n"
-		      "      --help          show this help\n",
-	};
-	static const struct option longopts[] = {
-		{ "force", no_argument, NULL, 'f' },
-		{ "volumes", no_argument, NULL, 'v' },
-		{ "all", no_argument, NULL, 'a' },
-		{ "help", no_argument, NULL, 'H' },
+	static const struct cli_option opts[] = {
+		{ 'f', 'f', "force", NULL, "kill and remove running containers too" },
+		{ 'v', 'v', "volumes", NULL, "remove anonymous volumes (there are none yet)" },
+		{ 'a', 'a', "all", NULL, "remove every container (running ones only with -f)" },
 		{ 0 },
+	};
+	static const struct cli_verb v = {
+		"rm", "[OPTIONS] CONTAINER...",
+		"Remove containers: their state, writable disk, logs and name.", opts,
+		.max_operands = -1,
 	};
 	struct rm_opts o = { 0 };
 	struct cove_paths p;
-	int r, failed = 0;
+	int r, failed = 0, first;
 
-	r = parse_common(argc, argv, &v, "+fva", longopts, rm_opt, &o, false);
+	r = cli_parse(&v, argc, argv, rm_opt, &o, &first);
 	if (r)
 		return r > 0 ? 0 : EXIT_COVE;
-	if (!o.all && optind >= argc) {
+	if (!o.all && first >= argc) {
 		cli_error("missing CONTAINER; see 'cove rm --help'");
 		return EXIT_COVE;
 	}
@@ -523,34 +464,26 @@ int cmd_ctr_rm(int argc, char **argv)
 		return EXIT_COVE;
 	if (o.all)
 		failed = remove_all(&p, o.force);
-	return each_named(&p, argc, argv, rm_one, &o) | failed;
+	return each_named(&p, first, argc, argv, rm_one, &o) | failed;
 }
 
 int cmd_ctr_prune(int argc, char **argv)
 {
-	static const struct verb v = {
-		"prune", "Usage: cove prune [OPTIONS]\n\n"
-			 "Remove every container that is not running.\n\n"
-			 "Options:\n"
-			 "  -f, --force         do not ask (cove never asks)\n"
-			 "      --help          show this help\n",
-	};
-	static const struct option longopts[] = {
-		{ "force", no_argument, NULL, 'f' },
-		{ "help", no_argument, NULL, 'H' },
+	static const struct cli_option opts[] = {
+		{ 'f', 'f', "force", NULL, "do not ask (cove never asks)" },
 		{ 0 },
+	};
+	static const struct cli_verb v = {
+		"prune", "[OPTIONS]", "Remove every container that is not running.", opts,
+		.max_operands = 0,
 	};
 	struct rm_opts o = { 0 };
 	struct cove_paths p;
-	int r;
+	int r, first;
 
-	r = parse_common(argc, argv, &v, "+f", longopts, rm_opt, &o, false);
+	r = cli_parse(&v, argc, argv, rm_opt, &o, &first);
 	if (r)
 		return r > 0 ? 0 : EXIT_COVE;
-	if (optind < argc) {
-		cli_error("'cove prune' takes no arguments");
-		return EXIT_COVE;
-	}
 	if (paths_init_or_report(&p) < 0)
 		return EXIT_COVE;
 	return remove_all(&p, false);
@@ -560,23 +493,19 @@ int cmd_ctr_prune(int argc, char **argv)
 
 int cmd_wait(int argc, char **argv)
 {
-	static const struct verb v = {
-		"wait", "Usage: cove wait CONTAINER...\n\n"
-			"Wait until containers stop, then print their exit codes.\n",
-	};
-	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'H' },
-		{ 0 },
+	static const struct cli_verb v = {
+		"wait", "CONTAINER...", "Wait until containers stop, then print their exit codes.",
+		NULL, .min_operands = 1, .max_operands = -1, .missing = "CONTAINER",
 	};
 	struct cove_paths p;
-	int r, failed = 0;
+	int r, failed = 0, first;
 
-	r = parse_common(argc, argv, &v, "+", longopts, rm_opt, NULL, true);
+	r = cli_parse(&v, argc, argv, rm_opt, NULL, &first);
 	if (r)
 		return r > 0 ? 0 : EXIT_COVE;
 	if (paths_init_or_report(&p) < 0)
 		return EXIT_COVE;
-	for (int i = optind; i < argc; i++) {
+	for (int i = first; i < argc; i++) {
 		struct container c;
 		struct container_status st;
 
@@ -623,19 +552,16 @@ static int attach_opt(int c, const char *arg, void *ud)
 
 int cmd_attach(int argc, char **argv)
 {
-	static const struct verb v = {
-		"attach", "Usage: cove attach [OPTIONS] CONTAINER\n\n"
-			  "Attach this terminal to a running container's main process: its output,\n"
-			  "and its input if it was started with -i. Exits with its status; with a terminal,\n"
-			  "Ctrl-P Ctrl-Q detaches and leaves it running.\n\n"
-			  "Options:\n"
-			  "      --no-stdin      do not send our stdin\n"
-			  "      --help          show this help\n",
-	};
-	static const struct option longopts[] = {
-		{ "no-stdin", no_argument, NULL, 'n' },
-		{ "help", no_argument, NULL, 'H' },
+	static const struct cli_option opts[] = {
+		{ 'n', 0, "no-stdin", NULL, "do not send our stdin" },
 		{ 0 },
+	};
+	static const struct cli_verb v = {
+		"attach", "[OPTIONS] CONTAINER",
+		"Attach this terminal to a running container's main process: its output,\n"
+		"and its input if it was started with -i. Exits with its status; with a terminal,\n"
+		"Ctrl-P Ctrl-Q detaches and leaves it running.",
+		opts, .min_operands = 1, .max_operands = 1, .missing = "CONTAINER",
 	};
 	struct attach_opts o = { 0 };
 	struct cove_error err = { 0 };
@@ -645,16 +571,12 @@ int cmd_attach(int argc, char **argv)
 	struct cove_paths p;
 	struct container c;
 	json_t *config = NULL, *proc;
-	int r, fd;
+	int r, fd, first;
 
-	r = parse_common(argc, argv, &v, "+", longopts, attach_opt, &o, true);
+	r = cli_parse(&v, argc, argv, attach_opt, &o, &first);
 	if (r)
 		return r > 0 ? 0 : EXIT_COVE;
-	if (argc - optind != 1) {
-		cli_error("'cove attach' takes one container");
-		return EXIT_COVE;
-	}
-	if (paths_init_or_report(&p) < 0 || find(&p, argv[optind], &c) < 0)
+	if (paths_init_or_report(&p) < 0 || find(&p, argv[first], &c) < 0)
 		return EXIT_COVE;
 	if (container_load_config(&c, &config, &err) < 0) {
 		cli_error("%s", err.msg);

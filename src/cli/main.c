@@ -1,15 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* cove: Linux containers, each in its own lightweight virtual machine. */
 #include "cli.h"
-#include "engine/images.h"
+#include "options.h"
 
 #include "config.h"
 
 #include <stdarg.h>
 #include <string.h>
 
-/* The container verbs, also under `cove container VERB` (docker's and Apple's spelling). */
-static const struct cli_command container_commands[] = {
+/* Every command; the container verbs (the first section) also answer to `cove container VERB`
+ * (docker's and Apple's spelling). */
+static const struct cli_command commands[] = {
+	{ "Containers:", NULL, NULL },
 	{ "run", cmd_run, "Run a command in a new container" },
 	{ "create", cmd_create, "Create a container without starting it" },
 	{ "start", cmd_start, "Start created or stopped containers" },
@@ -19,6 +21,7 @@ static const struct cli_command container_commands[] = {
 	{ "rm", cmd_ctr_rm, "Remove containers" },
 	{ "ls", cmd_ps, "List containers" },
 	{ "ps", cmd_ps, "List containers (ls)" },
+	{ "list", cmd_ps, NULL },
 	{ "inspect", cmd_ctr_inspect, "Show containers' configuration and state as JSON" },
 	{ "logs", cmd_logs, "Show a container's output" },
 	{ "exec", cmd_exec, "Run a command in a running container" },
@@ -27,9 +30,7 @@ static const struct cli_command container_commands[] = {
 	{ "stats", cmd_stats, "Show containers' CPU, memory, disk and network use" },
 	{ "cp", cmd_cp, "Copy files between a container and the host" },
 	{ "prune", cmd_ctr_prune, "Remove every stopped container" },
-};
-
-static const struct cli_command commands[] = {
+	{ "Images and more:", NULL, NULL },
 	{ "pull", cmd_pull, "Pull an image from a registry" },
 	{ "push", cmd_push, "Push an image to a registry" },
 	{ "image", cmd_image, "Manage images (pull, push, ls, inspect, tag, rm, prune, save, load)" },
@@ -41,6 +42,8 @@ static const struct cli_command commands[] = {
 	{ "system", cmd_system, "Show information about this host (system info)" },
 	{ "version", cmd_version, "Show the version" },
 };
+#define CONTAINER_FIRST 1  /* commands[1..CONTAINER_END) are the container verbs */
+#define CONTAINER_END 19
 
 void cli_error(const char *fmt, ...)
 {
@@ -69,19 +72,6 @@ int paths_init_or_report(struct cove_paths *p)
 	return 0;
 }
 
-static void usage(FILE *f)
-{
-	fprintf(f, "Usage: cove COMMAND [OPTIONS]\n\n"
-		   "Linux containers, each in its own lightweight virtual machine.\n\n"
-		   "Containers:\n");
-	for (size_t i = 0; i < ARRAY_SIZE(container_commands); i++)
-		fprintf(f, "  %-10s %s\n", container_commands[i].name, container_commands[i].summary);
-	fprintf(f, "\nImages and more:\n");
-	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
-	fprintf(f, "\nRun 'cove COMMAND --help' for more about a command.\n");
-}
-
 int cmd_version(int argc, char **argv)
 {
 	printf("cove %s\n", COVE_VERSION);
@@ -90,40 +80,14 @@ int cmd_version(int argc, char **argv)
 
 int cmd_container(int argc, char **argv)
 {
-	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		FILE *f = argc < 2 ? stderr : stdout;
-		fprintf(f, "Usage: cove container COMMAND [OPTIONS]\n\nCommands:\n");
-		for (size_t i = 0; i < ARRAY_SIZE(container_commands); i++)
-			fprintf(f, "  %-10s %s\n", container_commands[i].name,
-				container_commands[i].summary);
-		return argc < 2 ? EXIT_COVE : 0;
-	}
-	for (size_t i = 0; i < ARRAY_SIZE(container_commands); i++)
-		if (strcmp(argv[1], container_commands[i].name) == 0)
-			return container_commands[i].run(argc - 1, argv + 1);
-	cli_error("unknown command 'container %s'; see 'cove container --help'", argv[1]);
-	return EXIT_COVE;
+	return cli_dispatch("container", "Manage containers.", commands + CONTAINER_FIRST,
+			    CONTAINER_END - CONTAINER_FIRST, argc, argv);
 }
 
 int main(int argc, char **argv)
 {
-	if (argc < 2) {
-		usage(stderr);
-		return EXIT_COVE;
-	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
-		usage(stdout);
-		return 0;
-	}
-	if (strcmp(argv[1], "--version") == 0)
+	if (argc >= 2 && strcmp(argv[1], "--version") == 0)
 		return cmd_version(argc - 1, argv + 1);
-	for (size_t i = 0; i < ARRAY_SIZE(container_commands); i++)
-		if (strcmp(argv[1], container_commands[i].name) == 0)
-			return container_commands[i].run(argc - 1, argv + 1);
-	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-		if (strcmp(argv[1], commands[i].name) == 0)
-			return commands[i].run(argc - 1, argv + 1);
-	cli_error("unknown command '%s'; see 'cove --help'", argv[1]);
-	return EXIT_COVE;
+	return cli_dispatch(NULL, "Linux containers, each in its own lightweight virtual machine.",
+			    commands, ARRAY_SIZE(commands), argc, argv);
 }

@@ -2,6 +2,7 @@
 /* cove ls (ps), inspect, logs, stats: what containers there are and what they are doing. */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "options.h"
 #include "engine/container.h"
 #include "engine/log.h"
 #include "engine/images.h"
@@ -12,7 +13,6 @@
 #include "proto/caps.h"
 #include "util/buf.h"
 
-#include <getopt.h>
 #include <poll.h>
 #include <string.h>
 #include <time.h>
@@ -193,104 +193,98 @@ static void table_done(struct table *t)
 	memset(t, 0, sizeof(*t));
 }
 
+struct ps_opts {
+	bool all, quiet, no_trunc, json;
+	struct filter filters[16];
+	size_t nf;
+};
+
+static int ps_opt(int c, const char *value, void *ud)
+{
+	struct ps_opts *o = ud;
+
+	switch (c) {
+	case 'a':
+		o->all = true;
+		break;
+	case 'q':
+		o->quiet = true;
+		break;
+	case 'T':
+		o->no_trunc = true;
+		break;
+	case 'F':
+		if (strcmp(value, "json") == 0 || strcmp(value, "{{json .}}") == 0)
+			o->json = true;
+		else if (strcmp(value, "table") != 0) {
+			cli_error("unsupported --format '%s': use table or json", value);
+			return -EINVAL;
+		}
+		break;
+	case 'f': {
+		const char *eq = strchr(value, '=');
+		static const char *const keys[] = { "id", "name", "status", "label",
+						    "ancestor", "exited" };
+		size_t k;
+		if (!eq || o->nf == ARRAY_SIZE(o->filters)) {
+			cli_error("invalid --filter '%s': expected KEY=VALUE", value);
+			return -EINVAL;
+		}
+		for (k = 0; k < ARRAY_SIZE(keys); k++)
+			if (strlen(keys[k]) == (size_t)(eq - value) &&
+			    strncmp(value, keys[k], strlen(keys[k])) == 0)
+				break;
+		if (k == ARRAY_SIZE(keys)) {
+			cli_error("invalid --filter '%s': the keys are id, name, status, label, "
+				  "ancestor, exited",
+				  value);
+			return -EINVAL;
+		}
+		str_copy(o->filters[o->nf].key, sizeof(o->filters[o->nf].key), keys[k]);
+		str_copy(o->filters[o->nf].value, sizeof(o->filters[o->nf].value), eq + 1);
+		if (strcmp(keys[k], "status") == 0 || strcmp(keys[k], "exited") == 0)
+			o->all = true; /* asking for exited ones means showing them */
+		o->nf++;
+		break;
+	}
+	}
+	return 0;
+}
+
 int cmd_ps(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "all", no_argument, NULL, 'a' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "no-trunc", no_argument, NULL, 'T' },
-		{ "format", required_argument, NULL, 'F' },
-		{ "filter", required_argument, NULL, 'f' },
-		{ "help", no_argument, NULL, 'H' },
+	static const struct cli_option opts[] = {
+		{ 'a', 'a', "all", NULL, "show all containers, not only running ones" },
+		{ 'q', 'q', "quiet", NULL, "only IDs" },
+		{ 'T', 0, "no-trunc", NULL, "full IDs and commands" },
+		{ 'F', 0, "format", "FORMAT", "table (default) or json (one object a line)" },
+		{ 'f', 'f', "filter", "K=V",
+		  "id, name, status (created|running|exited),\nlabel (KEY or KEY=VALUE), ancestor, "
+		  "exited (code)" },
 		{ 0 },
 	};
-	bool all = false, quiet = false, no_trunc = false, json = false;
+	static const struct cli_verb v = {
+		"ls", "[OPTIONS]", "List containers (running ones; -a for all).", opts,
+		.max_operands = 0,
+	};
+	struct ps_opts po = { 0 };
 	struct table t = { 0 };
-	struct filter filters[16];
-	size_t nf = 0;
 	struct cove_error err = { 0 };
 	struct cove_paths p;
 	char **ids = NULL;
 	size_t n = 0;
-	int c;
+	int first, r;
 
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+:aqf:", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'a':
-			all = true;
-			break;
-		case 'q':
-			quiet = true;
-			break;
-		case 'T':
-			no_trunc = true;
-			break;
-		case 'F':
-			if (strcmp(optarg, "json") == 0 || strcmp(optarg, "{{json .}}") == 0)
-				json = true;
-			else if (strcmp(optarg, "table") != 0) {
-				cli_error("unsupported --format '%s': use table or json", optarg);
-				return EXIT_COVE;
-			}
-			break;
-		case 'f': {
-			const char *eq = strchr(optarg, '=');
-			static const char *const keys[] = { "id", "name", "status", "label",
-							    "ancestor", "exited" };
-			size_t k;
-			if (!eq || nf == ARRAY_SIZE(filters)) {
-				cli_error("invalid --filter '%s': expected KEY=VALUE", optarg);
-				return EXIT_COVE;
-			}
-			for (k = 0; k < ARRAY_SIZE(keys); k++)
-				if (strlen(keys[k]) == (size_t)(eq - optarg) &&
-				    strncmp(optarg, keys[k], strlen(keys[k])) == 0)
-					break;
-			if (k == ARRAY_SIZE(keys)) {
-				cli_error("invalid --filter '%s': the keys are id, name, status, label, "
-					  "ancestor, exited",
-					  optarg);
-				return EXIT_COVE;
-			}
-			str_copy(filters[nf].key, sizeof(filters[nf].key), keys[k]);
-			str_copy(filters[nf].value, sizeof(filters[nf].value), eq + 1);
-			if (strcmp(keys[k], "status") == 0 || strcmp(keys[k], "exited") == 0)
-				all = true; /* asking for exited ones means showing them */
-			nf++;
-			break;
-		}
-		case 'H':
-			printf("Usage: cove ls [OPTIONS]\n\n"
-			       "List containers (running ones; -a for all).\n\n"
-			       "Options:\n"
-			       "  -a, --all             show all containers, not only running ones\n"
-			       "  -q, --quiet           only IDs\n"
-			       "      --no-trunc        full IDs and commands\n"
-			       "      --format FORMAT   table (default) or json (one object a line)\n"
-			       "  -f, --filter K=V      id, name, status (created|running|exited),\n"
-			       "                        label (KEY or KEY=VALUE), ancestor, exited (code)\n");
-			return 0;
-		case ':':
-			cli_error("option '%s' needs a value; see 'cove ls --help'", argv[optind - 1]);
-			return EXIT_COVE;
-		default:
-			cli_error("unknown option '%s'; see 'cove ls --help'", argv[optind - 1]);
-			return EXIT_COVE;
-		}
-	}
-	if (optind < argc) {
-		cli_error("'cove ls' takes no arguments; use --filter");
-		return EXIT_COVE;
-	}
+	r = cli_parse(&v, argc, argv, ps_opt, &po, &first);
+	if (r)
+		return r > 0 ? 0 : EXIT_COVE;
 	if (paths_init_or_report(&p) < 0)
 		return EXIT_COVE;
 	if (container_list(&p, &ids, &n, &err) < 0) {
 		cli_error("%s", err.msg);
 		return 1;
 	}
-	if (!quiet && !json && table_add(&t, "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS",
+	if (!po.quiet && !po.json && table_add(&t, "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS",
 					 "NAMES") < 0)
 		goto oom;
 	/* newest first, as docker lists */
@@ -304,7 +298,7 @@ int cmd_ps(int argc, char **argv)
 		    container_load_config(&ct, &config, &err) < 0)
 			continue;
 		container_get_status(&ct, &st);
-		if ((!all && st.status != CONTAINER_RUNNING) || !matches(&ct, config, &st, filters, nf)) {
+		if ((!po.all && st.status != CONTAINER_RUNNING) || !matches(&ct, config, &st, po.filters, po.nf)) {
 			json_decref(config);
 			continue;
 		}
@@ -312,9 +306,9 @@ int cmd_ps(int argc, char **argv)
 		human_ago(container_parse_time(json_string_value(json_object_get(config, "created"))),
 			  created, sizeof(created), " ago");
 		status_text(&st, status, sizeof(status));
-		if (quiet) {
-			printf("%s\n", no_trunc ? ct.id : ct.short_id);
-		} else if (json) {
+		if (po.quiet) {
+			printf("%s\n", po.no_trunc ? ct.id : ct.short_id);
+		} else if (po.json) {
 			json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:O}", "ID",
 					      ct.id, "Names", ct.name, "Image", image_text(config),
 					      "Command", cmd, "CreatedAt",
@@ -329,11 +323,11 @@ int cmd_ps(int argc, char **argv)
 			json_decref(o);
 		} else {
 			char qcmd[4100];
-			if (!no_trunc && strlen(cmd) > 20)
+			if (!po.no_trunc && strlen(cmd) > 20)
 				str_printf(qcmd, sizeof(qcmd), "\"%.19s…\"", cmd);
 			else
 				str_printf(qcmd, sizeof(qcmd), "\"%s\"", cmd);
-			if (table_add(&t, no_trunc ? ct.id : ct.short_id, image_text(config), qcmd,
+			if (table_add(&t, po.no_trunc ? ct.id : ct.short_id, image_text(config), qcmd,
 				      created, status, ct.name) < 0) {
 				json_decref(config);
 				goto oom;
@@ -402,29 +396,42 @@ static json_t *inspect_one(const struct container *c, json_t *config,
 	return o;
 }
 
+static int inspect_opt(int c, const char *value, void *ud)
+{
+	if (strcmp(value, "json") != 0 && strcmp(value, "{{json .}}") != 0) {
+		cli_error("inspect writes JSON only; drop --format or use --format json");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int cmd_ctr_inspect(int argc, char **argv)
 {
+	static const struct cli_option opts[] = {
+		{ 'F', 0, "format", "json", "the only format there is" },
+		{ 0 },
+	};
+	static const struct cli_verb v = {
+		"inspect", "[OPTIONS] CONTAINER|IMAGE...",
+		"Show containers' configuration and state as a JSON array (images' when no name\n"
+		"is a container).",
+		opts, .min_operands = 1, .max_operands = -1, .missing = "CONTAINER",
+	};
 	struct cove_error err = { 0 };
 	struct cove_paths p;
 	json_t *out;
-	int failed = 0;
+	int failed = 0, first, r;
 	char *s;
 
-	if (argc >= 2 && strcmp(argv[1], "--help") == 0) {
-		printf("Usage: cove inspect CONTAINER...\n\n"
-		       "Show containers' configuration and state as a JSON array.\n");
-		return 0;
-	}
-	if (argc < 2) {
-		cli_error("missing CONTAINER; see 'cove inspect --help'");
-		return EXIT_COVE;
-	}
+	r = cli_parse(&v, argc, argv, inspect_opt, NULL, &first);
+	if (r)
+		return r > 0 ? 0 : EXIT_COVE;
 	if (paths_init_or_report(&p) < 0)
 		return EXIT_COVE;
 	/* docker's habit: `inspect IMAGE` when none of the names is a container */
 	{
 		bool any = false;
-		for (int i = 1; i < argc && !any; i++) {
+		for (int i = first; i < argc && !any; i++) {
 			struct container c;
 			any = container_find(&p, argv[i], &c, &err) == 0;
 		}
@@ -438,7 +445,7 @@ int cmd_ctr_inspect(int argc, char **argv)
 				cli_error("%s", err.msg);
 				return EXIT_COVE;
 			}
-			for (int i = 1; i < argc; i++) {
+			for (int i = first; i < argc; i++) {
 				if (images_find(st, argv[i], &img, &err) < 0) {
 					store_free(st);
 					cli_error("no such container or image: '%s'", argv[i]);
@@ -453,14 +460,14 @@ int cmd_ctr_inspect(int argc, char **argv)
 			}
 			iv[0] = (char *)"image";
 			iv[1] = (char *)"inspect";
-			memcpy(iv + 2, argv + 1, (size_t)(argc - 1) * sizeof(char *));
-			rc = cmd_image(argc + 1, iv);
+			memcpy(iv + 2, argv + first, (size_t)(argc - first) * sizeof(char *));
+			rc = cmd_image(argc - first + 2, iv);
 			free(iv);
 			return rc;
 		}
 	}
 	out = json_array();
-	for (int i = 1; i < argc; i++) {
+	for (int i = first; i < argc; i++) {
 		struct container c;
 		struct container_status st;
 		json_t *config = NULL, *o;
@@ -535,15 +542,49 @@ static void emit(const struct log_record *r, const struct logs_opts *o, bool *at
 	}
 }
 
+static int logs_opt(int c, const char *value, void *ud)
+{
+	struct logs_opts *o = ud;
+	uint64_t v;
+
+	switch (c) {
+	case 'f':
+		o->follow = true;
+		break;
+	case 't':
+		o->timestamps = true;
+		break;
+	case 'n':
+		if (strcmp(value, "all") == 0) {
+			o->tail = -1;
+		} else if (parse_u64(value, 1000000000, &v) == 0) {
+			o->tail = (long)v;
+		} else {
+			cli_error("invalid --tail '%s': expected a number of lines or 'all'",
+				  value);
+			return -EINVAL;
+		}
+		break;
+	case 'B':
+		o->boot = true;
+		break;
+	}
+	return 0;
+}
+
 int cmd_logs(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "follow", no_argument, NULL, 'f' },
-		{ "timestamps", no_argument, NULL, 't' },
-		{ "tail", required_argument, NULL, 'n' },
-		{ "boot", no_argument, NULL, 'B' },
-		{ "help", no_argument, NULL, 'H' },
+	static const struct cli_option opts[] = {
+		{ 'f', 'f', "follow", NULL, "keep printing new output until it stops" },
+		{ 'n', 'n', "tail", "N", "only the last N lines ('all': every line)" },
+		{ 't', 't', "timestamps", NULL, "prefix each line with when it was written" },
+		{ 'B', 0, "boot", NULL, "the VM's boot log (kernel and cove-init) instead" },
 		{ 0 },
+	};
+	static const struct cli_verb v = {
+		"logs", "[OPTIONS] CONTAINER",
+		"Show what a container's main process wrote (stdout and stderr).", opts,
+		.min_operands = 1, .max_operands = 1, .missing = "CONTAINER",
 	};
 	struct logs_opts o = { .tail = -1 };
 	struct cove_error err = { 0 };
@@ -555,57 +596,14 @@ int cmd_logs(int argc, char **argv)
 	bool at_line_start[3] = { true, true, true };
 	long lines = 0, skip = 0;
 	_cleanup_fclose_ FILE *f = NULL;
-	uint64_t v;
-	int ch, r;
+	int first, r;
 
-	opterr = 0;
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "+:ftn:", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'f':
-			o.follow = true;
-			break;
-		case 't':
-			o.timestamps = true;
-			break;
-		case 'n':
-			if (strcmp(optarg, "all") == 0) {
-				o.tail = -1;
-			} else if (parse_u64(optarg, 1000000000, &v) == 0) {
-				o.tail = (long)v;
-			} else {
-				cli_error("invalid --tail '%s': expected a number of lines or 'all'",
-					  optarg);
-				return EXIT_COVE;
-			}
-			break;
-		case 'B':
-			o.boot = true;
-			break;
-		case 'H':
-			printf("Usage: cove logs [OPTIONS] CONTAINER\n\n"
-			       "Show what a container's main process wrote (stdout and stderr).\n\n"
-			       "Options:\n"
-			       "  -f, --follow       keep printing new output until it stops\n"
-			       "  -n, --tail N       only the last N lines\n"
-			       "  -t, --timestamps   prefix each line with when it was written\n"
-			       "      --boot         the VM's boot log (kernel and cove-init) instead\n");
-			return 0;
-		case ':':
-			cli_error("option '%s' needs a value; see 'cove logs --help'", argv[optind - 1]);
-			return EXIT_COVE;
-		default:
-			cli_error("unknown option '%s'; see 'cove logs --help'", argv[optind - 1]);
-			return EXIT_COVE;
-		}
-	}
-	if (argc - optind != 1) {
-		cli_error("'cove logs' takes one container; see 'cove logs --help'");
-		return EXIT_COVE;
-	}
+	r = cli_parse(&v, argc, argv, logs_opt, &o, &first);
+	if (r)
+		return r > 0 ? 0 : EXIT_COVE;
 	if (paths_init_or_report(&p) < 0)
 		return EXIT_COVE;
-	if (container_find(&p, argv[optind], &c, &err) < 0) {
+	if (container_find(&p, argv[first], &c, &err) < 0) {
 		cli_error("%s", err.msg);
 		return 1;
 	}
@@ -796,62 +794,66 @@ static void print_stats(const struct container *c, const struct sample *a, const
 	       c->short_id, c->name, cpu, mem, memp, h, net, blk, s->pids);
 }
 
+struct stats_opts {
+	bool no_stream, json;
+};
+
+static int stats_opt(int c, const char *value, void *ud)
+{
+	struct stats_opts *o = ud;
+
+	switch (c) {
+	case 'N':
+		o->no_stream = true;
+		break;
+	case 'a':
+		break;
+	case 'F':
+		if (strcmp(value, "json") == 0 || strcmp(value, "{{json .}}") == 0)
+			o->json = true;
+		else if (strcmp(value, "table") != 0) {
+			cli_error("unsupported --format '%s': use table or json", value);
+			return -EINVAL;
+		}
+		break;
+	}
+	return 0;
+}
+
 int cmd_stats(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "no-stream", no_argument, NULL, 'N' },
-		{ "all", no_argument, NULL, 'a' },
-		{ "format", required_argument, NULL, 'F' },
-		{ "help", no_argument, NULL, 'H' },
+	static const struct cli_option opts[] = {
+		{ 'N', 0, "no-stream", NULL, "print once and exit" },
+		{ 'a', 'a', "all", NULL, "accepted (only running containers have figures)" },
+		{ 'F', 0, "format", "FMT", "table (default) or json (one object a line)" },
 		{ 0 },
 	};
+	static const struct cli_verb v = {
+		"stats", "[OPTIONS] [CONTAINER...]",
+		"Show running containers' resource use: CPU (of the VM), memory as the\n"
+		"guest sees it and as the host pays for it (PSS of QEMU and the\n"
+		"supervisor), network and disk I/O, processes.",
+		opts, .max_operands = -1,
+	};
+	struct stats_opts o = { 0 };
 	bool no_stream = false, json = false, tty = isatty(1);
 	struct cove_error err = { 0 };
 	struct cove_paths p;
 	struct container *cs = NULL;
 	struct sample *prev = NULL, *cur = NULL;
 	size_t n = 0;
-	int ch, code = 0;
+	int first, r, code = 0;
 
-	opterr = 0;
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "+:a", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'N':
-			no_stream = true;
-			break;
-		case 'a':
-			break;
-		case 'F':
-			if (strcmp(optarg, "json") == 0 || strcmp(optarg, "{{json .}}") == 0)
-				json = true;
-			else if (strcmp(optarg, "table") != 0) {
-				cli_error("unsupported --format '%s': use table or json", optarg);
-				return EXIT_COVE;
-			}
-			break;
-		case 'H':
-			printf("Usage: cove stats [OPTIONS] [CONTAINER...]\n\n"
-			       "Show running containers' resource use: CPU (of the VM), memory as the\n"
-			       "guest sees it and as the host pays for it (PSS of QEMU and the\n"
-			       "supervisor), network and disk I/O, processes.\n\n"
-			       "Options:\n"
-			       "      --no-stream     print once and exit\n"
-			       "      --format FMT    table (default) or json (one object a line)\n");
-			return 0;
-		case ':':
-			cli_error("option '%s' needs a value; see 'cove stats --help'", argv[optind - 1]);
-			return EXIT_COVE;
-		default:
-			cli_error("unknown option '%s'; see 'cove stats --help'", argv[optind - 1]);
-			return EXIT_COVE;
-		}
-	}
+	r = cli_parse(&v, argc, argv, stats_opt, &o, &first);
+	if (r)
+		return r > 0 ? 0 : EXIT_COVE;
+	no_stream = o.no_stream;
+	json = o.json;
 	if (paths_init_or_report(&p) < 0)
 		return EXIT_COVE;
-	if (optind < argc) {
-		cs = calloc((size_t)(argc - optind), sizeof(*cs));
-		for (int i = optind; cs && i < argc; i++) {
+	if (first < argc) {
+		cs = calloc((size_t)(argc - first), sizeof(*cs));
+		for (int i = first; cs && i < argc; i++) {
 			struct container_status st;
 			if (container_find(&p, argv[i], &cs[n], &err) < 0) {
 				cli_error("%s", err.msg);
@@ -906,7 +908,7 @@ int cmd_stats(int argc, char **argv)
 		for (size_t i = 0; i < n; i++) {
 			if (!cur[i].ok) {
 				/* stopped meanwhile, or the guest did not answer */
-				if (optind < argc) {
+				if (first < argc) {
 					struct container_status st;
 					container_get_status(&cs[i], &st);
 					if (st.status == CONTAINER_RUNNING)

@@ -2,24 +2,16 @@
 /* cove registry login|logout: credentials in ~/.docker/config.json, as docker keeps them. */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "options.h"
 #include "engine/images.h"
 
 #include "image/reference.h"
 #include "image/registry.h"
 
-#include <getopt.h>
 #include <string.h>
 #include <termios.h>
 
 #define PASSWORD_MAX 4096
-
-static void usage(FILE *f)
-{
-	fprintf(f, "Usage: cove registry login [-u USER] [-p PASSWORD | --password-stdin] REGISTRY\n"
-		   "       cove registry logout REGISTRY\n\n"
-		   "Check credentials with the registry and keep them in ~/.docker/config.json\n"
-		   "(or $DOCKER_CONFIG/config.json), where docker, podman and skopeo find them too.\n");
-}
 
 /* One line from fd (the trailing newline dropped); with echo off when it is a terminal. */
 static int read_secret(int fd, const char *prompt, char *buf, size_t size)
@@ -56,49 +48,54 @@ static int read_secret(int fd, const char *prompt, char *buf, size_t size)
 	return n + 1 >= size ? -E2BIG : 0;
 }
 
+struct login_opts {
+	const char *user, *password;
+	bool from_stdin;
+};
+
+static int login_opt(int c, const char *value, void *ud)
+{
+	struct login_opts *o = ud;
+
+	if (c == 'u')
+		o->user = value;
+	else if (c == 'p')
+		o->password = value;
+	else if (c == 's')
+		o->from_stdin = true;
+	return 0;
+}
+
 static int login(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "username", required_argument, NULL, 'u' },
-		{ "password", required_argument, NULL, 'p' },
-		{ "password-stdin", no_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'h' },
+	static const struct cli_option opts[] = {
+		{ 'u', 'u', "username", "USER", "the user name (asked for on a terminal)" },
+		{ 'p', 'p', "password", "PASSWORD", "the password (visible to other users: prefer\n--password-stdin)" },
+		{ 's', 0, "password-stdin", NULL, "read the password from stdin" },
 		{ 0 },
 	};
+	static const struct cli_verb v = {
+		"registry login", "[OPTIONS] REGISTRY",
+		"Check credentials with the registry and keep them in ~/.docker/config.json\n"
+		"(or $DOCKER_CONFIG/config.json), where docker, podman and skopeo find them too.",
+		opts, .min_operands = 1, .max_operands = 1, .missing = "REGISTRY (host[:port])",
+	};
+	struct login_opts lo = { 0 };
 	struct cove_error err = { 0 };
 	struct registry_opts ro = { 0 };
 	struct registry_client *c = NULL;
 	char user[256] = "", password[PASSWORD_MAX] = "";
 	const char *host;
 	bool from_stdin = false;
-	int ch, r;
+	int first, r;
 
-	opterr = 0;
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "+u:p:h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'u':
-			str_copy(user, sizeof(user), optarg);
-			break;
-		case 'p':
-			str_copy(password, sizeof(password), optarg);
-			break;
-		case 's':
-			from_stdin = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			cli_error("unknown option '%s'; see 'cove registry --help'", argv[optind - 1]);
-			return EXIT_COVE;
-		}
-	}
-	if (optind != argc - 1) {
-		cli_error("login takes one REGISTRY (host[:port]); see 'cove registry --help'");
-		return EXIT_COVE;
-	}
-	host = argv[optind];
+	r = cli_parse(&v, argc, argv, login_opt, &lo, &first);
+	if (r)
+		return r > 0 ? 0 : EXIT_COVE;
+	str_copy(user, sizeof(user), lo.user ? lo.user : "");
+	str_copy(password, sizeof(password), lo.password ? lo.password : "");
+	from_stdin = lo.from_stdin;
+	host = argv[first];
 	if (!reference_host_is_valid(host)) {
 		cli_error("invalid registry '%s': expected host[:port]", host);
 		return EXIT_COVE;
@@ -150,35 +147,35 @@ static int login(int argc, char **argv)
 
 static int logout(int argc, char **argv)
 {
+	static const struct cli_verb v = {
+		"registry logout", "REGISTRY", "Forget the credentials kept for REGISTRY.", NULL,
+		.min_operands = 1, .max_operands = 1, .missing = "REGISTRY (host[:port])",
+	};
 	struct cove_error err = { 0 };
-	int r;
+	int first, r;
 
-	if (argc != 2 || strcmp(argv[1], "--help") == 0) {
-		usage(argc == 2 ? stdout : stderr);
-		return argc == 2 ? 0 : EXIT_COVE;
-	}
-	r = registry_credentials_remove(argv[1], &err);
+	r = cli_parse(&v, argc, argv, NULL, NULL, &first);
+	if (r)
+		return r > 0 ? 0 : EXIT_COVE;
+	r = registry_credentials_remove(argv[first], &err);
 	if (r < 0) {
 		cli_error("%s", err.msg);
 		return EXIT_COVE;
 	}
 	if (r == 0)
-		printf("Not logged in to %s\n", argv[1]);
+		printf("Not logged in to %s\n", argv[first]);
 	else
-		printf("Removed login credentials for %s\n", argv[1]);
+		printf("Removed login credentials for %s\n", argv[first]);
 	return 0;
 }
 
 int cmd_registry(int argc, char **argv)
 {
-	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? EXIT_COVE : 0;
-	}
-	if (strcmp(argv[1], "login") == 0)
-		return login(argc - 1, argv + 1);
-	if (strcmp(argv[1], "logout") == 0)
-		return logout(argc - 1, argv + 1);
-	cli_error("unknown command 'registry %s'; see 'cove registry --help'", argv[1]);
-	return EXIT_COVE;
+	static const struct cli_command sub[] = {
+		{ "login", login, "Check and keep credentials for a registry" },
+		{ "logout", logout, "Forget a registry's credentials" },
+	};
+
+	return cli_dispatch("registry", "Log in to and out of registries.", sub, ARRAY_SIZE(sub),
+			    argc, argv);
 }

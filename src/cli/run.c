@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "options.h"
 #include "engine/container.h"
 #include "engine/images.h"
 #include "engine/supervisor.h"
@@ -17,7 +18,6 @@
 
 #include "vm/accel.h"
 
-#include <getopt.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -29,59 +29,6 @@
 #define MIN_MEMORY (64ULL << 20)
 #define MAX_CPUS 64
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-static void usage(FILE *f, bool create)
-{
-	const char *verb = create ? "create" : "run";
-
-	fprintf(f,
-		"Usage: cove %s [OPTIONS] IMAGE [COMMAND [ARG...]]\n"
-		"       cove %s [OPTIONS] --rootfs DIR [COMMAND [ARG...]]\n"
-		"\n"
-		"%s\n"
-		"\n"
-		"Options:\n"
-		"  -d, --detach             run in the background and print the container's ID\n"
-		"      --rm                 remove the container when it exits\n"
-		"  -i, --interactive        keep stdin open and send it to the container\n"
-		"  -t, --tty                allocate a terminal in the container (with -i, Ctrl-P\n"
-		"                           Ctrl-Q detaches and leaves it running)\n"
-		"  -e, --env K=V            set an environment variable (K alone: copy it from here)\n"
-		"  -w, --workdir DIR        working directory inside the container\n"
-		"  -u, --user USER[:GROUP]  run as this user (name or UID) and group (name or GID)\n"
-		"  -h, --hostname NAME      container host name (default: the short ID)\n"
-		"      --name NAME          name the container\n"
-		"      --cpus N             virtual CPUs of the VM (default 1)\n"
-		"  -m, --memory SIZE        memory of the VM, e.g. 256m, 1g (default 512m)\n"
-		"      --rootfs DIR         use a directory as the root filesystem instead of an image\n"
-		"      --entrypoint CMD     run CMD instead of the image's entrypoint (\"\" for none)\n"
-		"      --platform OS/ARCH   the platform to pull when IMAGE is not here yet\n"
-		"      --accel kvm|tcg|auto  what the VM runs on (default: $COVE_ACCEL, else auto:\n"
-		"                           KVM where a test boot under it worked here, else TCG)\n"
-		"      --env-file FILE      read KEY=VALUE lines (# comments) as -e\n"
-		"  -l, --label K=V          set a label on the container\n"
-		"      --read-only          mount the root filesystem read-only\n"
-		"      --tmpfs PATH[:OPTS]  mount a tmpfs (OPTS: size=64m,mode=1777,ro,noexec,...)\n"
-		"      --ulimit NAME=SOFT[:HARD]  set a resource limit (nofile, nproc, core, ...)\n"
-		"      --cap-add CAP        add a capability (or ALL) to the default set\n"
-		"      --cap-drop CAP       drop a capability (or ALL)\n"
-		"      --security-opt seccomp=unconfined  run without the seccomp filter\n"
-		"      --init               run a small init as PID 1 that reaps zombies\n"
-		"      --stop-signal SIG    signal that stops the container (default: the image's, or\n"
-		"                           SIGTERM)\n"
-		"      --stop-timeout SECS  seconds before stop kills it (default 10)\n"
-		"      --cidfile FILE       write the container's ID to FILE (which must not exist)\n"
-		"      --help               show this help\n"
-		"\n"
-		"IMAGE is pulled from its registry when it is not here yet; busybox is available\n"
-		"offline. The image's entrypoint, command, environment, working directory and user\n"
-		"apply unless overridden.\n"
-		"Exit status: the command's own; 125 if cove failed, 126 if the command cannot be\n"
-		"executed, 127 if it was not found.\n",
-		verb, verb,
-		create ? "Create a container, in a virtual machine of its own, without starting it; print its ID."
-		       : "Run a command in a new container, in a virtual machine of its own.");
-}
 
 struct run_opts {
 	bool create; /* cove create */
@@ -284,236 +231,240 @@ static int add_cap(json_t **list, const char *name, const char *flag)
 	return 0;
 }
 
-static int parse_args(int argc, char **argv, struct run_opts *o, int *ret_optind)
-{
-	enum {
-		OPT_RM = 256, OPT_NAME, OPT_CPUS, OPT_ROOTFS, OPT_HELP, OPT_ENTRYPOINT, OPT_PLATFORM,
-		OPT_ENV_FILE, OPT_READ_ONLY, OPT_TMPFS, OPT_ULIMIT, OPT_CAP_ADD, OPT_CAP_DROP,
-		OPT_INIT, OPT_STOP_SIGNAL, OPT_STOP_TIMEOUT, OPT_CIDFILE, OPT_SECURITY_OPT, OPT_ACCEL,
-	};
-	static const struct option longopts[] = {
-		{ "rm", no_argument, NULL, OPT_RM },
-		{ "interactive", no_argument, NULL, 'i' },
-		{ "tty", no_argument, NULL, 't' },
-		{ "env", required_argument, NULL, 'e' },
-		{ "workdir", required_argument, NULL, 'w' },
-		{ "user", required_argument, NULL, 'u' },
-		{ "hostname", required_argument, NULL, 'h' },
-		{ "name", required_argument, NULL, OPT_NAME },
-		{ "cpus", required_argument, NULL, OPT_CPUS },
-		{ "memory", required_argument, NULL, 'm' },
-		{ "rootfs", required_argument, NULL, OPT_ROOTFS },
-		{ "entrypoint", required_argument, NULL, OPT_ENTRYPOINT },
-		{ "platform", required_argument, NULL, OPT_PLATFORM },
-		{ "help", no_argument, NULL, OPT_HELP },
-		{ "detach", no_argument, NULL, 'd' },
-		{ "env-file", required_argument, NULL, OPT_ENV_FILE },
-		{ "label", required_argument, NULL, 'l' },
-		{ "read-only", no_argument, NULL, OPT_READ_ONLY },
-		{ "tmpfs", required_argument, NULL, OPT_TMPFS },
-		{ "ulimit", required_argument, NULL, OPT_ULIMIT },
-		{ "cap-add", required_argument, NULL, OPT_CAP_ADD },
-		{ "cap-drop", required_argument, NULL, OPT_CAP_DROP },
-		{ "init", no_argument, NULL, OPT_INIT },
-		{ "stop-signal", required_argument, NULL, OPT_STOP_SIGNAL },
-		{ "stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT },
-		{ "cidfile", required_argument, NULL, OPT_CIDFILE },
-		{ "security-opt", required_argument, NULL, OPT_SECURITY_OPT },
-		{ "accel", required_argument, NULL, OPT_ACCEL },
-		{ 0 },
-	};
-	uint64_t v;
-	int c;
+enum {
+	OPT_RM = 256, OPT_NAME, OPT_CPUS, OPT_ROOTFS, OPT_ENTRYPOINT, OPT_PLATFORM, OPT_ENV_FILE,
+	OPT_READ_ONLY, OPT_TMPFS, OPT_ULIMIT, OPT_CAP_ADD, OPT_CAP_DROP, OPT_INIT, OPT_STOP_SIGNAL,
+	OPT_STOP_TIMEOUT, OPT_CIDFILE, OPT_SECURITY_OPT, OPT_ACCEL,
+};
 
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+ite:w:u:h:m:dl:", longopts, NULL)) != -1) {
-		switch (c) {
-		case OPT_RM:
-			o->rm = true;
-			break;
-		case 'i':
-			o->interactive = true;
-			break;
-		case 't':
-			o->tty = true;
-			break;
-		case 'e':
-			if (add_env(o, optarg) < 0)
-				return -EINVAL;
-			break;
-		case 'w':
-			if (optarg[0] != '/') {
-				cli_error("invalid working directory '%s': it must be an absolute path",
-					  optarg);
-				return -EINVAL;
-			}
-			o->workdir = optarg;
-			break;
-		case 'u':
-			if (!valid_user(optarg)) {
-				cli_error("invalid --user '%s': expected NAME|UID[:GROUP|GID]", optarg);
-				return -EINVAL;
-			}
-			o->user = optarg;
-			break;
-		case 'h':
-			if (!valid_hostname(optarg)) {
-				cli_error("invalid hostname '%s': use letters, digits, '-' and '.', at "
-					  "most 63 characters",
-					  optarg);
-				return -EINVAL;
-			}
-			o->hostname = optarg;
-			break;
-		case OPT_NAME:
-			if (!container_valid_name(optarg)) {
-				cli_error("invalid container name '%s': use [a-zA-Z0-9][a-zA-Z0-9_.-]*, "
-					  "at most 64 characters",
-					  optarg);
-				return -EINVAL;
-			}
-			o->name = optarg;
-			break;
-		case OPT_CPUS: {
-			/* docker accepts fractions; a VM has whole CPUs, so round up */
-			char *end;
-			double d;
-			errno = 0;
-			d = strtod(optarg, &end);
-			if (errno || *end || !(d > 0) || d > MAX_CPUS) {
-				cli_error("invalid --cpus '%s': expected a number from 1 to %d", optarg,
-					  MAX_CPUS);
-				return -EINVAL;
-			}
-			o->cpus = (unsigned)d;
-			if ((double)o->cpus < d)
-				o->cpus++;
-			break;
-		}
-		case 'm':
-			if (parse_size(optarg, &v) < 0) {
-				cli_error("invalid --memory '%s': expected a size such as 256m or 1g",
-					  optarg);
-				return -EINVAL;
-			}
-			if (v < MIN_MEMORY) {
-				cli_error("--memory %s is too small: a VM needs at least 64m", optarg);
-				return -EINVAL;
-			}
-			if (v > (1ULL << 40)) {
-				cli_error("--memory %s is too large", optarg);
-				return -EINVAL;
-			}
-			o->memory = v;
-			break;
-		case OPT_ROOTFS:
-			o->rootfs = optarg;
-			break;
-		case OPT_ENTRYPOINT:
-			o->entrypoint = optarg;
-			break;
-		case OPT_PLATFORM:
-			o->platform = optarg;
-			break;
-		case OPT_HELP:
-			usage(stdout, o->create);
-			return 1;
-		case 'd':
-			if (o->create) {
-				cli_error("unknown option '-d'; see 'cove create --help'");
-				return -EINVAL;
-			}
-			o->detach = true;
-			break;
-		case OPT_ENV_FILE:
-			if (add_env_file(o, optarg) < 0)
-				return -EINVAL;
-			break;
-		case 'l':
-			if (add_label(o, optarg) < 0)
-				return -EINVAL;
-			break;
-		case OPT_READ_ONLY:
-			o->read_only = true;
-			break;
-		case OPT_TMPFS:
-			if (optarg[0] != '/' || strlen(optarg) > 4096) {
-				cli_error("invalid --tmpfs '%s': expected an absolute PATH[:OPTIONS]",
-					  optarg);
-				return -EINVAL;
-			}
-			if (!o->tmpfs)
-				o->tmpfs = json_array();
-			json_array_append_new(o->tmpfs, json_string(optarg));
-			break;
-		case OPT_ULIMIT:
-			if (add_ulimit(o, optarg) < 0)
-				return -EINVAL;
-			break;
-		case OPT_CAP_ADD:
-			if (add_cap(&o->cap_add, optarg, "--cap-add") < 0)
-				return -EINVAL;
-			break;
-		case OPT_CAP_DROP:
-			if (add_cap(&o->cap_drop, optarg, "--cap-drop") < 0)
-				return -EINVAL;
-			break;
-		case OPT_INIT:
-			o->init = true;
-			break;
-		case OPT_STOP_SIGNAL:
-			if (signal_parse(optarg, &o->stop_signal) < 0) {
-				cli_error("invalid --stop-signal '%s': expected a signal name or number "
-					  "(e.g. SIGTERM, 15)",
-					  optarg);
-				return -EINVAL;
-			}
-			break;
-		case OPT_STOP_TIMEOUT:
-			if (parse_u64(optarg, 86400, &v) < 0) {
-				cli_error("invalid --stop-timeout '%s': expected seconds, 0 to 86400",
-					  optarg);
-				return -EINVAL;
-			}
-			o->stop_timeout = (int)v;
-			break;
-		case OPT_CIDFILE:
-			o->cidfile = optarg;
-			break;
-		case OPT_ACCEL:
-			o->accel = optarg; /* checked with COVE_ACCEL, below */
-			break;
-		case OPT_SECURITY_OPT:
-			if (strcmp(optarg, "seccomp=unconfined") == 0 ||
-			    strcmp(optarg, "seccomp:unconfined") == 0) {
-				o->unconfined = true;
-			} else if (strcmp(optarg, "no-new-privileges") == 0 ||
-				   strcmp(optarg, "no-new-privileges=true") == 0 ||
-				   strcmp(optarg, "no-new-privileges:true") == 0) {
-				/* always on */
-			} else {
-				cli_error("unsupported --security-opt '%s': cove knows "
-					  "seccomp=unconfined and no-new-privileges",
-					  optarg);
-				return -EINVAL;
-			}
-			break;
-		case ':':
-			cli_error("option '%s' needs a value; see 'cove %s --help'", argv[optind - 1],
-				  o->create ? "create" : "run");
+/* run's options; create's are the same without the first (-d) */
+static const struct cli_option run_options[] = {
+	{ 'd', 'd', "detach", NULL, "run in the background and print the container's ID" },
+	{ OPT_RM, 0, "rm", NULL, "remove the container when it exits" },
+	{ 'i', 'i', "interactive", NULL, "keep stdin open and send it to the container" },
+	{ 't', 't', "tty", NULL,
+	  "allocate a terminal in the container (with -i, Ctrl-P\nCtrl-Q detaches and leaves it "
+	  "running)" },
+	{ 'e', 'e', "env", "K=V", "set an environment variable (K alone: copy it from here)" },
+	{ OPT_ENV_FILE, 0, "env-file", "FILE", "read KEY=VALUE lines (# comments) as -e" },
+	{ 'w', 'w', "workdir", "DIR", "working directory inside the container" },
+	{ 'u', 'u', "user", "USER[:GROUP]",
+	  "run as this user (name or UID) and group (name or GID)" },
+	{ 'h', 'h', "hostname", "NAME", "container host name (default: the short ID)" },
+	{ OPT_NAME, 0, "name", "NAME", "name the container" },
+	{ OPT_CPUS, 0, "cpus", "N", "virtual CPUs of the VM (default 1)" },
+	{ 'm', 'm', "memory", "SIZE", "memory of the VM, e.g. 256m, 1g (default 512m)" },
+	{ OPT_ROOTFS, 0, "rootfs", "DIR", "use a directory as the root filesystem instead of an image" },
+	{ OPT_ENTRYPOINT, 0, "entrypoint", "CMD", "run CMD instead of the image's entrypoint (\"\" for none)" },
+	{ OPT_PLATFORM, 0, "platform", "OS/ARCH", "the platform to pull when IMAGE is not here yet" },
+	{ OPT_ACCEL, 0, "accel", "kvm|tcg|auto",
+	  "what the VM runs on (default: $COVE_ACCEL, else auto:\nKVM where a test boot under it "
+	  "worked here, else TCG)" },
+	{ 'l', 'l', "label", "K=V", "set a label on the container" },
+	{ OPT_READ_ONLY, 0, "read-only", NULL, "mount the root filesystem read-only" },
+	{ OPT_TMPFS, 0, "tmpfs", "PATH[:OPTS]", "mount a tmpfs (OPTS: size=64m,mode=1777,ro,noexec,...)" },
+	{ OPT_ULIMIT, 0, "ulimit", "NAME=SOFT[:HARD]", "set a resource limit (nofile, nproc, core, ...)" },
+	{ OPT_CAP_ADD, 0, "cap-add", "CAP", "add a capability (or ALL) to the default set" },
+	{ OPT_CAP_DROP, 0, "cap-drop", "CAP", "drop a capability (or ALL)" },
+	{ OPT_SECURITY_OPT, 0, "security-opt", "OPT",
+	  "seccomp=unconfined: run without the seccomp filter;\nno-new-privileges (always on)" },
+	{ OPT_INIT, 0, "init", NULL, "run a small init as PID 1 that reaps zombies" },
+	{ OPT_STOP_SIGNAL, 0, "stop-signal", "SIG",
+	  "signal that stops the container (default: the image's,\nor SIGTERM)" },
+	{ OPT_STOP_TIMEOUT, 0, "stop-timeout", "SECS", "seconds before stop kills it (default 10)" },
+	{ OPT_CIDFILE, 0, "cidfile", "FILE", "write the container's ID to FILE (which must not exist)" },
+	{ 0 },
+};
+
+#define RUN_MORE                                                                                   \
+	"With --rootfs DIR instead of IMAGE, a directory is the root filesystem.\n"                \
+	"IMAGE is pulled from its registry when it is not here yet; busybox is available\n"        \
+	"offline. The image's entrypoint, command, environment, working directory and user\n"      \
+	"apply unless overridden.\n"                                                               \
+	"Exit status: the command's own; 125 if cove failed, 126 if the command cannot be\n"       \
+	"executed, 127 if it was not found."
+
+static const struct cli_verb run_verb = {
+	"run", "[OPTIONS] IMAGE|--rootfs DIR [COMMAND [ARG...]]",
+	"Run a command in a new container, in a virtual machine of its own.", run_options,
+	RUN_MORE, .command_follows = true, .max_operands = -1,
+};
+static const struct cli_verb create_verb = {
+	"create", "[OPTIONS] IMAGE|--rootfs DIR [COMMAND [ARG...]]",
+	"Create a container, in a virtual machine of its own, without starting it; print its ID.",
+	run_options + 1, RUN_MORE, .command_follows = true, .max_operands = -1,
+};
+
+static int run_opt(int c, const char *optarg, void *ud)
+{
+	struct run_opts *o = ud;
+	uint64_t v;
+
+	switch (c) {
+	case OPT_RM:
+		o->rm = true;
+		break;
+	case 'i':
+		o->interactive = true;
+		break;
+	case 't':
+		o->tty = true;
+		break;
+	case 'e':
+		if (add_env(o, optarg) < 0)
 			return -EINVAL;
-		default:
-			if (optopt && optopt < 256)
-				cli_error("unknown option '-%c'; see 'cove %s --help'", optopt,
-					  o->create ? "create" : "run");
-			else
-				cli_error("unknown option '%s'; see 'cove %s --help'", argv[optind - 1],
-					  o->create ? "create" : "run");
+		break;
+	case 'w':
+		if (optarg[0] != '/') {
+			cli_error("invalid working directory '%s': it must be an absolute path",
+				  optarg);
 			return -EINVAL;
 		}
+		o->workdir = optarg;
+		break;
+	case 'u':
+		if (!valid_user(optarg)) {
+			cli_error("invalid --user '%s': expected NAME|UID[:GROUP|GID]", optarg);
+			return -EINVAL;
+		}
+		o->user = optarg;
+		break;
+	case 'h':
+		if (!valid_hostname(optarg)) {
+			cli_error("invalid hostname '%s': use letters, digits, '-' and '.', at "
+				  "most 63 characters",
+				  optarg);
+			return -EINVAL;
+		}
+		o->hostname = optarg;
+		break;
+	case OPT_NAME:
+		if (!container_valid_name(optarg)) {
+			cli_error("invalid container name '%s': use [a-zA-Z0-9][a-zA-Z0-9_.-]*, "
+				  "at most 64 characters",
+				  optarg);
+			return -EINVAL;
+		}
+		o->name = optarg;
+		break;
+	case OPT_CPUS: {
+		/* docker accepts fractions; a VM has whole CPUs, so round up */
+		char *end;
+		double d;
+		errno = 0;
+		d = strtod(optarg, &end);
+		if (errno || *end || !(d > 0) || d > MAX_CPUS) {
+			cli_error("invalid --cpus '%s': expected a number from 1 to %d", optarg,
+				  MAX_CPUS);
+			return -EINVAL;
+		}
+		o->cpus = (unsigned)d;
+		if ((double)o->cpus < d)
+			o->cpus++;
+		break;
 	}
-	*ret_optind = optind;
+	case 'm':
+		if (parse_size(optarg, &v) < 0) {
+			cli_error("invalid --memory '%s': expected a size such as 256m or 1g",
+				  optarg);
+			return -EINVAL;
+		}
+		if (v < MIN_MEMORY) {
+			cli_error("--memory %s is too small: a VM needs at least 64m", optarg);
+			return -EINVAL;
+		}
+		if (v > (1ULL << 40)) {
+			cli_error("--memory %s is too large", optarg);
+			return -EINVAL;
+		}
+		o->memory = v;
+		break;
+	case OPT_ROOTFS:
+		o->rootfs = optarg;
+		break;
+	case OPT_ENTRYPOINT:
+		o->entrypoint = optarg;
+		break;
+	case OPT_PLATFORM:
+		o->platform = optarg;
+		break;
+	case 'd':
+		o->detach = true;
+		break;
+	case OPT_ENV_FILE:
+		if (add_env_file(o, optarg) < 0)
+			return -EINVAL;
+		break;
+	case 'l':
+		if (add_label(o, optarg) < 0)
+			return -EINVAL;
+		break;
+	case OPT_READ_ONLY:
+		o->read_only = true;
+		break;
+	case OPT_TMPFS:
+		if (optarg[0] != '/' || strlen(optarg) > 4096) {
+			cli_error("invalid --tmpfs '%s': expected an absolute PATH[:OPTIONS]",
+				  optarg);
+			return -EINVAL;
+		}
+		if (!o->tmpfs)
+			o->tmpfs = json_array();
+		json_array_append_new(o->tmpfs, json_string(optarg));
+		break;
+	case OPT_ULIMIT:
+		if (add_ulimit(o, optarg) < 0)
+			return -EINVAL;
+		break;
+	case OPT_CAP_ADD:
+		if (add_cap(&o->cap_add, optarg, "--cap-add") < 0)
+			return -EINVAL;
+		break;
+	case OPT_CAP_DROP:
+		if (add_cap(&o->cap_drop, optarg, "--cap-drop") < 0)
+			return -EINVAL;
+		break;
+	case OPT_INIT:
+		o->init = true;
+		break;
+	case OPT_STOP_SIGNAL:
+		if (signal_parse(optarg, &o->stop_signal) < 0) {
+			cli_error("invalid --stop-signal '%s': expected a signal name or number "
+				  "(e.g. SIGTERM, 15)",
+				  optarg);
+			return -EINVAL;
+		}
+		break;
+	case OPT_STOP_TIMEOUT:
+		if (parse_u64(optarg, 86400, &v) < 0) {
+			cli_error("invalid --stop-timeout '%s': expected seconds, 0 to 86400",
+				  optarg);
+			return -EINVAL;
+		}
+		o->stop_timeout = (int)v;
+		break;
+	case OPT_CIDFILE:
+		o->cidfile = optarg;
+		break;
+	case OPT_ACCEL:
+		o->accel = optarg; /* checked with COVE_ACCEL, below */
+		break;
+	case OPT_SECURITY_OPT:
+		if (strcmp(optarg, "seccomp=unconfined") == 0 ||
+		    strcmp(optarg, "seccomp:unconfined") == 0) {
+			o->unconfined = true;
+		} else if (strcmp(optarg, "no-new-privileges") == 0 ||
+			   strcmp(optarg, "no-new-privileges=true") == 0 ||
+			   strcmp(optarg, "no-new-privileges:true") == 0) {
+			/* always on */
+		} else {
+			cli_error("unsupported --security-opt '%s': cove knows "
+				  "seccomp=unconfined and no-new-privileges",
+				  optarg);
+			return -EINVAL;
+		}
+		break;
+	}
 	return 0;
 }
 
@@ -648,7 +599,7 @@ static int run_or_create(int argc, char **argv, bool create)
 	size_t nbase = 0;
 	int first, r, exit_code = EXIT_COVE, stop_signal, cidfd = -1;
 
-	r = parse_args(argc, argv, &o, &first);
+	r = cli_parse(create ? &create_verb : &run_verb, argc, argv, run_opt, &o, &first);
 	if (r != 0)
 		goto out_opts;
 	if (!o.rootfs && first >= argc) {

@@ -2,27 +2,14 @@
 /* cove system info: what cove will use on this host. */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "options.h"
 
 #include "config.h"
 
 #include "vm/accel.h"
 
-#include <getopt.h>
 #include <string.h>
 #include <sys/stat.h>
-
-static void usage(FILE *f)
-{
-	fprintf(f, "Usage: cove system info [--probe]\n\n"
-		   "Show the accelerator (kvm or tcg) and why, the guest kernel, the initramfs, where\n"
-		   "state is kept, and the versions of cove, QEMU and the guest kernel.\n\n"
-		   "KVM is used where a test boot of cove's kernel under it reached cove's init on\n"
-		   "this host; that verdict is kept until the host kernel, QEMU or cove's kernel or\n"
-		   "initramfs change. COVE_ACCEL=kvm|tcg|auto (or --accel on run, create and start)\n"
-		   "chooses instead.\n\n"
-		   "Options:\n"
-		   "      --probe   forget that verdict and test KVM again now\n");
-}
 
 static void file_line(const char *label, const char *path)
 {
@@ -116,23 +103,42 @@ static int info(bool reprobe)
 	return 0;
 }
 
+static int info_opt(int c, const char *value, void *ud)
+{
+	*(bool *)ud = true; /* --probe */
+	return 0;
+}
+
+static int cmd_info(int argc, char **argv)
+{
+	static const struct cli_option opts[] = {
+		{ 'P', 0, "probe", NULL, "forget that verdict and test KVM again now" },
+		{ 0 },
+	};
+	static const struct cli_verb v = {
+		"system info", "[OPTIONS]",
+		"Show the accelerator (kvm or tcg) and why, the guest kernel, the initramfs, where\n"
+		"state is kept, and the versions of cove, QEMU and the guest kernel.\n\n"
+		"KVM is used where a test boot of cove's kernel under it reached cove's init on\n"
+		"this host; that verdict is kept until the host kernel, QEMU or cove's kernel or\n"
+		"initramfs change. COVE_ACCEL=kvm|tcg|auto (or --accel on run, create and start)\n"
+		"chooses instead.",
+		opts, .max_operands = 0,
+	};
+	bool reprobe = false;
+	int first, r;
+
+	r = cli_parse(&v, argc, argv, info_opt, &reprobe, &first);
+	if (r)
+		return r > 0 ? 0 : EXIT_COVE;
+	return info(reprobe);
+}
+
 int cmd_system(int argc, char **argv)
 {
-	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? EXIT_COVE : 0;
-	}
-	if (strcmp(argv[1], "info") == 0) {
-		if (argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
-			usage(stdout);
-			return 0;
-		}
-		if (argc > 3 || (argc == 3 && strcmp(argv[2], "--probe") != 0)) {
-			cli_error("system info takes only --probe; see 'cove system info --help'");
-			return EXIT_COVE;
-		}
-		return info(argc == 3);
-	}
-	cli_error("unknown command 'system %s'; see 'cove system --help'", argv[1]);
-	return EXIT_COVE;
+	static const struct cli_command sub[] = {
+		{ "info", cmd_info, "Show what cove uses on this host, and why" },
+	};
+
+	return cli_dispatch("system", "About this host.", sub, ARRAY_SIZE(sub), argc, argv);
 }

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * One option parser for every verb, with docker's rules: -abc (combined flags), -tVALUE and
+ * -t VALUE, --name=VALUE and --name VALUE, "--" ends the options, and options may follow the
+ * operands (`cove image rm IMG -f`) except where the verb runs a command (run, exec: what
+ * follows IMAGE or CONTAINER is the command's). --help everywhere, -h too where the verb does
+ * not use it (run's -h is --hostname, as in docker). The help text is made from the same table,
+ * in one layout.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdio.h>
+
+struct cli_option {
+	int id;           /* passed to the verb's callback: the short letter, or >= 256 */
+	char letter;      /* -x, 0 for none */
+	const char *name; /* --name, NULL for none */
+	const char *arg;  /* the value's name in the help ("SECS"); NULL: a flag, takes none */
+	const char *help; /* its help, lines split by '\n'; NULL: an alias, not listed */
+};
+
+struct cli_verb {
+	const char *name;     /* as typed after `cove`: "stop", "image rm" */
+	const char *args;     /* after the name in the usage line: "[OPTIONS] CONTAINER..." */
+	const char *about;    /* what it does, shown under the usage line */
+	const struct cli_option *options; /* ends with { 0 } */
+	const char *more;     /* shown after the options (NULL: nothing) */
+	bool command_follows; /* options end at the first operand (the rest is a command) */
+	int min_operands;     /* fewer: "missing ..." (see missing) */
+	int max_operands;     /* more: "too many arguments" (-1: no limit) */
+	const char *missing;  /* what is missing when there are too few: "CONTAINER" */
+};
+
+/* The verb's help, as --help prints it. */
+void cli_usage(const struct cli_verb *v, FILE *f);
+
+/*
+ * Parse argv[1..] (argv[0] is the verb). For each option, opt(id, value or NULL, ud); a
+ * negative return stops the parse (opt has said why). Operands end up, in order, at
+ * argv[*ret_first..argc). Returns 0, 1 after printing --help (exit 0), or -EINVAL after saying
+ * what was wrong in one line (exit 125).
+ */
+int cli_parse(const struct cli_verb *v, int argc, char **argv,
+	      int (*opt)(int id, const char *value, void *ud), void *ud, int *ret_first);
+
+struct cli_command;
+/*
+ * Run the command argv[1] names from cmds[n] (an entry without run is a heading in the help),
+ * with argv shifted by one; --help, -h and `help` list them. group is what comes before the
+ * command ("image"; NULL for cove itself).
+ */
+int cli_dispatch(const char *group, const char *about, const struct cli_command *cmds, size_t n,
+		 int argc, char **argv);
