@@ -68,10 +68,8 @@ static int exec_opt(int c, const char *value, void *ud)
 		}
 		break;
 	case 'w':
-		if (value[0] != '/') {
-			cli_error("invalid working directory '%s': it must be an absolute path", value);
+		if (cli_check_workdir(value) < 0)
 			return -EINVAL;
-		}
 		o->workdir = value;
 		break;
 	case 'u':
@@ -90,7 +88,7 @@ int cmd_exec(int argc, char **argv)
 	struct proto_start m;
 	struct cove_paths p;
 	struct container c;
-	json_t *config = NULL;
+	struct container_spec spec = { 0 };
 	char **env = NULL, term_env[] = "TERM=xterm";
 	char **base = NULL;
 	uint32_t envc;
@@ -111,11 +109,11 @@ int cmd_exec(int argc, char **argv)
 		goto out;
 	}
 	if (paths_init(&p, &err) < 0 || container_find(&p, argv[first], &c, &err) < 0 ||
-	    container_load_config(&c, &config, &err) < 0) {
+	    container_load_spec(&c, &spec, &err) < 0) {
 		cli_error("%s", err.msg);
 		goto out;
 	}
-	if (spec_start(config, &m, &err) < 0) {
+	if (spec_start(&spec, &m, &err) < 0) {
 		cli_error("%s", err.msg);
 		goto out;
 	}
@@ -169,7 +167,7 @@ int cmd_exec(int argc, char **argv)
 out:
 	free(base);
 	env_list_free(o.env, o.envc);
-	json_decref(config);
+	spec_done(&spec);
 	return code;
 }
 
@@ -191,10 +189,10 @@ static bool split_remote(char *arg, char **ret_ctr, char **ret_path)
 }
 
 /* A container path, absolute: relative ones are taken from the container's working dir. */
-static int container_path(json_t *config, const char *path, char *buf, size_t size)
+static int container_path(const struct container_spec *spec, const char *path, char *buf,
+			  size_t size)
 {
-	const char *cwd = json_string_value(
-		json_object_get(json_object_get(config, "process"), "cwd"));
+	const char *cwd = spec->cwd;
 
 	if (path[0] == '/')
 		return str_copy(buf, size, path);
@@ -232,7 +230,7 @@ int cmd_cp(int argc, char **argv)
 	struct proto_start m;
 	struct cove_paths p;
 	struct container c;
-	json_t *config = NULL;
+	struct container_spec spec = { 0 };
 	char *src_ctr = NULL, *src_path, *dst_ctr = NULL, *dst_path, cpath[4096], *targv[2];
 	int first, r, pfd[2] = { -1, -1 }, code = 1, status, maint_fd = -1;
 	bool in;
@@ -256,20 +254,20 @@ int cmd_cp(int argc, char **argv)
 	}
 	if (paths_init(&p, &err) < 0 ||
 	    container_find(&p, in ? dst_ctr : src_ctr, &c, &err) < 0 ||
-	    container_load_config(&c, &config, &err) < 0) {
+	    container_load_spec(&c, &spec, &err) < 0) {
 		cli_error("%s", err.msg);
 		return 1;
 	}
-	if (container_path(config, in ? dst_path : src_path, cpath, sizeof(cpath)) < 0 ||
-	    spec_start(config, &m, &err) < 0) {
+	if (container_path(&spec, in ? dst_path : src_path, cpath, sizeof(cpath)) < 0 ||
+	    spec_start(&spec, &m, &err) < 0) {
 		cli_error("%s", err.msg[0] ? err.msg : "path too long");
-		json_decref(config);
+		spec_done(&spec);
 		return 1;
 	}
-	if (container_boot_for_copy(&p, &c, config, cli_notice, &maint_fd, &err) < 0) {
+	if (container_boot_for_copy(&p, &c, &spec, cli_notice, &maint_fd, &err) < 0) {
 		cli_error("%s", err.msg);
 		spec_start_done(&m);
-		json_decref(config);
+		spec_done(&spec);
 		return 1;
 	}
 	targv[0] = cpath;
@@ -356,6 +354,6 @@ done:
 	m.argv = NULL;
 	spec_start_done(&m);
 	buf_done(&errs);
-	json_decref(config);
+	spec_done(&spec);
 	return code;
 }

@@ -169,13 +169,7 @@ static int image_opt(int c, const char *value, void *ud)
 		break;
 	case OPT_FORMAT:
 		o->format_given = true;
-		if (strcmp(value, "json") == 0 || strcmp(value, "{{json .}}") == 0) {
-			o->json = true;
-		} else if (strcmp(value, "table") != 0) {
-			cli_error("unsupported --format '%s': use table or json", value);
-			return -EINVAL;
-		}
-		break;
+		return cli_parse_format(value, &o->json);
 	}
 	return 0;
 }

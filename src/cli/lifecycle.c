@@ -90,8 +90,7 @@ static int start_one(const struct cove_paths *p, const char *ref, const struct s
 {
 	struct cove_error err = { 0 };
 	struct container c;
-	json_t *config = NULL;
-	bool tty, open_stdin;
+	struct container_spec spec;
 	int r;
 
 	if (find(p, ref, &c) < 0)
@@ -109,25 +108,25 @@ static int start_one(const struct cove_paths *p, const char *ref, const struct s
 		cli_error("cannot lock container %s: %s", shown(&c), strerror(-r));
 		return r;
 	}
-	if (container_load_config(&c, &config, &err) < 0) {
+	if (container_load_spec(&c, &spec, &err) < 0) {
 		cli_error("%s", err.msg);
 		container_unlock(&c);
 		return -EINVAL;
 	}
-	if (o->accel) /* this start only */
-		json_object_set_new(config, "accel", json_string(o->accel));
-	tty = json_is_true(json_object_get(json_object_get(config, "process"), "terminal"));
-	open_stdin = json_is_true(json_object_get(json_object_get(config, "process"), "open_stdin"));
-	if (o->attach && o->interactive && tty && !isatty(0)) {
+	if (o->accel) { /* this start only */
+		free(spec.accel);
+		spec.accel = strdup(o->accel);
+	}
+	if (o->attach && o->interactive && spec.terminal && !isatty(0)) {
 		cli_error("container %s has a terminal: 'start -ai' needs a terminal on stdin",
 			  shown(&c));
-		json_decref(config);
+		spec_done(&spec);
 		container_unlock(&c);
 		return -ENOTTY;
 	}
-	r = container_start_attached(p, &c, config, o->attach, o->interactive && open_stdin, tty,
-				     cli_notice, &err);
-	json_decref(config);
+	r = container_start_attached(p, &c, &spec, o->attach, o->interactive && spec.open_stdin,
+				     spec.terminal, cli_notice, &err);
+	spec_done(&spec);
 	container_unlock(&c);
 	if (r < 0) {
 		if (err.msg[0])
@@ -220,26 +219,23 @@ static int stop_one(const struct cove_paths *p, struct container *c, const void 
 	const struct stop_opts *o = ud;
 	struct cove_error err = { 0 };
 	struct container_status st;
+	struct container_spec spec;
 	struct buf f = BUF_INIT(64);
-	json_t *config = NULL;
 	struct proto_stop m;
 	int fd;
 
 	container_get_status(c, &st);
 	if (st.status != CONTAINER_RUNNING)
 		return 0;
-	if (container_load_config(c, &config, &err) < 0) {
+	if (container_load_spec(c, &spec, &err) < 0) {
 		cli_error("%s", err.msg);
 		return -EINVAL;
 	}
-	m.signal = (uint32_t)(o->signal ? o->signal
-					: json_integer_value(json_object_get(config, "stop_signal")));
+	m.signal = (uint32_t)(o->signal ? o->signal : spec.stop_signal);
 	if (m.signal < 1 || m.signal > 64)
 		m.signal = SIGTERM;
-	m.timeout_s = (uint32_t)(o->timeout >= 0
-					 ? o->timeout
-					 : json_integer_value(json_object_get(config, "stop_timeout")));
-	json_decref(config);
+	m.timeout_s = (uint32_t)(o->timeout >= 0 ? o->timeout : spec.stop_timeout);
+	spec_done(&spec);
 	if (proto_put_stop(&f, &m) < 0) {
 		buf_done(&f);
 		return -EINVAL;
@@ -570,7 +566,7 @@ int cmd_attach(int argc, char **argv)
 	struct buf f = BUF_INIT(64);
 	struct cove_paths p;
 	struct container c;
-	json_t *config = NULL, *proc;
+	struct container_spec spec;
 	int r, fd, first;
 
 	r = cli_parse(&v, argc, argv, attach_opt, &o, &first);
@@ -578,14 +574,13 @@ int cmd_attach(int argc, char **argv)
 		return r > 0 ? 0 : EXIT_COVE;
 	if (paths_init_or_report(&p) < 0 || find(&p, argv[first], &c) < 0)
 		return EXIT_COVE;
-	if (container_load_config(&c, &config, &err) < 0) {
+	if (container_load_spec(&c, &spec, &err) < 0) {
 		cli_error("%s", err.msg);
 		return EXIT_COVE;
 	}
-	proc = json_object_get(config, "process");
-	so.tty = json_is_true(json_object_get(proc, "terminal"));
-	so.interactive = !o.no_stdin && json_is_true(json_object_get(proc, "open_stdin"));
-	json_decref(config);
+	so.tty = spec.terminal;
+	so.interactive = !o.no_stdin && spec.open_stdin;
+	spec_done(&spec);
 	proto_put_attach(&f, so.interactive ? PROTO_ATTACH_STDIN : 0);
 	fd = supervisor_connect(&c, &err);
 	if (fd < 0) {

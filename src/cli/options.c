@@ -195,6 +195,28 @@ int cli_parse(const struct cli_verb *v, int argc, char **argv,
 	return 0;
 }
 
+int cli_parse_format(const char *value, bool *ret_json)
+{
+	if (strcmp(value, "json") == 0 || strcmp(value, "{{json .}}") == 0) {
+		*ret_json = true;
+		return 0;
+	}
+	if (strcmp(value, "table") == 0) {
+		*ret_json = false;
+		return 0;
+	}
+	cli_error("unsupported --format '%s': use table or json", value);
+	return -EINVAL;
+}
+
+int cli_check_workdir(const char *value)
+{
+	if (value[0] == '/')
+		return 0;
+	cli_error("invalid working directory '%s': it must be an absolute path", value);
+	return -EINVAL;
+}
+
 static void group_usage(const char *group, const char *about, const struct cli_command *cmds,
 			size_t n, FILE *f)
 {

@@ -44,6 +44,12 @@ void cli_usage(const struct cli_verb *v, FILE *f);
 int cli_parse(const struct cli_verb *v, int argc, char **argv,
 	      int (*opt)(int id, const char *value, void *ud), void *ud, int *ret_first);
 
+/* --format: "table" (false) or "json"/"{{json .}}" (true) into *ret_json; anything else is
+ * refused in one line (-EINVAL). */
+int cli_parse_format(const char *value, bool *ret_json);
+/* -w/--workdir: an absolute path, else one line (-EINVAL). */
+int cli_check_workdir(const char *value);
+
 struct cli_command;
 /*
  * Run the command argv[1] names from cmds[n] (an entry without run is a heading in the help),

@@ -2,6 +2,7 @@
 /* cove ls (ps), inspect, logs, stats: what containers there are and what they are doing. */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "image/json.h"
 #include "options.h"
 #include "engine/container.h"
 #include "engine/log.h"
@@ -62,26 +63,22 @@ static void status_text(const struct container_status *st, char *buf, size_t siz
 	}
 }
 
-static void command_text(json_t *config, char *buf, size_t size)
+static void command_text(const struct container_spec *spec, char *buf, size_t size)
 {
-	json_t *args = json_object_get(json_object_get(config, "process"), "args");
-	size_t i, n = 0;
-	json_t *e;
+	size_t n = 0;
 
 	buf[0] = '\0';
-	json_array_foreach(args, i, e) {
-		const char *s = json_string_value(e);
-		int w = snprintf(buf + n, size - n, "%s%s", i ? " " : "", s ? s : "");
+	for (size_t i = 0; i < spec->nargs; i++) {
+		int w = snprintf(buf + n, size - n, "%s%s", i ? " " : "", spec->args[i]);
 		if (w < 0 || (size_t)w >= size - n)
 			break;
 		n += (size_t)w;
 	}
 }
 
-static const char *image_text(json_t *config)
+static const char *image_text(const struct container_spec *spec)
 {
-	const char *img = json_string_value(json_object_get(config, "image"));
-	const char *rootfs = json_string_value(json_object_get(config, "rootfs"));
+	const char *img = spec->image, *rootfs = spec->rootfs;
 
 	if (img && img[0])
 		return img;
@@ -93,9 +90,9 @@ struct filter {
 	char value[256];
 };
 
-static bool label_matches(json_t *config, const char *want)
+static bool label_matches(const struct container_spec *spec, const char *want)
 {
-	json_t *labels = json_object_get(config, "labels");
+	json_t *labels = spec->labels;
 	const char *eq = strchr(want, '=');
 	char key[256];
 	const char *v;
@@ -107,7 +104,8 @@ static bool label_matches(json_t *config, const char *want)
 	return v && strcmp(v, eq + 1) == 0;
 }
 
-static bool matches(const struct container *c, json_t *config, const struct container_status *st,
+static bool matches(const struct container *c, const struct container_spec *spec,
+		    const struct container_status *st,
 		    const struct filter *f, size_t nf)
 {
 	/* docker: the same key ORs, different keys AND */
@@ -125,9 +123,9 @@ static bool matches(const struct container *c, json_t *config, const struct cont
 			else if (strcmp(f[j].key, "status") == 0)
 				any |= strcmp(container_status_name(st->status), v) == 0;
 			else if (strcmp(f[j].key, "label") == 0)
-				any |= label_matches(config, v);
+				any |= label_matches(spec, v);
 			else if (strcmp(f[j].key, "ancestor") == 0)
-				any |= strcmp(image_text(config), v) == 0;
+				any |= strcmp(image_text(spec), v) == 0;
 			else if (strcmp(f[j].key, "exited") == 0)
 				any |= st->status == CONTAINER_EXITED && atoi(v) == st->exit_code;
 		}
@@ -214,13 +212,7 @@ static int ps_opt(int c, const char *value, void *ud)
 		o->no_trunc = true;
 		break;
 	case 'F':
-		if (strcmp(value, "json") == 0 || strcmp(value, "{{json .}}") == 0)
-			o->json = true;
-		else if (strcmp(value, "table") != 0) {
-			cli_error("unsupported --format '%s': use table or json", value);
-			return -EINVAL;
-		}
-		break;
+		return cli_parse_format(value, &o->json);
 	case 'f': {
 		const char *eq = strchr(value, '=');
 		static const char *const keys[] = { "id", "name", "status", "label",
@@ -291,31 +283,29 @@ int cmd_ps(int argc, char **argv)
 	for (size_t k = n; k-- > 0;) {
 		struct container ct;
 		struct container_status st;
-		json_t *config = NULL;
+		struct container_spec spec;
 		char cmd[4096], created[64], status[96];
 
 		if (container_find(&p, ids[k], &ct, &err) < 0 ||
-		    container_load_config(&ct, &config, &err) < 0)
+		    container_load_spec(&ct, &spec, &err) < 0)
 			continue;
 		container_get_status(&ct, &st);
-		if ((!po.all && st.status != CONTAINER_RUNNING) || !matches(&ct, config, &st, po.filters, po.nf)) {
-			json_decref(config);
+		if ((!po.all && st.status != CONTAINER_RUNNING) ||
+		    !matches(&ct, &spec, &st, po.filters, po.nf)) {
+			spec_done(&spec);
 			continue;
 		}
-		command_text(config, cmd, sizeof(cmd));
-		human_ago(container_parse_time(json_string_value(json_object_get(config, "created"))),
-			  created, sizeof(created), " ago");
+		command_text(&spec, cmd, sizeof(cmd));
+		human_ago(container_parse_time(spec.created), created, sizeof(created), " ago");
 		status_text(&st, status, sizeof(status));
 		if (po.quiet) {
 			printf("%s\n", po.no_trunc ? ct.id : ct.short_id);
 		} else if (po.json) {
 			json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:O}", "ID",
-					      ct.id, "Names", ct.name, "Image", image_text(config),
-					      "Command", cmd, "CreatedAt",
-					      json_string_value(json_object_get(config, "created")) ?: "",
-					      "State", container_status_name(st.status), "Status", status,
-					      "ExitCode", st.exit_code, "Labels",
-					      json_object_get(config, "labels") ?: json_null());
+					      ct.id, "Names", ct.name, "Image", image_text(&spec),
+					      "Command", cmd, "CreatedAt", spec.created ?: "", "State",
+					      container_status_name(st.status), "Status", status,
+					      "ExitCode", st.exit_code, "Labels", spec.labels);
 			char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 			if (s)
 				printf("%s\n", s);
@@ -327,13 +317,13 @@ int cmd_ps(int argc, char **argv)
 				str_printf(qcmd, sizeof(qcmd), "\"%.19s…\"", cmd);
 			else
 				str_printf(qcmd, sizeof(qcmd), "\"%s\"", cmd);
-			if (table_add(&t, po.no_trunc ? ct.id : ct.short_id, image_text(config), qcmd,
+			if (table_add(&t, po.no_trunc ? ct.id : ct.short_id, image_text(&spec), qcmd,
 				      created, status, ct.name) < 0) {
-				json_decref(config);
+				spec_done(&spec);
 				goto oom;
 			}
 		}
-		json_decref(config);
+		spec_done(&spec);
 	}
 	table_print(&t);
 	table_done(&t);
@@ -348,57 +338,66 @@ oom:
 
 /* ---- inspect ---- */
 
-static json_t *inspect_one(const struct container *c, json_t *config,
+static json_t *ulimits_json(const struct container_spec *spec)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < spec->nrlimits; i++) {
+		const struct spec_rlimit *l = &spec->rlimits[i];
+		json_array_append_new(
+			a, json_pack("{s:s, s:I, s:I}", "Name", spec_rlimit_name(l->resource) ?: "",
+				     "Soft", l->soft == UINT64_MAX ? (json_int_t)-1 : (json_int_t)l->soft,
+				     "Hard", l->hard == UINT64_MAX ? (json_int_t)-1 : (json_int_t)l->hard));
+	}
+	return a;
+}
+
+static json_t *inspect_one(const struct container *c, const struct container_spec *spec,
 			   const struct container_status *st)
 {
-	json_t *proc = json_object_get(config, "process");
-	json_t *args = json_object_get(proc, "args");
-	json_t *rest = json_array();
 	char caps[2048], sig[32];
-	json_t *o;
 
-	for (size_t i = 1; i < json_array_size(args); i++)
-		json_array_append(rest, json_array_get(args, i));
-	caps_format((uint64_t)json_integer_value(json_object_get(config, "caps")), caps,
-		    sizeof(caps));
-	signal_name((int)json_integer_value(json_object_get(config, "stop_signal")), sig,
-			sizeof(sig));
-	o = json_pack(
-		"{s:s, s:s, s:O, s:O, s:o,"
+	caps_format(spec->caps, caps, sizeof(caps));
+	signal_name(spec->stop_signal, sig, sizeof(sig));
+	return json_pack(
+		"{s:s, s:s, s:s, s:s?, s:o,"
 		" s:{s:s, s:b, s:b, s:I, s:i, s:s, s:s, s:s, s:s},"
-		" s:s, s:O, s:s, s:s, s:s,"
-		" s:{s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:s, s:O, s:s},"
-		" s:{s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O},"
+		" s:s, s:s, s:s, s:s, s:s,"
+		" s:{s:s, s:s, s:o, s:o, s:o, s:s, s:O, s:b, s:b, s:s, s:i, s:s},"
+		" s:{s:b, s:b, s:o, s:o, s:o, s:o, s:b, s:I, s:i, s:b, s:s, s:s?},"
 		" s:{s:s, s:s, s:s}}",
-		"Id", c->id, "Name", c->name, "Created", json_object_get(config, "created"), "Path",
-		json_array_get(args, 0), "Args", rest,
+		"Id", c->id, "Name", c->name, "Created", spec->created ?: "", "Path",
+		spec->nargs ? spec->args[0] : NULL, "Args",
+		json_strv(spec->nargs ? spec->args + 1 : NULL, spec->nargs ? spec->nargs - 1 : 0),
 		"State", "Status", container_status_name(st->status), "Running",
 		st->status == CONTAINER_RUNNING, "Paused", 0, "Pid", (json_int_t)st->pid, "ExitCode",
 		st->exit_code, "Error", st->error, "StartedAt", st->started_at, "FinishedAt",
 		st->finished_at, "Accelerator", st->accel,
-		"Image", image_text(config), "ImageSnapshot", json_object_get(config, "snapshot"),
+		"Image", image_text(spec), "ImageSnapshot", spec->snapshot ?: "",
 		"LogPath", c->log, "BootLogPath", c->boot_log, "HostnamePath", "",
-		"Config", "Hostname", json_object_get(config, "hostname"), "User",
-		json_object_get(proc, "user"), "Env", json_object_get(proc, "env"), "Cmd",
-		json_object_get(config, "cmd"), "Entrypoint", json_object_get(config, "entrypoint"),
-		"WorkingDir", json_object_get(proc, "cwd"), "Labels",
-		json_object_get(config, "labels"), "Tty", json_object_get(proc, "terminal"),
-		"OpenStdin", json_object_get(proc, "open_stdin"), "StopSignal", sig, "StopTimeout",
-		json_object_get(config, "stop_timeout"), "Image", image_text(config),
-		"HostConfig", "AutoRemove", json_object_get(config, "autoremove"), "ReadonlyRootfs",
-		json_object_get(config, "readonly"), "CapAdd", json_object_get(config, "cap_add"),
-		"CapDrop", json_object_get(config, "cap_drop"), "Tmpfs",
-		json_object_get(config, "tmpfs"), "Ulimits", json_object_get(config, "rlimits"),
-		"Init", json_object_get(config, "init"), "Memory", json_object_get(config, "memory"),
-		"Cpus", json_object_get(config, "cpus"), "SeccompUnconfined",
-		json_object_get(config, "unconfined"), "Rootfs", json_object_get(config, "rootfs"),
+		"Config", "Hostname", spec->hostname ?: "", "User", spec->user ?: "", "Env",
+		json_strv(spec->env, spec->nenv), "Cmd", json_strv(spec->cmd, spec->ncmd),
+		"Entrypoint", json_strv(spec->entrypoint, spec->nentrypoint), "WorkingDir",
+		spec->cwd ?: "/", "Labels", spec->labels, "Tty", spec->terminal, "OpenStdin",
+		spec->open_stdin, "StopSignal", sig, "StopTimeout", spec->stop_timeout, "Image",
+		image_text(spec),
+		"HostConfig", "AutoRemove", spec->autoremove, "ReadonlyRootfs", spec->readonly,
+		"CapAdd", json_strv(spec->cap_add, spec->ncap_add), "CapDrop",
+		json_strv(spec->cap_drop, spec->ncap_drop), "Tmpfs",
+		json_strv(spec->tmpfs, spec->ntmpfs), "Ulimits", ulimits_json(spec), "Init",
+		spec->init, "Memory", (json_int_t)spec->memory, "Cpus", (int)spec->cpus,
+		"SeccompUnconfined", spec->unconfined, "Rootfs", spec->rootfs ?: "", "Accel",
+		spec->accel,
 		"Cove", "Capabilities", caps, "Disk", c->disk, "Socket", c->sock);
-	return o;
 }
 
 static int inspect_opt(int c, const char *value, void *ud)
 {
-	if (strcmp(value, "json") != 0 && strcmp(value, "{{json .}}") != 0) {
+	bool json = false;
+
+	if (cli_parse_format(value, &json) < 0)
+		return -EINVAL;
+	if (!json) {
 		cli_error("inspect writes JSON only; drop --format or use --format json");
 		return -EINVAL;
 	}
@@ -470,19 +469,20 @@ int cmd_ctr_inspect(int argc, char **argv)
 	for (int i = first; i < argc; i++) {
 		struct container c;
 		struct container_status st;
-		json_t *config = NULL, *o;
+		struct container_spec spec;
+		json_t *o;
 
 		if (container_find(&p, argv[i], &c, &err) < 0 ||
-		    container_load_config(&c, &config, &err) < 0) {
+		    container_load_spec(&c, &spec, &err) < 0) {
 			cli_error("%s", err.msg);
 			failed = 1;
 			continue;
 		}
 		container_get_status(&c, &st);
-		o = inspect_one(&c, config, &st);
+		o = inspect_one(&c, &spec, &st);
 		if (o)
 			json_array_append_new(out, o);
-		json_decref(config);
+		spec_done(&spec);
 	}
 	s = json_dumps(out, JSON_INDENT(4));
 	if (s)
@@ -809,13 +809,7 @@ static int stats_opt(int c, const char *value, void *ud)
 	case 'a':
 		break;
 	case 'F':
-		if (strcmp(value, "json") == 0 || strcmp(value, "{{json .}}") == 0)
-			o->json = true;
-		else if (strcmp(value, "table") != 0) {
-			cli_error("unsupported --format '%s': use table or json", value);
-			return -EINVAL;
-		}
-		break;
+		return cli_parse_format(value, &o->json);
 	}
 	return 0;
 }

@@ -35,7 +35,8 @@ struct run_opts {
 	bool rm, interactive, tty, detach, read_only, init, unconfined;
 	json_t *labels;
 	json_t *tmpfs;
-	json_t *ulimits;
+	struct spec_rlimit rlimits[SPEC_MAX_RLIMITS];
+	size_t nrlimits;
 	json_t *cap_add, *cap_drop;
 	uint64_t caps;
 	int stop_signal; /* 0: the image's, else SIGTERM */
@@ -94,40 +95,22 @@ static bool valid_hostname(const char *h)
 }
 
 
-static const struct {
-	const char *name;
-	int resource;
-} ulimit_names[] = {
-	{ "core", RLIMIT_CORE },	 { "cpu", RLIMIT_CPU },
-	{ "data", RLIMIT_DATA },	 { "fsize", RLIMIT_FSIZE },
-	{ "locks", RLIMIT_LOCKS },	 { "memlock", RLIMIT_MEMLOCK },
-	{ "msgqueue", RLIMIT_MSGQUEUE }, { "nice", RLIMIT_NICE },
-	{ "nofile", RLIMIT_NOFILE },	 { "nproc", RLIMIT_NPROC },
-	{ "rss", RLIMIT_RSS },		 { "rtprio", RLIMIT_RTPRIO },
-	{ "rttime", RLIMIT_RTTIME },	 { "sigpending", RLIMIT_SIGPENDING },
-	{ "stack", RLIMIT_STACK },	 { "as", RLIMIT_AS },
-};
-
-static int parse_limit(const char *s, json_int_t *ret)
+static int parse_limit(const char *s, uint64_t *ret)
 {
-	uint64_t v;
-
 	if (strcmp(s, "-1") == 0 || strcmp(s, "unlimited") == 0) {
-		*ret = -1;
+		*ret = UINT64_MAX;
 		return 0;
 	}
-	if (parse_u64(s, INT64_MAX, &v) < 0)
-		return -EINVAL;
-	*ret = (json_int_t)v;
-	return 0;
+	return parse_u64(s, INT64_MAX, ret);
 }
 
 /* docker's --ulimit NAME=SOFT[:HARD] */
 static int add_ulimit(struct run_opts *o, const char *arg)
 {
 	char buf[128], *eq, *colon;
-	json_int_t soft, hard;
-	size_t i;
+	uint64_t soft, hard;
+	size_t j;
+	int res;
 
 	if (str_copy(buf, sizeof(buf), arg) < 0 || !(eq = strchr(buf, '=')))
 		goto bad;
@@ -135,26 +118,22 @@ static int add_ulimit(struct run_opts *o, const char *arg)
 	colon = strchr(eq + 1, ':');
 	if (colon)
 		*colon = '\0';
-	for (i = 0; i < ARRAY_SIZE(ulimit_names); i++)
-		if (strcmp(buf, ulimit_names[i].name) == 0)
-			break;
-	if (i == ARRAY_SIZE(ulimit_names) || parse_limit(eq + 1, &soft) < 0 ||
+	res = spec_rlimit_parse(buf);
+	if (res < 0 || parse_limit(eq + 1, &soft) < 0 ||
 	    parse_limit(colon ? colon + 1 : eq + 1, &hard) < 0)
 		goto bad;
-	if (hard >= 0 && (soft < 0 || soft > hard)) {
+	if (soft > hard) {
 		cli_error("invalid --ulimit '%s': the soft limit is above the hard one", arg);
 		return -EINVAL;
 	}
-	if (!o->ulimits)
-		o->ulimits = json_array();
 	/* a later --ulimit for the same resource wins */
-	for (size_t j = 0; j < json_array_size(o->ulimits); j++)
-		if (json_integer_value(json_object_get(json_array_get(o->ulimits, j), "resource")) ==
-		    ulimit_names[i].resource)
-			json_array_remove(o->ulimits, j--);
-	json_array_append_new(o->ulimits, json_pack("{s:s, s:i, s:I, s:I}", "name", buf,
-						    "resource", ulimit_names[i].resource, "soft",
-						    soft, "hard", hard));
+	for (j = 0; j < o->nrlimits && o->rlimits[j].resource != res; j++)
+		;
+	if (j == SPEC_MAX_RLIMITS)
+		goto bad;
+	o->rlimits[j] = (struct spec_rlimit){ res, soft, hard };
+	if (j == o->nrlimits)
+		o->nrlimits++;
 	return 0;
 bad:
 	cli_error("invalid --ulimit '%s': expected NAME=SOFT[:HARD] with NAME one of core, cpu, "
@@ -315,11 +294,8 @@ static int run_opt(int c, const char *optarg, void *ud)
 			return -EINVAL;
 		break;
 	case 'w':
-		if (optarg[0] != '/') {
-			cli_error("invalid working directory '%s': it must be an absolute path",
-				  optarg);
+		if (cli_check_workdir(optarg) < 0)
 			return -EINVAL;
-		}
 		o->workdir = optarg;
 		break;
 	case 'u':
@@ -580,6 +556,88 @@ static int open_cidfile(const char *path, struct cove_error *err)
 }
 
 
+/* a JSON array of strings (the flags' lists) as a NULL-terminated vector */
+static int strv_of(json_t *a, char ***ret, size_t *ret_n)
+{
+	size_t n = json_array_size(a), i;
+	json_t *e;
+
+	*ret = calloc(n + 1, sizeof(char *));
+	if (!*ret)
+		return -ENOMEM;
+	json_array_foreach(a, i, e)
+		if (!((*ret)[i] = strdup(json_string_value(e))))
+			return -ENOMEM;
+	*ret_n = n;
+	return 0;
+}
+
+/* The spec of the container being made, from the flags and the image's config. */
+static int fill_spec(struct container_spec *sp, const struct run_opts *o,
+		     const struct image_config *cfg, const struct container *ct,
+		     const char *created, const char *image_ref, const char *snapshot,
+		     const char *hostname, char **args, size_t nargs, char **env, size_t nenv,
+		     char **cmd_args, size_t ncmd_args, int stop_signal)
+{
+	char *ep[2] = { (char *)o->entrypoint, NULL };
+	const struct { char **field; const char *v; } strs[] = {
+		{ &sp->cwd, o->workdir ? o->workdir : "/" }, { &sp->user, o->user ? o->user : "" },
+		{ &sp->hostname, hostname },		     { &sp->id, ct->id },
+		{ &sp->name, ct->name },		     { &sp->created, created },
+		{ &sp->image, image_ref },		     { &sp->snapshot, snapshot },
+		{ &sp->rootfs, o->rootfs ? o->rootfs : "" }, { &sp->accel, o->accel },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
+		if (strs[i].v && !(*strs[i].field = strdup(strs[i].v)))
+			return -ENOMEM;
+	sp->args = strv_copy(args, nargs);
+	sp->nargs = nargs;
+	sp->env = strv_copy(env, nenv);
+	sp->nenv = nenv;
+	/* as inspect shows them: --entrypoint replaces the image's and drops its Cmd */
+	if (o->entrypoint) {
+		sp->entrypoint = strv_copy(ep, 1);
+		sp->nentrypoint = 1;
+	} else {
+		sp->entrypoint = strv_copy(cfg ? cfg->entrypoint : NULL, cfg ? cfg->n_entrypoint : 0);
+		sp->nentrypoint = cfg ? cfg->n_entrypoint : 0;
+	}
+	if (ncmd_args) {
+		sp->cmd = strv_copy(cmd_args, ncmd_args);
+		sp->ncmd = ncmd_args;
+	} else {
+		bool image_cmd = cfg && !o->entrypoint;
+		sp->cmd = strv_copy(image_cmd ? cfg->cmd : NULL, image_cmd ? cfg->n_cmd : 0);
+		sp->ncmd = image_cmd ? cfg->n_cmd : 0;
+	}
+	if (!sp->args || !sp->env || !sp->entrypoint || !sp->cmd ||
+	    strv_of(o->tmpfs, &sp->tmpfs, &sp->ntmpfs) < 0 ||
+	    strv_of(o->cap_add, &sp->cap_add, &sp->ncap_add) < 0 ||
+	    strv_of(o->cap_drop, &sp->cap_drop, &sp->ncap_drop) < 0)
+		return -ENOMEM;
+	sp->terminal = o->tty;
+	sp->open_stdin = o->interactive;
+	sp->cpus = o->cpus;
+	sp->memory = o->memory;
+	sp->autoremove = o->rm;
+	sp->stop_signal = stop_signal;
+	sp->stop_timeout = o->stop_timeout >= 0 ? o->stop_timeout : 10;
+	sp->readonly = o->read_only;
+	sp->init = o->init;
+	sp->unconfined = o->unconfined;
+	sp->caps = effective_caps(o);
+	memcpy(sp->rlimits, o->rlimits, o->nrlimits * sizeof(*o->rlimits));
+	sp->nrlimits = o->nrlimits;
+	/* the image's labels, then --label */
+	for (size_t i = 0; cfg && i < cfg->n_labels; i++)
+		json_object_set_new(sp->labels, cfg->labels[i].key,
+				    json_string(cfg->labels[i].value));
+	if (o->labels)
+		json_object_update(sp->labels, o->labels);
+	return 0;
+}
+
 static int run_or_create(int argc, char **argv, bool create)
 {
 	struct run_opts o = { .create = create, .cpus = 1, .memory = DEFAULT_MEMORY,
@@ -590,7 +648,7 @@ static int run_or_create(int argc, char **argv, bool create)
 	char image[PATH_MAX + 64], hostname[65], snapshot[128] = "", created[40];
 	_cleanup_free_ char **env = NULL, **base_env = NULL, **run_argv = NULL;
 	struct image_config *cfg = NULL;
-	json_t *config = NULL, *proc;
+	struct container_spec sp;
 	char sh[] = "sh";
 	char *default_argv[] = { sh, NULL };
 	char term_env[] = "TERM=xterm", path_env[] = DEFAULT_PATH, host_env[80];
@@ -599,6 +657,7 @@ static int run_or_create(int argc, char **argv, bool create)
 	size_t nbase = 0;
 	int first, r, exit_code = EXIT_COVE, stop_signal, cidfd = -1;
 
+	spec_init(&sp);
 	r = cli_parse(create ? &create_verb : &run_verb, argc, argv, run_opt, &o, &first);
 	if (r != 0)
 		goto out_opts;
@@ -688,53 +747,15 @@ static int run_or_create(int argc, char **argv, bool create)
 	if (!stop_signal)
 		stop_signal = 15;
 
-	/* config.json: everything start, exec, inspect and ls need */
+	/* the spec (config.json): everything start, exec, inspect and ls need */
 	container_timestamp(created, sizeof(created));
-	proc = json_pack("{s:o, s:o, s:s, s:s, s:b, s:b}", "args",
-			 run_argv ? json_strv(run_argv, argc_run) : json_strv(default_argv, 1),
-			 "env", json_strv(env, envc), "cwd", o.workdir ? o.workdir : "/", "user",
-			 o.user ? o.user : "", "terminal", o.tty, "open_stdin", o.interactive);
-	config = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:i, s:I, s:b, s:s}", "id",
-			   ct.id, "name", ct.name, "created", created, "image",
-			   o.rootfs ? "" : image_ref, "image_id",
-			   cfg ? "" : "", "snapshot", snapshot, "rootfs",
-			   o.rootfs ? o.rootfs : "", "process", proc, "cpus", (int)o.cpus, "memory",
-			   (json_int_t)o.memory, "autoremove", o.rm, "hostname", hostname);
-	if (!config) {
+	if (fill_spec(&sp, &o, cfg, &ct, created, o.rootfs ? "" : image_ref, snapshot, hostname,
+		      run_argv ? run_argv : default_argv, run_argv ? argc_run : 1, env, envc,
+		      argv + first, (size_t)(argc - first), stop_signal) < 0) {
 		cove_error_set(&err, ENOMEM, "out of memory");
 		goto fail;
 	}
-	{
-		json_t *labels = json_object();
-		for (size_t i = 0; cfg && i < cfg->n_labels; i++)
-			json_object_set_new(labels, cfg->labels[i].key,
-					    json_string(cfg->labels[i].value));
-		if (o.labels)
-			json_object_update(labels, o.labels);
-		json_object_set_new(config, "labels", labels);
-	}
-	json_object_set_new(config, "entrypoint",
-			    o.entrypoint ? json_pack("[s]", o.entrypoint)
-			    : cfg	 ? json_strv(cfg->entrypoint, cfg->n_entrypoint)
-					 : json_array());
-	json_object_set_new(config, "cmd",
-			    argc > first ? json_strv(argv + first, (size_t)(argc - first))
-			    : cfg && !o.entrypoint ? json_strv(cfg->cmd, cfg->n_cmd)
-						  : json_array());
-	json_object_set_new(config, "stop_signal", json_integer(stop_signal));
-	json_object_set_new(config, "stop_timeout",
-			    json_integer(o.stop_timeout >= 0 ? o.stop_timeout : 10));
-	json_object_set_new(config, "readonly", json_boolean(o.read_only));
-	json_object_set_new(config, "init", json_boolean(o.init));
-	json_object_set_new(config, "unconfined", json_boolean(o.unconfined));
-	json_object_set_new(config, "caps", json_integer((json_int_t)effective_caps(&o)));
-	json_object_set_new(config, "cap_add", o.cap_add ? json_incref(o.cap_add) : json_array());
-	json_object_set_new(config, "cap_drop", o.cap_drop ? json_incref(o.cap_drop) : json_array());
-	json_object_set_new(config, "rlimits", o.ulimits ? json_incref(o.ulimits) : json_array());
-	json_object_set_new(config, "tmpfs", o.tmpfs ? json_incref(o.tmpfs) : json_array());
-	if (o.accel) /* kept with the container; without it each start follows COVE_ACCEL */
-		json_object_set_new(config, "accel", json_string(o.accel));
-	if (container_save_config(&ct, config, &err) < 0)
+	if (container_save_spec(&ct, &sp, &err) < 0)
 		goto fail;
 	if (cidfd >= 0 && write_full(cidfd, ct.id, strlen(ct.id)) < 0) {
 		cove_error_set(&err, errno, "cannot write --cidfile '%s': %s", o.cidfile,
@@ -749,7 +770,7 @@ static int run_or_create(int argc, char **argv, bool create)
 		goto cleanup;
 	}
 
-	exit_code = container_start_attached(&paths, &ct, config, !o.detach, o.interactive, o.tty,
+	exit_code = container_start_attached(&paths, &ct, &sp, !o.detach, o.interactive, o.tty,
 					     cli_notice, &err);
 	if (exit_code < 0) {
 		if (err.msg[0])
@@ -772,13 +793,14 @@ fail_early:
 	container_abandon(&ct);
 cleanup:
 	container_unlock(&ct);
-	json_decref(config);
+	spec_done(&sp);
 	image_config_free(cfg);
 out_opts:
+	if (r != 0)
+		spec_done(&sp);
 	env_list_free(o.env, o.envc);
 	json_decref(o.labels);
 	json_decref(o.tmpfs);
-	json_decref(o.ulimits);
 	json_decref(o.cap_add);
 	json_decref(o.cap_drop);
 	if (r > 0)

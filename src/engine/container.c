@@ -283,29 +283,42 @@ static int save_json(const char *dir, const char *file, json_t *j)
 	return r;
 }
 
-int container_save_config(struct container *c, json_t *config, struct cove_error *err)
+int container_save_spec(struct container *c, const struct container_spec *s,
+			struct cove_error *err)
 {
-	int r = save_json(c->dir, "config.json", config);
+	json_t *j = NULL;
+	int r = spec_to_json(s, &j, err);
 
+	if (r < 0)
+		return r;
+	r = save_json(c->dir, "config.json", j);
+	json_decref(j);
 	if (r < 0)
 		return cove_error_set(err, r, "cannot write '%s/config.json': %s", c->dir,
 				      strerror(-r));
 	return 0;
 }
 
-int container_load_config(const struct container *c, json_t **ret, struct cove_error *err)
+int container_load_spec(const struct container *c, struct container_spec *ret,
+			struct cove_error *err)
 {
 	char path[PATH_MAX + 32];
 	json_error_t je;
+	json_t *j;
+	int r;
 
 	str_printf(path, sizeof(path), "%s/config.json", c->dir);
-	*ret = json_load_file(path, 0, &je);
-	if (!*ret || !json_is_object(*ret)) {
-		json_decref(*ret);
-		*ret = NULL;
-		return cove_error_set(err, EINVAL, "container %s: cannot read its config: %s",
-				      c->short_id, je.text);
-	}
+	j = json_load_file(path, 0, &je);
+	if (!j)
+		return cove_error_set(err, EINVAL,
+				      "container %s: cannot read its config.json (%s); remove it "
+				      "with 'cove rm %s'",
+				      c->short_id, je.text, c->short_id);
+	r = spec_from_json(j, ret, err);
+	json_decref(j);
+	if (r < 0)
+		return cove_error_prefix(err, "container %s (remove it with 'cove rm %s')",
+					 c->short_id, c->short_id);
 	return 0;
 }
 

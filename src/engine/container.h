@@ -24,6 +24,7 @@
 #include <jansson.h>
 
 #include "engine.h"
+#include "spec.h"
 
 struct container {
 	char id[65];
@@ -77,9 +78,12 @@ int container_list(const struct cove_paths *p, char ***ret_ids, size_t *ret_n,
 		   struct cove_error *err);
 void container_list_free(char **ids, size_t n);
 
-/* config.json: written once, atomically. */
-int container_save_config(struct container *c, json_t *config, struct cove_error *err);
-int container_load_config(const struct container *c, json_t **ret, struct cove_error *err);
+/* config.json, the container's spec (spec.h): written once, atomically; loaded into ret
+ * (spec_done() it). */
+int container_save_spec(struct container *c, const struct container_spec *s,
+			struct cove_error *err);
+int container_load_spec(const struct container *c, struct container_spec *ret,
+			struct cove_error *err);
 /* state.json as it is now; a "running" container whose lock is free is reported as exited. */
 int container_get_status(const struct container *c, struct container_status *ret);
 int container_save_status(const struct container *c, const struct container_status *s);
@@ -103,7 +107,8 @@ void container_wait_stopped(const struct container *c);
  * stdio until it exits and return its exit status; without, return 0 once it runs. On failure
  * returns -(exit status) with err set. notice (may be NULL) gets the supervisor's notices.
  */
-int container_start_attached(const struct cove_paths *paths, struct container *c, json_t *config,
+int container_start_attached(const struct cove_paths *paths, struct container *c,
+			     const struct container_spec *spec,
 			     bool attach, bool interactive, bool tty, void (*notice)(const char *line),
 			     struct cove_error *err);
 /* Run m in running c as an exec session (START on a new connection), relaying stdio per so. */
@@ -116,7 +121,8 @@ int container_exec(const struct container *c, const struct proto_start *m,
  * takes. *ret_fd is then that boot's connection; -1 when the container was running anyway.
  * container_end_boot_for_copy() ends it.
  */
-int container_boot_for_copy(const struct cove_paths *p, struct container *c, json_t *config,
+int container_boot_for_copy(const struct cove_paths *p, struct container *c,
+			    const struct container_spec *spec,
 			    void (*notice)(const char *line), int *ret_fd, struct cove_error *err);
 void container_end_boot_for_copy(const struct container *c, int fd);
 

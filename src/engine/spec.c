@@ -1,84 +1,583 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* A container's config.json to the START message that runs its main process (or an exec). */
 #define _GNU_SOURCE
 #include "spec.h"
 
+#include "../image/json.h"
+#include "../proto/caps.h"
+
+#include <inttypes.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 
-static char **strv_of(json_t *a, uint32_t *ret_n)
+#define OCI_VERSION "1.0.2"
+#define DEFAULT_MEMORY (512ULL << 20)
+#define A "io.cove." /* annotation prefix */
+#define A_LABEL A "label."
+
+static const struct {
+	const char *docker; /* --ulimit's name */
+	const char *oci;    /* process.rlimits[].type */
+	int resource;
+} rlimit_names[] = {
+	{ "core", "RLIMIT_CORE", RLIMIT_CORE },
+	{ "cpu", "RLIMIT_CPU", RLIMIT_CPU },
+	{ "data", "RLIMIT_DATA", RLIMIT_DATA },
+	{ "fsize", "RLIMIT_FSIZE", RLIMIT_FSIZE },
+	{ "locks", "RLIMIT_LOCKS", RLIMIT_LOCKS },
+	{ "memlock", "RLIMIT_MEMLOCK", RLIMIT_MEMLOCK },
+	{ "msgqueue", "RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE },
+	{ "nice", "RLIMIT_NICE", RLIMIT_NICE },
+	{ "nofile", "RLIMIT_NOFILE", RLIMIT_NOFILE },
+	{ "nproc", "RLIMIT_NPROC", RLIMIT_NPROC },
+	{ "rss", "RLIMIT_RSS", RLIMIT_RSS },
+	{ "rtprio", "RLIMIT_RTPRIO", RLIMIT_RTPRIO },
+	{ "rttime", "RLIMIT_RTTIME", RLIMIT_RTTIME },
+	{ "sigpending", "RLIMIT_SIGPENDING", RLIMIT_SIGPENDING },
+	{ "stack", "RLIMIT_STACK", RLIMIT_STACK },
+	{ "as", "RLIMIT_AS", RLIMIT_AS },
+};
+
+/* Mount points the guest makes itself: another runtime's entries for them are not ours. */
+static const char *const guest_mounts[] = {
+	"/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup",
+};
+
+int spec_rlimit_parse(const char *name)
 {
-	size_t n = json_array_size(a);
-	char **v = calloc(n + 1, sizeof(char *));
-	size_t i;
-	json_t *e;
+	for (size_t i = 0; i < ARRAY_SIZE(rlimit_names); i++)
+		if (strcmp(name, rlimit_names[i].docker) == 0)
+			return rlimit_names[i].resource;
+	return -1;
+}
 
-	*ret_n = 0;
-	if (!v)
-		return NULL;
-	json_array_foreach(a, i, e) {
-		const char *s = json_string_value(e);
-		if (!s) {
-			free(v);
+const char *spec_rlimit_name(int resource)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(rlimit_names); i++)
+		if (rlimit_names[i].resource == resource)
+			return rlimit_names[i].docker;
+	return NULL;
+}
+
+char **strv_copy(char *const *v, size_t n)
+{
+	char **out = calloc(n + 1, sizeof(char *));
+
+	for (size_t i = 0; out && i < n; i++) {
+		out[i] = strdup(v[i]);
+		if (!out[i]) {
+			strv_free(out);
 			return NULL;
 		}
-		v[(*ret_n)++] = (char *)s;
 	}
-	return v;
+	return out;
 }
 
-static const char *str_or(json_t *o, const char *key, const char *def)
+void strv_free(char **v)
 {
-	const char *s = json_string_value(json_object_get(o, key));
-
-	return s ? s : def;
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
 }
 
-int spec_start(json_t *config, struct proto_start *m, struct cove_error *err)
+void spec_init(struct container_spec *s)
 {
-	json_t *proc = json_object_get(config, "process");
-	json_t *rl = json_object_get(config, "rlimits");
+	memset(s, 0, sizeof(*s));
+	s->cpus = 1;
+	s->memory = DEFAULT_MEMORY;
+	s->stop_signal = SIGTERM;
+	s->stop_timeout = 10;
+	s->caps = caps_default;
+	s->labels = json_object();
+}
+
+void spec_done(struct container_spec *s)
+{
+	char **strs[] = { &s->cwd, &s->user, &s->hostname, &s->id, &s->name, &s->created,
+			  &s->image, &s->snapshot, &s->rootfs, &s->accel };
+
+	strv_free(s->args);
+	strv_free(s->env);
+	strv_free(s->tmpfs);
+	strv_free(s->entrypoint);
+	strv_free(s->cmd);
+	strv_free(s->cap_add);
+	strv_free(s->cap_drop);
+	for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
+		free(*strs[i]);
+	json_decref(s->labels);
+	memset(s, 0, sizeof(*s));
+}
+
+/* ---- to JSON ----------------------------------------------------------------------------- */
+
+static json_t *caps_json(uint64_t set)
+{
+	json_t *a = json_array();
+
+	for (unsigned c = 0; a && c <= CAPS_LAST; c++)
+		if (set & (UINT64_C(1) << c))
+			json_array_append_new(a, json_string(caps_name(c)));
+	return a;
+}
+
+static json_t *limit_json(uint64_t v)
+{
+	return json_integer(v == UINT64_MAX ? -1 : (json_int_t)v);
+}
+
+/* "PATH[:OPTS]" as an OCI tmpfs mount (cove's defaults: nosuid, nodev, noexec) */
+static json_t *tmpfs_json(const char *spec)
+{
+	const char *colon = strchr(spec, ':');
+	_cleanup_free_ char *path = strndup(spec, colon ? (size_t)(colon - spec) : strlen(spec));
+	json_t *opts = json_array();
+
+	if (!path || !opts)
+		return json_decref(opts), NULL;
+	if (colon && colon[1]) {
+		_cleanup_free_ char *list = strdup(colon + 1);
+		char *save = NULL;
+
+		for (char *o = list ? strtok_r(list, ",", &save) : NULL; o;
+		     o = strtok_r(NULL, ",", &save))
+			json_array_append_new(opts, json_string(o));
+	}
+	return json_pack("{s:s, s:s, s:s, s:o}", "destination", path, "type", "tmpfs", "source",
+			 "tmpfs", "options", opts);
+}
+
+static void annotate(json_t *a, const char *key, const char *value)
+{
+	if (value)
+		json_object_set_new(a, key, json_string(value));
+}
+
+static void annotate_strv(json_t *a, const char *key, char **v, size_t n)
+{
+	_cleanup_json_ json_t *arr = json_strv(v, n);
+	_cleanup_free_ char *s = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
+
+	annotate(a, key, s);
+}
+
+static void annotate_u64(json_t *a, const char *key, uint64_t v)
+{
+	char buf[32];
+
+	str_printf(buf, sizeof(buf), "%" PRIu64, v);
+	annotate(a, key, buf);
+}
+
+int spec_to_json(const struct container_spec *s, json_t **ret, struct cove_error *err)
+{
+	json_t *rl = json_array(), *mounts = json_array(), *ann = json_object(), *root, *proc;
+	const char *k;
+	json_t *v;
+
+	*ret = NULL;
+	for (size_t i = 0; rl && i < s->nrlimits; i++) {
+		const char *type = NULL;
+		for (size_t j = 0; j < ARRAY_SIZE(rlimit_names); j++)
+			if (rlimit_names[j].resource == s->rlimits[i].resource)
+				type = rlimit_names[j].oci;
+		if (type)
+			json_array_append_new(rl, json_pack("{s:s, s:o, s:o}", "type", type, "soft",
+							    limit_json(s->rlimits[i].soft), "hard",
+							    limit_json(s->rlimits[i].hard)));
+	}
+	for (size_t i = 0; mounts && i < s->ntmpfs; i++)
+		json_array_append_new(mounts, tmpfs_json(s->tmpfs[i]));
+	if (ann) {
+		annotate(ann, A "id", s->id);
+		annotate(ann, A "name", s->name);
+		annotate(ann, A "created", s->created);
+		annotate(ann, A "image", s->image ? s->image : "");
+		annotate(ann, A "snapshot", s->snapshot ? s->snapshot : "");
+		annotate(ann, A "rootfs", s->rootfs ? s->rootfs : "");
+		annotate_u64(ann, A "vm.cpus", s->cpus);
+		annotate_u64(ann, A "vm.memory", s->memory);
+		annotate(ann, A "autoremove", s->autoremove ? "true" : "false");
+		annotate(ann, A "accel", s->accel);
+		annotate_u64(ann, A "stop-signal", (uint64_t)s->stop_signal);
+		annotate_u64(ann, A "stop-timeout", (uint64_t)s->stop_timeout);
+		annotate(ann, A "user", s->user ? s->user : "");
+		annotate(ann, A "open-stdin", s->open_stdin ? "true" : "false");
+		annotate(ann, A "init", s->init ? "true" : "false");
+		annotate(ann, A "seccomp", s->unconfined ? "unconfined" : "default");
+		annotate_strv(ann, A "entrypoint", s->entrypoint, s->nentrypoint);
+		annotate_strv(ann, A "cmd", s->cmd, s->ncmd);
+		annotate_strv(ann, A "cap-add", s->cap_add, s->ncap_add);
+		annotate_strv(ann, A "cap-drop", s->cap_drop, s->ncap_drop);
+		json_object_foreach(s->labels, k, v) {
+			char key[512];
+			if (json_is_string(v) &&
+			    str_printf(key, sizeof(key), A_LABEL "%s", k) == 0)
+				json_object_set(ann, key, v);
+		}
+	}
+	proc = json_pack("{s:b, s:{s:I, s:I}, s:o, s:o, s:s, s:{s:o, s:o, s:o}, s:o, s:b}",
+			 "terminal", s->terminal, "user", "uid", (json_int_t)s->uid, "gid",
+			 (json_int_t)s->gid, "args", json_strv(s->args, s->nargs), "env",
+			 json_strv(s->env, s->nenv), "cwd", s->cwd ? s->cwd : "/", "capabilities",
+			 "bounding", caps_json(s->caps), "effective", caps_json(s->caps), "permitted",
+			 caps_json(s->caps), "rlimits", rl, "noNewPrivileges", 1);
+	root = json_pack("{s:s, s:b}", "path", "rootfs", "readonly", s->readonly);
+	if (!proc || !root || !mounts || !ann) {
+		json_decref(proc);
+		json_decref(root);
+		json_decref(mounts);
+		json_decref(ann);
+		return cove_error_set(err, ENOMEM, "out of memory");
+	}
+	*ret = json_pack("{s:s, s:o, s:o, s:s, s:o, s:{s:[{s:s}, {s:s}, {s:s}, {s:s}], s:{s:{s:I}}},"
+			 " s:o}",
+			 "ociVersion", OCI_VERSION, "process", proc, "root", root, "hostname",
+			 s->hostname ? s->hostname : "", "mounts", mounts, "linux", "namespaces",
+			 "type", "pid", "type", "ipc", "type", "uts", "type", "mount", "resources",
+			 "memory", "limit", (json_int_t)s->memory, "annotations", ann);
+	if (!*ret)
+		return cove_error_set(err, ENOMEM, "out of memory");
+	return 0;
+}
+
+/* ---- from JSON --------------------------------------------------------------------------- */
+
+static int set_str(char **field, json_t *v)
+{
+	const char *s = json_string_value(v);
+
+	if (!s)
+		return 0;
+	free(*field);
+	*field = strdup(s);
+	return *field ? 0 : -ENOMEM;
+}
+
+/* a JSON array of strings; anything else in it is an error */
+static int set_strv(char ***field, size_t *n, json_t *a)
+{
+	size_t i, count = json_array_size(a);
+	char **v;
+	json_t *e;
+
+	if (!a)
+		return 0;
+	if (!json_is_array(a))
+		return -EINVAL;
+	v = calloc(count + 1, sizeof(char *));
+	if (!v)
+		return -ENOMEM;
+	json_array_foreach(a, i, e) {
+		if (!json_is_string(e) || !(v[i] = strdup(json_string_value(e)))) {
+			strv_free(v);
+			return json_is_string(e) ? -ENOMEM : -EINVAL;
+		}
+	}
+	strv_free(*field);
+	*field = v;
+	*n = count;
+	return 0;
+}
+
+static uint64_t limit_of(json_t *v)
+{
+	json_int_t i = json_integer_value(v);
+
+	return i < 0 ? UINT64_MAX : (uint64_t)i;
+}
+
+static uint64_t caps_of(json_t *a)
+{
+	uint64_t set = 0, b;
 	size_t i;
 	json_t *e;
 
-	memset(m, 0, sizeof(*m));
+	json_array_foreach(a, i, e)
+		if (json_is_string(e) && caps_parse(json_string_value(e), &b) == 0)
+			set |= b;
+	return set;
+}
+
+static bool is_guest_mount(const char *dst)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(guest_mounts); i++)
+		if (strcmp(dst, guest_mounts[i]) == 0)
+			return true;
+	return false;
+}
+
+/* An OCI tmpfs mount as "PATH[:OPTS]" */
+static char *tmpfs_of(json_t *m)
+{
+	const char *dst = json_string_value(json_object_get(m, "destination"));
+	json_t *opts = json_object_get(m, "options"), *e;
+	char buf[4200];
+	size_t i, len;
+
+	if (!dst || str_copy(buf, sizeof(buf), dst) < 0)
+		return NULL;
+	json_array_foreach(opts, i, e) {
+		len = strlen(buf);
+		if (json_is_string(e) && str_printf(buf + len, sizeof(buf) - len, "%c%s",
+						    i == 0 ? ':' : ',', json_string_value(e)) < 0)
+			return NULL;
+	}
+	return strdup(buf);
+}
+
+static const char *ann(json_t *a, const char *key)
+{
+	return json_string_value(json_object_get(a, key));
+}
+
+static bool ann_true(json_t *a, const char *key)
+{
+	const char *v = ann(a, key);
+
+	return v && strcmp(v, "true") == 0;
+}
+
+static int ann_u64(json_t *a, const char *key, uint64_t max, uint64_t *ret)
+{
+	const char *v = ann(a, key);
+
+	return v ? parse_u64(v, max, ret) : 0;
+}
+
+/* an annotation holding a JSON array of strings */
+static int ann_strv(json_t *a, const char *key, char ***field, size_t *n)
+{
+	const char *v = ann(a, key);
+	_cleanup_json_ json_t *arr = v ? json_loads(v, 0, NULL) : NULL;
+
+	if (!v)
+		return 0;
+	return arr ? set_strv(field, n, arr) : -EINVAL;
+}
+
+static int from_oci(json_t *j, struct container_spec *s, struct cove_error *err)
+{
+	json_t *proc = json_object_get(j, "process"), *a = json_object_get(j, "annotations");
+	json_t *user = json_object_get(proc, "user"), *e;
+	uint64_t v;
+	const char *k;
+	size_t i;
+	int r = 0;
+
 	if (!json_is_object(proc))
-		return cove_error_set(err, EINVAL, "the container's config has no process");
-	m->argv = strv_of(json_object_get(proc, "args"), &m->argc);
-	m->env = strv_of(json_object_get(proc, "env"), &m->envc);
-	m->tmpfs = strv_of(json_object_get(config, "tmpfs"), &m->ntmpfs);
-	if (!m->argv || !m->env || !m->tmpfs || m->argc == 0) {
-		spec_start_done(m);
-		return cove_error_set(err, EINVAL, "the container's config has a bad process");
+		return cove_error_set(err, EINVAL, "config.json has no process");
+	s->terminal = json_is_true(json_object_get(proc, "terminal"));
+	s->uid = (uint32_t)json_integer_value(json_object_get(user, "uid"));
+	s->gid = (uint32_t)json_integer_value(json_object_get(user, "gid"));
+	if (set_strv(&s->args, &s->nargs, json_object_get(proc, "args")) < 0 ||
+	    set_strv(&s->env, &s->nenv, json_object_get(proc, "env")) < 0 ||
+	    set_str(&s->cwd, json_object_get(proc, "cwd")) < 0)
+		return cove_error_set(err, EINVAL, "config.json has a bad process");
+	if (json_object_get(proc, "capabilities"))
+		s->caps = caps_of(json_object_get(json_object_get(proc, "capabilities"), "bounding"));
+	json_array_foreach(json_object_get(proc, "rlimits"), i, e) {
+		const char *type = json_string_value(json_object_get(e, "type"));
+		for (size_t n = 0; type && n < ARRAY_SIZE(rlimit_names); n++) {
+			if (strcmp(type, rlimit_names[n].oci) != 0 || s->nrlimits == SPEC_MAX_RLIMITS)
+				continue;
+			s->rlimits[s->nrlimits++] = (struct spec_rlimit){
+				rlimit_names[n].resource, limit_of(json_object_get(e, "soft")),
+				limit_of(json_object_get(e, "hard"))
+			};
+		}
 	}
-	m->cwd = (char *)str_or(proc, "cwd", "/");
-	m->user = (char *)str_or(proc, "user", "");
-	m->hostname = (char *)str_or(config, "hostname", "");
-	m->rootfs = (char *)"/dev/vda";
-	m->terminal = json_is_true(json_object_get(proc, "terminal"));
-	m->open_stdin = json_is_true(json_object_get(proc, "open_stdin"));
-	m->readonly = json_is_true(json_object_get(config, "readonly"));
-	m->init = json_is_true(json_object_get(config, "init"));
-	m->unconfined = json_is_true(json_object_get(config, "unconfined"));
-	m->caps = (uint64_t)json_integer_value(json_object_get(config, "caps"));
-	m->tool = (uint8_t)json_integer_value(json_object_get(config, "tool"));
-	if (json_array_size(rl) > PROTO_MAX_RLIMITS) {
-		spec_start_done(m);
-		return cove_error_set(err, EINVAL, "the container's config has too many ulimits");
+	s->readonly = json_is_true(json_object_get(json_object_get(j, "root"), "readonly"));
+	r |= set_str(&s->hostname, json_object_get(j, "hostname"));
+	/* tmpfs mounts, but for those the guest makes itself */
+	json_array_foreach(json_object_get(j, "mounts"), i, e) {
+		const char *dst = json_string_value(json_object_get(e, "destination"));
+		char *t, **nv;
+
+		if (!dst || strcmp(json_string_value(json_object_get(e, "type")) ?: "", "tmpfs") != 0 ||
+		    is_guest_mount(dst))
+			continue;
+		t = tmpfs_of(e);
+		nv = t ? realloc(s->tmpfs, (s->ntmpfs + 2) * sizeof(char *)) : NULL;
+		if (!nv) {
+			free(t);
+			return cove_error_set(err, ENOMEM, "out of memory");
+		}
+		s->tmpfs = nv;
+		nv[s->ntmpfs++] = t;
+		nv[s->ntmpfs] = NULL;
 	}
-	m->rlimits = calloc(json_array_size(rl) + 1, sizeof(*m->rlimits));
-	if (!m->rlimits) {
+	/* a memory limit is what the VM gets (io.cove.vm.memory, below, wins) */
+	e = json_object_get(json_object_get(json_object_get(json_object_get(j, "linux"), "resources"),
+					    "memory"),
+			    "limit");
+	if (json_integer_value(e) > 0)
+		s->memory = (uint64_t)json_integer_value(e);
+	/* cove's own */
+	r |= set_str(&s->id, json_object_get(a, A "id"));
+	r |= set_str(&s->name, json_object_get(a, A "name"));
+	r |= set_str(&s->created, json_object_get(a, A "created"));
+	r |= set_str(&s->image, json_object_get(a, A "image"));
+	r |= set_str(&s->snapshot, json_object_get(a, A "snapshot"));
+	r |= set_str(&s->rootfs, json_object_get(a, A "rootfs"));
+	r |= set_str(&s->accel, json_object_get(a, A "accel"));
+	r |= set_str(&s->user, json_object_get(a, A "user"));
+	if (ann_u64(a, A "vm.cpus", 1024, &v) < 0 || ann_u64(a, A "vm.memory", 1ULL << 50, &s->memory) < 0)
+		return cove_error_set(err, EINVAL, "config.json has a bad io.cove.vm annotation");
+	if (ann(a, A "vm.cpus"))
+		s->cpus = (unsigned)v;
+	if (ann_u64(a, A "stop-signal", 64, &v) < 0)
+		return cove_error_set(err, EINVAL, "config.json has a bad io.cove.stop-signal");
+	if (ann(a, A "stop-signal"))
+		s->stop_signal = (int)v;
+	if (ann_u64(a, A "stop-timeout", 86400, &v) < 0)
+		return cove_error_set(err, EINVAL, "config.json has a bad io.cove.stop-timeout");
+	if (ann(a, A "stop-timeout"))
+		s->stop_timeout = (int)v;
+	s->autoremove = ann_true(a, A "autoremove");
+	s->open_stdin = ann_true(a, A "open-stdin");
+	s->init = ann_true(a, A "init");
+	s->unconfined = ann(a, A "seccomp") && strcmp(ann(a, A "seccomp"), "unconfined") == 0;
+	if (ann_strv(a, A "entrypoint", &s->entrypoint, &s->nentrypoint) < 0 ||
+	    ann_strv(a, A "cmd", &s->cmd, &s->ncmd) < 0 ||
+	    ann_strv(a, A "cap-add", &s->cap_add, &s->ncap_add) < 0 ||
+	    ann_strv(a, A "cap-drop", &s->cap_drop, &s->ncap_drop) < 0)
+		return cove_error_set(err, EINVAL, "config.json has a bad io.cove.* list");
+	json_object_foreach(a, k, e)
+		if (strncmp(k, A_LABEL, strlen(A_LABEL)) == 0 && json_is_string(e))
+			json_object_set(s->labels, k + strlen(A_LABEL), e);
+	return r < 0 ? cove_error_set(err, ENOMEM, "out of memory") : 0;
+}
+
+/* the layout of cove 0.1: its own keys at the top level */
+static int from_v0(json_t *j, struct container_spec *s, struct cove_error *err)
+{
+	json_t *proc = json_object_get(j, "process"), *e;
+	size_t i;
+	int r = 0;
+
+	if (!json_is_object(proc))
+		return cove_error_set(err, EINVAL, "config.json has no process");
+	s->terminal = json_is_true(json_object_get(proc, "terminal"));
+	s->open_stdin = json_is_true(json_object_get(proc, "open_stdin"));
+	if (set_strv(&s->args, &s->nargs, json_object_get(proc, "args")) < 0 ||
+	    set_strv(&s->env, &s->nenv, json_object_get(proc, "env")) < 0 ||
+	    set_strv(&s->entrypoint, &s->nentrypoint, json_object_get(j, "entrypoint")) < 0 ||
+	    set_strv(&s->cmd, &s->ncmd, json_object_get(j, "cmd")) < 0 ||
+	    set_strv(&s->cap_add, &s->ncap_add, json_object_get(j, "cap_add")) < 0 ||
+	    set_strv(&s->cap_drop, &s->ncap_drop, json_object_get(j, "cap_drop")) < 0 ||
+	    set_strv(&s->tmpfs, &s->ntmpfs, json_object_get(j, "tmpfs")) < 0)
+		return cove_error_set(err, EINVAL, "config.json has a bad list");
+	r |= set_str(&s->cwd, json_object_get(proc, "cwd"));
+	r |= set_str(&s->user, json_object_get(proc, "user"));
+	r |= set_str(&s->id, json_object_get(j, "id"));
+	r |= set_str(&s->name, json_object_get(j, "name"));
+	r |= set_str(&s->created, json_object_get(j, "created"));
+	r |= set_str(&s->image, json_object_get(j, "image"));
+	r |= set_str(&s->snapshot, json_object_get(j, "snapshot"));
+	r |= set_str(&s->rootfs, json_object_get(j, "rootfs"));
+	r |= set_str(&s->hostname, json_object_get(j, "hostname"));
+	r |= set_str(&s->accel, json_object_get(j, "accel"));
+	if (json_integer_value(json_object_get(j, "cpus")) > 0)
+		s->cpus = (unsigned)json_integer_value(json_object_get(j, "cpus"));
+	if (json_integer_value(json_object_get(j, "memory")) > 0)
+		s->memory = (uint64_t)json_integer_value(json_object_get(j, "memory"));
+	if (json_integer_value(json_object_get(j, "stop_signal")) > 0)
+		s->stop_signal = (int)json_integer_value(json_object_get(j, "stop_signal"));
+	if (json_object_get(j, "stop_timeout"))
+		s->stop_timeout = (int)json_integer_value(json_object_get(j, "stop_timeout"));
+	if (json_object_get(j, "caps"))
+		s->caps = (uint64_t)json_integer_value(json_object_get(j, "caps"));
+	s->autoremove = json_is_true(json_object_get(j, "autoremove"));
+	s->readonly = json_is_true(json_object_get(j, "readonly"));
+	s->init = json_is_true(json_object_get(j, "init"));
+	s->unconfined = json_is_true(json_object_get(j, "unconfined"));
+	json_array_foreach(json_object_get(j, "rlimits"), i, e) {
+		if (s->nrlimits == SPEC_MAX_RLIMITS)
+			break;
+		s->rlimits[s->nrlimits++] = (struct spec_rlimit){
+			(int)json_integer_value(json_object_get(e, "resource")),
+			limit_of(json_object_get(e, "soft")), limit_of(json_object_get(e, "hard"))
+		};
+	}
+	if (json_is_object(json_object_get(j, "labels")))
+		json_object_update(s->labels, json_object_get(j, "labels"));
+	return r < 0 ? cove_error_set(err, ENOMEM, "out of memory") : 0;
+}
+
+int spec_from_json(json_t *j, struct container_spec *ret, struct cove_error *err)
+{
+	struct container_spec s;
+	int r;
+
+	if (!json_is_object(j))
+		return cove_error_set(err, EINVAL, "config.json is not a JSON object");
+	spec_init(&s);
+	r = json_object_get(j, "ociVersion") ? from_oci(j, &s, err) : from_v0(j, &s, err);
+	if (r == 0 && !s.labels)
+		r = cove_error_set(err, ENOMEM, "out of memory");
+	if (r < 0) {
+		spec_done(&s);
+		return r;
+	}
+	*ret = s;
+	return 0;
+}
+
+int spec_copy(const struct container_spec *s, struct container_spec *ret)
+{
+	struct cove_error err = { 0 };
+	json_t *j = NULL;
+	int r = spec_to_json(s, &j, &err);
+
+	if (r == 0)
+		r = spec_from_json(j, ret, &err);
+	json_decref(j);
+	if (r == 0) {
+		ret->tool = s->tool;
+		ret->maintenance = s->maintenance;
+	}
+	return r;
+}
+
+/* ---- START ------------------------------------------------------------------------------- */
+
+int spec_start(const struct container_spec *s, struct proto_start *m, struct cove_error *err)
+{
+	static char *const shell[] = { (char *)"sh", NULL };
+
+	memset(m, 0, sizeof(*m));
+	m->argv = calloc((s->nargs ? s->nargs : 1) + 1, sizeof(char *));
+	m->env = calloc(s->nenv + 1, sizeof(char *));
+	m->tmpfs = calloc(s->ntmpfs + 1, sizeof(char *));
+	m->rlimits = calloc(s->nrlimits + 1, sizeof(*m->rlimits));
+	if (!m->argv || !m->env || !m->tmpfs || !m->rlimits) {
 		spec_start_done(m);
 		return cove_error_set(err, ENOMEM, "out of memory");
 	}
-	json_array_foreach(rl, i, e) {
-		json_int_t soft = json_integer_value(json_object_get(e, "soft"));
-		json_int_t hard = json_integer_value(json_object_get(e, "hard"));
-
-		m->rlimits[i].resource = (uint32_t)json_integer_value(json_object_get(e, "resource"));
-		m->rlimits[i].soft = soft < 0 ? UINT64_MAX : (uint64_t)soft;
-		m->rlimits[i].hard = hard < 0 ? UINT64_MAX : (uint64_t)hard;
-		m->nrlimits++;
-	}
+	m->argc = (uint32_t)(s->nargs ? s->nargs : 1);
+	memcpy(m->argv, s->nargs ? s->args : shell, m->argc * sizeof(char *));
+	m->envc = (uint32_t)s->nenv;
+	memcpy(m->env, s->env, s->nenv * sizeof(char *));
+	m->ntmpfs = (uint32_t)s->ntmpfs;
+	memcpy(m->tmpfs, s->tmpfs, s->ntmpfs * sizeof(char *));
+	for (size_t i = 0; i < s->nrlimits; i++)
+		m->rlimits[i] = (struct proto_rlimit){ (uint32_t)s->rlimits[i].resource,
+						       s->rlimits[i].soft, s->rlimits[i].hard };
+	m->nrlimits = (uint32_t)s->nrlimits;
+	m->cwd = s->cwd ? s->cwd : (char *)"/";
+	m->user = s->user ? s->user : (char *)"";
+	m->uid = s->uid;
+	m->gid = s->gid;
+	m->hostname = s->hostname ? s->hostname : (char *)"";
+	m->rootfs = (char *)"/dev/vda";
+	m->terminal = s->terminal;
+	m->open_stdin = s->open_stdin;
+	m->readonly = s->readonly;
+	m->init = s->init;
+	m->unconfined = s->unconfined;
+	m->caps = s->caps;
+	m->tool = s->tool;
 	return 0;
 }
 

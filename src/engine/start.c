@@ -8,7 +8,8 @@
 #include <signal.h>
 #include <string.h>
 
-int container_start_attached(const struct cove_paths *paths, struct container *c, json_t *config,
+int container_start_attached(const struct cove_paths *paths, struct container *c,
+			     const struct container_spec *spec,
 			     bool attach, bool interactive, bool tty, void (*notice)(const char *line),
 			     struct cove_error *err)
 {
@@ -18,7 +19,7 @@ int container_start_attached(const struct cove_paths *paths, struct container *c
 	_cleanup_close_ int fd = -1;
 	int r;
 
-	r = supervisor_spawn(paths, c, config, interactive ? PROTO_ATTACH_STDIN : 0, &fd, NULL, err);
+	r = supervisor_spawn(paths, c, spec, interactive ? PROTO_ATTACH_STDIN : 0, &fd, NULL, err);
 	container_unlock(c); /* the supervisor holds it now */
 	c->created = false;  /* and removes it if it is --rm */
 	if (r < 0)
@@ -75,13 +76,16 @@ int container_exec(const struct container *c, const struct proto_start *m,
  * (cove-init's PAUSE), leaving its state, log and exit status alone, for as long as the copy
  * takes. *ret_fd is then that boot's connection; -1 when the container was running anyway.
  */
-int container_boot_for_copy(const struct cove_paths *p, struct container *c, json_t *config,
+int container_boot_for_copy(const struct cove_paths *p, struct container *c,
+			    const struct container_spec *spec,
 			    void (*notice)(const char *line), int *ret_fd, struct cove_error *err)
 {
 	struct session_opts so = { .until_started = true, .no_signals = true, .notice = notice };
 	struct session_result res = { .exit_code = EXIT_COVE };
 	struct container_status st;
-	json_t *mc, *proc;
+	struct container_spec mc;
+	static char pause[] = "cove-pause";
+	char *pause_argv[] = { pause, NULL };
 	bool rm = c->rm;
 	int fd = -1, r;
 
@@ -95,26 +99,26 @@ int container_boot_for_copy(const struct cove_paths *p, struct container *c, jso
 	if (r < 0)
 		return cove_error_set(err, -r, "cannot lock container %s: %s", c->name,
 				      strerror(-r));
-	mc = json_deep_copy(config);
-	proc = json_object_get(mc, "process");
-	if (!mc || !proc) {
-		json_decref(mc);
+	/* the container as it is, but its main process only waits; nothing is mounted over it */
+	if (spec_copy(spec, &mc) < 0) {
 		container_unlock(c);
 		return cove_error_set(err, ENOMEM, "out of memory");
 	}
-	json_object_set_new(proc, "args", json_pack("[s]", "cove-pause"));
-	json_object_set_new(proc, "terminal", json_false());
-	json_object_set_new(proc, "open_stdin", json_false());
-	json_object_set_new(mc, "tool", json_integer(PROTO_TOOL_PAUSE));
-	json_object_set_new(mc, "maintenance", json_true());
-	json_object_set_new(mc, "readonly", json_false());
-	json_object_set_new(mc, "init", json_false());
-	json_object_set_new(mc, "tmpfs", json_array());
+	strv_free(mc.args);
+	mc.args = strv_copy(pause_argv, 1);
+	mc.nargs = 1;
+	strv_free(mc.tmpfs);
+	mc.tmpfs = NULL;
+	mc.ntmpfs = 0;
+	mc.terminal = mc.open_stdin = mc.readonly = mc.init = false;
+	mc.tool = PROTO_TOOL_PAUSE;
+	mc.maintenance = true;
 	c->rm = false;
-	r = supervisor_spawn(p, c, mc, 0, &fd, NULL, err);
+	r = mc.args ? supervisor_spawn(p, c, &mc, 0, &fd, NULL, err)
+		    : cove_error_set(err, ENOMEM, "out of memory");
 	c->rm = rm;
 	container_unlock(c);
-	json_decref(mc);
+	spec_done(&mc);
 	if (r < 0)
 		return r;
 	r = session_run(fd, NULL, &so, &res, err);

@@ -54,7 +54,7 @@ struct client {
 struct sup {
 	const struct cove_paths *paths;
 	struct container *c;
-	json_t *config;
+	const struct container_spec *spec;
 	struct vm vm;
 	struct vm_config vc;
 	char qemu[4096];
@@ -162,7 +162,7 @@ static void notice(struct sup *s, const char *msg)
 static void save_state(struct sup *s)
 {
 	/* a maintenance boot (cp on a stopped container) leaves the container's state alone */
-	if (!json_is_true(json_object_get(s->config, "maintenance")))
+	if (!s->spec->maintenance)
 		(void)container_save_status(s->c, &s->st);
 }
 
@@ -659,11 +659,8 @@ static void loop(struct sup *s)
 		if (p[i_sig].revents) {
 			struct signalfd_siginfo si;
 			while (read(s->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-				stop_begin(s,
-					   (uint32_t)json_integer_value(
-						   json_object_get(s->config, "stop_signal")) ?: SIGTERM,
-					   (uint32_t)json_integer_value(
-						   json_object_get(s->config, "stop_timeout")));
+				stop_begin(s, (uint32_t)s->spec->stop_signal ?: SIGTERM,
+					   (uint32_t)s->spec->stop_timeout);
 		}
 		if (i_ctl >= 0 && (p[i_ctl].revents & (POLLIN | POLLHUP | POLLERR)))
 			(void)guest_read(s);
@@ -752,8 +749,7 @@ static int choose_accel(struct sup *s, struct cove_error *err)
 {
 	char msg[1024];
 
-	if (vm_accel_wanted(json_string_value(json_object_get(s->config, "accel")), &s->want,
-			    err) < 0)
+	if (vm_accel_wanted(s->spec->accel, &s->want, err) < 0)
 		return -EINVAL;
 	s->ax = (struct vm_accel_ctx){ .qemu = s->qemu, .kernel = s->paths->kernel,
 				       .initrd = s->paths->initrd, .cache_dir = s->paths->cache };
@@ -867,7 +863,7 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	s->next_stream = 2;
 	s->exit_code = EXIT_COVE;
 	proto_reader_init(&s->reader);
-	if (!json_is_true(json_object_get(s->config, "maintenance")))
+	if (!s->spec->maintenance)
 		s->log_fd = open(s->c->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	s->listen_fd = listen_on(s->c->sock);
 	if (s->listen_fd < 0)
@@ -881,13 +877,13 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	s->vc.disk_format = s->c->disk_format;
 	s->vc.boot_log = s->c->boot_log;
 	s->vc.qemu_log = s->c->qemu_log;
-	s->vc.cpus = (unsigned)json_integer_value(json_object_get(s->config, "cpus")) ?: 1;
-	s->vc.memory = (uint64_t)json_integer_value(json_object_get(s->config, "memory"));
+	s->vc.cpus = s->spec->cpus ?: 1;
+	s->vc.memory = s->spec->memory;
 	s->vc.keep_logs = !s->c->rm;
 
 	/* START is the guest's first frame, before anything a client sends */
 	r = s->listen_fd < 0 ? -1
-	    : spec_start(s->config, &m, &err) < 0 ? -1
+	    : spec_start(s->spec, &m, &err) < 0 ? -1
 						   : proto_put_start(&s->out, 1, &m);
 	if (s->listen_fd >= 0 && r < 0 && !err.msg[0])
 		str_copy(err.msg, sizeof(err.msg), "cannot encode the container's process");
@@ -945,10 +941,11 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	_exit(s->exit_code & 0xff);
 }
 
-int supervisor_spawn(const struct cove_paths *paths, struct container *c, json_t *config,
+int supervisor_spawn(const struct cove_paths *paths, struct container *c,
+		     const struct container_spec *spec,
 		     uint32_t attach_flags, int *ret_fd, pid_t *ret_pid, struct cove_error *err)
 {
-	struct sup s = { .paths = paths, .c = c, .config = config, .listen_fd = -1, .sigfd = -1,
+	struct sup s = { .paths = paths, .c = c, .spec = spec, .listen_fd = -1, .sigfd = -1,
 			 .log_fd = -1, .vm = { .pidfd = -1, .ctl_fd = -1 } };
 	struct buf hello = BUF_INIT(64);
 	int sp[2];

@@ -24,10 +24,11 @@ TEST(container_lifecycle_on_disk)
 	struct cove_error err = { 0 };
 	struct container a = { .lock_fd = -1 }, b = { .lock_fd = -1 }, f, f2;
 	struct container_status st;
-	json_t *cfg = json_pack("{s:s}", "image", "busybox");
+	struct container_spec cfg;
 	char **ids = NULL;
 	size_t n = 0;
 
+	spec_init(&cfg);
 	CHECK_EQ_INT(container_list(&paths, &ids, &n, &err), 0); /* none yet */
 	CHECK_EQ_INT(n, 0);
 	container_list_free(ids, n);
@@ -35,7 +36,7 @@ TEST(container_lifecycle_on_disk)
 	CHECK_EQ_INT((int)strlen(a.id), 64);
 	CHECK_EQ_STR(a.name, "web");
 	CHECK_EQ_INT(container_find(&paths, "web", &f, &err), -ENOENT); /* no config.json yet */
-	CHECK_EQ_INT(container_save_config(&a, cfg, &err), 0);
+	CHECK_EQ_INT(container_save_spec(&a, &cfg, &err), 0);
 	err = (struct cove_error){ 0 };
 	CHECK_EQ_INT(container_create(&paths, "web", false, &b, &err), -EEXIST);
 	CHECK(strstr(err.msg, "'web' is already in use") != NULL);
@@ -44,9 +45,9 @@ TEST(container_lifecycle_on_disk)
 	err = (struct cove_error){ 0 };
 	b = (struct container){ .lock_fd = -1 };
 	CHECK_EQ_INT(container_create(&paths, NULL, true, &b, &err), 0);
-	CHECK_EQ_INT(container_save_config(&b, cfg, &err), 0);
+	CHECK_EQ_INT(container_save_spec(&b, &cfg, &err), 0);
 	container_unlock(&b);
-	json_decref(cfg);
+	spec_done(&cfg);
 
 	/* by name, whole ID, unique prefix; not by a prefix both share or nothing */
 	CHECK_EQ_INT(container_find(&paths, "web", &f, &err), 0);
@@ -159,36 +160,227 @@ TEST(signal_names)
 	CHECK_EQ_STR(signal_name(SIGKILL, buf, sizeof(buf)), "SIGKILL");
 }
 
-TEST(config_to_start)
+static struct container_spec sample(void)
+{
+	struct container_spec s;
+	char *args[] = { (char *)"sh", (char *)"-c", (char *)"echo hi" };
+	char *env[] = { (char *)"PATH=/bin", (char *)"A=1" };
+	char *tmpfs[] = { (char *)"/run:size=1m,mode=1777", (char *)"/scratch" };
+	char *cmd[] = { (char *)"-c", (char *)"echo hi" };
+	char *ep[] = { (char *)"sh" };
+	char *add[] = { (char *)"NET_ADMIN" };
+
+	spec_init(&s);
+	s.args = strv_copy(args, 3);
+	s.nargs = 3;
+	s.env = strv_copy(env, 2);
+	s.nenv = 2;
+	s.tmpfs = strv_copy(tmpfs, 2);
+	s.ntmpfs = 2;
+	s.cmd = strv_copy(cmd, 2);
+	s.ncmd = 2;
+	s.entrypoint = strv_copy(ep, 1);
+	s.nentrypoint = 1;
+	s.cap_add = strv_copy(add, 1);
+	s.ncap_add = 1;
+	s.cap_drop = strv_copy(NULL, 0);
+	s.cwd = strdup("/data");
+	s.user = strdup("nobody");
+	s.hostname = strdup("box");
+	s.id = strdup("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+	s.name = strdup("web");
+	s.created = strdup("2026-12-05T01:02:03.000000004Z");
+	s.image = strdup("127.0.0.1:5000/debian:12");
+	s.snapshot = strdup("snapshots/abc.ext4");
+	s.rootfs = strdup("");
+	s.accel = strdup("tcg");
+	s.terminal = s.open_stdin = s.readonly = s.init = s.unconfined = s.autoremove = true;
+	s.cpus = 2;
+	s.memory = 256ULL << 20;
+	s.stop_signal = SIGQUIT;
+	s.stop_timeout = 3;
+	s.caps = 0x5;
+	s.rlimits[0] = (struct spec_rlimit){ 7, 1024, UINT64_MAX };
+	s.nrlimits = 1;
+	json_object_set_new(s.labels, "tier", json_string("front"));
+	return s;
+}
+
+static bool strv_eq(char **a, size_t na, char **b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return false;
+	return true;
+}
+
+/* spec -> config.json -> spec keeps everything, and the file is an OCI runtime spec */
+TEST(spec_round_trip)
 {
 	struct cove_error err = { 0 };
-	struct proto_start m;
-	json_t *c = json_pack(
-		"{s:{s:[s,s], s:[s], s:s, s:s, s:b, s:b}, s:s, s:b, s:b, s:I, s:[s],"
-		" s:[{s:i, s:I, s:I}]}",
-		"process", "args", "sh", "-c", "env", "A=1", "cwd", "/data", "user", "1000",
-		"terminal", 1, "open_stdin", 0, "hostname", "box", "readonly", 1, "init", 1, "caps",
-		(json_int_t)5, "tmpfs", "/run:size=1m", "rlimits", "resource", 7, "soft",
-		(json_int_t)1024, "hard", (json_int_t)-1);
+	struct container_spec s = sample(), t;
+	json_t *j = NULL, *ann, *m;
 
-	CHECK_EQ_INT(spec_start(c, &m, &err), 0);
-	CHECK_EQ_INT(m.argc, 2);
-	CHECK_EQ_STR(m.argv[1], "-c");
-	CHECK_EQ_STR(m.env[0], "A=1");
+	CHECK_EQ_INT(spec_to_json(&s, &j, &err), 0);
+	CHECK_EQ_STR(json_string_value(json_object_get(j, "ociVersion")), "1.0.2");
+	CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(j, "process"), "cwd")), "/data");
+	CHECK(json_is_true(json_object_get(json_object_get(j, "root"), "readonly")));
+	CHECK_EQ_STR(json_string_value(json_array_get(json_object_get(json_object_get(
+			     json_object_get(j, "process"), "capabilities"), "bounding"), 1)),
+		     "CAP_DAC_READ_SEARCH");
+	CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(json_object_get(
+			     json_object_get(j, "process"), "rlimits"), 0), "type")),
+		     "RLIMIT_NOFILE");
+	m = json_array_get(json_object_get(j, "mounts"), 0);
+	CHECK_EQ_STR(json_string_value(json_object_get(m, "destination")), "/run");
+	CHECK_EQ_STR(json_string_value(json_object_get(m, "type")), "tmpfs");
+	CHECK_EQ_STR(json_string_value(json_array_get(json_object_get(m, "options"), 1)), "mode=1777");
+	ann = json_object_get(j, "annotations");
+	CHECK_EQ_STR(json_string_value(json_object_get(ann, "io.cove.vm.cpus")), "2");
+	CHECK_EQ_STR(json_string_value(json_object_get(ann, "io.cove.label.tier")), "front");
+	CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(json_object_get(
+			     json_object_get(j, "linux"), "resources"), "memory"), "limit")),
+		     256LL << 20);
+
+	CHECK_EQ_INT(spec_from_json(j, &t, &err), 0);
+	CHECK(strv_eq(t.args, t.nargs, s.args, s.nargs) && strv_eq(t.env, t.nenv, s.env, s.nenv));
+	CHECK(strv_eq(t.tmpfs, t.ntmpfs, s.tmpfs, s.ntmpfs));
+	CHECK(strv_eq(t.cmd, t.ncmd, s.cmd, s.ncmd));
+	CHECK(strv_eq(t.entrypoint, t.nentrypoint, s.entrypoint, s.nentrypoint));
+	CHECK(strv_eq(t.cap_add, t.ncap_add, s.cap_add, s.ncap_add) && t.ncap_drop == 0);
+	CHECK_EQ_STR(t.cwd, "/data");
+	CHECK_EQ_STR(t.user, "nobody");
+	CHECK_EQ_STR(t.hostname, "box");
+	CHECK_EQ_STR(t.id, s.id);
+	CHECK_EQ_STR(t.name, "web");
+	CHECK_EQ_STR(t.created, s.created);
+	CHECK_EQ_STR(t.image, s.image);
+	CHECK_EQ_STR(t.snapshot, s.snapshot);
+	CHECK_EQ_STR(t.accel, "tcg");
+	CHECK(t.terminal && t.open_stdin && t.readonly && t.init && t.unconfined && t.autoremove);
+	CHECK(t.cpus == 2 && t.memory == 256ULL << 20 && t.caps == 0x5);
+	CHECK(t.stop_signal == SIGQUIT && t.stop_timeout == 3);
+	CHECK(t.nrlimits == 1 && t.rlimits[0].resource == 7 && t.rlimits[0].soft == 1024 &&
+	      t.rlimits[0].hard == UINT64_MAX);
+	CHECK_EQ_STR(json_string_value(json_object_get(t.labels, "tier")), "front");
+	json_decref(j);
+	spec_done(&t);
+	spec_done(&s);
+}
+
+TEST(spec_to_start)
+{
+	struct cove_error err = { 0 };
+	struct container_spec s = sample();
+	struct proto_start m;
+	struct buf b = BUF_INIT(1 << 20);
+
+	CHECK_EQ_INT(spec_start(&s, &m, &err), 0);
+	CHECK_EQ_INT(m.argc, 3);
+	CHECK_EQ_STR(m.argv[2], "echo hi");
+	CHECK_EQ_STR(m.env[1], "A=1");
 	CHECK_EQ_STR(m.cwd, "/data");
-	CHECK_EQ_STR(m.user, "1000");
+	CHECK_EQ_STR(m.user, "nobody");
 	CHECK_EQ_STR(m.hostname, "box");
 	CHECK_EQ_STR(m.rootfs, "/dev/vda");
-	CHECK(m.terminal && !m.open_stdin && m.readonly && m.init && m.caps == 5);
-	CHECK_EQ_INT(m.ntmpfs, 1);
-	CHECK_EQ_INT(m.nrlimits, 1);
-	CHECK(m.rlimits[0].resource == 7 && m.rlimits[0].soft == 1024 &&
-	      m.rlimits[0].hard == UINT64_MAX);
+	CHECK(m.terminal && m.open_stdin && m.readonly && m.init && m.unconfined && m.caps == 5);
+	CHECK_EQ_INT(m.ntmpfs, 2);
+	CHECK(m.nrlimits == 1 && m.rlimits[0].hard == UINT64_MAX);
+	/* and the guest would take it */
+	CHECK_EQ_INT(proto_put_start(&b, 1, &m), 0);
 	spec_start_done(&m);
-	json_object_del(c, "process");
-	CHECK_EQ_INT(spec_start(c, &m, &err), -EINVAL);
-	CHECK_EQ_STR(err.msg, "the container's config has no process");
-	json_decref(c);
+	buf_done(&b);
+	spec_done(&s);
+}
+
+/* another runtime's config.json, as runc spec writes it: what cove supports of it */
+TEST(spec_from_runc_style)
+{
+	struct cove_error err = { 0 };
+	struct container_spec s;
+	json_t *j = json_loads(
+		"{\"ociVersion\":\"1.0.2-dev\",\"process\":{\"terminal\":true,\"user\":{\"uid\":1000,"
+		"\"gid\":100},\"args\":[\"sh\"],\"env\":[\"PATH=/usr/bin:/bin\",\"TERM=xterm\"],"
+		"\"cwd\":\"/\",\"capabilities\":{\"bounding\":[\"CAP_AUDIT_WRITE\",\"CAP_KILL\","
+		"\"CAP_NET_BIND_SERVICE\"],\"effective\":[\"CAP_KILL\"]},\"rlimits\":[{\"type\":"
+		"\"RLIMIT_NOFILE\",\"hard\":1024,\"soft\":1024}],\"noNewPrivileges\":true},"
+		"\"root\":{\"path\":\"rootfs\",\"readonly\":true},\"hostname\":\"runc\","
+		"\"mounts\":[{\"destination\":\"/proc\",\"type\":\"proc\",\"source\":\"proc\"},"
+		"{\"destination\":\"/dev\",\"type\":\"tmpfs\",\"source\":\"tmpfs\",\"options\":"
+		"[\"nosuid\",\"strictatime\",\"mode=755\",\"size=65536k\"]},{\"destination\":"
+		"\"/dev/shm\",\"type\":\"tmpfs\",\"source\":\"shm\",\"options\":[\"nosuid\"]},"
+		"{\"destination\":\"/cache\",\"type\":\"tmpfs\",\"source\":\"tmpfs\",\"options\":"
+		"[\"size=8m\"]}],\"linux\":{\"resources\":{\"memory\":{\"limit\":134217728}},"
+		"\"namespaces\":[{\"type\":\"pid\"}],\"maskedPaths\":[\"/proc/kcore\"]}}",
+		0, NULL);
+
+	CHECK(j != NULL);
+	CHECK_EQ_INT(spec_from_json(j, &s, &err), 0);
+	CHECK(s.nargs == 1 && strcmp(s.args[0], "sh") == 0 && s.nenv == 2);
+	CHECK(s.terminal && s.readonly && s.uid == 1000 && s.gid == 100);
+	CHECK(s.user == NULL);
+	CHECK_EQ_STR(s.hostname, "runc");
+	CHECK_EQ_INT(s.caps, (1ULL << 29) | (1ULL << 5) | (1ULL << 10));
+	CHECK(s.nrlimits == 1 && s.rlimits[0].soft == 1024);
+	CHECK_EQ_INT(s.ntmpfs, 1); /* /dev and /dev/shm are the guest's own */
+	CHECK_EQ_STR(s.tmpfs[0], "/cache:size=8m");
+	CHECK_EQ_INT(s.memory, 134217728);
+	CHECK_EQ_INT(s.cpus, 1);
+	json_decref(j);
+	spec_done(&s);
+	/* and what `runc spec` itself writes, when runc is here */
+	if (system("command -v runc >/dev/null 2>&1") == 0) {
+		char cmd[700], path[300];
+		snprintf(path, sizeof(path), "%s/runc", dir);
+		snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && cd '%s' && runc spec", path, path);
+		CHECK_EQ_INT(system(cmd), 0);
+		snprintf(path, sizeof(path), "%s/runc/config.json", dir);
+		j = json_load_file(path, 0, NULL);
+		CHECK(j != NULL);
+		CHECK_EQ_INT(spec_from_json(j, &s, &err), 0);
+		CHECK(s.nargs == 1 && strcmp(s.args[0], "sh") == 0 && s.terminal);
+		CHECK(s.caps & (1ULL << 5)); /* CAP_KILL */
+		CHECK(s.nrlimits == 1);
+		CHECK_EQ_INT(s.ntmpfs, 0);
+		json_decref(j);
+		spec_done(&s);
+	}
+}
+
+/* config.json as cove wrote it before it was an OCI spec: older containers keep working */
+TEST(spec_from_previous_layout)
+{
+	struct cove_error err = { 0 };
+	struct container_spec s;
+	json_t *j = json_pack(
+		"{s:{s:[s,s], s:[s], s:s, s:s, s:b, s:b}, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:b,"
+		" s:b, s:I, s:[s], s:[{s:s, s:i, s:I, s:I}], s:i, s:I, s:i, s:i, s:b, s:{s:s}}",
+		"process", "args", "sh", "-c", "env", "A=1", "cwd", "/data", "user", "1000",
+		"terminal", 1, "open_stdin", 0, "id", "abc", "name", "old", "created", "2026-01-01",
+		"image", "busybox", "snapshot", "snapshots/x.ext4", "hostname", "box", "readonly", 1,
+		"init", 1, "unconfined", 0, "caps", (json_int_t)5, "tmpfs", "/run:size=1m",
+		"rlimits", "name", "nofile", "resource", 7, "soft", (json_int_t)1024, "hard",
+		(json_int_t)-1, "cpus", 2, "memory", (json_int_t)(256LL << 20), "stop_signal", 3,
+		"stop_timeout", 4, "autoremove", 1, "labels", "k", "v");
+
+	CHECK_EQ_INT(spec_from_json(j, &s, &err), 0);
+	CHECK(s.nargs == 2 && strcmp(s.args[1], "-c") == 0);
+	CHECK_EQ_STR(s.user, "1000");
+	CHECK_EQ_STR(s.name, "old");
+	CHECK(s.terminal && !s.open_stdin && s.readonly && s.init && s.autoremove);
+	CHECK(s.caps == 5 && s.cpus == 2 && s.stop_signal == 3 && s.stop_timeout == 4);
+	CHECK(s.nrlimits == 1 && s.rlimits[0].hard == UINT64_MAX);
+	CHECK_EQ_STR(s.tmpfs[0], "/run:size=1m");
+	CHECK_EQ_STR(json_string_value(json_object_get(s.labels, "k")), "v");
+	json_decref(j);
+	spec_done(&s);
+	/* one it cannot use is one line saying so */
+	j = json_pack("{s:s}", "process", "nope");
+	CHECK_EQ_INT(spec_from_json(j, &s, &err), -EINVAL);
+	CHECK_EQ_STR(err.msg, "config.json has no process");
+	json_decref(j);
 }
 
 int main(void)
@@ -207,7 +399,10 @@ int main(void)
 	RUN(log_round_trip);
 	RUN(env_lists);
 	RUN(signal_names);
-	RUN(config_to_start);
+	RUN(spec_round_trip);
+	RUN(spec_to_start);
+	RUN(spec_from_runc_style);
+	RUN(spec_from_previous_layout);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		perror("rm");
