@@ -2,9 +2,11 @@
 /* The cove command line: one file per verb group over the engine (src/engine). */
 #pragma once
 
+#include <pthread.h>
 #include <stdio.h>
 
 #include "engine/engine.h"
+#include "image/pull.h"
 
 /* Print "cove: MESSAGE" on stderr (one line). */
 void cli_error(const char *fmt, ...) _printf_(1, 2);
@@ -15,6 +17,26 @@ int paths_init_or_report(struct cove_paths *p);
 
 struct store;
 struct store_image;
+/* Pull progress on stderr (a bar per layer on a terminal, plain lines otherwise; none when
+ * quiet), for images_pull and container_make: cli_progress with a cli_progress as userdata.
+ * Called from the download threads, hence the lock. */
+#define CLI_MAX_BARS 64
+struct cli_bar {
+	char id[16];
+	uint64_t done, total;
+	const char *state; /* NULL while downloading */
+};
+struct cli_progress {
+	bool quiet;
+	bool tty;
+	const char *ref;
+	pthread_mutex_t lock;
+	struct cli_bar bars[CLI_MAX_BARS];
+	size_t nbars;
+	size_t drawn; /* lines of bars on the screen */
+};
+void cli_progress_init(struct cli_progress *p, const char *ref, bool quiet);
+void cli_progress(enum pull_event ev, const char *digest, uint64_t size, void *userdata);
 /* images_pull with pull progress on stderr (bars on a terminal), none when quiet. */
 int cli_pull(struct store *s, const char *ref, const char *platform, bool quiet,
 	     struct store_image *ret, struct cove_error *err);

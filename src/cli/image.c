@@ -19,28 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_BARS 64
-
-struct bar {
-	char id[16];
-	uint64_t done, total;
-	const char *state; /* NULL while downloading */
-};
-
-/*
- * Pull progress: on a terminal, one bar per layer redrawn in place; otherwise one plain line
- * per finished layer. Called from the download threads, hence the lock.
- */
-struct progress_ctx {
-	bool quiet;
-	bool tty;
-	const char *ref;
-	pthread_mutex_t lock;
-	struct bar bars[MAX_BARS];
-	size_t nbars;
-	size_t drawn; /* lines of bars on the screen */
-};
-
 static void short_digest(const char *digest, char *buf, size_t size)
 {
 	const char *hex = strchr(digest, ':');
@@ -48,23 +26,23 @@ static void short_digest(const char *digest, char *buf, size_t size)
 	str_printf(buf, size, "%.12s", hex ? hex + 1 : digest);
 }
 
-static struct bar *bar_of(struct progress_ctx *p, const char *id)
+static struct cli_bar *bar_of(struct cli_progress *p, const char *id)
 {
 	for (size_t i = 0; i < p->nbars; i++)
 		if (strcmp(p->bars[i].id, id) == 0)
 			return &p->bars[i];
-	if (p->nbars == MAX_BARS)
+	if (p->nbars == CLI_MAX_BARS)
 		return NULL;
 	str_copy(p->bars[p->nbars].id, sizeof(p->bars[p->nbars].id), id);
 	return &p->bars[p->nbars++];
 }
 
-static void redraw(struct progress_ctx *p)
+static void redraw(struct cli_progress *p)
 {
 	if (p->drawn)
 		fprintf(stderr, "\033[%zuA", p->drawn);
 	for (size_t i = 0; i < p->nbars; i++) {
-		const struct bar *b = &p->bars[i];
+		const struct cli_bar *b = &p->bars[i];
 		char line[41];
 		size_t fill = b->total ? (size_t)(40 * (b->done > b->total ? b->total : b->done) / b->total) : 0;
 
@@ -83,10 +61,10 @@ static void redraw(struct progress_ctx *p)
 	fflush(stderr);
 }
 
-static void on_progress(enum pull_event ev, const char *digest, uint64_t size, void *userdata)
+void cli_progress(enum pull_event ev, const char *digest, uint64_t size, void *userdata)
 {
-	struct progress_ctx *p = userdata;
-	struct bar *b;
+	struct cli_progress *p = userdata;
+	struct cli_bar *b;
 	char id[16];
 
 	if (p->quiet)
@@ -131,15 +109,21 @@ static void on_progress(enum pull_event ev, const char *digest, uint64_t size, v
 	pthread_mutex_unlock(&p->lock);
 }
 
+void cli_progress_init(struct cli_progress *p, const char *ref, bool quiet)
+{
+	*p = (struct cli_progress){ .quiet = quiet, .ref = ref,
+				    .tty = isatty(2) && getenv("TERM") &&
+					   strcmp(getenv("TERM"), "dumb") != 0 };
+	pthread_mutex_init(&p->lock, NULL);
+}
+
 int cli_pull(struct store *s, const char *ref, const char *platform, bool quiet,
 	     struct store_image *ret, struct cove_error *err)
 {
-	struct progress_ctx pc = { .quiet = quiet, .tty = isatty(2) && getenv("TERM") &&
-							strcmp(getenv("TERM"), "dumb") != 0,
-				   .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct cli_progress p;
 
-	pc.ref = ref;
-	return images_pull(s, ref, platform, on_progress, &pc, ret, err);
+	cli_progress_init(&p, ref, quiet);
+	return images_pull(s, ref, platform, cli_progress, &p, ret, err);
 }
 
 /* What the image verbs take; each verb's table says which. */

@@ -1,20 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * cove create / cove run: make a container from an image (its config.json and writable disk),
- * then, for run, start its supervisor and attach to it (or, with -d, return once it runs).
+ * cove create / cove run: parse the flags into a request, have the engine make the container
+ * (engine/create.c: image, disk, spec), then, for run, start its supervisor and attach to it
+ * (or, with -d, return once it runs).
  */
 #define _GNU_SOURCE
 #include "cli.h"
 #include "options.h"
 #include "engine/container.h"
-#include "engine/images.h"
+#include "engine/create.h"
 #include "engine/supervisor.h"
 
 #include "proto/caps.h"
 
-#include "image/archives.h"
-#include "image/json.h"
-#include "image/pull.h"
 
 #include "vm/accel.h"
 
@@ -28,39 +26,19 @@
 #define DEFAULT_MEMORY (512ULL << 20)
 #define MIN_MEMORY (64ULL << 20)
 #define MAX_CPUS 64
-#define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 struct run_opts {
 	bool create; /* cove create */
-	bool rm, interactive, tty, detach, read_only, init, unconfined;
-	json_t *labels;
-	json_t *tmpfs;
-	struct spec_rlimit rlimits[SPEC_MAX_RLIMITS];
-	size_t nrlimits;
-	json_t *cap_add, *cap_drop;
-	uint64_t caps;
-	int stop_signal; /* 0: the image's, else SIGTERM */
-	int stop_timeout;
+	bool detach;
 	const char *cidfile;
-	char **env;
-	size_t envc;
-	const char *workdir;
-	const char *user;
-	const char *hostname;
-	const char *name;
-	const char *rootfs;
-	const char *entrypoint;
-	const char *platform;
-	const char *accel;
-	unsigned cpus;
-	uint64_t memory;
+	struct create_request q;
 };
 
 static int add_env(struct run_opts *o, const char *kv)
 {
 	struct cove_error err = { 0 };
 
-	if (env_list_add(&o->env, &o->envc, kv, &err) < 0) {
+	if (env_list_add(&o->q.env, &o->q.nenv, kv, &err) < 0) {
 		cli_error("%s", err.msg);
 		return -EINVAL;
 	}
@@ -127,13 +105,13 @@ static int add_ulimit(struct run_opts *o, const char *arg)
 		return -EINVAL;
 	}
 	/* a later --ulimit for the same resource wins */
-	for (j = 0; j < o->nrlimits && o->rlimits[j].resource != res; j++)
+	for (j = 0; j < o->q.nrlimits && o->q.rlimits[j].resource != res; j++)
 		;
 	if (j == SPEC_MAX_RLIMITS)
 		goto bad;
-	o->rlimits[j] = (struct spec_rlimit){ res, soft, hard };
-	if (j == o->nrlimits)
-		o->nrlimits++;
+	o->q.rlimits[j] = (struct spec_rlimit){ res, soft, hard };
+	if (j == o->q.nrlimits)
+		o->q.nrlimits++;
 	return 0;
 bad:
 	cli_error("invalid --ulimit '%s': expected NAME=SOFT[:HARD] with NAME one of core, cpu, "
@@ -153,15 +131,15 @@ static int add_label(struct run_opts *o, const char *kv)
 		cli_error("invalid label '%s': expected KEY=VALUE", kv);
 		return -EINVAL;
 	}
-	if (!o->labels)
-		o->labels = json_object();
+	if (!o->q.labels)
+		o->q.labels = json_object();
 	if (eq) {
 		memcpy(key, kv, (size_t)(eq - kv));
 		key[eq - kv] = '\0';
 	} else {
 		str_copy(key, sizeof(key), kv);
 	}
-	json_object_set_new(o->labels, key, json_string(eq ? eq + 1 : ""));
+	json_object_set_new(o->q.labels, key, json_string(eq ? eq + 1 : ""));
 	return 0;
 }
 
@@ -281,13 +259,13 @@ static int run_opt(int c, const char *optarg, void *ud)
 
 	switch (c) {
 	case OPT_RM:
-		o->rm = true;
+		o->q.rm = true;
 		break;
 	case 'i':
-		o->interactive = true;
+		o->q.interactive = true;
 		break;
 	case 't':
-		o->tty = true;
+		o->q.tty = true;
 		break;
 	case 'e':
 		if (add_env(o, optarg) < 0)
@@ -296,14 +274,14 @@ static int run_opt(int c, const char *optarg, void *ud)
 	case 'w':
 		if (cli_check_workdir(optarg) < 0)
 			return -EINVAL;
-		o->workdir = optarg;
+		o->q.workdir = optarg;
 		break;
 	case 'u':
 		if (!valid_user(optarg)) {
 			cli_error("invalid --user '%s': expected NAME|UID[:GROUP|GID]", optarg);
 			return -EINVAL;
 		}
-		o->user = optarg;
+		o->q.user = optarg;
 		break;
 	case 'h':
 		if (!valid_hostname(optarg)) {
@@ -312,7 +290,7 @@ static int run_opt(int c, const char *optarg, void *ud)
 				  optarg);
 			return -EINVAL;
 		}
-		o->hostname = optarg;
+		o->q.hostname = optarg;
 		break;
 	case OPT_NAME:
 		if (!container_valid_name(optarg)) {
@@ -321,7 +299,7 @@ static int run_opt(int c, const char *optarg, void *ud)
 				  optarg);
 			return -EINVAL;
 		}
-		o->name = optarg;
+		o->q.name = optarg;
 		break;
 	case OPT_CPUS: {
 		/* docker accepts fractions; a VM has whole CPUs, so round up */
@@ -334,9 +312,9 @@ static int run_opt(int c, const char *optarg, void *ud)
 				  MAX_CPUS);
 			return -EINVAL;
 		}
-		o->cpus = (unsigned)d;
-		if ((double)o->cpus < d)
-			o->cpus++;
+		o->q.cpus = (unsigned)d;
+		if ((double)o->q.cpus < d)
+			o->q.cpus++;
 		break;
 	}
 	case 'm':
@@ -353,16 +331,16 @@ static int run_opt(int c, const char *optarg, void *ud)
 			cli_error("--memory %s is too large", optarg);
 			return -EINVAL;
 		}
-		o->memory = v;
+		o->q.memory = v;
 		break;
 	case OPT_ROOTFS:
-		o->rootfs = optarg;
+		o->q.rootfs = optarg;
 		break;
 	case OPT_ENTRYPOINT:
-		o->entrypoint = optarg;
+		o->q.entrypoint = optarg;
 		break;
 	case OPT_PLATFORM:
-		o->platform = optarg;
+		o->q.platform = optarg;
 		break;
 	case 'd':
 		o->detach = true;
@@ -376,7 +354,7 @@ static int run_opt(int c, const char *optarg, void *ud)
 			return -EINVAL;
 		break;
 	case OPT_READ_ONLY:
-		o->read_only = true;
+		o->q.read_only = true;
 		break;
 	case OPT_TMPFS:
 		if (optarg[0] != '/' || strlen(optarg) > 4096) {
@@ -384,27 +362,27 @@ static int run_opt(int c, const char *optarg, void *ud)
 				  optarg);
 			return -EINVAL;
 		}
-		if (!o->tmpfs)
-			o->tmpfs = json_array();
-		json_array_append_new(o->tmpfs, json_string(optarg));
+		if (!o->q.tmpfs)
+			o->q.tmpfs = json_array();
+		json_array_append_new(o->q.tmpfs, json_string(optarg));
 		break;
 	case OPT_ULIMIT:
 		if (add_ulimit(o, optarg) < 0)
 			return -EINVAL;
 		break;
 	case OPT_CAP_ADD:
-		if (add_cap(&o->cap_add, optarg, "--cap-add") < 0)
+		if (add_cap(&o->q.cap_add, optarg, "--cap-add") < 0)
 			return -EINVAL;
 		break;
 	case OPT_CAP_DROP:
-		if (add_cap(&o->cap_drop, optarg, "--cap-drop") < 0)
+		if (add_cap(&o->q.cap_drop, optarg, "--cap-drop") < 0)
 			return -EINVAL;
 		break;
 	case OPT_INIT:
-		o->init = true;
+		o->q.init = true;
 		break;
 	case OPT_STOP_SIGNAL:
-		if (signal_parse(optarg, &o->stop_signal) < 0) {
+		if (signal_parse(optarg, &o->q.stop_signal) < 0) {
 			cli_error("invalid --stop-signal '%s': expected a signal name or number "
 				  "(e.g. SIGTERM, 15)",
 				  optarg);
@@ -417,18 +395,18 @@ static int run_opt(int c, const char *optarg, void *ud)
 				  optarg);
 			return -EINVAL;
 		}
-		o->stop_timeout = (int)v;
+		o->q.stop_timeout = (int)v;
 		break;
 	case OPT_CIDFILE:
 		o->cidfile = optarg;
 		break;
 	case OPT_ACCEL:
-		o->accel = optarg; /* checked with COVE_ACCEL, below */
+		o->q.accel = optarg; /* checked with COVE_ACCEL, below */
 		break;
 	case OPT_SECURITY_OPT:
 		if (strcmp(optarg, "seccomp=unconfined") == 0 ||
 		    strcmp(optarg, "seccomp:unconfined") == 0) {
-			o->unconfined = true;
+			o->q.unconfined = true;
 		} else if (strcmp(optarg, "no-new-privileges") == 0 ||
 			   strcmp(optarg, "no-new-privileges=true") == 0 ||
 			   strcmp(optarg, "no-new-privileges:true") == 0) {
@@ -444,101 +422,6 @@ static int run_opt(int c, const char *optarg, void *ud)
 	return 0;
 }
 
-/*
- * Find IMAGE: in the store (by name or ID), else the offline busybox (loaded into the store),
- * else pull it. Fills the snapshot's path and name and the image's config.
- */
-static int resolve_image(const struct cove_paths *paths, const char *ref, const char *platform,
-			 char *image, size_t size, char *snapshot, size_t ssize,
-			 struct image_config **ret_config, struct cove_error *err)
-{
-	struct store *s = NULL;
-	struct store_image img;
-	struct image_manifest *m = NULL;
-	struct cove_error nf = { 0 };
-	int r;
-
-	*ret_config = NULL;
-	snapshot[0] = '\0';
-	r = images_open(paths, &s, err);
-	if (r < 0)
-		return r;
-	r = images_find(s, ref, &img, &nf);
-	if (r == -ENOENT && container_offline_image(paths, ref, image, size) == 0) {
-		/* the offline busybox: into the store once, an ordinary image from then on */
-		struct image_load_result lr = { 0 };
-
-		r = image_load(s, image, NULL, &lr, err);
-		image_load_result_done(&lr);
-		if (r == 0)
-			r = images_find(s, ref, &img, err);
-	} else if (r == -ENOENT) {
-		r = cli_pull(s, ref, platform, false, &img, err);
-	} else if (r < 0) {
-		*err = nf;
-	}
-	if (r == 0)
-		r = image_load_config(s, &img, NULL, &m, ret_config, err);
-	if (r == 0 && (str_printf(image, size, "%s/%s", store_root(s), img.snapshot) < 0 ||
-		       str_copy(snapshot, ssize, img.snapshot) < 0))
-		r = cove_error_set(err, ENAMETOOLONG, "image path too long");
-	image_manifest_free(m);
-	store_free(s);
-	return r;
-}
-
-/* docker's rules: --entrypoint replaces the image's (and drops its Cmd); arguments replace Cmd. */
-static char **build_argv(const struct run_opts *o, const struct image_config *c, char **args,
-			 size_t nargs, uint32_t *ret_argc)
-{
-	char **ep = NULL, **cmd = NULL, *user_ep[2] = { (char *)o->entrypoint, NULL };
-	size_t nep = 0, ncmd = 0, n = 0;
-	char **out;
-
-	if (o->entrypoint) {
-		ep = user_ep;
-		nep = o->entrypoint[0] ? 1 : 0;
-	} else if (c) {
-		ep = c->entrypoint;
-		nep = c->n_entrypoint;
-	}
-	if (nargs) {
-		cmd = args;
-		ncmd = nargs;
-	} else if (c && !o->entrypoint) {
-		cmd = c->cmd;
-		ncmd = c->n_cmd;
-	}
-	out = calloc(nep + ncmd + 1, sizeof(char *));
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < nep; i++)
-		out[n++] = ep[i];
-	for (size_t i = 0; i < ncmd; i++)
-		out[n++] = cmd[i];
-	*ret_argc = (uint32_t)n;
-	return out;
-}
-
-
-/* The effective capability set: the default, then --cap-add, then --cap-drop (docker's order:
- * drop wins, except that "ALL" in drop with explicit adds keeps the adds). */
-static uint64_t effective_caps(const struct run_opts *o)
-{
-	uint64_t set = caps_default, add = 0, drop = 0, b;
-	size_t i;
-	json_t *e;
-
-	json_array_foreach(o->cap_add, i, e)
-		if (caps_parse(json_string_value(e), &b) == 0)
-			add |= b;
-	json_array_foreach(o->cap_drop, i, e)
-		if (caps_parse(json_string_value(e), &b) == 0)
-			drop |= b;
-	if (drop == CAPS_ALL)
-		return add;
-	return (set | add) & ~drop;
-}
 
 /* Claim the --cidfile before anything is created (docker refuses an existing one). */
 static int open_cidfile(const char *path, struct cove_error *err)
@@ -556,207 +439,55 @@ static int open_cidfile(const char *path, struct cove_error *err)
 }
 
 
-/* a JSON array of strings (the flags' lists) as a NULL-terminated vector */
-static int strv_of(json_t *a, char ***ret, size_t *ret_n)
-{
-	size_t n = json_array_size(a), i;
-	json_t *e;
-
-	*ret = calloc(n + 1, sizeof(char *));
-	if (!*ret)
-		return -ENOMEM;
-	json_array_foreach(a, i, e)
-		if (!((*ret)[i] = strdup(json_string_value(e))))
-			return -ENOMEM;
-	*ret_n = n;
-	return 0;
-}
-
-/* The spec of the container being made, from the flags and the image's config. */
-static int fill_spec(struct container_spec *sp, const struct run_opts *o,
-		     const struct image_config *cfg, const struct container *ct,
-		     const char *created, const char *image_ref, const char *snapshot,
-		     const char *hostname, char **args, size_t nargs, char **env, size_t nenv,
-		     char **cmd_args, size_t ncmd_args, int stop_signal)
-{
-	char *ep[2] = { (char *)o->entrypoint, NULL };
-	const struct { char **field; const char *v; } strs[] = {
-		{ &sp->cwd, o->workdir ? o->workdir : "/" }, { &sp->user, o->user ? o->user : "" },
-		{ &sp->hostname, hostname },		     { &sp->id, ct->id },
-		{ &sp->name, ct->name },		     { &sp->created, created },
-		{ &sp->image, image_ref },		     { &sp->snapshot, snapshot },
-		{ &sp->rootfs, o->rootfs ? o->rootfs : "" }, { &sp->accel, o->accel },
-	};
-
-	for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
-		if (strs[i].v && !(*strs[i].field = strdup(strs[i].v)))
-			return -ENOMEM;
-	sp->args = strv_copy(args, nargs);
-	sp->nargs = nargs;
-	sp->env = strv_copy(env, nenv);
-	sp->nenv = nenv;
-	/* as inspect shows them: --entrypoint replaces the image's and drops its Cmd */
-	if (o->entrypoint) {
-		sp->entrypoint = strv_copy(ep, 1);
-		sp->nentrypoint = 1;
-	} else {
-		sp->entrypoint = strv_copy(cfg ? cfg->entrypoint : NULL, cfg ? cfg->n_entrypoint : 0);
-		sp->nentrypoint = cfg ? cfg->n_entrypoint : 0;
-	}
-	if (ncmd_args) {
-		sp->cmd = strv_copy(cmd_args, ncmd_args);
-		sp->ncmd = ncmd_args;
-	} else {
-		bool image_cmd = cfg && !o->entrypoint;
-		sp->cmd = strv_copy(image_cmd ? cfg->cmd : NULL, image_cmd ? cfg->n_cmd : 0);
-		sp->ncmd = image_cmd ? cfg->n_cmd : 0;
-	}
-	if (!sp->args || !sp->env || !sp->entrypoint || !sp->cmd ||
-	    strv_of(o->tmpfs, &sp->tmpfs, &sp->ntmpfs) < 0 ||
-	    strv_of(o->cap_add, &sp->cap_add, &sp->ncap_add) < 0 ||
-	    strv_of(o->cap_drop, &sp->cap_drop, &sp->ncap_drop) < 0)
-		return -ENOMEM;
-	sp->terminal = o->tty;
-	sp->open_stdin = o->interactive;
-	sp->cpus = o->cpus;
-	sp->memory = o->memory;
-	sp->autoremove = o->rm;
-	sp->stop_signal = stop_signal;
-	sp->stop_timeout = o->stop_timeout >= 0 ? o->stop_timeout : 10;
-	sp->readonly = o->read_only;
-	sp->init = o->init;
-	sp->unconfined = o->unconfined;
-	sp->caps = effective_caps(o);
-	memcpy(sp->rlimits, o->rlimits, o->nrlimits * sizeof(*o->rlimits));
-	sp->nrlimits = o->nrlimits;
-	/* the image's labels, then --label */
-	for (size_t i = 0; cfg && i < cfg->n_labels; i++)
-		json_object_set_new(sp->labels, cfg->labels[i].key,
-				    json_string(cfg->labels[i].value));
-	if (o->labels)
-		json_object_update(sp->labels, o->labels);
-	return 0;
-}
-
 static int run_or_create(int argc, char **argv, bool create)
 {
-	struct run_opts o = { .create = create, .cpus = 1, .memory = DEFAULT_MEMORY,
-			      .stop_timeout = -1 };
+	struct run_opts o = { .create = create,
+			      .q = { .cpus = 1, .memory = DEFAULT_MEMORY, .stop_timeout = -1 } };
 	struct cove_error err = { 0 };
 	struct cove_paths paths;
 	struct container ct = { .lock_fd = -1 };
-	char image[PATH_MAX + 64], hostname[65], snapshot[128] = "", created[40];
-	_cleanup_free_ char **env = NULL, **base_env = NULL, **run_argv = NULL;
-	struct image_config *cfg = NULL;
-	struct container_spec sp;
-	char sh[] = "sh";
-	char *default_argv[] = { sh, NULL };
-	char term_env[] = "TERM=xterm", path_env[] = DEFAULT_PATH, host_env[80];
-	const char *image_ref = "";
-	uint32_t envc = 0, argc_run = 0;
-	size_t nbase = 0;
-	int first, r, exit_code = EXIT_COVE, stop_signal, cidfd = -1;
+	struct container_spec sp = { 0 };
+	struct cli_progress progress;
+	bool made = false;
+	int first, r, exit_code = EXIT_COVE, cidfd = -1;
 
-	spec_init(&sp);
 	r = cli_parse(create ? &create_verb : &run_verb, argc, argv, run_opt, &o, &first);
 	if (r != 0)
-		goto out_opts;
-	if (!o.rootfs && first >= argc) {
+		goto out;
+	if (!o.q.rootfs && first >= argc) {
 		cli_error("missing IMAGE; see 'cove %s --help'", create ? "create" : "run");
 		r = -EINVAL;
-		goto out_opts;
+		goto out;
 	}
+	if (!o.q.rootfs)
+		o.q.image = argv[first++];
+	o.q.args = argv + first;
+	o.q.nargs = (size_t)(argc - first);
 	if (paths_init(&paths, &err) < 0)
 		goto fail;
 	{
 		enum vm_accel a;
-		if (vm_accel_wanted(o.accel, &a, &err) < 0) /* a bad one, before anything is made */
+		if (vm_accel_wanted(o.q.accel, &a, &err) < 0) /* a bad one, before anything is made */
 			goto fail;
-	}
-	if (o.cidfile && (cidfd = open_cidfile(o.cidfile, &err)) < 0)
-		goto fail_early;
-
-	/* the root filesystem: an image, or a directory */
-	if (!o.rootfs) {
-		image_ref = argv[first++];
-		if (resolve_image(&paths, image_ref, o.platform, image, sizeof(image), snapshot,
-				  sizeof(snapshot), &cfg, &err) < 0)
-			goto fail;
-	} else {
-		struct stat st;
-		if (stat(o.rootfs, &st) < 0 || !S_ISDIR(st.st_mode)) {
-			cove_error_set(&err, ENOTDIR, "--rootfs '%s' is not a directory", o.rootfs);
-			goto fail;
-		}
 	}
 	if (!create) {
 		char qemu[PATH_MAX];
 		if (vm_find_qemu(qemu, sizeof(qemu), &err) < 0)
 			goto fail;
 	}
-	if (o.tty && o.interactive && !o.detach && !create && !isatty(0)) {
+	if (o.q.tty && o.q.interactive && !o.detach && !create && !isatty(0)) {
 		cove_error_set(&err, ENOTTY,
 			       "-it needs a terminal on stdin; drop -t, or run from a terminal");
 		goto fail;
 	}
-
-	if (container_create(&paths, o.name, o.rm, &ct, &err) < 0)
-		goto fail;
-	if (o.rootfs ? container_disk_from_dir(&ct, o.rootfs, &err) < 0
-		     : container_disk_from_image(&ct, image, snapshot, &err) < 0)
+	/* claimed before anything is made (docker refuses an existing one) */
+	if (o.cidfile && (cidfd = open_cidfile(o.cidfile, &err)) < 0)
 		goto fail;
 
-	/* the process: argv, env, identity */
-	str_copy(hostname, sizeof(hostname), o.hostname ? o.hostname : ct.short_id);
-	str_printf(host_env, sizeof(host_env), "HOSTNAME=%s", hostname);
-	/* the image's environment (with a default PATH), ours, then -e */
-	base_env = calloc((cfg ? cfg->n_env : 0) + 4, sizeof(char *));
-	if (!base_env) {
-		cove_error_set(&err, ENOMEM, "out of memory");
+	cli_progress_init(&progress, o.q.image, false);
+	if (container_make(&paths, &o.q, cli_progress, &progress, &ct, &sp, &err) < 0)
 		goto fail;
-	}
-	base_env[nbase++] = path_env;
-	for (size_t i = 0; cfg && i < cfg->n_env; i++)
-		base_env[nbase++] = cfg->env[i];
-	base_env[nbase++] = host_env;
-	if (o.tty)
-		base_env[nbase++] = term_env;
-	env = merge_env(base_env, nbase, o.env, o.envc, &envc);
-	run_argv = build_argv(&o, cfg, argv + first, (size_t)(argc - first), &argc_run);
-	if (!env || !run_argv) {
-		cove_error_set(&err, ENOMEM, "out of memory");
-		goto fail;
-	}
-	if (argc_run == 0) {
-		if (cfg) {
-			cove_error_set(&err, EINVAL,
-				       "no command: the image has no entrypoint or command; give one "
-				       "after IMAGE");
-			goto fail;
-		}
-		free(run_argv);
-		run_argv = NULL;
-	}
-	if (!o.workdir && cfg && cfg->working_dir && cfg->working_dir[0] == '/')
-		o.workdir = cfg->working_dir;
-	if (!o.user && cfg && cfg->user && cfg->user[0])
-		o.user = cfg->user;
-	stop_signal = o.stop_signal;
-	if (!stop_signal && cfg && cfg->stop_signal && signal_parse(cfg->stop_signal, &stop_signal) < 0)
-		stop_signal = 0;
-	if (!stop_signal)
-		stop_signal = 15;
-
-	/* the spec (config.json): everything start, exec, inspect and ls need */
-	container_timestamp(created, sizeof(created));
-	if (fill_spec(&sp, &o, cfg, &ct, created, o.rootfs ? "" : image_ref, snapshot, hostname,
-		      run_argv ? run_argv : default_argv, run_argv ? argc_run : 1, env, envc,
-		      argv + first, (size_t)(argc - first), stop_signal) < 0) {
-		cove_error_set(&err, ENOMEM, "out of memory");
-		goto fail;
-	}
-	if (container_save_spec(&ct, &sp, &err) < 0)
-		goto fail;
+	made = true;
 	if (cidfd >= 0 && write_full(cidfd, ct.id, strlen(ct.id)) < 0) {
 		cove_error_set(&err, errno, "cannot write --cidfile '%s': %s", o.cidfile,
 			       strerror(errno));
@@ -767,11 +498,10 @@ static int run_or_create(int argc, char **argv, bool create)
 		printf("%s\n", ct.id);
 		ct.created = false; /* it stays */
 		exit_code = 0;
-		goto cleanup;
+		goto out;
 	}
-
-	exit_code = container_start_attached(&paths, &ct, &sp, !o.detach, o.interactive, o.tty,
-					     cli_notice, &err);
+	exit_code = container_start_attached(&paths, &ct, &sp, !o.detach, o.q.interactive,
+					     o.q.tty, cli_notice, &err);
 	if (exit_code < 0) {
 		if (err.msg[0])
 			cli_error("%s", err.msg);
@@ -779,33 +509,30 @@ static int run_or_create(int argc, char **argv, bool create)
 	} else if (o.detach) {
 		printf("%s\n", ct.id);
 	}
-	goto cleanup;
+	goto out;
 
 fail:
 	if (cidfd >= 0) {
 		closep(&cidfd);
 		unlink(o.cidfile); /* ours, made above: nothing to point at */
 	}
-fail_early:
 	terminal_restore();
 	cli_error("%s", err.msg);
 	exit_code = EXIT_COVE;
-	container_abandon(&ct);
-cleanup:
+	if (made)
+		container_abandon(&ct);
+out:
 	container_unlock(&ct);
-	spec_done(&sp);
-	image_config_free(cfg);
-out_opts:
-	if (r != 0)
+	if (made)
 		spec_done(&sp);
-	env_list_free(o.env, o.envc);
-	json_decref(o.labels);
-	json_decref(o.tmpfs);
-	json_decref(o.cap_add);
-	json_decref(o.cap_drop);
+	env_list_free(o.q.env, o.q.nenv);
+	json_decref(o.q.labels);
+	json_decref(o.q.tmpfs);
+	json_decref(o.q.cap_add);
+	json_decref(o.q.cap_drop);
 	if (r > 0)
 		return 0; /* --help */
-	return r == -EINVAL && exit_code == EXIT_COVE ? EXIT_COVE : exit_code;
+	return r == -EINVAL ? EXIT_COVE : exit_code;
 }
 
 int cmd_run(int argc, char **argv)

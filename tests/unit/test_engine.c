@@ -8,6 +8,7 @@
 #include "test.h"
 
 #include "engine/container.h"
+#include "engine/create.h"
 #include "engine/log.h"
 #include "engine/spec.h"
 
@@ -383,6 +384,77 @@ TEST(spec_from_previous_layout)
 	json_decref(j);
 }
 
+/* run's flags over an image's config, as docker applies them */
+TEST(spec_from_flags_and_image)
+{
+	struct cove_error err = { 0 };
+	struct container c = { .id = "feedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedfacefeedface",
+			       .short_id = "feedfacefeed", .name = "web" };
+	char *img_ep[] = { (char *)"/entry.sh" }, *img_cmd[] = { (char *)"serve" };
+	char *img_env[] = { (char *)"PATH=/opt/bin", (char *)"MODE=image", (char *)"KEEP=1" };
+	struct image_label img_labels[] = { { (char *)"tier", (char *)"image" },
+					    { (char *)"team", (char *)"ops" } };
+	struct image_config cfg = {
+		.entrypoint = img_ep, .n_entrypoint = 1, .cmd = img_cmd, .n_cmd = 1,
+		.env = img_env, .n_env = 3, .working_dir = (char *)"/srv", .user = (char *)"app",
+		.stop_signal = (char *)"SIGQUIT", .labels = img_labels, .n_labels = 2,
+	};
+	char *env[] = { (char *)"MODE=flag", NULL }, *args[] = { (char *)"--debug" };
+	struct create_request q = { .image = "registry/app:1", .env = env, .nenv = 1,
+				    .tty = true, .cpus = 2, .memory = 1ULL << 30,
+				    .stop_timeout = -1 };
+	struct container_spec s;
+
+	q.labels = json_pack("{s:s}", "tier", "flag");
+	q.cap_add = json_pack("[s]", "NET_ADMIN");
+	q.cap_drop = json_pack("[s]", "KILL");
+	/* the image's entrypoint and cmd, env under -e, its workdir, user, stop signal, labels */
+	CHECK_EQ_INT(spec_from_request(&q, &cfg, &c, "2026-12-05T00:00:00Z", "snapshots/s.ext4", &s,
+				       &err), 0);
+	CHECK(s.nargs == 2 && strcmp(s.args[0], "/entry.sh") == 0 && strcmp(s.args[1], "serve") == 0);
+	CHECK(s.nenv == 5);
+	CHECK_EQ_STR(s.env[0], "PATH=/opt/bin"); /* the image's PATH replaces the default */
+	CHECK_EQ_STR(s.env[1], "MODE=flag");
+	CHECK_EQ_STR(s.env[3], "HOSTNAME=feedfacefeed");
+	CHECK_EQ_STR(s.env[4], "TERM=xterm");
+	CHECK_EQ_STR(s.cwd, "/srv");
+	CHECK_EQ_STR(s.user, "app");
+	CHECK_EQ_STR(s.hostname, "feedfacefeed");
+	CHECK_EQ_INT(s.stop_signal, SIGQUIT);
+	CHECK_EQ_INT(s.stop_timeout, 10);
+	CHECK_EQ_STR(json_string_value(json_object_get(s.labels, "tier")), "flag");
+	CHECK_EQ_STR(json_string_value(json_object_get(s.labels, "team")), "ops");
+	CHECK(s.caps & (1ULL << 12));  /* CAP_NET_ADMIN added */
+	CHECK(!(s.caps & (1ULL << 5))); /* CAP_KILL dropped */
+	CHECK(s.cpus == 2 && s.memory == 1ULL << 30 && s.terminal && s.accel == NULL);
+	CHECK_EQ_STR(s.image, "registry/app:1");
+	CHECK_EQ_STR(s.snapshot, "snapshots/s.ext4");
+	spec_done(&s);
+
+	/* arguments replace Cmd; --entrypoint replaces the entrypoint and drops Cmd */
+	q.args = args;
+	q.nargs = 1;
+	CHECK_EQ_INT(spec_from_request(&q, &cfg, &c, "t", NULL, &s, &err), 0);
+	CHECK(s.nargs == 2 && strcmp(s.args[1], "--debug") == 0);
+	spec_done(&s);
+	q.nargs = 0;
+	q.entrypoint = "/bin/true";
+	q.workdir = "/w";
+	q.user = "1000:1000";
+	q.stop_signal = SIGINT;
+	CHECK_EQ_INT(spec_from_request(&q, &cfg, &c, "t", NULL, &s, &err), 0);
+	CHECK(s.nargs == 1 && strcmp(s.args[0], "/bin/true") == 0 && s.ncmd == 0);
+	CHECK(strcmp(s.cwd, "/w") == 0 && strcmp(s.user, "1000:1000") == 0 && s.stop_signal == SIGINT);
+	spec_done(&s);
+	/* --entrypoint "" and no arguments: nothing to run */
+	q.entrypoint = "";
+	CHECK_EQ_INT(spec_from_request(&q, &cfg, &c, "t", NULL, &s, &err), -EINVAL);
+	CHECK(strstr(err.msg, "no command") == err.msg);
+	json_decref(q.labels);
+	json_decref(q.cap_add);
+	json_decref(q.cap_drop);
+}
+
 int main(void)
 {
 	struct cove_error err = { 0 };
@@ -399,6 +471,7 @@ int main(void)
 	RUN(log_round_trip);
 	RUN(env_lists);
 	RUN(signal_names);
+	RUN(spec_from_flags_and_image);
 	RUN(spec_round_trip);
 	RUN(spec_to_start);
 	RUN(spec_from_runc_style);
