@@ -230,12 +230,16 @@ int spec_to_json(const struct container_spec *s, json_t **ret, struct cove_error
 		json_decref(ann);
 		return cove_error_set(err, ENOMEM, "out of memory");
 	}
-	*ret = json_pack("{s:s, s:o, s:o, s:s, s:o, s:{s:[{s:s}, {s:s}, {s:s}, {s:s}], s:{s:{s:I}}},"
-			 " s:o}",
+	*ret = json_pack("{s:s, s:o, s:o, s:s, s:o, s:{s:[{s:s}, {s:s}, {s:s}, {s:s}], s:{s:{s:I}},"
+			 " s:o, s:o}, s:o}",
 			 "ociVersion", OCI_VERSION, "process", proc, "root", root, "hostname",
 			 s->hostname ? s->hostname : "", "mounts", mounts, "linux", "namespaces",
 			 "type", "pid", "type", "ipc", "type", "uts", "type", "mount", "resources",
-			 "memory", "limit", (json_int_t)s->memory, "annotations", ann);
+			 "memory", "limit", (json_int_t)s->memory, "maskedPaths",
+			 json_strv((char **)proto_masked_paths, proto_n_masked_paths),
+			 "readonlyPaths",
+			 json_strv((char **)proto_readonly_paths, proto_n_readonly_paths),
+			 "annotations", ann);
 	if (!*ret)
 		return cove_error_set(err, ENOMEM, "out of memory");
 	return 0;

@@ -35,25 +35,7 @@
 
 /* ------------------------------------------------------------------ /proc and /sys */
 
-/* docker's masked paths: files get /dev/null, directories an empty read-only tmpfs */
-static const char *const masked_paths[] = {
-	"/proc/acpi",
-	"/proc/asound",
-	"/proc/interrupts",
-	"/proc/kcore",
-	"/proc/keys",
-	"/proc/latency_stats",
-	"/proc/sched_debug",
-	"/proc/scsi",
-	"/proc/timer_list",
-	"/proc/timer_stats",
-	"/sys/devices/virtual/powercap",
-	"/sys/firmware",
-};
-
-static const char *const readonly_paths[] = {
-	"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
-};
+/* docker's masked and read-only paths: proto/caps.c, shared with the host's config.json */
 
 static int fail(char *msg, size_t msg_size, int err, const char *what, const char *path)
 {
@@ -137,16 +119,16 @@ int security_mask_paths(char *msg, size_t msg_size)
 {
 	int r;
 
-	for (size_t i = 0; i < ARRAY_SIZE(masked_paths); i++) {
-		r = mask_path(masked_paths[i], msg, msg_size);
+	for (size_t i = 0; i < proto_n_masked_paths; i++) {
+		r = mask_path(proto_masked_paths[i], msg, msg_size);
 		if (r < 0)
 			return r;
 	}
 	r = mask_thermal_throttle(msg, msg_size);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < ARRAY_SIZE(readonly_paths); i++) {
-		r = readonly_path(readonly_paths[i], msg, msg_size);
+	for (size_t i = 0; i < proto_n_readonly_paths; i++) {
+		r = readonly_path(proto_readonly_paths[i], msg, msg_size);
 		if (r < 0)
 			return r;
 	}

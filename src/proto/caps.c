@@ -109,3 +109,16 @@ int caps_format(uint64_t set, char *buf, size_t size)
 	}
 	return 0;
 }
+
+const char *const proto_masked_paths[] = {
+	"/proc/acpi",	     "/proc/asound",	   "/proc/interrupts",
+	"/proc/kcore",	     "/proc/keys",	   "/proc/latency_stats",
+	"/proc/sched_debug", "/proc/scsi",	   "/proc/timer_list",
+	"/proc/timer_stats", "/sys/devices/virtual/powercap", "/sys/firmware",
+};
+const size_t proto_n_masked_paths = sizeof(proto_masked_paths) / sizeof(proto_masked_paths[0]);
+
+const char *const proto_readonly_paths[] = {
+	"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+};
+const size_t proto_n_readonly_paths = sizeof(proto_readonly_paths) / sizeof(proto_readonly_paths[0]);

@@ -17,6 +17,13 @@ extern const uint64_t caps_default;
 
 /* "CHOWN", "cap_chown", "CAP_CHOWN" -> its bit mask; "ALL" -> CAPS_ALL. -EINVAL if unknown. */
 int caps_parse(const char *name, uint64_t *ret);
+/* docker's masked paths (files get /dev/null, directories an empty read-only tmpfs) and its
+ * read-only paths: what cove-init applies to every container, and what config.json says. */
+extern const char *const proto_masked_paths[];
+extern const size_t proto_n_masked_paths;
+extern const char *const proto_readonly_paths[];
+extern const size_t proto_n_readonly_paths;
+
 /* "CAP_CHOWN" for 0, NULL when out of range. */
 const char *caps_name(unsigned cap);
 /* "CAP_CHOWN,CAP_KILL,..." (ascending); "" for none. -ENOSPC if it does not fit. */

@@ -238,6 +238,12 @@ TEST(spec_round_trip)
 	CHECK_EQ_STR(json_string_value(json_object_get(m, "destination")), "/run");
 	CHECK_EQ_STR(json_string_value(json_object_get(m, "type")), "tmpfs");
 	CHECK_EQ_STR(json_string_value(json_array_get(json_object_get(m, "options"), 1)), "mode=1777");
+	CHECK_EQ_STR(json_string_value(json_array_get(json_object_get(json_object_get(j, "linux"),
+								       "maskedPaths"), 3)),
+		     "/proc/kcore");
+	CHECK_EQ_STR(json_string_value(json_array_get(json_object_get(json_object_get(j, "linux"),
+								       "readonlyPaths"), 3)),
+		     "/proc/sys");
 	ann = json_object_get(j, "annotations");
 	CHECK_EQ_STR(json_string_value(json_object_get(ann, "io.cove.vm.cpus")), "2");
 	CHECK_EQ_STR(json_string_value(json_object_get(ann, "io.cove.label.tier")), "front");
