@@ -204,13 +204,17 @@ static int container_path(const struct container_spec *spec, const char *path, c
 
 static int cp_opt(int c, const char *value, void *ud)
 {
-	return 0; /* -a (owners are always kept) and -L are accepted for docker's sake */
+	if (c == 'a')
+		*(bool *)ud = true; /* -L is accepted for docker's sake: links are kept as links */
+	return 0;
 }
 
 int cmd_cp(int argc, char **argv)
 {
 	static const struct cli_option opts[] = {
-		{ 'a', 'a', "archive", NULL, "keep owners (always done)" },
+		{ 'a', 'a', "archive", NULL,
+		  "keep the files' owners (uid and gid); without it, files copied\nto the host "
+		  "belong to you" },
 		{ 'L', 'L', "follow-link", NULL, "accepted, for docker's sake" },
 		{ 0 },
 	};
@@ -220,7 +224,10 @@ int cmd_cp(int argc, char **argv)
 		"modes, owners, times and links. SRC ending in /. copies a directory's\n"
 		"contents. '-' as SRC or DST is a tar stream on stdin or stdout.\n"
 		"A stopped container is booted for the copy (its command does not\n"
-		"run) and left stopped, with its state as it was.",
+		"run) and left stopped, with its state as it was.\n"
+		"What comes from a container is not trusted on the host: device nodes are\n"
+		"skipped, setuid and setgid bits cleared, and nothing lands outside the name asked\n"
+		"for.",
 		opts, .max_operands = -1,
 	};
 	struct cove_error err = { 0 };
@@ -233,10 +240,10 @@ int cmd_cp(int argc, char **argv)
 	struct container_spec spec = { 0 };
 	char *src_ctr = NULL, *src_path, *dst_ctr = NULL, *dst_path, cpath[4096], *targv[2];
 	int first, r, pfd[2] = { -1, -1 }, code = 1, status, maint_fd = -1;
-	bool in;
+	bool in, archive = false;
 	pid_t pid = -1;
 
-	r = cli_parse(&v, argc, argv, cp_opt, NULL, &first);
+	r = cli_parse(&v, argc, argv, cp_opt, &archive, &first);
 	if (r)
 		return r > 0 ? 0 : EXIT_COVE;
 	if (argc - first != 2) {
@@ -303,8 +310,18 @@ int cmd_cp(int argc, char **argv)
 				close(pfd[0]);
 				r = tar_cp_out(pfd[1], local, msg, sizeof(msg));
 			} else {
+				/* from a container that may be hostile: docker's rules and less */
+				struct tar_in_opts to = { .keep_owners = archive };
+				char top[256];
+
 				close(pfd[1]);
-				r = tar_cp_in(pfd[0], local, msg, sizeof(msg));
+				if (tar_cp_top(cpath, top, sizeof(top)) == 0)
+					to.top = top;
+				r = tar_cp_in(pfd[0], local, &to, msg, sizeof(msg));
+				if (to.skipped)
+					cli_error("skipped %u device node%s: a container's devices are "
+						  "not made on the host",
+						  to.skipped, to.skipped == 1 ? "" : "s");
 			}
 			if (r < 0)
 				cli_error("%s", msg);

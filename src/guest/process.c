@@ -451,7 +451,11 @@ void process_tool(struct child_ctx *c)
 		r = tar_cp_out(1, m->argv[0], msg, sizeof(msg) - 1);
 		break;
 	case PROTO_TOOL_TAR_IN:
-		r = tar_cp_in(0, m->argv[0], msg, sizeof(msg) - 1);
+		/* into the container: everything the archive says, as root there may */
+		r = tar_cp_in(0, m->argv[0],
+			      &(struct tar_in_opts){ .keep_owners = true, .keep_devices = true,
+						     .keep_setid = true, .merge_meta = true },
+			      msg, sizeof(msg) - 1);
 		break;
 	case PROTO_TOOL_PAUSE:
 		for (;;)

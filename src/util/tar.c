@@ -12,6 +12,7 @@
  * Both directions read and write exactly the archive's bytes (the reader stops after the two
  * zero blocks at its end), so in_fd and out_fd may be pipes or sockets shared with more data.
  */
+#define _GNU_SOURCE
 #include "tar.h"
 #include "buf.h"
 #include "util.h"
@@ -766,6 +767,7 @@ struct reader {
 	bool dst_is_file;   /* dst exists and is not a directory */
 	bool seen_entry;
 	bool as_root;
+	struct tar_in_opts *o;
 	char *cache_path; /* the parent directory walked to last, and its fd */
 	int cache_fd;
 	struct dir_meta *dirs;
@@ -1234,7 +1236,7 @@ static int normalize(struct reader *rd, const char *name, char **ret, const char
 {
 	size_t len = strlen(name), out_len = 0;
 	_cleanup_free_ char *out = NULL;
-	bool first = true;
+	bool first = true, top_pending = !rd->rename && rd->o->top;
 
 	if (name[0] == '/') {
 		*ret_why = "is an absolute path";
@@ -1255,6 +1257,14 @@ static int normalize(struct reader *rd, const char *name, char **ret, const char
 		if (n == 2 && comp[0] == '.' && comp[1] == '.') {
 			*ret_why = "contains '..'";
 			return -EINVAL;
+		}
+		/* into an existing directory, only under the name asked for ("./" aside) */
+		if (top_pending && !(n == 1 && comp[0] == '.')) {
+			if (strlen(rd->o->top) != n || memcmp(rd->o->top, comp, n) != 0) {
+				*ret_why = "is not under the name that was asked for";
+				return -EINVAL;
+			}
+			top_pending = false;
 		}
 		if (first && rd->rename) {
 			if (!rd->top) {
@@ -1410,6 +1420,36 @@ static int dir_meta_add(struct reader *rd, const char *path, const struct entry 
 	return 0;
 }
 
+/* The mode an entry gets: without keep_setid, no setuid or setgid bit. */
+static mode_t entry_mode(const struct reader *rd, const struct entry *e)
+{
+	return rd->o->keep_setid ? e->mode : e->mode & ~(mode_t)(S_ISUID | S_ISGID);
+}
+
+/*
+ * chmod of last in pfd, never through a symlink: fchmodat's NOFOLLOW, else (a libc without
+ * fchmodat2) the node opened O_PATH|O_NOFOLLOW, checked not to be a link, and changed through
+ * its /proc/self/fd entry, which names that very inode.
+ */
+static int chmod_nofollow(int pfd, const char *last, mode_t mode)
+{
+	_cleanup_close_ int fd = -1;
+	char proc[64];
+	struct stat st;
+
+	if (fchmodat(pfd, last, mode, AT_SYMLINK_NOFOLLOW) == 0)
+		return 0;
+	if (errno != EOPNOTSUPP && errno != ENOSYS && errno != ENOENT)
+		return -errno;
+	fd = openat(pfd, last, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return -errno;
+	if (S_ISLNK(st.st_mode))
+		return -ELOOP;
+	str_printf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	return chmod(proc, mode) < 0 ? -errno : 0;
+}
+
 /* Owner, mode and mtime of a node just created as last in pfd (not a regular file). */
 static int set_meta(struct reader *rd, const struct entry *e, int pfd, const char *last)
 {
@@ -1417,21 +1457,15 @@ static int set_meta(struct reader *rd, const struct entry *e, int pfd, const cha
 	char shown[STR_SHOWN_MAX];
 	int r;
 
-	if (rd->as_root && fchownat(pfd, last, e->uid, e->gid, AT_SYMLINK_NOFOLLOW) < 0) {
+	if (rd->as_root && rd->o->keep_owners &&
+	    fchownat(pfd, last, e->uid, e->gid, AT_SYMLINK_NOFOLLOW) < 0) {
 		r = -errno;
 		return rfail(rd, r, "cannot change the owner of '%s': %s",
 			     str_shown(e->name, shown), strerror(-r));
 	}
-	if (e->type != '2' && fchmodat(pfd, last, e->mode, AT_SYMLINK_NOFOLLOW) < 0) {
-		/* without fchmodat2, libc does NOFOLLOW through /proc (ENOENT or EOPNOTSUPP when
-		 * it is not mounted); the node was just made by mknodat, not a symlink */
-		if ((errno != EOPNOTSUPP && errno != ENOSYS && errno != ENOENT) ||
-		    fchmodat(pfd, last, e->mode, 0) < 0) {
-			r = -errno;
-			return rfail(rd, r, "cannot change the mode of '%s': %s",
-				     str_shown(e->name, shown), strerror(-r));
-		}
-	}
+	if (e->type != '2' && (r = chmod_nofollow(pfd, last, entry_mode(rd, e))) < 0)
+		return rfail(rd, r, "cannot change the mode of '%s': %s", str_shown(e->name, shown),
+			     strerror(-r));
 	if (utimensat(pfd, last, ts, AT_SYMLINK_NOFOLLOW) < 0) {
 		r = -errno;
 		return rfail(rd, r, "cannot set the time of '%s': %s", str_shown(e->name, shown),
@@ -1471,12 +1505,12 @@ static int extract_file(struct reader *rd, const struct entry *e, int pfd, const
 	if (r < 0)
 		return r;
 	/* chown first: it clears the setuid and setgid bits */
-	if (rd->as_root && fchown(fd, e->uid, e->gid) < 0) {
+	if (rd->as_root && rd->o->keep_owners && fchown(fd, e->uid, e->gid) < 0) {
 		r = -errno;
 		return rfail(rd, r, "cannot change the owner of '%s': %s",
 			     str_shown(e->name, shown), strerror(-r));
 	}
-	if (fchmod(fd, e->mode) < 0) {
+	if (fchmod(fd, entry_mode(rd, e)) < 0) {
 		r = -errno;
 		return rfail(rd, r, "cannot change the mode of '%s': %s", str_shown(e->name, shown),
 			     strerror(-r));
@@ -1582,8 +1616,8 @@ static int extract(struct reader *rd, const struct entry *e)
 		exists = false;
 	}
 	if (exists && S_ISDIR(st.st_mode)) {
-		if (e->type == '5')
-			return dir_meta_add(rd, path, e);
+		if (e->type == '5') /* it merges; its own owner, mode and time unless trusted */
+			return rd->o->merge_meta ? dir_meta_add(rd, path, e) : 0;
 		return rfail(rd, -EISDIR, "cannot extract '%s': a directory is in the way",
 			     str_shown(e->name, shown));
 	}
@@ -1615,6 +1649,11 @@ static int extract(struct reader *rd, const struct entry *e)
 	default: {
 		mode_t type = e->type == '3' ? S_IFCHR : e->type == '4' ? S_IFBLK : S_IFIFO;
 
+		if (type != S_IFIFO && !rd->o->keep_devices) {
+			rd->o->skipped++; /* a device node of the container's is not the host's */
+			return 0;
+		}
+
 		if (mknodat(pfd, last, type | 0600, makedev(e->devmajor, e->devminor)) < 0) {
 			r = -errno;
 			return rfail(rd, r, "cannot create '%s': %s", str_shown(e->name, shown),
@@ -1641,8 +1680,9 @@ static int apply_dir_metas(struct reader *rd)
 		if (r < 0)
 			return r;
 		fd = openat(pfd, last, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0 || (rd->as_root && fchown(fd, m->uid, m->gid) < 0) ||
-		    fchmod(fd, m->mode) < 0 || futimens(fd, ts) < 0) {
+		if (fd < 0 || (rd->as_root && rd->o->keep_owners && fchown(fd, m->uid, m->gid) < 0) ||
+		    fchmod(fd, rd->o->keep_setid ? m->mode : m->mode & ~(mode_t)(S_ISUID | S_ISGID)) < 0 ||
+		    futimens(fd, ts) < 0) {
 			r = -errno;
 			return rfail(rd, r, "cannot set the mode, owner or time of '%s': %s",
 				     str_shown(m->path, shown), strerror(-r));
@@ -1724,9 +1764,28 @@ static int open_dst(struct reader *rd, const char *dst, char **ret_base)
 	return 0;
 }
 
-int tar_cp_in(int in_fd, const char *dst, char *msg, size_t msg_size)
+int tar_cp_top(const char *src, char *buf, size_t size)
+{
+	size_t len = strlen(src);
+	const char *base;
+
+	while (len > 1 && src[len - 1] == '/')
+		len--;
+	for (base = src + len; base > src && base[-1] != '/'; base--)
+		;
+	if ((len == 1 && src[0] == '/') || is_dot_or_dotdot(base, (size_t)(src + len - base)))
+		return 1;
+	if ((size_t)(src + len - base) >= size)
+		return -ENAMETOOLONG;
+	memcpy(buf, base, (size_t)(src + len - base));
+	buf[src + len - base] = '\0';
+	return 0;
+}
+
+int tar_cp_in(int in_fd, const char *dst, struct tar_in_opts *o, char *msg, size_t msg_size)
 {
 	struct reader rd = {
+		.o = o,
 		.fd = in_fd,
 		.msg = msg,
 		.msg_size = msg_size,

@@ -31,11 +31,25 @@ sh -c "$list" "$src" >"$T/on-host" 2>&1
 if cmp -s "$T/on-host" "$T/in-ctr"; then ok "in the container: names, modes, owners, times, symlinks as on the host"; else not_ok "in the container: names, modes, owners, times, symlinks as on the host" "$(diff "$T/on-host" "$T/in-ctr")"; fi
 expect "in the container: the 20 MiB file's content" "$(md5sum <"$src/big" | cut -d' ' -f1)" "$("$COVE" exec c md5sum /dst/big 2>&1 | cut -d' ' -f1)"
 
-# container -> host, to a new name: $T/back is /dst
-out=$("$COVE" cp c:/dst "$T/back" 2>&1)
-expect "cp c:/dst HOSTDIR (new name)" "0 ''" "$? '$out'"
+# container -> host, to a new name: $T/back is /dst (-a: with the owners, as docker's -a)
+out=$("$COVE" cp -a c:/dst "$T/back" 2>&1)
+expect "cp -a c:/dst HOSTDIR (new name)" "0 ''" "$? '$out'"
 if python3 "$(dirname "$0")/treediff.py" "$src" "$T/back" >"$T/diff" 2>&1; then ok "the round trip gives the same tree (contents, modes, owners, times, links)"; else not_ok "the round trip gives the same tree (contents, modes, owners, times, links)" "$(cat "$T/diff")"; fi
 expect "the round trip keeps the top directory's mode and time" "$(stat -c '%a %u %g %Y' "$src")" "$(stat -c '%a %u %g %Y' "$T/back" 2>&1)"
+
+# without -a, what comes out of a container belongs to whoever copies it (docker's rule)
+"$COVE" cp c:/dst/owned "$T/owned-plain" >/dev/null 2>&1
+expect "cp c:FILE without -a: the file is ours" "$(id -u) $(id -g) 640" "$(stat -c '%u %g %a' "$T/owned-plain" 2>&1)"
+
+# a hostile container: a raw disk device and a setuid-root shell, made as its root may
+"$COVE" exec c sh -c 'mkdir /d && mknod /d/disk b 8 0 && chmod 666 /d/disk && cp /bin/busybox /d/s && chmod 4755 /d/s && mkfifo /d/fifo' >"$T/err" 2>&1 ||
+	not_ok "hostile files made in the container" "$(cat "$T/err")"
+"$COVE" cp -a c:/d "$T/hostile" >"$T/hostile.out" 2>"$T/err"
+rc=$?
+expect "cp of a device node: skipped with one line, the rest copied" "0 1 no-disk" \
+	"$rc $(grep -c 'skipped 1 device node' "$T/err") $([ -e "$T/hostile/disk" ] && echo disk || echo no-disk)"
+expect "cp of a setuid file: the bit is cleared on the host" "755" "$(stat -c '%a' "$T/hostile/s" 2>&1)"
+expect "cp of a FIFO: kept (it is no device)" "fifo" "$(stat -c '%F' "$T/hostile/fifo" 2>&1)"
 
 # where things land: into an existing directory, or as a new name
 "$COVE" cp "$src/a" c:/tmp >/dev/null 2>&1

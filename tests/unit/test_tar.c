@@ -29,6 +29,9 @@
 static char top[] = "/tmp/cove-tar-test-XXXXXX";
 static char self_exe[4096];
 static char msg[512];
+/* what the guest trusts (everything); the host's options are tested on their own */
+static struct tar_in_opts keep_all = { .keep_owners = true, .keep_devices = true,
+				       .keep_setid = true, .merge_meta = true };
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -142,7 +145,7 @@ static int cp_in_from_file(const char *tar_path, const char *dst)
 
 	must(fd, tar_path);
 	msg[0] = '\0';
-	r = tar_cp_in(fd, dst, msg, sizeof(msg));
+	r = tar_cp_in(fd, dst, &keep_all, msg, sizeof(msg));
 	close(fd);
 	return r;
 }
@@ -164,7 +167,7 @@ static int cp_through_pipe(const char *src, const char *dst)
 	}
 	close(p[1]);
 	msg[0] = '\0';
-	r = tar_cp_in(p[0], dst, msg, sizeof(msg));
+	r = tar_cp_in(p[0], dst, &keep_all, msg, sizeof(msg));
 	close(p[0]);
 	waitpid(pid, &st, 0);
 	if (r == 0 && (!WIFEXITED(st) || WEXITSTATUS(st) != 0))
@@ -1130,6 +1133,90 @@ TEST(read_only_dir_is_filled)
 	      st.st_mtim.tv_sec == 1600000000);
 }
 
+/* ---------------------------------------------------------------- from a hostile container */
+
+static int host_in(const char *tar_path, const char *dst, struct tar_in_opts *o)
+{
+	int fd = open(tar_path, O_RDONLY | O_CLOEXEC);
+	int r;
+
+	must(fd, tar_path);
+	msg[0] = '\0';
+	r = tar_cp_in(fd, dst, o, msg, sizeof(msg));
+	close(fd);
+	return r;
+}
+
+/* on the host: no device nodes, no setuid/setgid, owners only when asked (as root) */
+TEST(host_distrusts_metadata)
+{
+	struct tar_in_opts o = { 0 };
+	struct stat st;
+
+	CHECK_EQ_INT(sh("mkdir -p '%s' '%s' && cd '%s' && echo x >suid && chmod 4755 suid && "
+			"echo y >sgid && chmod 2755 sgid && chown 1234:5678 suid && mkfifo fifo && "
+			"mknod disk b 8 0 && chmod 666 disk && mkdir sdir && chmod 2775 sdir && "
+			"tar -cf ../h.tar .",
+			P("host/src"), P("host/out"), P("host/src")),
+		     0);
+	CHECK_EQ_INT(host_in(P("host/h.tar"), P("host/out"), &o), 0);
+	CHECK_EQ_STR(msg, "");
+	CHECK_EQ_INT(o.skipped, 1);
+	CHECK(!exists(P("host/out/disk")));
+	CHECK(stat(P("host/out/suid"), &st) == 0 && (st.st_mode & 07777) == 0755 && st.st_uid == 0);
+	CHECK(stat(P("host/out/sgid"), &st) == 0 && (st.st_mode & 07777) == 0755);
+	CHECK(stat(P("host/out/sdir"), &st) == 0 && (st.st_mode & 07777) == 0775);
+	CHECK(lstat(P("host/out/fifo"), &st) == 0 && S_ISFIFO(st.st_mode));
+	/* with -a, owners are the archive's (setid still cleared) */
+	o = (struct tar_in_opts){ .keep_owners = true };
+	CHECK_EQ_INT(sh("mkdir -p '%s'", P("host/out-a")), 0);
+	CHECK_EQ_INT(host_in(P("host/h.tar"), P("host/out-a"), &o), 0);
+	CHECK(stat(P("host/out-a/suid"), &st) == 0 && st.st_uid == 1234 && st.st_gid == 5678 &&
+	      (st.st_mode & 07777) == 0755);
+}
+
+/* into an existing directory, the archive may only hold the name that was asked for */
+TEST(host_holds_the_name)
+{
+	struct tar_in_opts o = { .top = "report.txt" };
+	struct stat st;
+
+	CHECK_EQ_INT(sh("mkdir -p '%s' '%s' && cd '%s' && echo evil >.bashrc && echo ok >report.txt"
+			" && tar -cf ../bashrc.tar .bashrc && tar -cf ../dot.tar ./.bashrc && "
+			"tar -cf ../good.tar report.txt",
+			P("name/src"), P("name/home"), P("name/src")),
+		     0);
+	CHECK_EQ_INT(host_in(P("name/bashrc.tar"), P("name/home"), &o), -EINVAL);
+	CHECK(strstr(msg, "is not under the name that was asked for") != NULL);
+	CHECK_EQ_INT(host_in(P("name/dot.tar"), P("name/home"), &o), -EINVAL);
+	CHECK(!exists(P("name/home/.bashrc")));
+	CHECK_EQ_INT(host_in(P("name/good.tar"), P("name/home"), &o), 0);
+	CHECK(file_is(P("name/home/report.txt"), "ok\n"));
+	/* a directory that was there keeps its own mode, owner and time */
+	CHECK_EQ_INT(sh("mkdir -p '%s' && chmod 0700 '%s' && touch -d 2001-01-01 '%s' && "
+			"mkdir -p '%s' && chmod 0777 '%s' && cd '%s' && tar -cf ../d.tar d",
+			P("name/home/d"), P("name/home/d"), P("name/home/d"), P("name/t/d"),
+			P("name/t/d"), P("name/t")),
+		     0);
+	o.top = "d";
+	CHECK_EQ_INT(host_in(P("name/d.tar"), P("name/home"), &o), 0);
+	CHECK(stat(P("name/home/d"), &st) == 0 && (st.st_mode & 0777) == 0700 &&
+	      st.st_mtime == 978307200);
+}
+
+TEST(top_name)
+{
+	char b[64];
+
+	CHECK(tar_cp_top("/app/report.txt", b, sizeof(b)) == 0 && strcmp(b, "report.txt") == 0);
+	CHECK(tar_cp_top("/app/dir/", b, sizeof(b)) == 0 && strcmp(b, "dir") == 0);
+	CHECK(tar_cp_top("rel", b, sizeof(b)) == 0 && strcmp(b, "rel") == 0);
+	CHECK_EQ_INT(tar_cp_top("/app/.", b, sizeof(b)), 1);
+	CHECK_EQ_INT(tar_cp_top("/", b, sizeof(b)), 1);
+	CHECK_EQ_INT(tar_cp_top("/app/..", b, sizeof(b)), 1);
+	CHECK_EQ_INT(tar_cp_top("/a/0123456789012345678901234567890123456789012345678901234567890123456789", b, sizeof(b)), -ENAMETOOLONG);
+}
+
 int main(int argc, char **argv)
 {
 	/* used by large_file_over_8gib: write an archive of argv[2] to stdout */
@@ -1182,6 +1269,9 @@ int main(int argc, char **argv)
 	RUN(broken_archives);
 	RUN(archive_variants);
 	RUN(read_only_dir_is_filled);
+	RUN(host_distrusts_metadata);
+	RUN(host_holds_the_name);
+	RUN(top_name);
 
 	if (!getenv("COVE_TEST_KEEP"))
 		sh("rm -rf '%s'", top);
