@@ -45,15 +45,17 @@ static const struct cli_command commands[] = {
 #define CONTAINER_FIRST 1  /* commands[1..CONTAINER_END) are the container verbs */
 #define CONTAINER_END 19
 
+/* One line, whatever it quotes: text from a guest or an image (an ERROR frame, a console line)
+ * reaches the terminal without its control characters (escape sequences, newlines). */
 void cli_error(const char *fmt, ...)
 {
+	char line[4096];
 	va_list ap;
 
-	fputs("cove: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	fprintf(stderr, "cove: %s\n", str_one_line(line));
 }
 
 void cli_notice(const char *line)

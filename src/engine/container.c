@@ -507,9 +507,11 @@ int container_create(const struct cove_paths *p, const char *name, bool rm, stru
 	str_copy(c->name, sizeof(c->name), name ? name : c->short_id);
 
 	str_printf(path, sizeof(path), "%s/names", p->state);
-	if ((r = mkdir_p(path, 0700)) < 0 || (r = mkdir_p(c->dir, 0700)) < 0 ||
-	    (r = mkdir_p(p->run, 0700)) < 0)
+	if ((r = mkdir_p(path, 0700)) < 0 || (r = mkdir_p(c->dir, 0700)) < 0)
 		return cove_error_set(err, r, "cannot create '%s': %s", c->dir, strerror(-r));
+	r = paths_prepare_run(p, err);
+	if (r < 0)
+		return r;
 	c->created = true;
 
 	r = container_lock(c, 0);

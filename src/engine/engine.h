@@ -37,6 +37,9 @@ struct cove_paths {
 	bool build_tree;
 };
 int paths_init(struct cove_paths *p, struct cove_error *err);
+/* The run directory (supervisors' sockets): made when missing (after a reboot /run is empty),
+ * and refused unless it is a directory of ours that no one else may write. */
+int paths_prepare_run(const struct cove_paths *p, struct cove_error *err);
 
 /* The terminal: raw mode on the host's stdin, restored on every exit path. */
 int terminal_make_raw(int fd);

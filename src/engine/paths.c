@@ -82,3 +82,22 @@ int paths_init(struct cove_paths *p, struct cove_error *err)
 		str_printf(p->run, sizeof(p->run), "%s/run", p->state);
 	return 0;
 }
+
+int paths_prepare_run(const struct cove_paths *p, struct cove_error *err)
+{
+	struct stat st;
+	int r = mkdir_p(p->run, 0700);
+
+	if (r < 0)
+		return cove_error_set(err, -r, "cannot create '%s': %s", p->run, strerror(-r));
+	if (lstat(p->run, &st) < 0)
+		return cove_error_set(err, errno, "cannot use '%s': %s", p->run, strerror(errno));
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022))
+		return cove_error_set(err, EPERM,
+				      "'%s' is not a directory of this user's that only it may "
+				      "write (owner %u, mode %o): remove it, or give it to uid %u "
+				      "with mode 0700",
+				      p->run, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777),
+				      (unsigned)geteuid());
+	return 0;
+}

@@ -83,10 +83,10 @@ static int handle_frame(struct session *s, const struct proto_hdr *h, const uint
 	case PROTO_NOTICE: {
 		/* one line from the supervisor, shown as it came, but only as text */
 		char line[PROTO_MAX_MESSAGE + 1];
-		size_t n = 0;
 		for (size_t i = 0; i < h->len; i++)
-			line[n++] = p[i] >= ' ' && p[i] != 0x7f ? (char)p[i] : '?';
-		line[n] = '\0';
+			line[i] = p[i] ? (char)p[i] : '?';
+		line[h->len] = '\0';
+		str_one_line(line);
 		if (s->o->notice)
 			s->o->notice(line);
 		return 0;

@@ -551,6 +551,16 @@ static bool guest_read(struct sup *s)
 	return true;
 }
 
+/* Only this user (and root) may drive the container, whatever the socket's mode says. */
+static bool peer_allowed(int fd)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+
+	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 &&
+	       (cr.uid == 0 || cr.uid == geteuid());
+}
+
 static int listen_on(const char *path)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
@@ -666,7 +676,7 @@ static void loop(struct sup *s)
 			(void)guest_read(s);
 		if (i_lis >= 0 && (p[i_lis].revents & POLLIN)) {
 			int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-			if (fd >= 0 && !client_new(s, fd))
+			if (fd >= 0 && (!peer_allowed(fd) || !client_new(s, fd)))
 				close(fd);
 		}
 		for (int k = (int)first_client; k < n; k++) {
@@ -865,10 +875,13 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	proto_reader_init(&s->reader);
 	if (!s->spec->maintenance)
 		s->log_fd = open(s->c->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	s->listen_fd = listen_on(s->c->sock);
-	if (s->listen_fd < 0)
+	if (paths_prepare_run(s->paths, &err) < 0) {
+		str_copy(why, sizeof(why), err.msg);
+		err = (struct cove_error){ 0 };
+	} else if ((s->listen_fd = listen_on(s->c->sock)) < 0) {
 		str_printf(why, sizeof(why), "cannot listen on '%s': %s", s->c->sock,
 			   strerror(-s->listen_fd));
+	}
 
 	s->vc.qemu = s->qemu;
 	s->vc.kernel = s->paths->kernel;

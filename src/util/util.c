@@ -250,3 +250,11 @@ int mkdir_p(const char *path, mode_t mode)
 		return -errno;
 	return 0;
 }
+
+char *str_one_line(char *s)
+{
+	for (unsigned char *p = (unsigned char *)s; *p; p++)
+		if (*p < ' ' || *p == 0x7f)
+			*p = '?';
+	return s;
+}

@@ -82,6 +82,9 @@ int str_printf(char *dst, size_t size, const char *fmt, ...) _printf_(3, 4);
  * quotes and non-ASCII bytes as '?', "..." when cut. Returns out. */
 #define STR_SHOWN_MAX 96
 const char *str_shown(const char *s, char out[STR_SHOWN_MAX]);
+/* Make s one line of plain text, in place: every control character (escape sequences, CR, LF,
+ * DEL) becomes '?'; other bytes, UTF-8 included, stay. Returns s. */
+char *str_one_line(char *s);
 /* Parse a decimal unsigned integer in [0, max]; whole string must match. */
 int parse_u64(const char *s, uint64_t max, uint64_t *ret);
 /* Parse a docker-style size: 512, 64k, 256m, 1g, 1.5g (binary units). */

@@ -438,6 +438,13 @@ TEST(read_full_early_eof)
 	CHECK_EQ_INT(read_full(rfd, got, 2), -EIO);
 }
 
+TEST(one_line)
+{
+	char s[] = "a\033[2Jb\r\nc\x7f\xc3\xa9";
+
+	CHECK_EQ_STR(str_one_line(s), "a?[2Jb??c?\xc3\xa9");
+}
+
 int main(void)
 {
 	RUN(buf_zero_init_is_empty);
@@ -475,5 +482,6 @@ int main(void)
 	RUN(read_file_empty);
 	RUN(read_file_missing);
 	RUN(read_full_early_eof);
+	RUN(one_line);
 	return test_done();
 }
