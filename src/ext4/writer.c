@@ -30,6 +30,7 @@
 #include <locale.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -2353,6 +2354,8 @@ int ext4_writer_new(const char *image_path, const struct ext4_writer_opts *o,
 		w->tmp_path = NULL;
 		return r;
 	}
+	/* held while this writer lives: a temp file whose lock is free is a dead writer's */
+	(void)flock(w->fd, LOCK_EX | LOCK_NB);
 	if (fchmod(w->fd, 0644) < 0 || ftruncate(w->fd, (off_t)(blocks * BLOCK_SIZE)) < 0)
 		return cove_error_set(err, errno, "unable to size '%s': %m", w->tmp_path);
 	r = format_image(w, o, blocks, inodes, err);

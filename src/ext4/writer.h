@@ -45,6 +45,8 @@ struct ext4_writer_opts {
  * o->size_bytes and format it: ext4 with 4096-byte blocks, 256-byte inodes, / (0755, 0:0) and
  * /lost+found. Nothing appears at image_path until ext4_writer_finish().
  */
+/* The image is written to "IMAGE.XXXXXX" (flock()ed while the writer lives) and renamed into
+ * place by ext4_writer_finish. */
 int ext4_writer_new(const char *image_path, const struct ext4_writer_opts *o,
 		    struct ext4_writer **ret, struct cove_error *err);
 

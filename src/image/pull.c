@@ -227,6 +227,7 @@ int image_write_snapshot(struct store *s, const struct image_manifest *m,
 		return cove_error_set(err, r, "cannot name the snapshot of %s", manifest_digest);
 	if (stat(path, &st) == 0)
 		return 0;
+	store_snapshot_reclaim(s, manifest_digest);
 	return write_snapshot(s, m, cfg, path, min_size ? min_size : DEFAULT_MIN_SNAPSHOT, err);
 }
 

@@ -628,6 +628,32 @@ int store_snapshot_name(const char *manifest_digest, char ret[STORE_SNAPSHOT_MAX
 			  digest_hex(manifest_digest));
 }
 
+static bool tmp_unused(int dir_fd, const char *name);
+
+void store_snapshot_reclaim(struct store *s, const char *manifest_digest)
+{
+	char prefix[HEX_LEN + 8];
+	DIR *d;
+	struct dirent *de;
+	int fd;
+
+	if (!digest_is_valid(manifest_digest) ||
+	    str_printf(prefix, sizeof(prefix), "%s.ext4.", digest_hex(manifest_digest)) < 0)
+		return;
+	fd = fcntl(s->snapshots_fd, F_DUPFD_CLOEXEC, 3);
+	d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(d)))
+		if (strncmp(de->d_name, prefix, strlen(prefix)) == 0 &&
+		    tmp_unused(s->snapshots_fd, de->d_name))
+			(void)unlinkat(s->snapshots_fd, de->d_name, 0);
+	closedir(d);
+}
+
 int store_snapshot_path(struct store *s, const char *manifest_digest, char *buf, size_t size)
 {
 	if (!digest_is_valid(manifest_digest))
@@ -1125,8 +1151,10 @@ static int gc_sweep(struct gc *g, int dir_fd, enum gc_dir what, struct cove_erro
 				if (digest_from_hex(hex, digest) == 0 &&
 				    !digest_set_has(&g->live, digest))
 					gc_remove(g, dir_fd, name, &st);
-			} else if (is_stale(g, &st)) {
-				gc_remove(g, dir_fd, name, &st); /* an ext4 writer's leftover */
+			} else if (tmp_unused(dir_fd, name)) {
+				/* an ext4 writer's leftover: its writer is dead (no pinned writer
+				 * runs during GC, and a live one holds its temp file's lock) */
+				gc_remove(g, dir_fd, name, &st);
 			}
 			break;
 		case GC_TMP:

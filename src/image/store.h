@@ -120,13 +120,17 @@ int store_image_tag(struct store *s, const char *source, const char *target,
 /*
  * Remove blobs no image references (walking each image's manifest or index, an index's
  * entries that are stored, and their configs and layers), snapshots named after no live
- * manifest, and temp files older than STORE_TEMP_MAX_AGE_SEC. ret_freed: bytes (st_size) of
+ * manifest, snapshots being written by no live writer, and temp files older than
+ * STORE_TEMP_MAX_AGE_SEC. ret_freed: bytes (st_size) of
  * what was removed. -EBUSY while another store object (in this or another process) is
  * pinned; s's own pin does not count. A manifest that cannot be read aborts GC before
  * anything is removed.
  */
 int store_gc(struct store *s, uint64_t *ret_freed, struct cove_error *err);
 
+/* Remove what dead writers left of this manifest's snapshot ("<hex>.ext4.XXXXXX" whose lock is
+ * free), before it is written again. */
+void store_snapshot_reclaim(struct store *s, const char *manifest_digest);
 /* ROOT/snapshots/<hex>.ext4 for a manifest digest; -EINVAL, -ENAMETOOLONG. */
 int store_snapshot_path(struct store *s, const char *manifest_digest, char *buf, size_t size);
 /* "snapshots/<hex>.ext4", for struct store_image.snapshot. */
