@@ -1562,6 +1562,17 @@ static void archive_freep(struct archive **a)
 		archive_read_free(*a);
 }
 
+int ext4_layer_filters(struct archive *a)
+{
+	if (archive_read_support_filter_gzip(a) != ARCHIVE_OK ||
+	    archive_read_support_filter_bzip2(a) != ARCHIVE_OK ||
+	    archive_read_support_filter_xz(a) != ARCHIVE_OK ||
+	    archive_read_support_filter_lzma(a) != ARCHIVE_OK ||
+	    archive_read_support_filter_zstd(a) != ARCHIVE_OK)
+		return ARCHIVE_FATAL;
+	return ARCHIVE_OK;
+}
+
 /* A reader for one layer stream: tar only, compression autodetected, no external programs. */
 static int tar_open(int fd, struct archive **ret, struct cove_error *err)
 {
@@ -1569,11 +1580,7 @@ static int tar_open(int fd, struct archive **ret, struct cove_error *err)
 
 	if (!a)
 		return cove_error_set(err, ENOMEM, "unable to read layer: out of memory");
-	if (archive_read_support_filter_gzip(a) != ARCHIVE_OK ||
-	    archive_read_support_filter_bzip2(a) != ARCHIVE_OK ||
-	    archive_read_support_filter_xz(a) != ARCHIVE_OK ||
-	    archive_read_support_filter_lzma(a) != ARCHIVE_OK ||
-	    archive_read_support_filter_zstd(a) != ARCHIVE_OK ||
+	if (ext4_layer_filters(a) != ARCHIVE_OK ||
 	    archive_read_support_format_tar(a) != ARCHIVE_OK)
 		return cove_error_set(err, ENOTSUP, "unable to read layer: %s",
 				      archive_error_string(a) ?: "libarchive lacks a decompressor");

@@ -45,6 +45,12 @@ struct ext4_writer_opts {
  * o->size_bytes and format it: ext4 with 4096-byte blocks, 256-byte inodes, / (0755, 0:0) and
  * /lost+found. Nothing appears at image_path until ext4_writer_finish().
  */
+struct archive;
+/* The decompressors a layer may use (gzip, bzip2, xz, lzma, zstd), all in-process: what the
+ * writer reads, and so all any reader of a layer or an image archive should enable (libarchive's
+ * "all" includes filters that run external programs on the bytes). ARCHIVE_OK or an error. */
+int ext4_layer_filters(struct archive *a);
+
 /* The image is written to "IMAGE.XXXXXX" (flock()ed while the writer lives) and renamed into
  * place by ext4_writer_finish. */
 int ext4_writer_new(const char *image_path, const struct ext4_writer_opts *o,

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE /* O_TMPFILE, mkostemp */
 #endif
 #include "archives.h"
+#include "../ext4/writer.h"
 #include "json.h"
 
 #include "pull.h"
@@ -84,7 +85,7 @@ static int blob_uncompressed(struct store *s, const char *digest, struct archive
 				      fd == -ENOENT ? "it is not in the store" : strerror(-fd));
 	if (!buf || digest_hasher_new(&h) < 0 || !(a = archive_read_new()))
 		return cove_error_set(err, ENOMEM, "out of memory");
-	if (archive_read_support_filter_all(a) < ARCHIVE_WARN ||
+	if (ext4_layer_filters(a) != ARCHIVE_OK ||
 	    archive_read_support_format_raw(a) != ARCHIVE_OK ||
 	    archive_read_open_fd(a, fd, COPY_CHUNK) != ARCHIVE_OK)
 		return cove_error_set(err, archive_code(a), "unable to decompress layer %s: %s",
@@ -1369,7 +1370,7 @@ static int load_tar(struct load_ctx *c, int fd)
 
 	if (!a)
 		return cove_error_set(c->err, ENOMEM, "out of memory");
-	if (archive_read_support_filter_all(a) < ARCHIVE_WARN ||
+	if (ext4_layer_filters(a) != ARCHIVE_OK ||
 	    archive_read_support_format_tar(a) != ARCHIVE_OK)
 		return cove_error_set(c->err, archive_code(a), "unable to read the archive: %s",
 				      archive_msg(a));

@@ -10,6 +10,7 @@
 #include <archive_entry.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -107,6 +108,7 @@ static int fetch_manifest(struct store *s, struct registry_client *c, const char
  * while the same layer is written into the snapshot. */
 struct diff_hash {
 	int fd;
+	atomic_bool stop; /* the writer failed: no point (and no CPU to spend) hashing the rest */
 	char digest[DIGEST_STRING_MAX];
 	char error[256];
 };
@@ -124,14 +126,13 @@ static void *diff_hash_run(void *arg)
 		str_copy(d->error, sizeof(d->error), "out of memory");
 		goto out;
 	}
-	archive_read_support_filter_all(a);
-	archive_read_support_format_raw(a);
-	if (archive_read_open_fd(a, d->fd, sizeof(buf)) != ARCHIVE_OK ||
+	if (ext4_layer_filters(a) != ARCHIVE_OK || archive_read_support_format_raw(a) != ARCHIVE_OK ||
+	    archive_read_open_fd(a, d->fd, sizeof(buf)) != ARCHIVE_OK ||
 	    archive_read_next_header(a, &ae) != ARCHIVE_OK) {
 		str_printf(d->error, sizeof(d->error), "%s", archive_error_string(a));
 		goto out;
 	}
-	while ((n = archive_read_data(a, buf, sizeof(buf))) > 0)
+	while (!atomic_load(&d->stop) && (n = archive_read_data(a, buf, sizeof(buf))) > 0)
 		digest_hasher_update(h, buf, (size_t)n);
 	if (n < 0)
 		str_printf(d->error, sizeof(d->error), "%s", archive_error_string(a));
@@ -192,8 +193,10 @@ static int write_snapshot(struct store *s, const struct image_manifest *m,
 			hashing = dh.fd >= 0 && pthread_create(&t, NULL, diff_hash_run, &dh) == 0;
 		}
 		r = ext4_writer_add_tar(w, fd, err);
-		if (r < 0)
+		if (r < 0) {
 			cove_error_prefix(err, "layer %zu (%s)", i + 1, m->layers[i].digest);
+			atomic_store(&dh.stop, true);
+		}
 		if (hashing) {
 			pthread_join(t, NULL);
 			if (r == 0 && dh.error[0])

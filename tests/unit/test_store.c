@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #endif
 #include <fcntl.h>
+#include <sys/file.h>
 #include <ftw.h>
 #include <stdlib.h>
 #include <string.h>
@@ -574,6 +575,7 @@ TEST(gc)
 	struct store *s = fresh_store();
 	struct cove_error err = { 0 };
 	struct fake_image a, b, c;
+	int ylock = -1;
 	struct store_image img;
 	char idx_digest[DIGEST_STRING_MAX], orphan[DIGEST_STRING_MAX], index[2048], snap[128];
 	uint64_t freed = 0;
@@ -606,8 +608,15 @@ TEST(gc)
 	touch(snap, 1000, 0);
 	snprintf(snap, sizeof(snap), "snapshots/%s.ext4", digest_hex(c.manifest));
 	touch(snap, 1000, 0);			    /* c's: removed */
-	touch("snapshots/x.ext4.Ab12Cd", 50, 7200); /* stale ext4 writer temp: removed */
-	touch("snapshots/y.ext4.Ab12Cd", 50, 0);    /* fresh: kept */
+	touch("snapshots/x.ext4.Ab12Cd", 50, 7200); /* a dead ext4 writer's temp: removed */
+	touch("snapshots/z.ext4.Ab12Cd", 50, 0);    /* fresh, but its writer is dead: removed */
+	touch("snapshots/y.ext4.Ab12Cd", 50, 0);    /* its writer holds it: kept */
+	{
+		char y[512];
+		snprintf(y, sizeof(y), "%s/snapshots/y.ext4.Ab12Cd", store_dir);
+		ylock = open(y, O_RDONLY | O_CLOEXEC);
+		CHECK(ylock >= 0 && flock(ylock, LOCK_EX) == 0);
+	}
 	touch("blobs/tmp/old.partial", 40, 7200);   /* stale: removed */
 	touch("blobs/tmp/new.partial", 40, 0);	    /* fresh: kept */
 
@@ -624,10 +633,11 @@ TEST(gc)
 	CHECK(!has_blob(s, orphan));
 	CHECK_EQ_INT(count_dir("snapshots"), 3);
 	CHECK(!exists("snapshots/x.ext4.Ab12Cd") && exists("snapshots/y.ext4.Ab12Cd"));
+	CHECK(!exists("snapshots/z.ext4.Ab12Cd"));
 	CHECK(!exists("blobs/tmp/old.partial") && exists("blobs/tmp/new.partial"));
-	/* c: manifest + config + 4096-byte layer + snapshot, orphan 6, temps 50 + 40 */
-	CHECK(freed > 4096 + 1000 + 6 + 50 + 40);
-	CHECK(freed < 4096 + 1000 + 6 + 50 + 40 + 2048);
+	/* c: manifest + config + 4096-byte layer + snapshot, orphan 6, temps 50 + 50 + 40 */
+	CHECK(freed > 4096 + 1000 + 6 + 50 + 50 + 40);
+	CHECK(freed < 4096 + 1000 + 6 + 50 + 50 + 40 + 2048);
 
 	/* remove a: its own blobs go, the shared layer stays for b */
 	CHECK_EQ_INT(store_image_remove(s, "a:1", &err), 0);
@@ -635,8 +645,9 @@ TEST(gc)
 	CHECK_EQ_INT(store_gc(s, &freed, &err), 0); /* our own pin does not block us */
 	CHECK(!has_blob(s, a.manifest) && !has_blob(s, a.layers[0]));
 	CHECK(has_blob(s, a.layers[1]) && has_blob(s, b.layers[1]));
-	CHECK_EQ_INT(count_dir("snapshots"), 2);
+	CHECK_EQ_INT(count_dir("snapshots"), 2); /* b's, and y while its writer lives */
 	CHECK(freed >= 4096 + 1000);
+	close(ylock);
 	store_free(s);
 }
 
