@@ -16,6 +16,7 @@
 
 #include <poll.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static void human_ago(double t, char *buf, size_t size, const char *suffix)
@@ -364,7 +365,7 @@ static json_t *inspect_one(const struct container *c, const struct container_spe
 		" s:{s:s, s:b, s:b, s:I, s:i, s:s, s:s, s:s, s:s},"
 		" s:s, s:s, s:s, s:s, s:s,"
 		" s:{s:s, s:s, s:o, s:o, s:o, s:s, s:O, s:b, s:b, s:s, s:i, s:s},"
-		" s:{s:b, s:b, s:o, s:o, s:o, s:o, s:b, s:I, s:i, s:b, s:s, s:s?},"
+		" s:{s:b, s:b, s:o, s:o, s:o, s:o, s:b, s:I, s:i, s:b, s:s, s:s?, s:{s:I, s:i}},"
 		" s:{s:s, s:s, s:s}}",
 		"Id", c->id, "Name", c->name, "Created", spec->created ?: "", "Path",
 		spec->nargs ? spec->args[0] : NULL, "Args",
@@ -387,7 +388,8 @@ static json_t *inspect_one(const struct container *c, const struct container_spe
 		json_strv(spec->tmpfs, spec->ntmpfs), "Ulimits", ulimits_json(spec), "Init",
 		spec->init, "Memory", (json_int_t)spec->memory, "Cpus", (int)spec->cpus,
 		"SeccompUnconfined", spec->unconfined, "Rootfs", spec->rootfs ?: "", "Accel",
-		spec->accel,
+		spec->accel, "LogConfig", "max-size", (json_int_t)spec->log_max_size, "max-file",
+		(int)spec->log_max_files,
 		"Cove", "Capabilities", caps, "Disk", c->disk, "Socket", c->sock);
 }
 
@@ -596,7 +598,9 @@ int cmd_logs(int argc, char **argv)
 	bool at_line_start[3] = { true, true, true };
 	long lines = 0, skip = 0;
 	_cleanup_fclose_ FILE *f = NULL;
-	int first, r;
+	unsigned nold;
+	bool last_nl = true;
+	int first, r = 0;
 
 	r = cli_parse(&v, argc, argv, logs_opt, &o, &first);
 	if (r)
@@ -609,27 +613,44 @@ int cmd_logs(int argc, char **argv)
 	}
 	if (o.boot)
 		return print_boot_log(&c);
-	f = fopen(c.log, "re");
-	if (!f && !o.follow)
-		return 0; /* never wrote anything */
-	if (f && o.tail >= 0) {
-		/* count lines first: the last N of them are shown */
-		while ((r = log_next(f, &rec, &buf, &cap)) > 0)
-			for (size_t i = 0; i < rec.len; i++)
-				lines += rec.data[i] == '\n';
-		if (rec.len && r == 0 && lines >= 0 && buf && cap && rec.data[rec.len - 1] != '\n')
-			lines++; /* a last line without its newline */
-		skip = lines > o.tail ? lines - o.tail : 0;
-		rewind(f);
+	/* the rotated files, oldest first, then the current one */
+	for (nold = 0; nold < LOG_MAX_FILES; nold++) {
+		char name[PATH_MAX + 48];
+		if (log_file_name(c.log, nold + 1, name, sizeof(name)) < 0 || access(name, F_OK) < 0)
+			break;
+	}
+	for (int pass = o.tail >= 0 ? 0 : 1; pass < 2; pass++) {
+		/* pass 0 counts lines (the last N are shown), pass 1 prints */
+		for (unsigned n = nold + 1; n-- > 0;) {
+			char name[PATH_MAX + 48];
+			if (log_file_name(c.log, n, name, sizeof(name)) < 0)
+				continue;
+			if (f)
+				fclose(f);
+			f = fopen(name, "re");
+			while (f && (r = log_next(f, &rec, &buf, &cap)) > 0) {
+				if (pass == 1) {
+					emit(&rec, &o, at_line_start, &skip);
+					continue;
+				}
+				for (size_t i = 0; i < rec.len; i++)
+					lines += rec.data[i] == '\n';
+				last_nl = rec.len && rec.data[rec.len - 1] == '\n';
+			}
+			if (f && r < 0) {
+				cli_error("the log of %s is damaged: %s", c.name, name);
+				free(buf);
+				return 1;
+			}
+		}
+		if (pass == 0) {
+			if (!last_nl && lines >= 0 && buf)
+				lines++; /* a last line without its newline */
+			skip = lines > o.tail ? lines - o.tail : 0;
+		}
 	}
 	for (;;) {
-		while (f && (r = log_next(f, &rec, &buf, &cap)) > 0)
-			emit(&rec, &o, at_line_start, &skip);
-		if (f && r < 0) {
-			cli_error("the log of %s is damaged: %s", c.name, c.log);
-			free(buf);
-			return 1;
-		}
+		struct stat now, cur;
 		fflush(stdout);
 		fflush(stderr);
 		if (!o.follow)
@@ -639,15 +660,23 @@ int cmd_logs(int argc, char **argv)
 			break;
 		if (st.status != CONTAINER_RUNNING) {
 			/* one last pass: what was written before it stopped */
-			if (!f)
-				break;
-			while ((r = log_next(f, &rec, &buf, &cap)) > 0)
+			while (f && (r = log_next(f, &rec, &buf, &cap)) > 0)
 				emit(&rec, &o, at_line_start, &skip);
 			break;
 		}
 		usleep(100000);
+		/* the log was rotated: the rest of the old file, then the new one */
+		if (f && stat(c.log, &now) == 0 && fstat(fileno(f), &cur) == 0 &&
+		    now.st_ino != cur.st_ino) {
+			while ((r = log_next(f, &rec, &buf, &cap)) > 0)
+				emit(&rec, &o, at_line_start, &skip);
+			fclose(f);
+			f = NULL;
+		}
 		if (!f)
 			f = fopen(c.log, "re");
+		while (f && (r = log_next(f, &rec, &buf, &cap)) > 0)
+			emit(&rec, &o, at_line_start, &skip);
 	}
 	fflush(stdout);
 	free(buf);

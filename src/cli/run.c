@@ -191,7 +191,7 @@ static int add_cap(json_t **list, const char *name, const char *flag)
 enum {
 	OPT_RM = 256, OPT_NAME, OPT_CPUS, OPT_ROOTFS, OPT_ENTRYPOINT, OPT_PLATFORM, OPT_ENV_FILE,
 	OPT_READ_ONLY, OPT_TMPFS, OPT_ULIMIT, OPT_CAP_ADD, OPT_CAP_DROP, OPT_INIT, OPT_STOP_SIGNAL,
-	OPT_STOP_TIMEOUT, OPT_CIDFILE, OPT_SECURITY_OPT, OPT_ACCEL,
+	OPT_STOP_TIMEOUT, OPT_CIDFILE, OPT_SECURITY_OPT, OPT_ACCEL, OPT_LOG_OPT,
 };
 
 /* run's options; create's are the same without the first (-d) */
@@ -214,6 +214,8 @@ static const struct cli_option run_options[] = {
 	{ OPT_ROOTFS, 0, "rootfs", "DIR", "use a directory as the root filesystem instead of an image" },
 	{ OPT_ENTRYPOINT, 0, "entrypoint", "CMD", "run CMD instead of the image's entrypoint (\"\" for none)" },
 	{ OPT_PLATFORM, 0, "platform", "OS/ARCH", "the platform to pull when IMAGE is not here yet" },
+	{ OPT_LOG_OPT, 0, "log-opt", "K=V",
+	  "the log's rotation: max-size=SIZE (-1: none), max-file=N\n(default 10m, 3 files)" },
 	{ OPT_ACCEL, 0, "accel", "kvm|tcg|auto",
 	  "what the VM runs on (default: $COVE_ACCEL, else auto:\nKVM where a test boot under it "
 	  "worked here, else TCG)" },
@@ -403,6 +405,27 @@ static int run_opt(int c, const char *optarg, void *ud)
 	case OPT_ACCEL:
 		o->q.accel = optarg; /* checked with COVE_ACCEL, below */
 		break;
+	case OPT_LOG_OPT:
+		if (strncmp(optarg, "max-size=", 9) == 0) {
+			if (strcmp(optarg + 9, "-1") == 0) {
+				o->q.log_unlimited = true;
+				break;
+			}
+			if (parse_size(optarg + 9, &v) == 0 && v >= 4096) {
+				o->q.log_max_size = v;
+				o->q.log_unlimited = false;
+				break;
+			}
+		} else if (strncmp(optarg, "max-file=", 9) == 0) {
+			if (parse_u64(optarg + 9, 100, &v) == 0 && v >= 1) {
+				o->q.log_max_files = (unsigned)v;
+				break;
+			}
+		}
+		cli_error("invalid --log-opt '%s': cove takes max-size=SIZE (at least 4k, or -1 for "
+			  "no limit) and max-file=N (1 to 100)",
+			  optarg);
+		return -EINVAL;
 	case OPT_SECURITY_OPT:
 		if (strcmp(optarg, "seccomp=unconfined") == 0 ||
 		    strcmp(optarg, "seccomp:unconfined") == 0) {

@@ -225,6 +225,12 @@ int spec_from_request(const struct create_request *q, const struct image_config 
 	s.autoremove = q->rm;
 	s.stop_signal = stop_signal ? stop_signal : SIGTERM;
 	s.stop_timeout = q->stop_timeout >= 0 ? q->stop_timeout : 10;
+	if (q->log_unlimited)
+		s.log_max_size = 0;
+	else if (q->log_max_size)
+		s.log_max_size = q->log_max_size;
+	if (q->log_max_files)
+		s.log_max_files = q->log_max_files;
 	s.readonly = q->read_only;
 	s.init = q->init;
 	s.unconfined = q->unconfined;

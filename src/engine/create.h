@@ -33,8 +33,11 @@ struct create_request {
 	struct spec_rlimit rlimits[SPEC_MAX_RLIMITS];
 	size_t nrlimits;
 	bool rm, interactive, tty, read_only, init, unconfined;
+	bool log_unlimited;      /* --log-opt max-size=-1 */
 	int stop_signal;         /* 0: the image's, else SIGTERM */
 	int stop_timeout;        /* -1: 10 */
+	uint64_t log_max_size;   /* 0: the default */
+	unsigned log_max_files;  /* 0: the default */
 	unsigned cpus;
 	uint64_t memory;
 };

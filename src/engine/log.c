@@ -2,6 +2,9 @@
 #define _GNU_SOURCE
 #include "log.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include "container.h"
 
 #include <errno.h>
@@ -69,4 +72,66 @@ int log_next(FILE *f, struct log_record *rec, uint8_t **buf, size_t *cap)
 	rec->data = *buf;
 	rec->len = len;
 	return 1;
+}
+
+int log_file_name(const char *path, unsigned n, char *buf, size_t size)
+{
+	return n ? str_printf(buf, size, "%s.%u", path, n) : str_copy(buf, size, path);
+}
+
+int log_open(struct log_writer *w, const char *path, uint64_t max_size, unsigned max_files)
+{
+	struct stat st;
+
+	*w = (struct log_writer){ .fd = -1, .path = path, .max_size = max_size,
+				  .max_files = max_files ? max_files : 1 };
+	w->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (w->fd < 0)
+		return -errno;
+	if (fstat(w->fd, &st) == 0)
+		w->size = (uint64_t)st.st_size;
+	return 0;
+}
+
+/* PATH -> PATH.1 -> ... -> PATH.<max_files - 1>, the oldest dropped; a fresh PATH. */
+static int rotate(struct log_writer *w)
+{
+	char from[4200], to[4200];
+
+	if (w->max_files <= 1) {
+		if (ftruncate(w->fd, 0) < 0)
+			return -errno;
+		w->size = 0;
+		return 0;
+	}
+	for (unsigned i = w->max_files - 1; i >= 1; i--) {
+		if (log_file_name(w->path, i - 1, from, sizeof(from)) < 0 ||
+		    log_file_name(w->path, i, to, sizeof(to)) < 0)
+			return -ENAMETOOLONG;
+		if (rename(from, to) < 0 && errno != ENOENT)
+			return -errno;
+	}
+	closep(&w->fd);
+	return log_open(w, w->path, w->max_size, w->max_files);
+}
+
+int log_write(struct log_writer *w, enum log_stream stream, const void *data, size_t len)
+{
+	int r;
+
+	if (w->fd < 0)
+		return -EBADF;
+	if (w->max_size && w->size > 0 && w->size + len + 64 > w->max_size && (r = rotate(w)) < 0)
+		return r;
+	r = log_append(w->fd, stream, data, len);
+	if (r == 0) {
+		off_t end = lseek(w->fd, 0, SEEK_CUR); /* O_APPEND: the file's end */
+		w->size = end > 0 ? (uint64_t)end : w->size + len;
+	}
+	return r;
+}
+
+void log_close(struct log_writer *w)
+{
+	closep(&w->fd);
 }

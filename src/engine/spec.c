@@ -14,6 +14,7 @@
 #define DEFAULT_MEMORY (512ULL << 20)
 #define A "io.cove." /* annotation prefix */
 #define A_LABEL A "label."
+#define LOG_MAX_FILES_SPEC 100
 
 static const struct {
 	const char *docker; /* --ulimit's name */
@@ -87,6 +88,8 @@ void spec_init(struct container_spec *s)
 	s->memory = DEFAULT_MEMORY;
 	s->stop_signal = SIGTERM;
 	s->stop_timeout = 10;
+	s->log_max_size = SPEC_LOG_MAX_SIZE;
+	s->log_max_files = SPEC_LOG_MAX_FILES;
 	s->caps = caps_default;
 	s->labels = json_object();
 }
@@ -201,6 +204,8 @@ int spec_to_json(const struct container_spec *s, json_t **ret, struct cove_error
 		annotate(ann, A "accel", s->accel);
 		annotate_u64(ann, A "stop-signal", (uint64_t)s->stop_signal);
 		annotate_u64(ann, A "stop-timeout", (uint64_t)s->stop_timeout);
+		annotate_u64(ann, A "log.max-size", s->log_max_size);
+		annotate_u64(ann, A "log.max-file", s->log_max_files);
 		annotate(ann, A "user", s->user ? s->user : "");
 		annotate(ann, A "open-stdin", s->open_stdin ? "true" : "false");
 		annotate(ann, A "init", s->init ? "true" : "false");
@@ -438,6 +443,11 @@ static int from_oci(json_t *j, struct container_spec *s, struct cove_error *err)
 		return cove_error_set(err, EINVAL, "config.json has a bad io.cove.stop-timeout");
 	if (ann(a, A "stop-timeout"))
 		s->stop_timeout = (int)v;
+	if (ann_u64(a, A "log.max-size", UINT64_MAX, &s->log_max_size) < 0 ||
+	    ann_u64(a, A "log.max-file", LOG_MAX_FILES_SPEC, &v) < 0)
+		return cove_error_set(err, EINVAL, "config.json has a bad io.cove.log annotation");
+	if (ann(a, A "log.max-file"))
+		s->log_max_files = v ? (unsigned)v : 1;
 	s->autoremove = ann_true(a, A "autoremove");
 	s->open_stdin = ann_true(a, A "open-stdin");
 	s->init = ann_true(a, A "init");

@@ -53,6 +53,8 @@ struct container_spec {
 	char *accel;           /* --accel as given; NULL: COVE_ACCEL, else auto */
 	int stop_signal;       /* 1..64 */
 	int stop_timeout;      /* seconds */
+	uint64_t log_max_size; /* container.log rotates at this size (0: never) */
+	unsigned log_max_files;/* and this many files are kept */
 	char **entrypoint, **cmd; /* as the image and the flags made them (for inspect) */
 	size_t nentrypoint, ncmd;
 	char **cap_add, **cap_drop;
@@ -63,7 +65,11 @@ struct container_spec {
 	bool maintenance;      /* a boot for cp: state and log left alone */
 };
 
-/* Empty, with cove's defaults (1 CPU, 512 MiB, cwd /, SIGTERM, 10 s, docker's capabilities). */
+#define SPEC_LOG_MAX_SIZE (10ULL << 20)
+#define SPEC_LOG_MAX_FILES 3
+
+/* Empty, with cove's defaults (1 CPU, 512 MiB, cwd /, SIGTERM, 10 s, docker's capabilities,
+ * a log of at most 3 files of 10 MiB). */
 void spec_init(struct container_spec *s);
 void spec_done(struct container_spec *s);
 /* A deep copy. */

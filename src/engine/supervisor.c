@@ -68,7 +68,7 @@ struct sup {
 	char kvm_failure[512]; /* why KVM failed, set while the TCG re-boot runs */
 	int listen_fd;
 	int sigfd;
-	int log_fd;
+	struct log_writer log;
 	struct client *clients[MAX_CLIENTS];
 	bool hello, started, main_done, vm_gone;
 	uint64_t main_inflight; /* the main process's stdin sent, not yet acknowledged */
@@ -289,8 +289,8 @@ static void guest_frame(struct sup *s, const struct proto_hdr *h, const uint8_t 
 	case PROTO_STDERR:
 		if (h->stream == 1) {
 			struct buf f = BUF_INIT(PROTO_HDR_SIZE + PROTO_MAX_DATA);
-			if (s->log_fd >= 0)
-				(void)log_append(s->log_fd,
+			if (s->log.fd >= 0)
+				(void)log_write(&s->log,
 						 h->type == PROTO_STDERR ? LOG_STDERR : LOG_STDOUT, p,
 						 h->len);
 			/* encoded once for every attached client */
@@ -874,7 +874,7 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	s->exit_code = EXIT_COVE;
 	proto_reader_init(&s->reader);
 	if (!s->spec->maintenance)
-		s->log_fd = open(s->c->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		(void)log_open(&s->log, s->c->log, s->spec->log_max_size, s->spec->log_max_files);
 	if (paths_prepare_run(s->paths, &err) < 0) {
 		str_copy(why, sizeof(why), err.msg);
 		err = (struct cove_error){ 0 };
@@ -959,7 +959,7 @@ int supervisor_spawn(const struct cove_paths *paths, struct container *c,
 		     uint32_t attach_flags, int *ret_fd, pid_t *ret_pid, struct cove_error *err)
 {
 	struct sup s = { .paths = paths, .c = c, .spec = spec, .listen_fd = -1, .sigfd = -1,
-			 .log_fd = -1, .vm = { .pidfd = -1, .ctl_fd = -1 } };
+			 .log = { .fd = -1 }, .vm = { .pidfd = -1, .ctl_fd = -1 } };
 	struct buf hello = BUF_INIT(64);
 	int sp[2];
 	pid_t pid;
