@@ -66,14 +66,33 @@ static void setup_dev(int efd, const char *root)
 	};
 	char path[4096];
 
+	/*
+	 * The devices a container may open are docker's default list, and only those: its /dev is
+	 * nodev (as is every other filesystem it can write), and each allowed node is the VM's own,
+	 * bound in. A node the container makes with mknod (its root disk, the console) cannot be
+	 * opened anywhere; the bound ones can.
+	 */
 	str_printf(path, sizeof(path), "%s/dev", root);
-	mount_or_fail(efd, "tmpfs", path, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536k");
+	mount_or_fail(efd, "tmpfs", path, "tmpfs", MS_NOSUID | MS_NOEXEC | MS_NODEV,
+		      "mode=755,size=65536k");
 	for (size_t i = 0; i < ARRAY_SIZE(nodes); i++) {
+		char vm_node[64];
+		int fd;
+
+		str_printf(vm_node, sizeof(vm_node), "/dev/%s", nodes[i].name);
 		str_printf(path, sizeof(path), "%s/dev/%s", root, nodes[i].name);
-		if (mknod(path, S_IFCHR | 0666, makedev(nodes[i].maj, nodes[i].min)) < 0)
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+		if (fd < 0)
 			child_fail(efd, PROTO_ERR_INTERNAL, errno, "cannot create '/dev/%s': %s",
 				   nodes[i].name, strerror(errno));
-		chmod(path, 0666);
+		close(fd);
+		if (access(vm_node, F_OK) < 0 &&
+		    mknod(vm_node, S_IFCHR | 0666, makedev(nodes[i].maj, nodes[i].min)) < 0)
+			child_fail(efd, PROTO_ERR_INTERNAL, errno, "cannot create '%s': %s", vm_node,
+				   strerror(errno));
+		if (mount(vm_node, path, NULL, MS_BIND, NULL) < 0)
+			child_fail(efd, PROTO_ERR_INTERNAL, errno, "cannot bind '/dev/%s': %s",
+				   nodes[i].name, strerror(errno));
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(links); i++) {
 		str_printf(path, sizeof(path), "%s/dev/%s", root, links[i].name);
@@ -178,8 +197,10 @@ static int main_child(void *arg)
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		child_fail(efd, PROTO_ERR_INTERNAL, errno, "cannot make mounts private: %s",
 			   strerror(errno));
-	/* pivot_root needs the new root to be a mount point of its own */
-	if (mount(GUEST_ROOTFS, GUEST_ROOTFS, NULL, MS_BIND | MS_REC, NULL) < 0)
+	/* pivot_root needs the new root to be a mount point of its own; nodev: no device node on
+	 * the container's disk opens (see setup_dev) */
+	if (mount(GUEST_ROOTFS, GUEST_ROOTFS, NULL, MS_BIND | MS_REC, NULL) < 0 ||
+	    mount(NULL, GUEST_ROOTFS, NULL, MS_REMOUNT | MS_BIND | MS_NODEV | MS_NOATIME, NULL) < 0)
 		child_fail(efd, PROTO_ERR_INTERNAL, errno, "cannot bind the root filesystem: %s",
 			   strerror(errno));
 	mount_or_fail(efd, "proc", GUEST_ROOTFS "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,

@@ -24,6 +24,17 @@ out=$("$COVE" exec sec unshare -u true 2>&1)
 rc=$?
 if [ $rc -ne 0 ] && echo "$out" | grep -q "Operation not permitted"; then ok "unshare is denied (Operation not permitted)"; else not_ok "unshare is denied (Operation not permitted)" "rc=$rc" "$out"; fi
 
+# devices: only docker's default nodes open; one the container makes itself (its own root disk,
+# the serial console the host logs) opens nowhere, though root may mknod it
+for where in /tmp /dev /root; do
+	out=$("$COVE" exec sec sh -c "mknod $where/vda b 254 0 && head -c 512 $where/vda | wc -c" 2>&1)
+	if echo "$out" | grep -q "Permission denied"; then ok "a disk node made in $where cannot be opened"; else not_ok "a disk node made in $where cannot be opened" "$out"; fi
+done
+out=$("$COVE" exec sec sh -c 'mknod /dev/ttyS0 c 4 64 && echo hi >/dev/ttyS0' 2>&1)
+if echo "$out" | grep -q "Permission denied"; then ok "the console cannot be written from the container"; else not_ok "the console cannot be written from the container" "$out"; fi
+expect "the default nodes work (null, zero, full, random, urandom)" "ok" \
+	"$("$COVE" exec sec sh -c 'echo x >/dev/null && [ "$(head -c 4 /dev/zero | wc -c)" = 4 ] && ! echo x 2>/dev/null >/dev/full && [ "$(head -c 4 /dev/random | wc -c)" = 4 ] && [ "$(head -c 4 /dev/urandom | wc -c)" = 4 ] && echo ok' 2>&1)"
+
 # masked paths read as empty (/proc/interrupts is in every kernel; the others may not be); /proc/meminfo, which is not masked, as a control
 expect "/proc/kcore, /proc/interrupts, /proc/timer_list read as empty; /proc/meminfo does not" "0 0 0 yes" \
 	"$("$COVE" exec sec sh -c 'for f in kcore interrupts timer_list; do cat /proc/$f 2>/dev/null | wc -c; done; grep -q MemTotal /proc/meminfo && echo yes' 2>&1 | tr '\n' ' ' | sed 's/ $//')"
