@@ -142,6 +142,10 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 	argv[n++] = mem;
 	argv[n++] = "-smp";
 	argv[n++] = smp;
+	/* QEMU runs the guest's devices, so it gets a seccomp filter: no obsolete syscalls, no
+	 * setuid/setgid, no fork/exec, no priority or affinity games */
+	argv[n++] = "-sandbox";
+	argv[n++] = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
 	argv[n++] = "-nodefaults";
 	argv[n++] = "-no-user-config";
 	argv[n++] = "-display";

@@ -65,3 +65,10 @@ else
 	not_ok "a run directory others may write is refused, saying what to do" "rc=$rc" "$(cat "$T/err")"
 fi
 chmod 700 "$COVE_ROOT/run"
+
+# QEMU, which runs the guest's devices, runs under a seccomp filter (-sandbox on, ...)
+"$COVE" start c >/dev/null 2>&1
+sup=$(ctr_pid c)
+q=$(qemu_children "$sup" | head -1)
+expect "QEMU runs under a seccomp filter" "2" "$(sed -n 's/^Seccomp:[[:space:]]*//p' "/proc/$q/status" 2>/dev/null)"
+expect "and the container works under it" "ok" "$("$COVE" exec c echo ok 2>&1)"
