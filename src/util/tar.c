@@ -612,7 +612,7 @@ static int write_top(struct writer *w, const char *src)
 	_cleanup_free_ char *s = NULL;
 	_cleanup_close_ int pfd = -1;
 	const char *base, *parent;
-	char shown[STR_SHOWN_MAX];
+	char shown[STR_SHOWN_MAX], top[PATH_MAX];
 	bool trailing = false;
 	struct stat st;
 	size_t len = strlen(src);
@@ -631,7 +631,8 @@ static int write_top(struct writer *w, const char *src)
 	slash = strrchr(s, '/');
 	base = slash ? slash + 1 : s;
 
-	if (strcmp(s, "/") == 0 || is_dot_or_dotdot(base, strlen(base))) {
+	/* the rule tar_cp_top() tells the reading side, so the two can never disagree */
+	if (tar_cp_top(src, top, sizeof(top)) == 1) {
 		/* "dir/.", "/": the directory's contents, as "./" and "./name" */
 		fd = open(s, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd < 0 || fstat(fd, &st) < 0) {
