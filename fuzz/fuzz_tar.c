@@ -3,7 +3,9 @@
  * Fuzz the tar reader cove cp uses on the host for what a container sends (`cp CTR:SRC DST`):
  * the input is the tar stream as it would come out of the guest. It is extracted twice under a
  * fresh directory P: into an existing directory (P/d) and to a new name (P/new). Whatever the
- * input, nothing may appear in P but those two names: an entry that escaped aborts.
+ * input, nothing may appear in P but those two names (an entry that escaped aborts), and no
+ * device node and no setuid or setgid file may appear anywhere (cp without -a). P is made under
+ * $TMPDIR, else /dev/shm, else /tmp.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -24,9 +26,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
-	(void)st;
 	(void)flag;
 	(void)ftw;
+	if (S_ISBLK(st->st_mode) || S_ISCHR(st->st_mode)) {
+		fprintf(stderr, "fuzz_tar: a device node '%s' was made\n", path);
+		abort();
+	}
+	if (st->st_mode & (S_ISUID | S_ISGID)) {
+		fprintf(stderr, "fuzz_tar: '%s' kept a setuid or setgid bit\n", path);
+		abort();
+	}
 	/* a 0555 directory from the archive must not stop the clean-up */
 	chmod(path, 0700);
 	remove(path);
@@ -52,10 +61,20 @@ static void extract(const uint8_t *data, size_t size, const char *dst)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char top[] = "/tmp/fuzz_tar.XXXXXX", d[64], n[64];
+	static char base[256];
+	char top[300], d[320], n[320];
 	DIR *dir;
 	struct dirent *de;
 
+	if (!base[0]) {
+		const char *t = getenv("TMPDIR");
+		struct stat st;
+
+		if (!t || !*t)
+			t = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) ? "/dev/shm" : "/tmp";
+		str_copy(base, sizeof(base), t);
+	}
+	str_printf(top, sizeof(top), "%s/fuzz_tar.XXXXXX", base);
 	if (!mkdtemp(top))
 		abort();
 	str_printf(d, sizeof(d), "%s/d", top);

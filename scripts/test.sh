@@ -51,6 +51,9 @@ run_fuzz() { # DIR LABEL
 	run_unit build unit
 	run_unit build-asan asan
 	run_fuzz build-asan asan
+	# and each target under libFuzzer for a fixed budget, from its corpus
+	./scripts/fuzz.sh --time "${COVE_FUZZ_SECONDS:-10}" ||
+		echo "# (a fuzz target failed: its input is under /var/cache/cove/fuzz/crashes)"
 } | tee "$results/unit.log"
 
 # Integration tests: each file prints ok/not ok lines; run a few at once (each VM takes one

@@ -24,8 +24,6 @@
 #include <unistd.h>
 
 #define DEFAULT_MEMORY (512ULL << 20)
-#define MIN_MEMORY (64ULL << 20)
-#define MAX_CPUS 64
 
 struct run_opts {
 	bool create; /* cove create */
@@ -309,9 +307,9 @@ static int run_opt(int c, const char *optarg, void *ud)
 		double d;
 		errno = 0;
 		d = strtod(optarg, &end);
-		if (errno || *end || !(d > 0) || d > MAX_CPUS) {
+		if (errno || *end || !(d > 0) || d > SPEC_MAX_CPUS) {
 			cli_error("invalid --cpus '%s': expected a number from 1 to %d", optarg,
-				  MAX_CPUS);
+				  SPEC_MAX_CPUS);
 			return -EINVAL;
 		}
 		o->q.cpus = (unsigned)d;
@@ -325,11 +323,11 @@ static int run_opt(int c, const char *optarg, void *ud)
 				  optarg);
 			return -EINVAL;
 		}
-		if (v < MIN_MEMORY) {
+		if (v < SPEC_MIN_MEMORY) {
 			cli_error("--memory %s is too small: a VM needs at least 64m", optarg);
 			return -EINVAL;
 		}
-		if (v > (1ULL << 40)) {
+		if (v > SPEC_MAX_MEMORY) {
 			cli_error("--memory %s is too large", optarg);
 			return -EINVAL;
 		}

@@ -519,6 +519,30 @@ static int from_v0(json_t *j, struct container_spec *s, struct cove_error *err)
 	return r < 0 ? cove_error_set(err, ENOMEM, "out of memory") : 0;
 }
 
+/* What every loader leaves must be a spec cove can run and save as it was loaded. */
+static int check(const struct container_spec *s, struct cove_error *err)
+{
+	if (s->stop_signal < 1 || s->stop_signal > 64)
+		return cove_error_set(err, EINVAL, "config.json has a stop signal out of 1..64");
+	if (s->stop_timeout < 0 || s->stop_timeout > SPEC_MAX_STOP_TIMEOUT)
+		return cove_error_set(err, EINVAL, "config.json has a stop timeout out of 0..%d s",
+				      SPEC_MAX_STOP_TIMEOUT);
+	if (s->cpus < 1 || s->cpus > SPEC_MAX_CPUS)
+		return cove_error_set(err, EINVAL, "config.json asks for %u CPUs (1..%d)", s->cpus,
+				      SPEC_MAX_CPUS);
+	if (s->memory < SPEC_MIN_MEMORY || s->memory > SPEC_MAX_MEMORY)
+		return cove_error_set(err, EINVAL,
+				      "config.json asks for %" PRIu64 " bytes of memory (64 MiB to 1 TiB)",
+				      s->memory);
+	if (s->caps & ~CAPS_ALL)
+		return cove_error_set(err, EINVAL, "config.json has unknown capabilities");
+	for (size_t i = 0; i < s->nrlimits; i++)
+		if (!spec_rlimit_name(s->rlimits[i].resource) ||
+		    s->rlimits[i].soft > s->rlimits[i].hard)
+			return cove_error_set(err, EINVAL, "config.json has a bad rlimit");
+	return 0;
+}
+
 int spec_from_json(json_t *j, struct container_spec *ret, struct cove_error *err)
 {
 	struct container_spec s;
@@ -530,6 +554,8 @@ int spec_from_json(json_t *j, struct container_spec *ret, struct cove_error *err
 	r = json_object_get(j, "ociVersion") ? from_oci(j, &s, err) : from_v0(j, &s, err);
 	if (r == 0 && !s.labels)
 		r = cove_error_set(err, ENOMEM, "out of memory");
+	if (r == 0)
+		r = check(&s, err);
 	if (r < 0) {
 		spec_done(&s);
 		return r;
@@ -572,9 +598,11 @@ int spec_start(const struct container_spec *s, struct proto_start *m, struct cov
 	m->argc = (uint32_t)(s->nargs ? s->nargs : 1);
 	memcpy(m->argv, s->nargs ? s->args : shell, m->argc * sizeof(char *));
 	m->envc = (uint32_t)s->nenv;
-	memcpy(m->env, s->env, s->nenv * sizeof(char *));
+	if (s->nenv) /* env and tmpfs are NULL when empty */
+		memcpy(m->env, s->env, s->nenv * sizeof(char *));
 	m->ntmpfs = (uint32_t)s->ntmpfs;
-	memcpy(m->tmpfs, s->tmpfs, s->ntmpfs * sizeof(char *));
+	if (s->ntmpfs)
+		memcpy(m->tmpfs, s->tmpfs, s->ntmpfs * sizeof(char *));
 	for (size_t i = 0; i < s->nrlimits; i++)
 		m->rlimits[i] = (struct proto_rlimit){ (uint32_t)s->rlimits[i].resource,
 						       s->rlimits[i].soft, s->rlimits[i].hard };

@@ -65,6 +65,10 @@ struct container_spec {
 	bool maintenance;      /* a boot for cp: state and log left alone */
 };
 
+#define SPEC_MIN_MEMORY (64ULL << 20) /* a VM needs at least this */
+#define SPEC_MAX_MEMORY (1ULL << 40)
+#define SPEC_MAX_CPUS 64
+#define SPEC_MAX_STOP_TIMEOUT 86400
 #define SPEC_LOG_MAX_SIZE (10ULL << 20)
 #define SPEC_LOG_MAX_FILES 3
 

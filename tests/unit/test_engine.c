@@ -390,6 +390,39 @@ TEST(spec_from_previous_layout)
 	json_decref(j);
 }
 
+/* what loads is a spec cove can run: out-of-range values are refused, in one line (found by
+ * fuzz_spec: a stop signal of 90 loaded, then its own saved form did not) */
+TEST(spec_out_of_range)
+{
+	static const struct {
+		const char *json, *msg;
+	} bad[] = {
+		{ "{\"process\":{}, \"stop_signal\":90}", "config.json has a stop signal out of 1..64" },
+		{ "{\"process\":{}, \"stop_timeout\":-1}", "config.json has a stop timeout out of 0..86400 s" },
+		{ "{\"process\":{}, \"cpus\":65}", "config.json asks for 65 CPUs (1..64)" },
+		{ "{\"process\":{}, \"memory\":1048576}",
+		  "config.json asks for 1048576 bytes of memory (64 MiB to 1 TiB)" },
+		{ "{\"process\":{}, \"caps\":-1}", "config.json has unknown capabilities" },
+		{ "{\"process\":{}, \"rlimits\":[{\"resource\":99,\"soft\":1,\"hard\":1}]}",
+		  "config.json has a bad rlimit" },
+		{ "{\"ociVersion\":\"1.0.2\", \"process\":{\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\","
+		  "\"soft\":10,\"hard\":5}]}}", "config.json has a bad rlimit" },
+		{ "{\"ociVersion\":\"1.0.2\", \"process\":{}, \"annotations\":{\"io.cove.stop-signal\":\"0\"}}",
+		  "config.json has a stop signal out of 1..64" },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct cove_error err = { 0 };
+		struct container_spec s;
+		json_t *j = json_loads(bad[i].json, 0, NULL);
+
+		CHECK(j != NULL);
+		CHECK_EQ_INT(spec_from_json(j, &s, &err), -EINVAL);
+		CHECK_EQ_STR(err.msg, bad[i].msg);
+		json_decref(j);
+	}
+}
+
 /* run's flags over an image's config, as docker applies them */
 TEST(spec_from_flags_and_image)
 {
@@ -482,6 +515,7 @@ int main(void)
 	RUN(spec_to_start);
 	RUN(spec_from_runc_style);
 	RUN(spec_from_previous_layout);
+	RUN(spec_out_of_range);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		perror("rm");
