@@ -38,7 +38,7 @@ static void qemu_version(const char *qemu, char *buf, size_t size)
 static void accel_lines(const struct cove_paths *p, const char *qemu, bool reprobe)
 {
 	struct vm_accel_ctx x = { .qemu = qemu, .kernel = p->kernel, .initrd = p->initrd,
-				  .cache_dir = p->cache };
+				  .cache_dir = p->cache, .confine_dir = p->run };
 	struct cove_error err = { 0 };
 	struct vm_verdict v;
 	enum vm_accel want;

@@ -762,7 +762,8 @@ static int choose_accel(struct sup *s, struct cove_error *err)
 	if (vm_accel_wanted(s->spec->accel, &s->want, err) < 0)
 		return -EINVAL;
 	s->ax = (struct vm_accel_ctx){ .qemu = s->qemu, .kernel = s->paths->kernel,
-				       .initrd = s->paths->initrd, .cache_dir = s->paths->cache };
+				       .initrd = s->paths->initrd, .cache_dir = s->paths->cache,
+				       .confine_dir = s->paths->run };
 	if (vm_accel_choose(&s->ax, s->want, &s->verdict, err) < 0)
 		return -EIO;
 	if (!s->verdict.kvm) {
@@ -829,7 +830,7 @@ static bool fall_back(struct sup *s, struct cove_error *err)
 		   why);
 	notice(s, msg);
 	vm_done(&s->vm);
-	s->vm = (struct vm){ .pidfd = -1, .ctl_fd = -1 };
+	s->vm = VM_INIT;
 	s->vm_gone = s->boot_timed_out = false;
 	proto_reader_done(&s->reader);
 	proto_reader_init(&s->reader);
@@ -893,6 +894,7 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	s->vc.cpus = s->spec->cpus ?: 1;
 	s->vc.memory = s->spec->memory;
 	s->vc.keep_logs = !s->c->rm;
+	s->vc.confine_dir = s->paths->run;
 
 	/* START is the guest's first frame, before anything a client sends */
 	r = s->listen_fd < 0 ? -1
@@ -959,7 +961,7 @@ int supervisor_spawn(const struct cove_paths *paths, struct container *c,
 		     uint32_t attach_flags, int *ret_fd, pid_t *ret_pid, struct cove_error *err)
 {
 	struct sup s = { .paths = paths, .c = c, .spec = spec, .listen_fd = -1, .sigfd = -1,
-			 .log = { .fd = -1 }, .vm = { .pidfd = -1, .ctl_fd = -1 } };
+			 .log = { .fd = -1 }, .vm = VM_INIT };
 	struct buf hello = BUF_INIT(64);
 	int sp[2];
 	pid_t pid;

@@ -209,8 +209,9 @@ static enum probe_result probe_once(const struct vm_accel_ctx *x, const char *cp
 		.memory = PROBE_MEMORY,
 		.kvm = cpu != NULL,
 		.cpu = cpu,
+		.confine_dir = x->confine_dir,
 	};
-	struct vm vm = { .pidfd = -1, .ctl_fd = -1 };
+	struct vm vm = VM_INIT;
 	struct cove_error err = { 0 };
 	struct proto_reader rd;
 	_cleanup_free_ char *log = NULL;

@@ -44,6 +44,7 @@ struct vm_accel_ctx {
 	const char *kernel;
 	const char *initrd;
 	const char *cache_dir; /* holds the verdict ("accel"), its lock and the probe's logs */
+	const char *confine_dir;  /* the probe's QEMU is confined as a container's (vm.h) */
 };
 
 /* The KVM device cove checks: $COVE_KVM_DEVICE, else /dev/kvm. */

@@ -96,3 +96,34 @@ int qcow2_create_overlay(const char *path, const char *backing, const char *back
 	}
 	return 0;
 }
+
+static uint32_t rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+int qcow2_backing(int fd, char *buf, size_t size)
+{
+	uint8_t h[20];
+	uint64_t off;
+	uint32_t len;
+	ssize_t n;
+
+	if (pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) || rd32(h) != QCOW2_MAGIC)
+		return -EINVAL;
+	off = (uint64_t)rd32(h + 8) << 32 | rd32(h + 12);
+	len = rd32(h + 16);
+	if (off == 0) {
+		if (size == 0)
+			return -ENAMETOOLONG;
+		buf[0] = '\0';
+		return 0;
+	}
+	if (len == 0 || len > 1023 || len >= size || off > CLUSTER_SIZE)
+		return -EINVAL;
+	n = pread(fd, buf, len, (off_t)off);
+	if (n != (ssize_t)len || buf[0] != '/' || memchr(buf, '\0', len))
+		return -EINVAL;
+	buf[len] = '\0';
+	return 0;
+}

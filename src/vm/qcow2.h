@@ -16,3 +16,10 @@
  */
 int qcow2_create_overlay(const char *path, const char *backing, const char *backing_format,
 			 uint64_t size, struct cove_error *err);
+
+/*
+ * The backing file name recorded in the qcow2 image open on fd (read with pread), into buf;
+ * "" when it has none. -EINVAL for a file that is not a qcow2 image, or a name that is not an
+ * absolute path of at most 1023 bytes.
+ */
+int qcow2_backing(int fd, char *buf, size_t size);

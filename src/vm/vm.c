@@ -1,12 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #define _GNU_SOURCE
 #include "vm.h"
+#include "qcow2.h"
 
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <grp.h>
+#include <sched.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -85,13 +90,299 @@ int vm_find_qemu(char *buf, size_t size, struct cove_error *err)
 			      "qemu-system-x86) or run scripts/setup.sh");
 }
 
+/* ---- the logs: QEMU's console and stderr, drained by a thread into bounded files ---------- */
+
+struct sink {
+	const char *path;
+	int fd;
+	uint64_t size;
+};
+
+struct drain {
+	int fds[2];         /* console socket, stderr pipe: our ends */
+	struct sink sinks[2];
+	char paths[2][4096];
+};
+
+static void sink_open(struct sink *k)
+{
+	k->fd = open(k->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	k->size = 0;
+}
+
+/* past VM_LOG_MAX, PATH becomes PATH.1 (replacing an older one) and PATH starts again */
+static void sink_write(struct sink *k, const char *p, size_t n)
+{
+	if (k->fd < 0)
+		return;
+	if (k->size + n > VM_LOG_MAX) {
+		char old[4200];
+
+		if (str_printf(old, sizeof(old), "%s.1", k->path) == 0)
+			(void)rename(k->path, old);
+		closep(&k->fd);
+		sink_open(k);
+		if (k->fd < 0)
+			return;
+	}
+	if (write_full(k->fd, p, n) == 0)
+		k->size += n;
+}
+
+static void *drain_main(void *arg)
+{
+	struct drain *d = arg;
+	char buf[65536];
+
+	while (d->fds[0] >= 0 || d->fds[1] >= 0) {
+		struct pollfd p[2] = { { .fd = d->fds[0], .events = POLLIN },
+				       { .fd = d->fds[1], .events = POLLIN } };
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (int i = 0; i < 2; i++) {
+			ssize_t n;
+
+			if (d->fds[i] < 0 || !p[i].revents)
+				continue;
+			n = read(d->fds[i], buf, sizeof(buf));
+			if (n > 0)
+				sink_write(&d->sinks[i], buf, (size_t)n);
+			else if (n == 0 || (errno != EINTR && errno != EAGAIN))
+				closep(&d->fds[i]);
+		}
+	}
+	for (int i = 0; i < 2; i++) {
+		closep(&d->fds[i]);
+		closep(&d->sinks[i].fd);
+	}
+	free(d);
+	return NULL;
+}
+
+/* Takes con_fd and err_fd (closed on failure too). */
+static int drain_start(struct vm *vm, const struct vm_config *c, int con_fd, int err_fd)
+{
+	struct drain *d = calloc(1, sizeof(*d));
+	sigset_t all, old;
+	int r;
+
+	if (!d) {
+		close(con_fd);
+		close(err_fd);
+		return -ENOMEM;
+	}
+	d->fds[0] = con_fd;
+	d->fds[1] = err_fd;
+	str_copy(d->paths[0], sizeof(d->paths[0]), c->boot_log);
+	str_copy(d->paths[1], sizeof(d->paths[1]), c->qemu_log);
+	for (int i = 0; i < 2; i++) {
+		d->sinks[i].path = d->paths[i];
+		sink_open(&d->sinks[i]);
+	}
+	/* the thread takes no signals: the supervisor's signalfd must see them all */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	r = -pthread_create(&vm->drain, NULL, drain_main, d);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r < 0) {
+		for (int i = 0; i < 2; i++) {
+			closep(&d->fds[i]);
+			closep(&d->sinks[i].fd);
+		}
+		free(d);
+		return r;
+	}
+	vm->draining = true;
+	return 0;
+}
+
+static void drain_join(struct vm *vm)
+{
+	if (vm->draining) {
+		pthread_join(vm->drain, NULL);
+		vm->draining = false;
+	}
+}
+
+/* ---- confinement ------------------------------------------------------------------------- */
+
+bool vm_confinable(void)
+{
+	const char *e = getenv("COVE_QEMU_CONFINE");
+
+	return geteuid() == 0 && !(e && strcmp(e, "0") == 0);
+}
+
+/* A uid of QEMU's own: slot i of VM_UID_SLOTS, held by a lock on confine_dir/qemu-uid/i. */
+static int take_uid(const char *dir, uid_t *ret_uid, int *ret_fd, struct cove_error *err)
+{
+	char d[4200], f[4300];
+	unsigned first = (unsigned)getpid() % VM_UID_SLOTS;
+	int r;
+
+	if (str_printf(d, sizeof(d), "%s/qemu-uid", dir) < 0)
+		return cove_error_set(err, ENAMETOOLONG, "'%s' is too long", dir);
+	r = mkdir_p(d, 0700);
+	if (r < 0)
+		return cove_error_set(err, -r, "cannot create '%s': %s", d, strerror(-r));
+	for (unsigned k = 0; k < VM_UID_SLOTS; k++) {
+		unsigned slot = (first + k) % VM_UID_SLOTS;
+		int fd;
+
+		str_printf(f, sizeof(f), "%s/%u", d, slot);
+		fd = open(f, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0)
+			return cove_error_set(err, errno, "cannot create '%s': %s", f, strerror(errno));
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			*ret_uid = VM_UID_BASE + slot;
+			*ret_fd = fd;
+			return 0;
+		}
+		close(fd);
+	}
+	return cove_error_set(err, EAGAIN, "all %u uids for QEMU are in use", VM_UID_SLOTS);
+}
+
+/* The group that may open /dev/kvm, when others may not: a confined QEMU needs it. */
+static gid_t kvm_group(void)
+{
+	struct stat st;
+
+	if (stat("/dev/kvm", &st) < 0 || (st.st_mode & 0006) == 0006 || (st.st_mode & 0060) != 0060)
+		return (gid_t)-1;
+	return st.st_gid;
+}
+
+static void child_fail(const char *what)
+{
+	dprintf(2, "cove: cannot confine QEMU: %s: %s\n", what, strerror(errno));
+	_exit(126);
+}
+
+/* bind src (a directory or a file) read-only on dst, made here as what src is */
+static void bind_ro(const char *src, const char *dst, bool dir, bool need)
+{
+	struct stat st;
+	int fd;
+
+	if (stat(src, &st) < 0) {
+		if (need)
+			child_fail(src);
+		return;
+	}
+	if (dir ? mkdir(dst, 0755) < 0
+		: ((fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0 || close(fd) < 0))
+		child_fail(dst);
+	if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0 ||
+	    mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID, NULL) < 0)
+		child_fail(src);
+}
+
+/*
+ * In the child, as root: a mount namespace whose root is a new, read-only tmpfs holding only
+ * what QEMU needs (/usr read-only, the /lib and /bin links or directories, ld.so.cache, the
+ * device nodes null, zero, random, urandom and kvm, its own /proc with the processes of other
+ * users hidden), then uid uid. Everything else it uses is an open descriptor. The tmpfs is
+ * mounted on dir (which exists) and made the root with pivot_root.
+ */
+static void confine(const struct vm_config *c, uid_t uid, gid_t kvm_gid)
+{
+	static const char *const links[] = { "bin", "sbin", "lib", "lib32", "lib64", "libx32" };
+	static const char *const nodes[] = { "null", "zero", "random", "urandom", "kvm" };
+	char src[64], target[256];
+
+	if (unshare(CLONE_NEWNS) < 0)
+		child_fail("unshare(CLONE_NEWNS)");
+	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+		child_fail("making / a slave mount");
+	if (mount("cove-qemu", c->confine_dir, "tmpfs", MS_NOSUID | MS_NODEV,
+		  "size=64k,nr_inodes=64,mode=0755") < 0 || chdir(c->confine_dir) < 0)
+		child_fail(c->confine_dir);
+	bind_ro("/usr", "usr", true, true);
+	for (size_t i = 0; i < ARRAY_SIZE(links); i++) {
+		struct stat st;
+		ssize_t n;
+
+		str_printf(src, sizeof(src), "/%s", links[i]);
+		if (lstat(src, &st) < 0)
+			continue;
+		if (S_ISLNK(st.st_mode)) { /* merged /usr: lib -> usr/lib */
+			n = readlink(src, target, sizeof(target) - 1);
+			if (n < 0)
+				child_fail(src);
+			target[n] = '\0';
+			if (symlink(target, links[i]) < 0)
+				child_fail(links[i]);
+		} else if (S_ISDIR(st.st_mode)) {
+			bind_ro(src, links[i], true, true);
+		}
+	}
+	if (mkdir("etc", 0755) < 0 || mkdir("dev", 0755) < 0 || mkdir("proc", 0555) < 0 ||
+	    mkdir("old", 0700) < 0)
+		child_fail("making the root");
+	bind_ro("/etc/ld.so.cache", "etc/ld.so.cache", false, false);
+	for (size_t i = 0; i < ARRAY_SIZE(nodes); i++) {
+		char dst[32];
+
+		if (strcmp(nodes[i], "kvm") == 0 && !c->kvm)
+			continue;
+		str_printf(src, sizeof(src), "/dev/%s", nodes[i]);
+		str_printf(dst, sizeof(dst), "dev/%s", nodes[i]);
+		bind_ro(src, dst, false, strcmp(nodes[i], "kvm") != 0);
+	}
+	if (symlink("/proc/self/fd", "dev/fd") < 0)
+		child_fail("dev/fd");
+	/* a proc of its own where the kernel allows (it may not, under some container runtimes) */
+	if (mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible") < 0 &&
+	    mount("/proc", "proc", NULL, MS_BIND | MS_REC, NULL) < 0)
+		child_fail("/proc");
+	if (syscall(SYS_pivot_root, ".", "old") < 0)
+		child_fail("pivot_root");
+	if (chdir("/") < 0 || umount2("/old", MNT_DETACH) < 0 || rmdir("/old") < 0)
+		child_fail("leaving the old root");
+	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+		child_fail("making the root read-only");
+	if (kvm_gid != (gid_t)-1 ? setgroups(1, &kvm_gid) < 0 : setgroups(0, NULL) < 0)
+		child_fail("setgroups");
+	if (setresgid(uid, uid, uid) < 0)
+		child_fail("setresgid");
+	if (setresuid(uid, uid, uid) < 0)
+		child_fail("setresuid");
+}
+
+/* ---- starting QEMU ----------------------------------------------------------------------- */
+
+/* the descriptors QEMU inherits, at these numbers */
+enum { FD_CTL = 3, FD_CON, FD_KERNEL, FD_INITRD, FD_DISK, FD_BACKING, FD_COUNT };
+
+static int open_ro(const char *path, const char *what, struct cove_error *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return cove_error_set(err, errno, "cannot open %s '%s': %s", what, path, strerror(errno));
+	return fd;
+}
+
 int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 {
-	char mem[32], smp[32], append[512], drive[4096], chardev[64], con[4096];
+	char mem[32], smp[32], append[512], chardev[64], con[64], kernel[32], initrd[32];
+	char backing_path[1024] = "", blk_disk[256], blk_fmt[256], blk_back[256], blk_backfmt[256];
+	char addfd_disk[32], addfd_back[32];
 	const char *argv[QEMU_MAX_ARGS];
-	int sp[2], logfd, n = 0;
+	int fds[FD_COUNT], sp[2] = { -1, -1 }, cp[2] = { -1, -1 }, ep[2] = { -1, -1 }, n = 0, r;
+	int uid_fd = -1, qemu_fd = -1;
+	uid_t uid = geteuid();
+	gid_t kvm_gid = (gid_t)-1;
+	bool confined = c->confine_dir && vm_confinable();
 	pid_t parent = getpid(), pid;
 
+	for (int i = 0; i < FD_COUNT; i++)
+		fds[i] = -1;
 	if (access(c->kernel, R_OK) < 0)
 		return cove_error_set(err, errno,
 				      "guest kernel '%s' is missing: build it with kernel/build.sh "
@@ -102,6 +393,71 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 				      "guest initramfs '%s' is missing: rebuild cove (ninja -C build)",
 				      c->initrd);
 
+	/* QEMU opens the kernel and initramfs again through /proc/self/fd: as another uid it
+	 * needs them readable by all (as a build or an install makes them) */
+	if ((r = fds[FD_KERNEL] = open_ro(c->kernel, "guest kernel", err)) < 0 ||
+	    (r = fds[FD_INITRD] = open_ro(c->initrd, "guest initramfs", err)) < 0)
+		goto fail;
+	if (confined) {
+		struct stat sk, si;
+
+		if (fstat(fds[FD_KERNEL], &sk) < 0 || fstat(fds[FD_INITRD], &si) < 0 ||
+		    !(sk.st_mode & S_IROTH) || !(si.st_mode & S_IROTH)) {
+			r = cove_error_set(err, EACCES,
+					   "the guest kernel and initramfs must be readable by all "
+					   "(chmod a+r '%s' '%s'), or set COVE_QEMU_CONFINE=0",
+					   c->kernel, c->initrd);
+			goto fail;
+		}
+	}
+	if (c->disk) {
+		fds[FD_DISK] = open(c->disk, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		if (fds[FD_DISK] < 0) {
+			r = cove_error_set(err, errno, "cannot open the container's disk '%s': %s",
+					   c->disk, strerror(errno));
+			goto fail;
+		}
+		if (strcmp(c->disk_format, "qcow2") == 0) {
+			if (qcow2_backing(fds[FD_DISK], backing_path, sizeof(backing_path)) < 0) {
+				r = cove_error_set(err, EINVAL,
+						   "the container's disk '%s' is damaged: remove the "
+						   "container",
+						   c->disk);
+				goto fail;
+			}
+			if (backing_path[0]) {
+				fds[FD_BACKING] = open(backing_path, O_RDONLY | O_CLOEXEC);
+				if (fds[FD_BACKING] < 0) {
+					r = cove_error_set(err, errno,
+							   "the image under the container's disk "
+							   "('%s') cannot be opened: %s",
+							   backing_path, strerror(errno));
+					goto fail;
+				}
+			}
+		}
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, cp) < 0 || pipe2(ep, O_CLOEXEC) < 0) {
+		r = cove_error_set(err, errno, "cannot make QEMU's channels: %s", strerror(errno));
+		goto fail;
+	}
+	fds[FD_CTL] = sp[1];
+	fds[FD_CON] = cp[1];
+	if (confined) {
+		r = take_uid(c->confine_dir, &uid, &uid_fd, err);
+		if (r < 0)
+			goto fail;
+		kvm_gid = kvm_group();
+		/* executed through a descriptor: it need not be under QEMU's new root */
+		qemu_fd = open(c->qemu, O_PATH | O_CLOEXEC);
+		if (qemu_fd < 0) {
+			r = cove_error_set(err, errno, "cannot open QEMU '%s': %s", c->qemu,
+					   strerror(errno));
+			goto fail;
+		}
+	}
+
 	str_printf(mem, sizeof(mem), "%lluM", (unsigned long long)(c->memory >> 20));
 	str_printf(smp, sizeof(smp), "%u", c->cpus);
 	str_printf(append, sizeof(append), "console=ttyS0 quiet panic=-1 rdinit=/init%s",
@@ -111,17 +467,10 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 		str_printf(append + len, sizeof(append) - len, " tsc_early_khz=%llu",
 			   (unsigned long long)c->tsc_khz);
 	}
-	if ((c->disk && strchr(c->disk, ',')) || strchr(c->boot_log, ','))
-		return cove_error_set(err, EINVAL, "paths given to QEMU must not contain ','");
-	if ((c->disk && str_printf(drive, sizeof(drive),
-				   "id=d0,file=%s,format=%s,if=none,cache=unsafe", c->disk,
-				   c->disk_format) < 0) ||
-	    str_printf(con, sizeof(con), "file,id=con0,path=%s", c->boot_log) < 0)
-		return cove_error_set(err, ENAMETOOLONG, "state directory path is too long");
-
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
-		return cove_error_set(err, errno, "socketpair failed: %s", strerror(errno));
-	str_printf(chardev, sizeof(chardev), "socket,id=c0,fd=%d", sp[1]);
+	str_printf(chardev, sizeof(chardev), "socket,id=c0,fd=%d", FD_CTL);
+	str_printf(con, sizeof(con), "socket,id=con0,fd=%d", FD_CON);
+	str_printf(kernel, sizeof(kernel), "/proc/self/fd/%d", FD_KERNEL);
+	str_printf(initrd, sizeof(initrd), "/proc/self/fd/%d", FD_INITRD);
 
 	argv[n++] = c->qemu;
 	argv[n++] = "-M";
@@ -156,14 +505,46 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 	argv[n++] = "-serial";
 	argv[n++] = "chardev:con0";
 	argv[n++] = "-kernel";
-	argv[n++] = c->kernel;
+	argv[n++] = kernel;
 	argv[n++] = "-initrd";
-	argv[n++] = c->initrd;
+	argv[n++] = initrd;
 	argv[n++] = "-append";
 	argv[n++] = append;
 	if (c->disk) {
-		argv[n++] = "-drive";
-		argv[n++] = drive;
+		/* the disks are QEMU's only through the descriptors we opened (-add-fd); the
+		 * backing image is named here, not taken from the overlay's header. cache=unsafe:
+		 * no O_DIRECT, flushes not passed on. */
+		static const char cache[] = "cache.direct=off,cache.no-flush=on";
+		bool qcow2 = strcmp(c->disk_format, "qcow2") == 0;
+
+		argv[n++] = "-add-fd";
+		str_printf(addfd_disk, sizeof(addfd_disk), "fd=%d,set=%d", FD_DISK, FD_DISK);
+		argv[n++] = addfd_disk;
+		str_printf(blk_disk, sizeof(blk_disk),
+			   "driver=file,node-name=d0f,filename=/dev/fdset/%d,%s", FD_DISK, cache);
+		argv[n++] = "-blockdev";
+		argv[n++] = blk_disk;
+		if (fds[FD_BACKING] >= 0) {
+			argv[n++] = "-add-fd";
+			str_printf(addfd_back, sizeof(addfd_back), "fd=%d,set=%d", FD_BACKING,
+				   FD_BACKING);
+			argv[n++] = addfd_back;
+			str_printf(blk_back, sizeof(blk_back),
+				   "driver=file,node-name=b0f,filename=/dev/fdset/%d,read-only=on,%s",
+				   FD_BACKING, cache);
+			argv[n++] = "-blockdev";
+			argv[n++] = blk_back;
+			str_printf(blk_backfmt, sizeof(blk_backfmt),
+				   "driver=raw,node-name=b0,file=b0f,read-only=on");
+			argv[n++] = "-blockdev";
+			argv[n++] = blk_backfmt;
+		}
+		str_printf(blk_fmt, sizeof(blk_fmt), "driver=%s,node-name=d0,file=d0f%s,%s",
+			   qcow2 ? "qcow2" : "raw",
+			   qcow2 ? (fds[FD_BACKING] >= 0 ? ",backing=b0" : ",backing=null") : "",
+			   cache);
+		argv[n++] = "-blockdev";
+		argv[n++] = blk_fmt;
 		argv[n++] = "-device";
 		argv[n++] = "virtio-blk-device,drive=d0";
 	}
@@ -178,24 +559,13 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 	argv[n++] = "virtio-balloon-device,free-page-reporting=on";
 	argv[n] = NULL;
 
-	logfd = open(c->qemu_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (logfd < 0) {
-		int e = errno;
-		close(sp[0]);
-		close(sp[1]);
-		return cove_error_set(err, e, "cannot create '%s': %s", c->qemu_log, strerror(e));
-	}
-
 	pid = fork();
 	if (pid < 0) {
-		int e = errno;
-		close(sp[0]);
-		close(sp[1]);
-		close(logfd);
-		return cove_error_set(err, e, "fork failed: %s", strerror(e));
+		r = cove_error_set(err, errno, "fork failed: %s", strerror(errno));
+		goto fail;
 	}
 	if (pid == 0) {
-		int nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
+		int nullfd = open("/dev/null", O_RDWR | O_CLOEXEC), tmp[FD_COUNT];
 		sigset_t none;
 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -206,21 +576,57 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		for (int s = 1; s < NSIG; s++)
 			signal(s, SIG_DFL);
-		/* the guest's end must survive exec: clear its close-on-exec flag */
-		fcntl(sp[1], F_SETFD, 0);
+		/* out of the way first, then each at its number, open across exec */
+		for (int i = FD_CTL; i < FD_COUNT; i++)
+			tmp[i] = fds[i] >= 0 ? fcntl(fds[i], F_DUPFD_CLOEXEC, 64) : -1;
 		dup2(nullfd, 0);
-		dup2(logfd, 1);
-		dup2(logfd, 2);
-		execv(c->qemu, (char **)argv);
+		dup2(ep[1], 1);
+		dup2(ep[1], 2);
+		for (int i = FD_CTL; i < FD_COUNT; i++)
+			if (tmp[i] >= 0 && dup2(tmp[i], i) < 0)
+				_exit(126);
+		if (confined) {
+			confine(c, uid, kvm_gid);
+			/* a change of uid clears the parent-death signal */
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (getppid() != parent)
+				_exit(1);
+			syscall(SYS_execveat, qemu_fd, "", argv, environ, AT_EMPTY_PATH);
+		} else {
+			execv(c->qemu, (char **)argv);
+		}
 		dprintf(2, "cannot execute '%s': %s\n", c->qemu, strerror(errno));
 		_exit(127);
 	}
-	close(sp[1]);
-	close(logfd);
+	for (int i = FD_CON; i < FD_COUNT; i++)
+		closep(&fds[i]);
+	closep(&sp[1]);
+	closep(&ep[1]);
+	closep(&qemu_fd);
+	*ret = VM_INIT;
 	ret->pid = pid;
 	ret->ctl_fd = sp[0];
 	ret->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	ret->uid = uid;
+	ret->uid_lock_fd = uid_fd;
+	if (drain_start(ret, c, cp[0], ep[0]) < 0) {
+		/* without the logs QEMU would block on its console: stop it */
+		vm_done(ret);
+		return cove_error_set(err, ENOMEM, "cannot start the VM's log thread");
+	}
 	return 0;
+
+fail:
+	for (int i = FD_CON; i < FD_COUNT; i++)
+		closep(&fds[i]);
+	closep(&sp[0]);
+	closep(&sp[1]);
+	closep(&cp[0]);
+	closep(&ep[0]);
+	closep(&ep[1]);
+	closep(&uid_fd);
+	closep(&qemu_fd);
+	return r;
 }
 
 int vm_wait(struct vm *vm, int timeout_ms, int *ret_status)
@@ -238,10 +644,12 @@ int vm_wait(struct vm *vm, int timeout_ms, int *ret_status)
 			vm->reaped = true;
 			if (ret_status)
 				*ret_status = status;
+			drain_join(vm);
 			return 1;
 		}
 		if (r < 0 && errno != EINTR) {
 			vm->pid = 0;
+			drain_join(vm);
 			return 1;
 		}
 		if (now_ns() >= deadline)
@@ -266,6 +674,7 @@ void vm_kill(struct vm *vm)
 		vm->pid = 0;
 		vm->reaped = true;
 	}
+	drain_join(vm);
 }
 
 void vm_done(struct vm *vm)
@@ -273,7 +682,8 @@ void vm_done(struct vm *vm)
 	vm_kill(vm);
 	closep(&vm->pidfd);
 	closep(&vm->ctl_fd);
-	vm->pidfd = vm->ctl_fd = -1;
+	closep(&vm->uid_lock_fd);
+	vm->pidfd = vm->ctl_fd = vm->uid_lock_fd = -1;
 }
 
 /*

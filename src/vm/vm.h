@@ -3,11 +3,21 @@
  * The VM launcher: one QEMU microvm per container. PVH vmlinux + initramfs, a virtio-blk disk,
  * a virtio-serial port to cove-init over a socketpair (no path, no race), the console in a
  * per-container boot log. Which accelerator it runs on is decided by accel.h.
+ *
+ * QEMU runs the guest's devices, so a hostile guest attacks it first. It gets everything it
+ * uses as an open file descriptor (the kernel and initramfs, the disks through -add-fd, the
+ * sockets) and, when the caller is root, runs as a user of its own (a uid per VM, from a range
+ * no account uses, taken under a lock in confine_dir) in a mount namespace of its own whose
+ * root holds only /usr, the library links, ld.so.cache, five device nodes and its own /proc;
+ * under its seccomp sandbox in every case. Its console and stderr come back through a pipe and a
+ * socket that a thread of ours drains into boot_log and qemu_log, each bounded (VM_LOG_MAX,
+ * then one older file, PATH.1), so that a guest cannot fill the host's disk through them.
  */
 #pragma once
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <sys/types.h>
 
 #include "../util/error.h"
@@ -26,7 +36,12 @@ struct vm_config {
 	const char *cpu;       /* KVM only: QEMU's -cpu (NULL: "host") */
 	uint64_t tsc_khz;      /* TCG only: skips the guest's TSC calibration (0 = none) */
 	bool keep_logs;        /* the logs outlive the run, so errors may point at them */
+	const char *confine_dir; /* root: QEMU as a uid of its own, locked here; NULL: as we run */
 };
+
+#define VM_LOG_MAX (256u << 10) /* boot_log and qemu_log rotate at this size, one older kept */
+#define VM_UID_BASE 0x70000000u /* the first of the uids a confined QEMU runs as */
+#define VM_UID_SLOTS 4096
 
 struct vm {
 	pid_t pid;   /* 0 once reaped */
@@ -35,7 +50,13 @@ struct vm {
 	bool killed; /* we killed it */
 	int pidfd;   /* readable when QEMU exits; -1 where pidfd_open is missing */
 	int ctl_fd;  /* host end of the control channel */
+	uid_t uid;   /* QEMU's uid (the caller's when not confined) */
+	int uid_lock_fd; /* holds the uid's slot while the VM lives */
+	bool draining;   /* the log thread runs */
+	pthread_t drain; /* copies QEMU's console and stderr into the logs */
 };
+
+#define VM_INIT ((struct vm){ .pidfd = -1, .ctl_fd = -1, .uid_lock_fd = -1 })
 
 /* The host's TSC rate in kHz, measured once and cached in cache_file (may be NULL). */
 int vm_tsc_khz(const char *cache_file, uint64_t *ret);
@@ -47,7 +68,10 @@ int vm_find_qemu(char *buf, size_t size, struct cove_error *err);
  * group of its own, so Ctrl-C on the terminal reaches the container, not QEMU.
  */
 int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err);
-/* Wait up to timeout_ms for QEMU to exit; returns 1 if it exited, 0 on timeout. */
+/* Whether vm_start would confine QEMU (root, and COVE_QEMU_CONFINE is not 0). */
+bool vm_confinable(void);
+/* Wait up to timeout_ms for QEMU to exit; returns 1 if it exited, 0 on timeout. Once it has,
+ * its logs are complete. */
 int vm_wait(struct vm *vm, int timeout_ms, int *ret_status);
 /* SIGKILL QEMU and reap it. Safe to call more than once. */
 void vm_kill(struct vm *vm);

@@ -17,7 +17,7 @@ for ((i = 0; i < ${#args[@]}; i++)); do
 	case "${args[i]}" in
 	-accel) [ "${args[i + 1]}" = kvm ] && kvm=true ;;
 	-cpu) cpu=${args[i + 1]} ;;
-	-drive) disk=disk ;;
+	-drive|-blockdev) disk=disk ;;
 	esac
 done
 if ! $kvm; then
