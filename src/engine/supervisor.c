@@ -244,6 +244,33 @@ static int exit_code_of(const struct proto_exit *e)
 	return e->kind == PROTO_EXIT_SIGNAL ? 128 + (int)e->status : (int)e->status;
 }
 
+/* What the guest says of itself, kept to what can be true of this VM: no more memory than it
+ * has, no more CPUs, no more processes than a kernel allows, counters that fit in an int64. */
+static void stats_sane(const struct sup *s, struct proto_stats *st)
+{
+	uint64_t *counters[] = { &st->cpu_ns, &st->uptime_ns, &st->disk_read, &st->disk_write,
+				 &st->net_rx, &st->net_tx };
+
+	if (st->mem_total > s->spec->memory)
+		st->mem_total = s->spec->memory;
+	if (st->mem_available > st->mem_total)
+		st->mem_available = st->mem_total;
+	if (st->ncpus > (s->spec->cpus ?: 1))
+		st->ncpus = s->spec->cpus ?: 1;
+	if (st->pids > 4194304) /* PID_MAX_LIMIT */
+		st->pids = 4194304;
+	for (size_t i = 0; i < ARRAY_SIZE(counters); i++)
+		if (*counters[i] > INT64_MAX)
+			*counters[i] = 0;
+}
+
+/* A guest that breaks the protocol is not talked to again. */
+static void guest_malformed(struct sup *s, const char *what)
+{
+	str_printf(s->error, sizeof(s->error), "the guest sent a malformed %s message", what);
+	vm_kill(&s->vm);
+}
+
 static void guest_frame(struct sup *s, const struct proto_hdr *h, const uint8_t *p)
 {
 	struct proto_hello hello = { 0 };
@@ -302,8 +329,10 @@ static void guest_frame(struct sup *s, const struct proto_hdr *h, const uint8_t 
 		}
 		return;
 	case PROTO_EXIT:
-		if (proto_get_exit(p, h->len, &e) < 0)
+		if (proto_get_exit(p, h->len, &e) < 0) {
+			guest_malformed(s, "EXIT");
 			return;
+		}
 		if (h->stream == 1) {
 			main_finished(s, exit_code_of(&e), NULL, 0);
 		} else if ((cl = exec_client(s, h->stream))) {
@@ -312,8 +341,10 @@ static void guest_frame(struct sup *s, const struct proto_hdr *h, const uint8_t 
 		}
 		return;
 	case PROTO_ERROR:
-		if (proto_get_error(p, h->len, &pe) < 0)
+		if (proto_get_error(p, h->len, &pe) < 0) {
+			guest_malformed(s, "ERROR");
 			return;
+		}
 		if (h->stream <= 1) {
 			int code = pe.kind == PROTO_ERR_NOTFOUND ? EXIT_NOT_FOUND
 				   : pe.kind == PROTO_ERR_EXEC	 ? EXIT_CANNOT_EXEC
@@ -330,18 +361,31 @@ static void guest_frame(struct sup *s, const struct proto_hdr *h, const uint8_t 
 		uint64_t *inflight = h->stream == 1 ? &s->main_inflight
 				     : (cl = exec_client(s, h->stream)) ? &cl->inflight
 									: NULL;
-		if (inflight && proto_get_u32(p, h->len, &n) == 0)
+		if (proto_get_u32(p, h->len, &n) < 0)
+			guest_malformed(s, "STDIN_ACK");
+		else if (inflight)
 			*inflight -= n < *inflight ? n : *inflight;
 		return;
 	}
-	case PROTO_STATS:
-		for (size_t i = 0; i < MAX_CLIENTS; i++)
-			if (s->clients[i] && s->clients[i]->role == ROLE_STATS &&
-			    !s->clients[i]->finished) {
-				forward(s->clients[i], h, p);
-				s->clients[i]->finished = true;
-			}
+	case PROTO_STATS: {
+		struct proto_stats st;
+		struct buf f = BUF_INIT(PROTO_HDR_SIZE + 256);
+
+		if (proto_get_stats(p, h->len, &st) < 0) {
+			guest_malformed(s, "STATS");
+			return;
+		}
+		stats_sane(s, &st);
+		if (proto_put_stats(&f, &st) == 0)
+			for (size_t i = 0; i < MAX_CLIENTS; i++)
+				if (s->clients[i] && s->clients[i]->role == ROLE_STATS &&
+				    !s->clients[i]->finished) {
+					client_send(s->clients[i], &f);
+					s->clients[i]->finished = true;
+				}
+		buf_done(&f);
 		return;
+	}
 	default:
 		return;
 	}
@@ -387,6 +431,39 @@ static void stop_begin(struct sup *s, uint32_t sig, uint32_t timeout_s)
 	s->deadline = deadline;
 }
 
+/*
+ * An exec runs with the container's capabilities, seccomp filter and rlimits, whatever the
+ * client asked for (the socket is only this user's, but what runs in the guest is the
+ * container's to decide, as with docker exec without --privileged); the main process's own
+ * settings (read-only root, init, tmpfs mounts) are not an exec's. The client chooses the
+ * command, environment, directory, user and terminal, and may ask for a copy (cp).
+ */
+static int exec_policy(const struct sup *s, struct proto_start *m)
+{
+	struct proto_rlimit *rl = NULL;
+
+	if (m->tool != PROTO_TOOL_NONE && m->tool != PROTO_TOOL_TAR_OUT &&
+	    m->tool != PROTO_TOOL_TAR_IN)
+		return -EPERM;
+	if (s->spec->nrlimits) {
+		rl = calloc(s->spec->nrlimits, sizeof(*rl));
+		if (!rl)
+			return -ENOMEM;
+		for (size_t i = 0; i < s->spec->nrlimits; i++)
+			rl[i] = (struct proto_rlimit){ (uint32_t)s->spec->rlimits[i].resource,
+						       s->spec->rlimits[i].soft,
+						       s->spec->rlimits[i].hard };
+	}
+	free(m->rlimits);
+	m->rlimits = rl;
+	m->nrlimits = (uint32_t)s->spec->nrlimits;
+	m->caps = s->spec->caps;
+	m->unconfined = s->spec->unconfined;
+	m->readonly = m->init = 0;
+	m->ntmpfs = 0; /* the array stays m's, freed with it */
+	return 0;
+}
+
 static void client_frame(struct sup *s, struct client *cl, const struct proto_hdr *h,
 			 const uint8_t *p)
 {
@@ -410,7 +487,10 @@ static void client_frame(struct sup *s, struct client *cl, const struct proto_hd
 			if (proto_get_start(p, h->len, &m) < 0)
 				goto bad;
 			cl->role = ROLE_EXEC;
-			if (!s->started || s->main_done || s->stop_phase) {
+			if (exec_policy(s, &m) < 0) {
+				client_send_error(cl, PROTO_ERR_INTERNAL,
+						  "an exec may run a command or copy files, nothing else");
+			} else if (!s->started || s->main_done || s->stop_phase) {
 				client_send_error(cl, PROTO_ERR_INTERNAL,
 						  "the container is not running");
 			} else {

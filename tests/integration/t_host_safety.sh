@@ -8,22 +8,22 @@
 "$COVE" run -d --name c busybox sleep 300 >/dev/null 2>"$T/err" || not_ok "run -d c" "$(cat "$T/err")"
 sock=$(ls "$COVE_ROOT"/run/*.sock 2>/dev/null | head -1)
 
-# another user: even with a socket it can reach (its directory opened before dropping to
-# nobody, as /tmp may not be searchable here), the supervisor hangs up at once
+# another user: even with a socket it can reach, the supervisor hangs up at once
 chmod 711 "$COVE_ROOT/run"
 chmod 777 "$sock"
 # connect as USER (root or nobody) and ask for stats: did the supervisor answer?
 ask() {
 	/usr/bin/python3 - "$sock" "$1" <<'PY'
-import ctypes, os, socket, struct, sys
-d = os.open(os.path.dirname(sys.argv[1]), os.O_PATH)
+import os, socket, struct, sys
+# the socket's directory becomes the cwd before dropping to nobody: neither / nor /tmp need be
+# searchable by others here
+os.chdir(os.path.dirname(sys.argv[1]))
 if sys.argv[2] == "nobody":
     os.setgroups([]); os.setgid(65534); os.setuid(65534)
-    ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE: /proc/self/fd stays ours
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.settimeout(10)
 try:
-    s.connect("/proc/self/fd/%d/%s" % (d, os.path.basename(sys.argv[1])))
+    s.connect(os.path.basename(sys.argv[1]))
 except OSError as e:
     print("no-connect", e.errno); sys.exit()
 try:
@@ -40,6 +40,35 @@ got=$(ask nobody)
 expect "another user's connection is hung up on" "uid 65534 hung-up" "$got"
 chmod 700 "$COVE_ROOT/run"
 expect "this user still drives it" "ok" "$("$COVE" exec c echo ok 2>&1)"
+
+# an exec START that asks for every capability and no seccomp filter gets the container's own
+# (the CLI never sends one; another client on the socket could)
+/usr/bin/python3 - "$sock" >"$T/raw" 2>&1 <<'PY'
+import socket, struct, sys
+def s32(v): return struct.pack("<I", v)
+def st(x): x = x.encode(); return s32(len(x)) + x
+def sv(l): return s32(len(l)) + b"".join(st(x) for x in l)
+p = sv(["grep", "-E", "^(CapEff|Seccomp):", "/proc/self/status"]) + sv(["PATH=/bin:/usr/bin"])
+p += st("/") + st("") + st("/dev/vda") + st("") + s32(0) + s32(0) + s32(0)
+p += bytes([0, 0]) + struct.pack("<HH", 0, 0) + bytes([1, 0, 0, 0, 1])  # exec, unconfined
+p += struct.pack("<Q", (1 << 41) - 1) + s32(0) + s32(0)                  # every capability
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+s.sendall(struct.pack("<IHHI", len(p), 2, 0, 1) + p)
+buf, out = b"", b""
+while True:
+    d = s.recv(65536)
+    if not d: break
+    buf += d
+    while len(buf) >= 12:
+        n, t, f, sid = struct.unpack("<IHHI", buf[:12])
+        if len(buf) < 12 + n: break
+        if t == 6: out += buf[12:12 + n]
+        if t in (10, 11): print(out.decode().replace("\t", " ").strip()); sys.exit()
+        buf = buf[12 + n:]
+PY
+want=$("$COVE" exec c grep -E '^(CapEff|Seccomp):' /proc/self/status 2>&1 | tr '\t' ' ')
+expect "an exec cannot ask for more than the container has" "$want" "$(cat "$T/raw")"
 
 # guest text reaches the terminal without its escape sequences, on one line
 "$COVE" run --rm busybox "$(printf 'no\033[2Jsuch\ncmd')" >/dev/null 2>"$T/err"
@@ -72,3 +101,26 @@ sup=$(ctr_pid c)
 q=$(qemu_children "$sup" | head -1)
 expect "QEMU runs under a seccomp filter" "2" "$(sed -n 's/^Seccomp:[[:space:]]*//p' "/proc/$q/status" 2>/dev/null)"
 expect "and the container works under it" "ok" "$("$COVE" exec c echo ok 2>&1)"
+
+# ... as a uid of its own (one per VM, from 0x70000000), in a root of its own holding only what
+# it needs; cove's state is not in it
+quid=$(awk '/^Uid:/ { print $2 }' "/proc/$q/status")
+if [ "${quid:-0}" -ge $((0x70000000)) ] && [ "$quid" -lt $((0x70000000 + 4096)) ]; then
+	ok "QEMU runs as a uid of its own ($quid)"
+else
+	not_ok "QEMU runs as a uid of its own" "uid: ${quid:-?}"
+fi
+expect "QEMU's root holds only /usr, the library links, etc, dev and proc" \
+	"bin dev etc lib lib32 lib64 proc sbin usr" "$(ls "/proc/$q/root" 2>&1 | grep -vx libx32 | xargs)"
+expect "and no device but null, zero, random, urandom" "fd null random urandom zero" \
+	"$(ls "/proc/$q/root/dev" 2>&1 | xargs)"
+[ -e "/proc/$q/root$COVE_ROOT" ] || [ -e "/proc/$q/root/tmp" ] && not_ok "cove's state is out of QEMU's sight" "$(ls -d "/proc/$q/root$COVE_ROOT" "/proc/$q/root/tmp" 2>&1)" || ok "cove's state is out of QEMU's sight"
+"$COVE" run -d --name c2 busybox sleep 300 >/dev/null 2>&1
+q2=$(qemu_children "$(ctr_pid c2)" | head -1)
+quid2=$(awk '/^Uid:/ { print $2 }' "/proc/$q2/status" 2>/dev/null)
+if [ -n "$quid2" ] && [ "$quid2" != "$quid" ] && [ "$quid2" -ge $((0x70000000)) ]; then
+	ok "a second VM's QEMU has another uid ($quid2)"
+else
+	not_ok "a second VM's QEMU has another uid" "first $quid, second ${quid2:-?}"
+fi
+"$COVE" rm -f c2 >/dev/null 2>&1
