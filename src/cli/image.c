@@ -485,7 +485,7 @@ static int cmd_prune(int argc, char **argv)
 	if ((r = image_parse(&v, argc, argv, &o, &first)) >= 0)
 		return r;
 	if (paths_init(&paths, &err) < 0 || images_open(&paths, &s, &err) < 0 ||
-	    store_gc(s, &freed, &err) < 0) {
+	    store_gc_all(s, &freed, &err) < 0) {
 		cli_error("%s", err.msg);
 		store_free(s);
 		return EXIT_COVE;

@@ -412,6 +412,7 @@ static int remove_all(const struct cove_paths *p, bool force)
 	size_t n;
 	int failed = 0;
 
+	container_gc(p); /* and what creates and rms killed half-way left */
 	if (container_list(p, &ids, &n, &err) < 0) {
 		cli_error("%s", err.msg);
 		return 1;

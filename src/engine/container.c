@@ -453,12 +453,71 @@ void container_remove(struct container *c)
 	c->created = false;
 }
 
+/* A directory with no config.json whose lock is free, made over GC_GRACE_SEC ago: what a
+ * create or an rm killed half-way left (a live creator holds the lock from the moment the
+ * directory exists, give or take the grace). */
+#define GC_GRACE_SEC 2
+
+static void gc_half_made(const struct cove_paths *p)
+{
+	char path[PATH_MAX + 16];
+	_cleanup_(closedirp) DIR *d = NULL;
+	struct dirent *de;
+	time_t now = time(NULL);
+
+	str_printf(path, sizeof(path), "%s/containers", p->state);
+	d = opendir(path);
+	while (d && (de = readdir(d))) {
+		struct container c;
+		struct cove_error err = { 0 };
+		char cfg[PATH_MAX + 160];
+		struct stat st;
+
+		if (!is_id(de->d_name) || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISDIR(st.st_mode) || st.st_mtime > now - GC_GRACE_SEC)
+			continue;
+		str_printf(cfg, sizeof(cfg), "%s/%s/config.json", path, de->d_name);
+		if (access(cfg, F_OK) == 0 || fill(p, de->d_name, &c, &err) < 0)
+			continue;
+		if (container_lock(&c, 0) == 0)
+			container_remove(&c);
+		container_unlock(&c);
+	}
+}
+
+/* names/NAME links to containers that are gone */
+static void gc_names(const struct cove_paths *p)
+{
+	char path[PATH_MAX + 16];
+	_cleanup_(closedirp) DIR *d = NULL;
+	struct dirent *de;
+
+	str_printf(path, sizeof(path), "%s/names", p->state);
+	d = opendir(path);
+	while (d && (de = readdir(d))) {
+		char link[80], dir[PATH_MAX + 160];
+		ssize_t n;
+
+		if (de->d_name[0] == '.')
+			continue;
+		n = readlinkat(dirfd(d), de->d_name, link, sizeof(link) - 1);
+		if (n < 0)
+			continue;
+		link[n] = '\0';
+		str_printf(dir, sizeof(dir), "%s/containers/%s", p->state, link);
+		if (!is_id(link) || access(dir, F_OK) < 0)
+			unlinkat(dirfd(d), de->d_name, 0);
+	}
+}
+
 void container_gc(const struct cove_paths *p)
 {
 	char **ids = NULL;
 	size_t n = 0;
 	struct cove_error err = { 0 };
 
+	gc_half_made(p);
+	gc_names(p);
 	if (container_list(p, &ids, &n, &err) < 0)
 		return;
 	for (size_t i = 0; i < n; i++) {

@@ -97,7 +97,8 @@ int container_lock(struct container *c, int wait_ms);
 void container_unlock(struct container *c);
 /* Remove the container's name, directory and socket (the caller holds the lock). */
 void container_remove(struct container *c);
-/* Remove leftovers of --rm containers whose supervisor died. */
+/* Remove leftovers of --rm containers whose supervisor died, of creates and rms that died
+ * half-way (a directory without config.json, its lock free), and names of no container. */
 void container_gc(const struct cove_paths *p);
 
 /* Wait until nothing holds c's lock (its supervisor has exited). */

@@ -1027,6 +1027,7 @@ struct gc {
 	struct digest_set walked; /* manifests already read */
 	uint64_t freed;
 	time_t now;
+	bool partials; /* resumable downloads of dead writers go too, whatever their age */
 };
 
 static int gc_add(struct gc *g, json_t *v)
@@ -1097,10 +1098,11 @@ enum gc_dir {
 	GC_TMP,
 };
 
+/* freed counts the disk space given back: a half-written snapshot is sparse */
 static void gc_remove(struct gc *g, int dir_fd, const char *name, const struct stat *st)
 {
 	if (unlinkat(dir_fd, name, 0) == 0)
-		g->freed += (uint64_t)st->st_size;
+		g->freed += (uint64_t)st->st_blocks * 512;
 }
 
 /* Whether a temp file is free to go: a partial may be held by a writer of a store that was
@@ -1158,7 +1160,7 @@ static int gc_sweep(struct gc *g, int dir_fd, enum gc_dir what, struct cove_erro
 			}
 			break;
 		case GC_TMP:
-			if (is_stale(g, &st) && tmp_unused(dir_fd, name))
+			if ((g->partials || is_stale(g, &st)) && tmp_unused(dir_fd, name))
 				gc_remove(g, dir_fd, name, &st);
 			break;
 		}
@@ -1208,9 +1210,9 @@ static int gc_locked(struct gc *g, struct cove_error *err)
 	return gc_sweep(g, g->s->tmp_fd, GC_TMP, err);
 }
 
-int store_gc(struct store *s, uint64_t *ret_freed, struct cove_error *err)
+static int gc_run(struct store *s, bool partials, uint64_t *ret_freed, struct cove_error *err)
 {
-	struct gc g = { .s = s, .now = time(NULL) };
+	struct gc g = { .s = s, .now = time(NULL), .partials = partials };
 	int r;
 
 	/* converts our own pin, if any; anyone else's makes it fail */
@@ -1241,4 +1243,14 @@ int store_gc(struct store *s, uint64_t *ret_freed, struct cove_error *err)
 	if (ret_freed)
 		*ret_freed = g.freed;
 	return 0;
+}
+
+int store_gc(struct store *s, uint64_t *ret_freed, struct cove_error *err)
+{
+	return gc_run(s, false, ret_freed, err);
+}
+
+int store_gc_all(struct store *s, uint64_t *ret_freed, struct cove_error *err)
+{
+	return gc_run(s, true, ret_freed, err);
 }

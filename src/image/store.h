@@ -127,6 +127,9 @@ int store_image_tag(struct store *s, const char *source, const char *target,
  * anything is removed.
  */
 int store_gc(struct store *s, uint64_t *ret_freed, struct cove_error *err);
+/* The same, and downloads a dead writer left for a later pull to resume (blobs/tmp/HEX.partial)
+ * go too, whatever their age: what `image prune` runs. */
+int store_gc_all(struct store *s, uint64_t *ret_freed, struct cove_error *err);
 
 /* Remove what dead writers left of this manifest's snapshot ("<hex>.ext4.XXXXXX" whose lock is
  * free), before it is written again. */
