@@ -58,7 +58,7 @@ for t in "${targets[@]}"; do
 		continue
 	fi
 	mkdir -p "$work/$t"
-	log="$work/$t.log"
+	log="$work/$t.$$.log" # two runs at once (a long one, the test suite's) keep their own
 	start=$(date +%s)
 	"$exe" "${budget[@]}" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
 		-max_len=65536 -artifact_prefix="$work/crashes/$t-" "$work/$t" "fuzz/corpus/$t" \
@@ -66,12 +66,13 @@ for t in "${targets[@]}"; do
 	rc=$?
 	secs=$(($(date +%s) - start))
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-	last=$(grep -E '^#[0-9]+' "$log" | tail -1)
+	last=$(grep -aE '^#[0-9]+' "$log" | tail -1)
 	cov=$(echo "$last" | sed -n 's/.* cov: \([0-9]*\).*/\1/p')
 	ft=$(echo "$last" | sed -n 's/.* ft: \([0-9]*\).*/\1/p')
 	corp=$(echo "$last" | sed -n 's/.* corp: \([0-9]*\).*/\1/p')
 	line="fuzz $t: ${execs:-?} execs in $secs s, cov ${cov:-?}, ft ${ft:-?}, corpus ${corp:-?}"
 	if [ $rc -eq 0 ]; then
+		mv -f "$log" "$work/$t.log"
 		echo "ok - $line"
 	else
 		echo "not ok - $line (exit $rc; log $log)"

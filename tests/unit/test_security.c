@@ -313,9 +313,15 @@ static struct proto_start start_with(uint64_t caps, bool unconfined)
 	return (struct proto_start){ .caps = caps, .unconfined = unconfined };
 }
 
+/* /proc/self of the process that reads its status, opened before it drops to another user
+ * (who may not be allowed to search /: it is mode 0700 on some hosts) */
+static int proc_self_fd = -1;
+
 static uint64_t status_hex(const char *key)
 {
-	_cleanup_fclose_ FILE *f = fopen("/proc/self/status", "re");
+	int fd = proc_self_fd >= 0 ? openat(proc_self_fd, "status", O_RDONLY | O_CLOEXEC)
+				   : open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	_cleanup_fclose_ FILE *f = fd >= 0 ? fdopen(fd, "re") : NULL;
 	char line[256];
 	size_t n = strlen(key);
 
@@ -459,6 +465,7 @@ static int child_to_user(char *why, size_t size)
 	}
 	EXPECT(status_hex("CapBnd") == (UINT64_C(0xa80425fb) & status_hex("CapPrm")));
 	EXPECT(prctl(PR_GET_KEEPCAPS, 0, 0, 0, 0) == 1);
+	proc_self_fd = open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	EXPECT(setgroups(0, NULL) == 0);
 	EXPECT(setresgid(65534, 65534, 65534) == 0);
 	EXPECT(setresuid(65534, 65534, 65534) == 0);
