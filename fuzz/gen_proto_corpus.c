@@ -106,6 +106,12 @@ static void put_start_cat(struct buf *b, uint32_t stream)
 		.hostname = (char *)"cove",
 		.rootfs = (char *)"/dev/vda",
 		.open_stdin = 1,
+		/* v5: the main process's network and /etc files */
+		.has_net = stream == 1,
+		.net = { .mac = { 0x02, 0x63, 10, 89, 0, 2 }, .addr = 0x0a590002, .prefix = 24,
+			 .gateway = 0x0a590001, .mtu = 1500 },
+		.hosts = (char *)"127.0.0.1\tlocalhost\n10.89.0.2\tcove\n",
+		.resolv = (char *)"nameserver 192.0.2.53\n",
 	};
 
 	must(proto_put_start(b, stream, &s), "start");
@@ -132,6 +138,9 @@ static void start_tail(struct buf *p)
 	u32(p, 0);
 	u32(p, 0); /* nrlimits */
 	u32(p, 0); /* ntmpfs */
+	u8(p, 0);  /* has_net */
+	str(p, ""); /* hosts */
+	str(p, ""); /* resolv */
 }
 
 int main(int argc, char **argv)

@@ -56,6 +56,13 @@ run_fuzz() { # DIR LABEL
 		echo "# (a fuzz target failed: its input is under /var/cache/cove/fuzz/crashes)"
 } | tee "$results/unit.log"
 
+# The OCI test images (a debootstrap the first time, which needs Debian's mirror), made here:
+# the integration tests run in network namespaces of their own, with no way out.
+if ! imgs=$(tests/images/build.sh 2>&1); then
+	echo "not ok - test images build" | tee -a "$results/unit.log"
+	echo "$imgs" | tail -20 | sed 's/^/    /'
+fi
+
 # Integration tests: each file prints ok/not ok lines; run a few at once (each VM takes one
 # core under TCG).
 export COVE="$top/build/cove"

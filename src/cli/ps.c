@@ -6,6 +6,7 @@
 #include "options.h"
 #include "engine/container.h"
 #include "engine/log.h"
+#include "engine/network.h"
 #include "engine/images.h"
 
 #include "image/store.h"
@@ -353,14 +354,31 @@ static json_t *ulimits_json(const struct container_spec *spec)
 	return a;
 }
 
+/* docker's NetworkSettings: the address while it runs, on its one network */
+static json_t *network_settings(const struct container_spec *spec,
+				const struct container_status *st)
+{
+	json_t *nets = json_object(), *j;
+
+	if (nets && st->network[0])
+		json_object_set_new(nets, st->network,
+				    json_pack("{s:s, s:i, s:s, s:s}", "IPAddress", st->ip,
+					      "IPPrefixLen", st->prefix, "Gateway", st->gateway,
+					      "MacAddress", st->mac));
+	j = json_pack("{s:s, s:i, s:s, s:s, s:o?}", "IPAddress", st->ip, "IPPrefixLen",
+		      st->prefix, "Gateway", st->gateway, "MacAddress", st->mac, "Networks", nets);
+	return j;
+}
+
 static json_t *inspect_one(const struct container *c, const struct container_spec *spec,
 			   const struct container_status *st)
 {
 	char caps[2048], sig[32];
+	json_t *j;
 
 	caps_format(spec->caps, caps, sizeof(caps));
 	signal_name(spec->stop_signal, sig, sizeof(sig));
-	return json_pack(
+	j = json_pack(
 		"{s:s, s:s, s:s, s:s?, s:o,"
 		" s:{s:s, s:b, s:b, s:I, s:i, s:s, s:s, s:s, s:s},"
 		" s:s, s:s, s:s, s:s, s:s,"
@@ -391,6 +409,12 @@ static json_t *inspect_one(const struct container *c, const struct container_spe
 		spec->accel, "LogConfig", "max-size", (json_int_t)spec->log_max_size, "max-file",
 		(int)spec->log_max_files,
 		"Cove", "Capabilities", caps, "Disk", c->disk, "Socket", c->sock);
+	if (j) {
+		json_object_set_new(j, "NetworkSettings", network_settings(spec, st));
+		json_object_set_new(json_object_get(j, "HostConfig"), "NetworkMode",
+				    json_string(spec->network ?: net_default_name()));
+	}
+	return j;
 }
 
 static int inspect_opt(int c, const char *value, void *ud)

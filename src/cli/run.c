@@ -15,6 +15,7 @@
 
 
 #include "vm/accel.h"
+#include "engine/network.h"
 
 #include <limits.h>
 #include <string.h>
@@ -189,7 +190,7 @@ static int add_cap(json_t **list, const char *name, const char *flag)
 enum {
 	OPT_RM = 256, OPT_NAME, OPT_CPUS, OPT_ROOTFS, OPT_ENTRYPOINT, OPT_PLATFORM, OPT_ENV_FILE,
 	OPT_READ_ONLY, OPT_TMPFS, OPT_ULIMIT, OPT_CAP_ADD, OPT_CAP_DROP, OPT_INIT, OPT_STOP_SIGNAL,
-	OPT_STOP_TIMEOUT, OPT_CIDFILE, OPT_SECURITY_OPT, OPT_ACCEL, OPT_LOG_OPT,
+	OPT_STOP_TIMEOUT, OPT_CIDFILE, OPT_SECURITY_OPT, OPT_ACCEL, OPT_LOG_OPT, OPT_NETWORK, OPT_NET,
 };
 
 /* run's options; create's are the same without the first (-d) */
@@ -217,6 +218,10 @@ static const struct cli_option run_options[] = {
 	{ OPT_ACCEL, 0, "accel", "kvm|tcg|auto",
 	  "what the VM runs on (default: $COVE_ACCEL, else auto:\nKVM where a test boot under it "
 	  "worked here, else TCG)" },
+	{ OPT_NETWORK, 0, "network", "NAME",
+	  "connect it to a network: cove (the default as root:\nits own address on the cove0 "
+	  "bridge, NAT out) or none\n(only loopback; the default without root)" },
+	{ OPT_NET, 0, "net", "NAME", NULL },
 	{ 'l', 'l', "label", "K=V", "set a label on the container" },
 	{ OPT_READ_ONLY, 0, "read-only", NULL, "mount the root filesystem read-only" },
 	{ OPT_TMPFS, 0, "tmpfs", "PATH[:OPTS]", "mount a tmpfs (OPTS: size=64m,mode=1777,ro,noexec,...)" },
@@ -403,6 +408,16 @@ static int run_opt(int c, const char *optarg, void *ud)
 	case OPT_ACCEL:
 		o->q.accel = optarg; /* checked with COVE_ACCEL, below */
 		break;
+	case OPT_NETWORK:
+	case OPT_NET: {
+		struct cove_error e = { 0 };
+		if (net_check_name(optarg, &e) < 0) {
+			cli_error("%s", e.msg);
+			return -EINVAL;
+		}
+		o->q.network = optarg;
+		break;
+	}
 	case OPT_LOG_OPT:
 		if (strncmp(optarg, "max-size=", 9) == 0) {
 			if (strcmp(optarg + 9, "-1") == 0) {

@@ -363,6 +363,11 @@ int container_get_status(const struct container *c, struct container_status *ret
 	copy_str(j, "finished_at", ret->finished_at, sizeof(ret->finished_at));
 	copy_str(j, "error", ret->error, sizeof(ret->error));
 	copy_str(j, "accelerator", ret->accel, sizeof(ret->accel));
+	copy_str(j, "network", ret->network, sizeof(ret->network));
+	copy_str(j, "ip", ret->ip, sizeof(ret->ip));
+	copy_str(j, "gateway", ret->gateway, sizeof(ret->gateway));
+	copy_str(j, "mac", ret->mac, sizeof(ret->mac));
+	ret->prefix = (int)json_integer_value(json_object_get(j, "prefix"));
 	json_decref(j);
 	if (ret->status != CONTAINER_RUNNING)
 		return 0;
@@ -383,10 +388,12 @@ int container_get_status(const struct container *c, struct container_status *ret
 
 int container_save_status(const struct container *c, const struct container_status *s)
 {
-	json_t *j = json_pack("{s:s, s:i, s:I, s:s, s:s, s:s, s:s}", "status",
-			      container_status_name(s->status), "exit_code", s->exit_code, "pid",
-			      (json_int_t)s->pid, "started_at", s->started_at, "finished_at",
-			      s->finished_at, "error", s->error, "accelerator", s->accel);
+	json_t *j = json_pack("{s:s, s:i, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i}",
+			      "status", container_status_name(s->status), "exit_code", s->exit_code,
+			      "pid", (json_int_t)s->pid, "started_at", s->started_at,
+			      "finished_at", s->finished_at, "error", s->error, "accelerator",
+			      s->accel, "network", s->network, "ip", s->ip, "gateway", s->gateway,
+			      "mac", s->mac, "prefix", s->prefix);
 	int r;
 
 	if (!j)

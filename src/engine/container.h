@@ -53,6 +53,9 @@ struct container_status {
 	char finished_at[40];
 	char error[512];      /* why it ended abnormally, "" if it did not */
 	char accel[8];        /* what its VM runs on: "kvm", "tcg"; "" before it was chosen */
+	/* running: its place on a network ("" with none) */
+	char network[64], ip[16], gateway[16], mac[18];
+	int prefix;
 };
 
 bool container_valid_name(const char *name);

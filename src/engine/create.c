@@ -195,6 +195,7 @@ int spec_from_request(const struct create_request *q, const struct image_config 
 			{ &s.snapshot, snapshot ? snapshot : "" },
 			{ &s.rootfs, q->rootfs ? q->rootfs : "" },
 			{ &s.accel, q->accel },
+			{ &s.network, q->network },
 		};
 		for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
 			if (strs[i].v && !(*strs[i].field = strdup(strs[i].v)))

@@ -23,6 +23,7 @@ struct create_request {
 	const char *user;        /* NULL: the image's, else root */
 	const char *entrypoint;  /* NULL: the image's; "": none */
 	const char *accel;       /* NULL: COVE_ACCEL at each start */
+	const char *network;     /* NULL: the default network (cove as root, else none) */
 	char **env;              /* -e and --env-file, "K=V" */
 	size_t nenv;
 	char **args;             /* after IMAGE: replaces the image's Cmd */

@@ -97,7 +97,7 @@ void spec_init(struct container_spec *s)
 void spec_done(struct container_spec *s)
 {
 	char **strs[] = { &s->cwd, &s->user, &s->hostname, &s->id, &s->name, &s->created,
-			  &s->image, &s->snapshot, &s->rootfs, &s->accel };
+			  &s->image, &s->snapshot, &s->rootfs, &s->accel, &s->network };
 
 	strv_free(s->args);
 	strv_free(s->env);
@@ -202,6 +202,7 @@ int spec_to_json(const struct container_spec *s, json_t **ret, struct cove_error
 		annotate_u64(ann, A "vm.memory", s->memory);
 		annotate(ann, A "autoremove", s->autoremove ? "true" : "false");
 		annotate(ann, A "accel", s->accel);
+		annotate(ann, A "network", s->network);
 		annotate_u64(ann, A "stop-signal", (uint64_t)s->stop_signal);
 		annotate_u64(ann, A "stop-timeout", (uint64_t)s->stop_timeout);
 		annotate_u64(ann, A "log.max-size", s->log_max_size);
@@ -430,6 +431,7 @@ static int from_oci(json_t *j, struct container_spec *s, struct cove_error *err)
 	r |= set_str(&s->snapshot, json_object_get(a, A "snapshot"));
 	r |= set_str(&s->rootfs, json_object_get(a, A "rootfs"));
 	r |= set_str(&s->accel, json_object_get(a, A "accel"));
+	r |= set_str(&s->network, json_object_get(a, A "network"));
 	r |= set_str(&s->user, json_object_get(a, A "user"));
 	if (ann_u64(a, A "vm.cpus", 1024, &v) < 0 || ann_u64(a, A "vm.memory", 1ULL << 50, &s->memory) < 0)
 		return cove_error_set(err, EINVAL, "config.json has a bad io.cove.vm annotation");

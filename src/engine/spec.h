@@ -51,6 +51,7 @@ struct container_spec {
 	uint64_t memory;       /* bytes of guest RAM */
 	bool autoremove;
 	char *accel;           /* --accel as given; NULL: COVE_ACCEL, else auto */
+	char *network;         /* --network as given; NULL: the default (cove as root, else none) */
 	int stop_signal;       /* 1..64 */
 	int stop_timeout;      /* seconds */
 	uint64_t log_max_size; /* container.log rotates at this size (0: never) */

@@ -15,6 +15,7 @@
 #include "supervisor.h"
 
 #include "log.h"
+#include "network.h"
 #include "spec.h"
 
 #include "vm/accel.h"
@@ -60,6 +61,7 @@ struct sup {
 	char qemu[4096];
 	enum vm_accel want;
 	struct vm_accel_ctx ax;
+	struct net_attachment net;
 	struct vm_verdict verdict;
 	struct proto_reader reader;
 	struct buf out;     /* frames to the guest */
@@ -976,10 +978,31 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	s->vc.keep_logs = !s->c->rm;
 	s->vc.confine_dir = s->paths->run;
 
+	/* its place on the network, before START, which carries it */
+	if (s->listen_fd >= 0 && !s->spec->maintenance &&
+	    net_attach(s->paths, s->c->id, s->spec->network, s->spec->hostname, &s->net, &err) < 0) {
+		str_copy(why, sizeof(why), err.msg);
+		closep(&s->listen_fd);
+		unlink(s->c->sock);
+		err = (struct cove_error){ 0 };
+	}
+	if (s->net.attached) {
+		str_copy(s->st.network, sizeof(s->st.network), s->net.def.name);
+		net_addr_text(&s->net, s->st.ip, s->st.gateway, s->st.mac);
+		s->st.prefix = (int)s->net.def.prefix;
+		s->vc.tap_fd = s->net.tap_fd;
+		s->vc.mac = s->net.net.mac;
+	}
 	/* START is the guest's first frame, before anything a client sends */
-	r = s->listen_fd < 0 ? -1
-	    : spec_start(s->spec, &m, &err) < 0 ? -1
-						   : proto_put_start(&s->out, 1, &m);
+	r = s->listen_fd < 0 ? -1 : spec_start(s->spec, &m, &err);
+	if (r == 0 && s->net.attached) {
+		m.has_net = 1;
+		m.net = s->net.net;
+		m.hosts = s->net.hosts;
+		m.resolv = s->net.resolv;
+	}
+	if (r == 0)
+		r = proto_put_start(&s->out, 1, &m);
 	if (s->listen_fd >= 0 && r < 0 && !err.msg[0])
 		str_copy(err.msg, sizeof(err.msg), "cannot encode the container's process");
 	if (client_fd >= 0) {
@@ -1021,6 +1044,9 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	vm_kill(&s->vm);
 	vm_done(&s->vm);
 
+	net_detach(s->paths, s->c->id, &s->net);
+	s->st.network[0] = s->st.ip[0] = s->st.gateway[0] = s->st.mac[0] = '\0';
+	s->st.prefix = 0;
 	s->st.status = CONTAINER_EXITED;
 	s->st.exit_code = s->exit_code;
 	s->st.pid = 0;
@@ -1041,7 +1067,7 @@ int supervisor_spawn(const struct cove_paths *paths, struct container *c,
 		     uint32_t attach_flags, int *ret_fd, pid_t *ret_pid, struct cove_error *err)
 {
 	struct sup s = { .paths = paths, .c = c, .spec = spec, .listen_fd = -1, .sigfd = -1,
-			 .log = { .fd = -1 }, .vm = VM_INIT };
+			 .log = { .fd = -1 }, .vm = VM_INIT, .net = { .tap_fd = -1 } };
 	struct buf hello = BUF_INIT(64);
 	int sp[2];
 	pid_t pid;

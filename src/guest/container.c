@@ -184,6 +184,38 @@ static void mount_tmpfs(int efd, const char *spec)
 	}
 }
 
+/* /etc/hosts, /etc/hostname and /etc/resolv.conf as the host made them (net.c wrote them under
+ * /run/cove), bound over the image's as docker does; a file the image lacks is made, unless
+ * the root is read-only. */
+static void bind_etc(int efd, bool readonly)
+{
+	static const char *const files[] = { "hosts", "hostname", "resolv.conf" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		char src[64], dst[128];
+		struct stat st;
+
+		str_printf(src, sizeof(src), "/run/cove/%s", files[i]);
+		str_printf(dst, sizeof(dst), GUEST_ROOTFS "/etc/%s", files[i]);
+		if (stat(src, &st) < 0)
+			continue;
+		/* a link or anything else the image put there is replaced by a file */
+		if (lstat(dst, &st) < 0 || !S_ISREG(st.st_mode)) {
+			int fd;
+
+			if (readonly)
+				continue;
+			(void)mkdir_p(GUEST_ROOTFS "/etc", 0755);
+			(void)unlink(dst);
+			fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+			if (fd < 0)
+				continue;
+			close(fd);
+		}
+		mount_or_fail(efd, src, dst, NULL, MS_BIND, NULL);
+	}
+}
+
 /* The cloned child: PID 1 of the container's new PID namespace, in its own mount namespace. */
 static int main_child(void *arg)
 {
@@ -210,6 +242,7 @@ static int main_child(void *arg)
 	mount_or_fail(efd, "cgroup2", GUEST_ROOTFS "/sys/fs/cgroup", "cgroup2",
 		      MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	setup_dev(efd, GUEST_ROOTFS);
+	bind_etc(efd, m->readonly);
 	if (mkdir_p(GUEST_ROOTFS "/tmp", 01777) < 0)
 		child_fail(efd, PROTO_ERR_INTERNAL, errno, "cannot create /tmp: %s",
 			   strerror(errno));

@@ -54,3 +54,8 @@ int container_exec(const struct proto_start *m, pid_t main_pid, struct container
 /* PROTO_STATS: measure the VM now; disk is the root disk's name under /sys/block ("vda").
  * A number that cannot be read is left 0. */
 void guest_stats(const char *disk, struct proto_stats *ret);
+
+/* net.c: eth0 as START says, and the /etc files the host made, under /run/cove (hosts,
+ * hostname, resolv.conf) for container.c to bind. msg says what failed. */
+int net_configure(const struct proto_net *n, char *msg, size_t size);
+int net_write_etc(const struct proto_start *m, char *msg, size_t size);

@@ -375,7 +375,12 @@ static void start_main(struct init *s, const struct proto_start *m)
 	s->main_started = true;
 	if (dev && dev[1])
 		str_copy(s->disk, sizeof(s->disk), dev + 1);
-	r = container_start(m, &proc, &kind, msg, sizeof(msg));
+	kind = PROTO_ERR_INTERNAL;
+	r = m->has_net ? net_configure(&m->net, msg, sizeof(msg)) : 0;
+	if (r == 0)
+		r = net_write_etc(m, msg, sizeof(msg));
+	if (r == 0)
+		r = container_start(m, &proc, &kind, msg, sizeof(msg));
 	guest_trace("process started");
 	if (r < 0) {
 		send_error(s, 1, kind, msg);

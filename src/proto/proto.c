@@ -24,6 +24,7 @@
  * smallest payload that can possibly decode. */
 #define START_MIN  (4u + 4u + 4u + 4u * 4u + 4u + 4u + 4u + 1u + 1u + 2u + 2u + 5u + 8u + 4u + 4u)
 #define RLIMIT_SIZE (4u + 8u + 8u)
+#define NET_SIZE (6u + 4u + 1u + 4u + 2u)
 #define STATS_SIZE (8u * 8u + 4u + 4u)
 #define STOP_SIZE  8u
 #define ERROR_MIN  (4u + 4u)
@@ -220,8 +221,26 @@ static int start_check(const struct proto_start *m, size_t *ret_len)
 	for (uint32_t i = 0; i < m->ntmpfs; i++)
 		if (m->tmpfs[i][0] != '/')
 			return -EINVAL;
+	if (m->has_net > 1)
+		return -EINVAL;
+	if (m->has_net) {
+		const struct proto_net *n = &m->net;
+		uint32_t mask = n->prefix ? ~UINT32_C(0) << (32 - n->prefix) : 0;
+
+		if ((n->mac[0] & 1) || n->prefix < 1 || n->prefix > 30 || n->mtu < 576 ||
+		    (n->addr & ~mask) == 0 || (n->addr & ~mask) == ~mask ||
+		    (n->gateway && ((n->gateway & mask) != (n->addr & mask) ||
+				    n->gateway == n->addr)))
+			return -EINVAL;
+	}
+	r = string_check(m->hosts ? m->hosts : "", PROTO_MAX_ETC_FILE, &total);
+	if (r < 0)
+		return r;
+	r = string_check(m->resolv ? m->resolv : "", PROTO_MAX_ETC_FILE, &total);
+	if (r < 0)
+		return r;
 	total += 4 + 4 + 4 + (size_t)m->ngroups * 4 + 1 + 1 + 2 + 2 + 5 + 8 + 4 +
-		 (size_t)m->nrlimits * RLIMIT_SIZE;
+		 (size_t)m->nrlimits * RLIMIT_SIZE + 1 + (m->has_net ? NET_SIZE : 0);
 	if (total > PROTO_MAX_PAYLOAD)
 		return -EINVAL;
 	if (ret_len)
@@ -430,6 +449,17 @@ int proto_put_start(struct buf *out, uint32_t stream, const struct proto_start *
 		w = w_u64(w, m->rlimits[i].hard);
 	}
 	w = w_strv(w, m->tmpfs, m->ntmpfs);
+	w = w_u8(w, m->has_net);
+	if (m->has_net) {
+		memcpy(w, m->net.mac, 6);
+		w += 6;
+		w = w_u32(w, m->net.addr);
+		w = w_u8(w, m->net.prefix);
+		w = w_u32(w, m->net.gateway);
+		w = w_u16(w, m->net.mtu);
+	}
+	w = w_str(w, m->hosts ? m->hosts : "");
+	w = w_str(w, m->resolv ? m->resolv : "");
 	frame_end(out, len, w);
 	return 0;
 }
@@ -715,6 +745,8 @@ void proto_start_done(struct proto_start *m)
 	free(m->groups);
 	free(m->rlimits);
 	strv_free(m->tmpfs);
+	free(m->hosts);
+	free(m->resolv);
 	*m = (struct proto_start){};
 }
 
@@ -819,6 +851,26 @@ int proto_get_start(const uint8_t *p, size_t len, struct proto_start *ret)
 		}
 	}
 	r = r_strv(&c, 0, &m.tmpfs, &m.ntmpfs);
+	if (r < 0)
+		return r;
+	r = r_u8(&c, &m.has_net);
+	if (r < 0)
+		return r;
+	if (m.has_net) {
+		if (c.left < NET_SIZE)
+			return -EPROTO;
+		memcpy(m.net.mac, c.p, 6);
+		c.p += 6;
+		c.left -= 6;
+		(void)r_u32(&c, &m.net.addr); /* cannot fail: checked above */
+		(void)r_u8(&c, &m.net.prefix);
+		(void)r_u32(&c, &m.net.gateway);
+		(void)r_u16(&c, &m.net.mtu);
+	}
+	r = r_str(&c, PROTO_MAX_ETC_FILE, &m.hosts);
+	if (r < 0)
+		return r;
+	r = r_str(&c, PROTO_MAX_ETC_FILE, &m.resolv);
 	if (r < 0)
 		return r;
 	if (c.left != 0 || start_check(&m, NULL) < 0)

@@ -23,7 +23,7 @@
 
 #include "../util/buf.h"
 
-#define PROTO_VERSION 4
+#define PROTO_VERSION 5
 #define PROTO_HDR_SIZE 12
 #define PROTO_MAX_PAYLOAD (1u << 20)    /* any frame */
 #define PROTO_MAX_DATA (32u * 1024)     /* one STDIN/STDOUT/STDERR chunk */
@@ -71,6 +71,18 @@ struct proto_hello {
 	char *kernel;       /* uname -r of the guest kernel */
 };
 
+/* The container's network interface (eth0), configured by the guest before the main process
+ * starts: no DHCP on the boot path. */
+struct proto_net {
+	uint8_t mac[6];     /* unicast, as QEMU's NIC has it */
+	uint32_t addr;      /* IPv4, host byte order */
+	uint8_t prefix;     /* 1..30 */
+	uint32_t gateway;   /* 0: no default route; else inside addr/prefix */
+	uint16_t mtu;       /* 576..65535 */
+};
+
+#define PROTO_MAX_ETC_FILE (64u * 1024) /* /etc/hosts or /etc/resolv.conf the host made */
+
 /* What to run; mirrors the OCI runtime spec's `process` plus what the VM needs. */
 struct proto_start {
 	char **argv;        /* argc >= 1 entries, NULL-terminated */
@@ -101,6 +113,11 @@ struct proto_start {
 	uint32_t nrlimits;  /* <= PROTO_MAX_RLIMITS */
 	char **tmpfs;       /* "PATH" or "PATH:OPTIONS" tmpfs mounts (main process only) */
 	uint32_t ntmpfs;
+	/* main process only: */
+	uint8_t has_net;    /* 1: configure eth0 from net; 0: the VM has only lo */
+	struct proto_net net;
+	char *hosts;        /* NULL or "": the image's /etc/hosts; else its content */
+	char *resolv;       /* the same for /etc/resolv.conf */
 };
 
 struct proto_rlimit {

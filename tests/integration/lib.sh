@@ -1,6 +1,12 @@
 # Shared helpers for integration tests. Each test file sources this, then calls
 # `check NAME CONDITION-COMMAND...` or ok/not_ok directly. Tests run real VMs via $COVE.
 set -u
+# Every test file runs in a network namespace of its own: containers get a bridge, taps, NAT
+# and forwarding there, never on the host's own interfaces, routes, firewall or sysctls.
+if [ -z "${COVE_IN_NETNS:-}" ] && [ "$(id -u)" = 0 ]; then
+	exec unshare -n env COVE_IN_NETNS=1 bash "$0" "$@"
+fi
+[ -n "${COVE_IN_NETNS:-}" ] && ip link set lo up
 COVE=${COVE:-$(cd "$(dirname "$0")/../.." && pwd)/build/cove}
 T=$(mktemp -d "${COVE_TEST_TMP:-/tmp}/it.XXXXXX")
 # every test file gets its own state directory, so files can run in parallel

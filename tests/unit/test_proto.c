@@ -90,7 +90,7 @@ static void s_ids(struct buf *b)
 }
 
 /* terminal, open_stdin, rows, cols, then v3's exec, tool, readonly, init, unconfined, caps,
- * no rlimits, no tmpfs */
+ * no rlimits, no tmpfs, then v5's: no network, no hosts, no resolv */
 static void s_tty(struct buf *b)
 {
 	b_u8(b, 1);
@@ -103,6 +103,9 @@ static void s_tty(struct buf *b)
 	b_u32(b, 0);
 	b_u32(b, 0);
 	b_u32(b, 0);
+	b_u8(b, 0);
+	b_str(b, "");
+	b_str(b, "");
 }
 
 static int get_start(const struct buf *b, struct proto_start *m)
@@ -586,6 +589,56 @@ TEST(resize_roundtrip)
 	CHECK_EQ_INT(proto_get_resize(p, len, &rows, &cols), 0);
 	CHECK_EQ_INT(rows, 50);
 	CHECK_EQ_INT(cols, 0xfedc);
+	buf_done(&b);
+}
+
+/* v5: the network and the /etc files, for the main process */
+TEST(start_net_roundtrip)
+{
+	char *argv[] = { (char *)"/bin/sh", NULL };
+	struct proto_start m = {
+		.argv = argv, .argc = 1, .cwd = (char *)"/", .hostname = (char *)"web",
+		.rootfs = (char *)"/dev/vda", .has_net = 1,
+		.net = { .mac = { 0x02, 0x63, 10, 89, 0, 2 }, .addr = 0x0a590002, .prefix = 24,
+			 .gateway = 0x0a590001, .mtu = 1500 },
+		.hosts = (char *)"10.89.0.2\tweb\n", .resolv = (char *)"nameserver 192.0.2.53\n",
+	}, d;
+	struct buf b = BUF_INIT(BIG);
+	const uint8_t *p;
+	size_t len;
+
+	CHECK_EQ_INT(proto_put_start(&b, 1, &m), 0);
+	CHECK_EQ_INT(one_frame(&b, PROTO_START, 1, &p, &len), 0);
+	CHECK_EQ_INT(proto_get_start(p, len, &d), 0);
+	CHECK_EQ_INT(d.has_net, 1);
+	CHECK(memcmp(d.net.mac, m.net.mac, 6) == 0 && d.net.addr == 0x0a590002);
+	CHECK(d.net.prefix == 24 && d.net.gateway == 0x0a590001 && d.net.mtu == 1500);
+	CHECK_EQ_STR(d.hosts, "10.89.0.2\tweb\n");
+	CHECK_EQ_STR(d.resolv, "nameserver 192.0.2.53\n");
+	proto_start_done(&d);
+
+	/* refused: a multicast MAC, /31, the network's own or broadcast address, a gateway
+	 * outside the subnet or equal to the address, a tiny MTU */
+	buf_reset(&b);
+	m.net.mac[0] = 0x03;
+	CHECK_EQ_INT(proto_put_start(&b, 1, &m), -EINVAL);
+	m.net.mac[0] = 0x02;
+	m.net.prefix = 31;
+	CHECK_EQ_INT(proto_put_start(&b, 1, &m), -EINVAL);
+	m.net.prefix = 24;
+	m.net.addr = 0x0a590000;
+	CHECK_EQ_INT(proto_put_start(&b, 1, &m), -EINVAL);
+	m.net.addr = 0x0a5900ff;
+	CHECK_EQ_INT(proto_put_start(&b, 1, &m), -EINVAL);
+	m.net.addr = 0x0a590002;
+	m.net.gateway = 0x0a5a0001;
+	CHECK_EQ_INT(proto_put_start(&b, 1, &m), -EINVAL);
+	m.net.gateway = 0x0a590002;
+	CHECK_EQ_INT(proto_put_start(&b, 1, &m), -EINVAL);
+	m.net.gateway = 0x0a590001;
+	m.net.mtu = 100;
+	CHECK_EQ_INT(proto_put_start(&b, 1, &m), -EINVAL);
+	CHECK_EQ_INT(b.len, 0);
 	buf_done(&b);
 }
 
@@ -1695,6 +1748,7 @@ int main(void)
 	RUN(get_error_rejects_trailing_and_truncation);
 
 	RUN(start_v3_fields_roundtrip);
+	RUN(start_net_roundtrip);
 	RUN(supervisor_messages_roundtrip);
 	RUN(reader_split_at_every_byte);
 	RUN(reader_split_at_every_pair);
