@@ -317,23 +317,31 @@ static bool is_guest_mount(const char *dst)
 	return false;
 }
 
-/* An OCI tmpfs mount as "PATH[:OPTS]" */
-static char *tmpfs_of(json_t *m)
+/* An OCI tmpfs mount as "PATH[:OPTS]", as --tmpfs takes it: -EINVAL for one that form cannot
+ * hold (found by fuzz_spec: a destination with ':' or an option with ',' came back changed) */
+static int tmpfs_of(json_t *m, char **ret)
 {
 	const char *dst = json_string_value(json_object_get(m, "destination"));
 	json_t *opts = json_object_get(m, "options"), *e;
 	char buf[4200];
 	size_t i, len;
+	bool first = true;
 
-	if (!dst || str_copy(buf, sizeof(buf), dst) < 0)
-		return NULL;
+	if (!dst || dst[0] != '/' || strchr(dst, ':') || str_copy(buf, sizeof(buf), dst) < 0)
+		return -EINVAL;
 	json_array_foreach(opts, i, e) {
+		const char *o = json_string_value(e);
+
+		if (!o)
+			continue;
 		len = strlen(buf);
-		if (json_is_string(e) && str_printf(buf + len, sizeof(buf) - len, "%c%s",
-						    i == 0 ? ':' : ',', json_string_value(e)) < 0)
-			return NULL;
+		if (!*o || strchr(o, ',') ||
+		    str_printf(buf + len, sizeof(buf) - len, "%c%s", first ? ':' : ',', o) < 0)
+			return -EINVAL;
+		first = false;
 	}
-	return strdup(buf);
+	*ret = strdup(buf);
+	return *ret ? 0 : -ENOMEM;
 }
 
 static const char *ann(json_t *a, const char *key)
@@ -407,7 +415,11 @@ static int from_oci(json_t *j, struct container_spec *s, struct cove_error *err)
 		if (!dst || strcmp(json_string_value(json_object_get(e, "type")) ?: "", "tmpfs") != 0 ||
 		    is_guest_mount(dst))
 			continue;
-		t = tmpfs_of(e);
+		t = NULL;
+		if (tmpfs_of(e, &t) == -EINVAL)
+			return cove_error_set(err, EINVAL,
+					      "config.json has a tmpfs mount cove cannot use: '%s'",
+					      dst);
 		nv = t ? realloc(s->tmpfs, (s->ntmpfs + 2) * sizeof(char *)) : NULL;
 		if (!nv) {
 			free(t);
