@@ -62,6 +62,7 @@ int cmd_exec(int argc, char **argv);
 int cmd_cp(int argc, char **argv);
 int cmd_ps(int argc, char **argv);
 int cmd_ctr_inspect(int argc, char **argv);
+int cmd_port(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_container(int argc, char **argv);

@@ -29,6 +29,7 @@ static const struct cli_command commands[] = {
 	{ "wait", cmd_wait, "Wait for containers to stop and print their exit codes" },
 	{ "stats", cmd_stats, "Show containers' CPU, memory, disk and network use" },
 	{ "cp", cmd_cp, "Copy files between a container and the host" },
+	{ "port", cmd_port, "Show a container's published ports" },
 	{ "prune", cmd_ctr_prune, "Remove every stopped container" },
 	{ "Images and more:", NULL, NULL },
 	{ "pull", cmd_pull, "Pull an image from a registry" },

@@ -137,8 +137,8 @@ static bool matches(const struct container *c, const struct container_spec *spec
 	return true;
 }
 
-/* A table of 6 columns, printed with docker's three-space gaps once every width is known. */
-#define TABLE_COLS 6
+/* A table of 7 columns, printed with docker's three-space gaps once every width is known. */
+#define TABLE_COLS 7
 struct table {
 	char **cells;
 	size_t rows;
@@ -146,9 +146,9 @@ struct table {
 };
 
 static int table_add(struct table *t, const char *a, const char *b, const char *c, const char *d,
-		     const char *e, const char *f)
+		     const char *e, const char *f, const char *g)
 {
-	const char *row[TABLE_COLS] = { a, b, c, d, e, f };
+	const char *row[TABLE_COLS] = { a, b, c, d, e, f, g };
 	char **n = realloc(t->cells, (t->rows + 1) * TABLE_COLS * sizeof(char *));
 
 	if (!n)
@@ -279,7 +279,7 @@ int cmd_ps(int argc, char **argv)
 		return 1;
 	}
 	if (!po.quiet && !po.json && table_add(&t, "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS",
-					 "NAMES") < 0)
+					 "PORTS", "NAMES") < 0)
 		goto oom;
 	/* newest first, as docker lists */
 	for (size_t k = n; k-- > 0;) {
@@ -303,11 +303,13 @@ int cmd_ps(int argc, char **argv)
 		if (po.quiet) {
 			printf("%s\n", po.no_trunc ? ct.id : ct.short_id);
 		} else if (po.json) {
-			json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:O}", "ID",
-					      ct.id, "Names", ct.name, "Image", image_text(&spec),
-					      "Command", cmd, "CreatedAt", spec.created ?: "", "State",
+			json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:O, s:s}",
+					      "ID", ct.id, "Names", ct.name, "Image",
+					      image_text(&spec), "Command", cmd, "CreatedAt",
+					      spec.created ?: "", "State",
 					      container_status_name(st.status), "Status", status,
-					      "ExitCode", st.exit_code, "Labels", spec.labels);
+					      "ExitCode", st.exit_code, "Labels", spec.labels, "Ports",
+					      st.ports);
 			char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 			if (s)
 				printf("%s\n", s);
@@ -320,7 +322,7 @@ int cmd_ps(int argc, char **argv)
 			else
 				str_printf(qcmd, sizeof(qcmd), "\"%s\"", cmd);
 			if (table_add(&t, po.no_trunc ? ct.id : ct.short_id, image_text(&spec), qcmd,
-				      created, status, ct.name) < 0) {
+				      created, status, st.ports, ct.name) < 0) {
 				spec_done(&spec);
 				goto oom;
 			}
@@ -365,8 +367,9 @@ static json_t *network_settings(const struct container_spec *spec,
 				    json_pack("{s:s, s:i, s:s, s:s}", "IPAddress", st->ip,
 					      "IPPrefixLen", st->prefix, "Gateway", st->gateway,
 					      "MacAddress", st->mac));
-	j = json_pack("{s:s, s:i, s:s, s:s, s:o?}", "IPAddress", st->ip, "IPPrefixLen",
-		      st->prefix, "Gateway", st->gateway, "MacAddress", st->mac, "Networks", nets);
+	j = json_pack("{s:s, s:i, s:s, s:s, s:o?, s:s}", "IPAddress", st->ip, "IPPrefixLen",
+		      st->prefix, "Gateway", st->gateway, "MacAddress", st->mac, "Networks", nets,
+		      "Ports", st->ports);
 	return j;
 }
 
@@ -426,6 +429,41 @@ static int inspect_opt(int c, const char *value, void *ud)
 	if (!json) {
 		cli_error("inspect writes JSON only; drop --format or use --format json");
 		return -EINVAL;
+	}
+	return 0;
+}
+
+/* cove port CTR: docker's "80/tcp -> 0.0.0.0:8080" lines, from what the supervisor bound */
+int cmd_port(int argc, char **argv)
+{
+	static const struct cli_verb v = {
+		"port", "CONTAINER", "Show the ports a running container publishes on the host.",
+		NULL, .min_operands = 1, .max_operands = 1, .missing = "CONTAINER",
+	};
+	struct cove_error err = { 0 };
+	struct container_status st;
+	struct cove_paths p;
+	struct container c;
+	char *save = NULL, *one;
+	int first, r;
+
+	r = cli_parse(&v, argc, argv, NULL, NULL, &first);
+	if (r)
+		return r > 0 ? 0 : EXIT_COVE;
+	if (paths_init_or_report(&p) < 0)
+		return EXIT_COVE;
+	if (container_find(&p, argv[first], &c, &err) < 0) {
+		cli_error("%s", err.msg);
+		return EXIT_COVE;
+	}
+	container_get_status(&c, &st);
+	for (one = strtok_r(st.ports, ", ", &save); one; one = strtok_r(NULL, ", ", &save)) {
+		char *arrow = strstr(one, "->");
+
+		if (arrow) {
+			*arrow = '\0';
+			printf("%s -> %s\n", arrow + 2, one);
+		}
 	}
 	return 0;
 }

@@ -16,6 +16,7 @@
 
 #include "vm/accel.h"
 #include "engine/network.h"
+#include "engine/ports.h"
 
 #include <limits.h>
 #include <string.h>
@@ -191,6 +192,7 @@ enum {
 	OPT_RM = 256, OPT_NAME, OPT_CPUS, OPT_ROOTFS, OPT_ENTRYPOINT, OPT_PLATFORM, OPT_ENV_FILE,
 	OPT_READ_ONLY, OPT_TMPFS, OPT_ULIMIT, OPT_CAP_ADD, OPT_CAP_DROP, OPT_INIT, OPT_STOP_SIGNAL,
 	OPT_STOP_TIMEOUT, OPT_CIDFILE, OPT_SECURITY_OPT, OPT_ACCEL, OPT_LOG_OPT, OPT_NETWORK, OPT_NET,
+	OPT_PUBLISH,
 };
 
 /* run's options; create's are the same without the first (-d) */
@@ -222,6 +224,9 @@ static const struct cli_option run_options[] = {
 	  "connect it to a network: cove (the default as root:\nits own address on the cove0 "
 	  "bridge, NAT out) or none\n(only loopback; the default without root)" },
 	{ OPT_NET, 0, "net", "NAME", NULL },
+	{ 'p', 'p', "publish", "[IP:]HOST:CTR",
+	  "publish a container port on the host (CTR alone: a\nport the kernel picks; see 'cove "
+	  "port')" },
 	{ 'l', 'l', "label", "K=V", "set a label on the container" },
 	{ OPT_READ_ONLY, 0, "read-only", NULL, "mount the root filesystem read-only" },
 	{ OPT_TMPFS, 0, "tmpfs", "PATH[:OPTS]", "mount a tmpfs (OPTS: size=64m,mode=1777,ro,noexec,...)" },
@@ -408,6 +413,19 @@ static int run_opt(int c, const char *optarg, void *ud)
 	case OPT_ACCEL:
 		o->q.accel = optarg; /* checked with COVE_ACCEL, below */
 		break;
+	case 'p': {
+		struct port_map pm;
+		char why[160], canon[64];
+		if (port_parse(optarg, &pm, why, sizeof(why)) < 0) {
+			cli_error("invalid -p '%s': %s", optarg, why);
+			return -EINVAL;
+		}
+		port_format(&pm, canon, sizeof(canon));
+		if (!o->q.ports)
+			o->q.ports = json_array();
+		json_array_append_new(o->q.ports, json_string(canon));
+		break;
+	}
 	case OPT_NETWORK:
 	case OPT_NET: {
 		struct cove_error e = { 0 };
@@ -565,6 +583,7 @@ out:
 	json_decref(o.q.labels);
 	json_decref(o.q.tmpfs);
 	json_decref(o.q.cap_add);
+	json_decref(o.q.ports);
 	json_decref(o.q.cap_drop);
 	if (r > 0)
 		return 0; /* --help */

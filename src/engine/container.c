@@ -367,6 +367,7 @@ int container_get_status(const struct container *c, struct container_status *ret
 	copy_str(j, "ip", ret->ip, sizeof(ret->ip));
 	copy_str(j, "gateway", ret->gateway, sizeof(ret->gateway));
 	copy_str(j, "mac", ret->mac, sizeof(ret->mac));
+	copy_str(j, "ports", ret->ports, sizeof(ret->ports));
 	ret->prefix = (int)json_integer_value(json_object_get(j, "prefix"));
 	json_decref(j);
 	if (ret->status != CONTAINER_RUNNING)
@@ -388,12 +389,12 @@ int container_get_status(const struct container *c, struct container_status *ret
 
 int container_save_status(const struct container *c, const struct container_status *s)
 {
-	json_t *j = json_pack("{s:s, s:i, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i}",
+	json_t *j = json_pack("{s:s, s:i, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s}",
 			      "status", container_status_name(s->status), "exit_code", s->exit_code,
 			      "pid", (json_int_t)s->pid, "started_at", s->started_at,
 			      "finished_at", s->finished_at, "error", s->error, "accelerator",
 			      s->accel, "network", s->network, "ip", s->ip, "gateway", s->gateway,
-			      "mac", s->mac, "prefix", s->prefix);
+			      "mac", s->mac, "prefix", s->prefix, "ports", s->ports);
 	int r;
 
 	if (!j)

@@ -56,6 +56,7 @@ struct container_status {
 	/* running: its place on a network ("" with none) */
 	char network[64], ip[16], gateway[16], mac[18];
 	int prefix;
+	char ports[2048];     /* running: "0.0.0.0:8080->80/tcp, ..." as docker's PORTS */
 };
 
 bool container_valid_name(const char *name);

@@ -216,6 +216,7 @@ int spec_from_request(const struct create_request *q, const struct image_config 
 	if (!s.args || !s.env || !s.entrypoint || !s.cmd ||
 	    strv_of(q->tmpfs, &s.tmpfs, &s.ntmpfs) < 0 ||
 	    strv_of(q->cap_add, &s.cap_add, &s.ncap_add) < 0 ||
+	    (q->ports && strv_of(q->ports, &s.ports, &s.nports) < 0) ||
 	    strv_of(q->cap_drop, &s.cap_drop, &s.ncap_drop) < 0)
 		goto oom;
 	s.terminal = q->tty;

@@ -31,6 +31,7 @@ struct create_request {
 	json_t *labels;          /* --label, an object (may be NULL) */
 	json_t *tmpfs;           /* --tmpfs strings (may be NULL) */
 	json_t *cap_add, *cap_drop; /* capability names (may be NULL) */
+	json_t *ports;           /* -p, canonical (ports.h port_format); may be NULL */
 	struct spec_rlimit rlimits[SPEC_MAX_RLIMITS];
 	size_t nrlimits;
 	bool rm, interactive, tty, read_only, init, unconfined;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #define _GNU_SOURCE
 #include "spec.h"
+#include "ports.h"
 
 #include "../image/json.h"
 #include "../proto/caps.h"
@@ -105,6 +106,7 @@ void spec_done(struct container_spec *s)
 	strv_free(s->entrypoint);
 	strv_free(s->cmd);
 	strv_free(s->cap_add);
+	strv_free(s->ports);
 	strv_free(s->cap_drop);
 	for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
 		free(*strs[i]);
@@ -214,6 +216,8 @@ int spec_to_json(const struct container_spec *s, json_t **ret, struct cove_error
 		annotate_strv(ann, A "entrypoint", s->entrypoint, s->nentrypoint);
 		annotate_strv(ann, A "cmd", s->cmd, s->ncmd);
 		annotate_strv(ann, A "cap-add", s->cap_add, s->ncap_add);
+		if (s->nports)
+			annotate_strv(ann, A "ports", s->ports, s->nports);
 		annotate_strv(ann, A "cap-drop", s->cap_drop, s->ncap_drop);
 		json_object_foreach(s->labels, k, v) {
 			char key[512];
@@ -469,6 +473,7 @@ static int from_oci(json_t *j, struct container_spec *s, struct cove_error *err)
 	if (ann_strv(a, A "entrypoint", &s->entrypoint, &s->nentrypoint) < 0 ||
 	    ann_strv(a, A "cmd", &s->cmd, &s->ncmd) < 0 ||
 	    ann_strv(a, A "cap-add", &s->cap_add, &s->ncap_add) < 0 ||
+	    ann_strv(a, A "ports", &s->ports, &s->nports) < 0 ||
 	    ann_strv(a, A "cap-drop", &s->cap_drop, &s->ncap_drop) < 0)
 		return cove_error_set(err, EINVAL, "config.json has a bad io.cove.* list");
 	json_object_foreach(a, k, e)
@@ -550,6 +555,14 @@ static int check(const struct container_spec *s, struct cove_error *err)
 				      s->memory);
 	if (s->caps & ~CAPS_ALL)
 		return cove_error_set(err, EINVAL, "config.json has unknown capabilities");
+	for (size_t i = 0; i < s->nports; i++) {
+		struct port_map pm;
+		char why[160];
+
+		if (port_parse(s->ports[i], &pm, why, sizeof(why)) < 0)
+			return cove_error_set(err, EINVAL, "config.json has a bad published port: %s",
+					      why);
+	}
 	for (size_t i = 0; i < s->nrlimits; i++)
 		if (!spec_rlimit_name(s->rlimits[i].resource) ||
 		    s->rlimits[i].soft > s->rlimits[i].hard)

@@ -52,6 +52,8 @@ struct container_spec {
 	bool autoremove;
 	char *accel;           /* --accel as given; NULL: COVE_ACCEL, else auto */
 	char *network;         /* --network as given; NULL: the default (cove as root, else none) */
+	char **ports;          /* -p, canonical: "IP:HOSTPORT:CTRPORT/tcp" (HOSTPORT 0: any) */
+	size_t nports;
 	int stop_signal;       /* 1..64 */
 	int stop_timeout;      /* seconds */
 	uint64_t log_max_size; /* container.log rotates at this size (0: never) */

@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "network.h"
+#include "ports.h"
 #include "spec.h"
 
 #include "vm/accel.h"
@@ -62,6 +63,7 @@ struct sup {
 	enum vm_accel want;
 	struct vm_accel_ctx ax;
 	struct net_attachment net;
+	struct port_proxy *ports; /* -p: listeners and their relay */
 	struct vm_verdict verdict;
 	struct proto_reader reader;
 	struct buf out;     /* frames to the guest */
@@ -986,6 +988,26 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 		unlink(s->c->sock);
 		err = (struct cove_error){ 0 };
 	}
+	if (s->listen_fd >= 0 && s->spec->nports && !s->net.attached) {
+		str_copy(why, sizeof(why),
+			 "publishing a port needs a network: drop --network none (as root)");
+		closep(&s->listen_fd);
+		unlink(s->c->sock);
+	} else if (s->listen_fd >= 0 && s->spec->nports &&
+		   (ports_open(s->spec->ports, s->spec->nports, &s->ports, &err) < 0 ||
+		    ports_start(s->ports, s->net.net.addr, &err) < 0)) {
+		str_copy(why, sizeof(why), err.msg);
+		closep(&s->listen_fd);
+		unlink(s->c->sock);
+		err = (struct cove_error){ 0 };
+	}
+	for (size_t i = 0; i < ports_count(s->ports); i++) {
+		size_t len = strlen(s->st.ports);
+		char one[64];
+
+		port_describe(ports_map(s->ports, i), one, sizeof(one));
+		str_printf(s->st.ports + len, sizeof(s->st.ports) - len, "%s%s", len ? ", " : "", one);
+	}
 	if (s->net.attached) {
 		str_copy(s->st.network, sizeof(s->st.network), s->net.def.name);
 		net_addr_text(&s->net, s->st.ip, s->st.gateway, s->st.mac);
@@ -1044,8 +1066,10 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	vm_kill(&s->vm);
 	vm_done(&s->vm);
 
+	ports_close(s->ports);
+	s->ports = NULL;
 	net_detach(s->paths, s->c->id, &s->net);
-	s->st.network[0] = s->st.ip[0] = s->st.gateway[0] = s->st.mac[0] = '\0';
+	s->st.network[0] = s->st.ip[0] = s->st.gateway[0] = s->st.mac[0] = s->st.ports[0] = '\0';
 	s->st.prefix = 0;
 	s->st.status = CONTAINER_EXITED;
 	s->st.exit_code = s->exit_code;

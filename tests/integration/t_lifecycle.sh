@@ -14,7 +14,7 @@ fi
 
 "$COVE" ls >"$T/ls" 2>&1
 line=$(awk '$NF == "web"' "$T/ls")
-if head -1 "$T/ls" | grep -q '^CONTAINER ID  *IMAGE  *COMMAND  *CREATED  *STATUS  *NAMES$' &&
+if head -1 "$T/ls" | grep -q '^CONTAINER ID  *IMAGE  *COMMAND  *CREATED  *STATUS  *PORTS  *NAMES$' &&
 	[ "$(echo "$line" | awk '{print $1}')" = "${id:0:12}" ] && echo "$line" | grep -q ' Up '; then
 	ok "ls shows web running (short ID, Up, name)"
 else

@@ -29,6 +29,8 @@ expect "a second container fetches from the first" "hello from web" \
 # from the host side's address (masqueraded)
 unshare -n sleep 600 &
 up=$!
+# (until unshare has made its namespace, the veth's far end would land in ours)
+wait_until 10 sh -c "[ \"\$(readlink /proc/$up/ns/net)\" != \"\$(readlink /proc/self/ns/net)\" ]"
 ip link add vdown type veth peer name vup netns "$up"
 ip addr add 192.0.2.1/24 dev vdown && ip link set vdown up
 nsenter -t "$up" -n sh -c 'ip link set lo up; ip addr add 192.0.2.2/24 dev vup; ip link set vup up'
@@ -39,6 +41,30 @@ wait_until 10 sh -c "nsenter -t $up -n sh -c 'ss -ltn | grep -q :8000'"
 expect "a container fetches from upstream through NAT" "upstream page" \
 	"$("$COVE" run --rm busybox timeout 10 wget -q -O - http://192.0.2.2:8000/ 2>&1)"
 expect "upstream saw the host side's address" "1" "$(grep -c '^192.0.2.1 ' "$T/up.log")"
+
+# published ports: on the host's loopback, on every address (reached from upstream), and one
+# the kernel picks; cove port and ls show them; a port in use fails before anything starts
+"$COVE" run -d --name pub -p 127.0.0.1:8080:80 -p 8081:80 -p 80 busybox sh -c \
+	'mkdir /www; echo published >/www/index.html; exec httpd -f -p 80 -h /www' >/dev/null 2>"$T/err" ||
+	not_ok "run -d -p" "$(cat "$T/err")"
+wait_until 20 sh -c 'curl -s --max-time 2 http://127.0.0.1:8080/ | grep -q published' # httpd's start
+expect "-p 127.0.0.1:8080:80: the host's loopback reaches it" "published" \
+	"$(curl -s --max-time 10 http://127.0.0.1:8080/ 2>&1)"
+expect "-p 8081:80: another machine reaches it" "published" \
+	"$(nsenter -t "$up" -n curl -s --max-time 10 http://192.0.2.1:8081/ 2>&1)"
+rport=$("$COVE" port pub | awk '$3 ~ /^0.0.0.0:/ && $3 != "0.0.0.0:8081" { sub(".*:", "", $3); print $3 }')
+expect "-p 80: a port the kernel picked, and it works" "published" \
+	"$(curl -s --max-time 10 "http://127.0.0.1:${rport:-1}/" 2>&1)"
+expect "cove port lists them" "80/tcp -> 127.0.0.1:8080
+80/tcp -> 0.0.0.0:8081
+80/tcp -> 0.0.0.0:$rport" "$("$COVE" port pub 2>&1)"
+expect "ls has a PORTS column" "127.0.0.1:8080->80/tcp, 0.0.0.0:8081->80/tcp, 0.0.0.0:$rport->80/tcp" \
+	"$("$COVE" ls --format json | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["Ports"])')"
+one_line_125 "a port in use: one line, before it starts" "port 8080 is already in use" \
+	"$COVE" run --rm --name again -p 127.0.0.1:8080:80 busybox true
+expect "and nothing is left of it" "" "$("$COVE" ls -aq --filter name=again)"
+one_line_125 "a malformed -p" "invalid -p '80:99999'" "$COVE" run --rm -p 80:99999 busybox true
+"$COVE" rm -f pub >/dev/null 2>&1
 kill "$upsrv" "$up" 2>/dev/null
 
 # --network none: loopback only; a bad network name: one line, nothing made

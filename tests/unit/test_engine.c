@@ -11,6 +11,7 @@
 #include "engine/create.h"
 #include "engine/log.h"
 #include "engine/spec.h"
+#include "engine/ports.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -494,6 +495,35 @@ TEST(spec_from_flags_and_image)
 	json_decref(q.cap_drop);
 }
 
+/* -p's forms, canonical as they are kept, and what is refused */
+TEST(port_forms)
+{
+	static const struct {
+		const char *in, *canon;
+	} good[] = {
+		{ "80", "0.0.0.0:0:80/tcp" },
+		{ "8080:80", "0.0.0.0:8080:80/tcp" },
+		{ "127.0.0.1:8080:80/tcp", "127.0.0.1:8080:80/tcp" },
+		{ "127.0.0.1::80", "127.0.0.1:0:80/tcp" },
+	};
+	static const char *const bad[] = { "", "0", "65536", "80/udp", "80/sctp", "a:80", "1.2.3:80:80",
+					   "8080:", ":80", "8000-8010:80", "1.2.3.4:80", "80:80:80:80" };
+	struct port_map m;
+	char why[160], canon[64];
+
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+		CHECK_EQ_INT(port_parse(good[i].in, &m, why, sizeof(why)), 0);
+		port_format(&m, canon, sizeof(canon));
+		CHECK_EQ_STR(canon, good[i].canon);
+		CHECK_EQ_INT(port_parse(canon, &m, why, sizeof(why)), 0); /* kept, then read again */
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		why[0] = '\0';
+		CHECK_EQ_INT(port_parse(bad[i], &m, why, sizeof(why)), -EINVAL);
+		CHECK(why[0] != '\0');
+	}
+}
+
 int main(void)
 {
 	struct cove_error err = { 0 };
@@ -516,6 +546,7 @@ int main(void)
 	RUN(spec_from_runc_style);
 	RUN(spec_from_previous_layout);
 	RUN(spec_out_of_range);
+	RUN(port_forms);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		perror("rm");
