@@ -32,6 +32,23 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# registry_with_images: a registry of this file's own on 127.0.0.1 with the OCI test images
+# pushed (tests/images), stopped on exit; sets R (its host:port) and OCI (the image layout).
+# When it cannot, the file ends after one not ok.
+registry_with_images() {
+	local top
+	top=$(cd "$(dirname "$0")/../.." && pwd)
+	OCI=$("$top/tests/images/build.sh") || { not_ok "test images build" "$OCI"; exit 0; }
+	"$top/tests/registry/start.sh" plain "$T/reg" >"$T/reg.log" 2>&1 ||
+		{ not_ok "registry starts" "$(cat "$T/reg.log")"; exit 0; }
+	# shellcheck disable=SC2064 # top and T are fixed now
+	trap "'$top/tests/registry/stop.sh' '$T/reg' >/dev/null 2>&1; cleanup" EXIT
+	. "$T/reg/env"
+	R=$REGISTRY
+	"$top/tests/images/push.sh" "$OCI" "$R" >"$T/push.log" 2>&1 ||
+		{ not_ok "test images pushed" "$(cat "$T/push.log")"; exit 0; }
+}
+
 ok() { echo "ok - $(basename "$0" .sh): $1"; }
 not_ok() {
 	echo "not ok - $(basename "$0" .sh): $1"

@@ -55,14 +55,15 @@ out=$("$COVE" inspect no-such-thing 2>&1)
 expect "inspect of neither: one line, non-zero" "1 cove: no such container or image: 'no-such-thing'" "$? $out"
 
 # the log is rotated: at most max-file files of about max-size; logs reads them in order
+# (16000 lines: over 150 KB whatever the output's chunking, so that there are 3 files)
 "$COVE" run --name rot --log-opt max-size=64k --log-opt max-file=3 busybox \
-	sh -c 'i=0; while [ $i -lt 8000 ]; do echo "line $i"; i=$((i+1)); done' >/dev/null 2>&1
+	sh -c 'i=0; while [ $i -lt 16000 ]; do echo "line $i"; i=$((i+1)); done' >/dev/null 2>&1
 dir=$(dirname "$(inspect_field rot LogPath)")
 sizes=$(ls -l "$dir"/container.log* 2>/dev/null | awk '{ if ($5 > 65536) big++ } END { print NR, big + 0 }')
 expect "a rotated log: 3 files, none over max-size" "3 0" "$sizes"
-expect "logs reads the rotated files in order, ending at the last line" "0 line 7999" \
+expect "logs reads the rotated files in order, ending at the last line" "0 line 15999" \
 	"$("$COVE" logs rot | awk '{ n = $2 + 0; if (NR > 1 && n != prev + 1) bad++; prev = n } END { print bad + 0 }') $("$COVE" logs rot | tail -1)"
-expect "logs -n across the files" "line 7998 line 7999" "$("$COVE" logs -n 2 rot | tr '\n' ' ' | sed 's/ $//')"
+expect "logs -n across the files" "line 15998 line 15999" "$("$COVE" logs -n 2 rot | tr '\n' ' ' | sed 's/ $//')"
 expect "inspect shows the rotation" "65536 3" "$(inspect_field rot HostConfig.LogConfig.max-size) $(inspect_field rot HostConfig.LogConfig.max-file)"
 "$COVE" run --rm --log-opt max-size=1 busybox true >/dev/null 2>"$T/err"
 expect "a bad --log-opt: one line, 125" "125 1" "$? $(wc -l <"$T/err")"

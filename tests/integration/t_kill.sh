@@ -6,12 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 top=$(cd "$(dirname "$0")/../.." && pwd)
 
-oci=$("$top/tests/images/build.sh") || { not_ok "test images build" "$oci"; exit 0; }
-"$top/tests/registry/start.sh" plain "$T/reg" >"$T/reg.log" 2>&1 || { not_ok "registry starts" "$(cat "$T/reg.log")"; exit 0; }
-trap '"$top/tests/registry/stop.sh" "$T/reg" >/dev/null 2>&1; cleanup' EXIT
-. "$T/reg/env"
-R=$REGISTRY
-"$top/tests/images/push.sh" "$oci" "$R" >"$T/push.log" 2>&1 || { not_ok "test images pushed" "$(cat "$T/push.log")"; exit 0; }
+registry_with_images
 
 seed=${COVE_KILL_SEED:-$$}
 RANDOM=$seed
