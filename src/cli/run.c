@@ -192,7 +192,7 @@ enum {
 	OPT_RM = 256, OPT_NAME, OPT_CPUS, OPT_ROOTFS, OPT_ENTRYPOINT, OPT_PLATFORM, OPT_ENV_FILE,
 	OPT_READ_ONLY, OPT_TMPFS, OPT_ULIMIT, OPT_CAP_ADD, OPT_CAP_DROP, OPT_INIT, OPT_STOP_SIGNAL,
 	OPT_STOP_TIMEOUT, OPT_CIDFILE, OPT_SECURITY_OPT, OPT_ACCEL, OPT_LOG_OPT, OPT_NETWORK, OPT_NET,
-	OPT_PUBLISH,
+	OPT_PUBLISH_ALL,
 };
 
 /* run's options; create's are the same without the first (-d) */
@@ -224,6 +224,8 @@ static const struct cli_option run_options[] = {
 	  "connect it to a network: cove (the default as root:\nits own address on the cove0 "
 	  "bridge, NAT out) or none\n(only loopback; the default without root)" },
 	{ OPT_NET, 0, "net", "NAME", NULL },
+	{ 'P', 'P', "publish-all", NULL,
+	  "publish every TCP port the image exposes, each on a\nport the kernel picks" },
 	{ 'p', 'p', "publish", "[IP:]HOST:CTR",
 	  "publish a container port on the host (CTR alone: a\nport the kernel picks; see 'cove "
 	  "port')" },
@@ -426,6 +428,9 @@ static int run_opt(int c, const char *optarg, void *ud)
 		json_array_append_new(o->q.ports, json_string(canon));
 		break;
 	}
+	case 'P':
+		o->q.publish_all = true;
+		break;
 	case OPT_NETWORK:
 	case OPT_NET: {
 		struct cove_error e = { 0 };

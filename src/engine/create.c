@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #define _GNU_SOURCE
 #include "create.h"
+#include "ports.h"
 
 #include "../image/archives.h"
 #include "../image/json.h"
@@ -125,6 +126,39 @@ static int strv_of(json_t *a, char ***ret, size_t *ret_n)
 	return 0;
 }
 
+/* -P: each TCP port the image exposes ("80/tcp", or "80"), on a port the kernel picks, unless
+ * a -p already publishes it; UDP ports are left out (not published yet). */
+static int publish_exposed(const struct image_config *cfg, struct container_spec *s)
+{
+	for (size_t i = 0; i < cfg->n_exposed_ports; i++) {
+		const char *e = cfg->exposed_ports[i], *slash = strchr(e, '/');
+		struct port_map m = { 0 };
+		char spec[64], why[160], **nv;
+		bool have = false;
+
+		if ((slash && strcmp(slash, "/tcp") != 0) ||
+		    port_parse(e, &m, why, sizeof(why)) < 0 || m.host_port || m.host_ip)
+			continue;
+		for (size_t k = 0; k < s->nports && !have; k++) {
+			struct port_map o;
+
+			have = port_parse(s->ports[k], &o, why, sizeof(why)) == 0 &&
+			       o.ctr_port == m.ctr_port;
+		}
+		if (have)
+			continue;
+		port_format(&m, spec, sizeof(spec));
+		nv = realloc(s->ports, (s->nports + 2) * sizeof(char *));
+		if (!nv)
+			return -ENOMEM;
+		s->ports = nv;
+		if (!(nv[s->nports] = strdup(spec)))
+			return -ENOMEM;
+		nv[++s->nports] = NULL;
+	}
+	return 0;
+}
+
 /* the image's environment under a default PATH, HOSTNAME, TERM with a terminal, then -e */
 static char **environment(const struct create_request *q, const struct image_config *cfg,
 			  const char *hostname, size_t *ret_n)
@@ -233,6 +267,8 @@ int spec_from_request(const struct create_request *q, const struct image_config 
 		s.log_max_size = q->log_max_size;
 	if (q->log_max_files)
 		s.log_max_files = q->log_max_files;
+	if (q->publish_all && cfg && publish_exposed(cfg, &s) < 0)
+		goto oom;
 	s.readonly = q->read_only;
 	s.init = q->init;
 	s.unconfined = q->unconfined;

@@ -32,6 +32,7 @@ struct create_request {
 	json_t *tmpfs;           /* --tmpfs strings (may be NULL) */
 	json_t *cap_add, *cap_drop; /* capability names (may be NULL) */
 	json_t *ports;           /* -p, canonical (ports.h port_format); may be NULL */
+	bool publish_all;        /* -P: each TCP port the image exposes, on a port the kernel picks */
 	struct spec_rlimit rlimits[SPEC_MAX_RLIMITS];
 	size_t nrlimits;
 	bool rm, interactive, tty, read_only, init, unconfined;

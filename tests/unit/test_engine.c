@@ -432,12 +432,14 @@ TEST(spec_from_flags_and_image)
 			       .short_id = "feedfacefeed", .name = "web" };
 	char *img_ep[] = { (char *)"/entry.sh" }, *img_cmd[] = { (char *)"serve" };
 	char *img_env[] = { (char *)"PATH=/opt/bin", (char *)"MODE=image", (char *)"KEEP=1" };
+	char *img_ports[] = { (char *)"80/tcp", (char *)"53/udp", (char *)"443", (char *)"8080/tcp" };
 	struct image_label img_labels[] = { { (char *)"tier", (char *)"image" },
 					    { (char *)"team", (char *)"ops" } };
 	struct image_config cfg = {
 		.entrypoint = img_ep, .n_entrypoint = 1, .cmd = img_cmd, .n_cmd = 1,
 		.env = img_env, .n_env = 3, .working_dir = (char *)"/srv", .user = (char *)"app",
 		.stop_signal = (char *)"SIGQUIT", .labels = img_labels, .n_labels = 2,
+		.exposed_ports = img_ports, .n_exposed_ports = 4,
 	};
 	char *env[] = { (char *)"MODE=flag", NULL }, *args[] = { (char *)"--debug" };
 	struct create_request q = { .image = "registry/app:1", .env = env, .nenv = 1,
@@ -448,6 +450,9 @@ TEST(spec_from_flags_and_image)
 	q.labels = json_pack("{s:s}", "tier", "flag");
 	q.cap_add = json_pack("[s]", "NET_ADMIN");
 	q.cap_drop = json_pack("[s]", "KILL");
+	/* -P with -p 127.0.0.1:9000:8080: the image's 80 and 443 on picked ports, UDP left out */
+	q.publish_all = true;
+	q.ports = json_pack("[s]", "127.0.0.1:9000:8080/tcp");
 	/* the image's entrypoint and cmd, env under -e, its workdir, user, stop signal, labels */
 	CHECK_EQ_INT(spec_from_request(&q, &cfg, &c, "2026-12-05T00:00:00Z", "snapshots/s.ext4", &s,
 				       &err), 0);
@@ -467,6 +472,10 @@ TEST(spec_from_flags_and_image)
 	CHECK(s.caps & (1ULL << 12));  /* CAP_NET_ADMIN added */
 	CHECK(!(s.caps & (1ULL << 5))); /* CAP_KILL dropped */
 	CHECK(s.cpus == 2 && s.memory == 1ULL << 30 && s.terminal && s.accel == NULL);
+	CHECK_EQ_INT(s.nports, 3);
+	CHECK_EQ_STR(s.ports[0], "127.0.0.1:9000:8080/tcp");
+	CHECK_EQ_STR(s.ports[1], "0.0.0.0:0:80/tcp");
+	CHECK_EQ_STR(s.ports[2], "0.0.0.0:0:443/tcp");
 	CHECK_EQ_STR(s.image, "registry/app:1");
 	CHECK_EQ_STR(s.snapshot, "snapshots/s.ext4");
 	spec_done(&s);
@@ -493,6 +502,7 @@ TEST(spec_from_flags_and_image)
 	json_decref(q.labels);
 	json_decref(q.cap_add);
 	json_decref(q.cap_drop);
+	json_decref(q.ports);
 }
 
 /* -p's forms, canonical as they are kept, and what is refused */
