@@ -941,7 +941,7 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	struct cove_error err = { 0 };
 	struct proto_start m = { 0 };
 	sigset_t mask;
-	char why[512];
+	char why[512], net_notice[700] = "";
 	int r;
 
 	prctl(PR_SET_NAME, "cove-supervisor");
@@ -980,12 +980,21 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	s->vc.keep_logs = !s->c->rm;
 	s->vc.confine_dir = s->paths->run;
 
-	/* its place on the network, before START, which carries it */
+	/* its place on the network, before START, which carries it; where the default network
+	 * cannot be made (no /dev/net/tun, no bridge support), the container runs with loopback
+	 * only and the user is told, rather than no container running as root at all */
 	if (s->listen_fd >= 0 && !s->spec->maintenance &&
 	    net_attach(s->paths, s->c->id, s->spec->network, s->spec->hostname, &s->net, &err) < 0) {
-		str_copy(why, sizeof(why), err.msg);
-		closep(&s->listen_fd);
-		unlink(s->c->sock);
+		if (!s->spec->network && !s->spec->nports) {
+			str_printf(net_notice, sizeof(net_notice),
+				   "no network for this container (%s): it has only loopback; "
+				   "--network none says so",
+				   err.msg);
+		} else {
+			str_copy(why, sizeof(why), err.msg);
+			closep(&s->listen_fd);
+			unlink(s->c->sock);
+		}
 		err = (struct cove_error){ 0 };
 	}
 	if (s->listen_fd >= 0 && s->spec->nports && !s->net.attached) {
@@ -1036,6 +1045,8 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 		else if (!client_read(s, cl))
 			client_drop(s, 0);
 	}
+	if (net_notice[0])
+		notice(s, net_notice);
 	/* running from here, on the accelerator chosen (a probe boot, once per host, comes first) */
 	if (s->listen_fd >= 0 && r == 0)
 		r = choose_accel(s, &err);

@@ -72,6 +72,13 @@ expect "--network none: no interface but lo (and the kernel's idle sit0)" "lo" \
 	"$("$COVE" run --rm --network none busybox sh -c "ip -o link | awk -F': ' '{print \$2}' | grep -v '^sit0@'" 2>&1)"
 one_line_125 "an unknown network" "no such network: 'nope'" "$COVE" run --rm --network nope busybox true
 
+# a host without a usable /dev/net/tun (here: /dev/null bound over it, in a mount namespace):
+# the default network falls back to loopback with one notice; asking for it fails in one line
+out=$(unshare -m sh -c "mount --bind /dev/null /dev/net/tun && '$COVE' run --rm busybox echo ran" 2>"$T/err")
+expect "no tun: the container runs, with one notice" "ran 1" "$out $(grep -c 'no network for this container' "$T/err")"
+unshare -m sh -c "mount --bind /dev/null /dev/net/tun && '$COVE' run --rm --network cove busybox true" >/dev/null 2>"$T/err"
+expect "no tun, --network cove: one line, 125" "125 1" "$? $(wc -l <"$T/err")"
+
 # ten at once: distinct addresses
 for i in $(seq 10); do "$COVE" run -d --name m$i --memory 128m busybox sleep 300 >/dev/null 2>&1 & done
 wait
