@@ -225,10 +225,13 @@ static int start_check(const struct proto_start *m, size_t *ret_len)
 		return -EINVAL;
 	if (m->has_net) {
 		const struct proto_net *n = &m->net;
-		uint32_t mask = n->prefix ? ~UINT32_C(0) << (32 - n->prefix) : 0;
+		uint32_t mask;
 
-		if ((n->mac[0] & 1) || n->prefix < 1 || n->prefix > 30 || n->mtu < 576 ||
-		    (n->addr & ~mask) == 0 || (n->addr & ~mask) == ~mask ||
+		if (n->prefix < 1 || n->prefix > 30) /* before the shift (found by fuzz_proto) */
+			return -EINVAL;
+		mask = ~UINT32_C(0) << (32 - n->prefix);
+		if ((n->mac[0] & 1) || n->mtu < 576 || (n->addr & ~mask) == 0 ||
+		    (n->addr & ~mask) == ~mask ||
 		    (n->gateway && ((n->gateway & mask) != (n->addr & mask) ||
 				    n->gateway == n->addr)))
 			return -EINVAL;
