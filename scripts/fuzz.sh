@@ -2,7 +2,7 @@
 # Drive the fuzz targets with libFuzzer under ASan+UBSan, and report executions and coverage
 # per target.
 #
-#   scripts/fuzz.sh [--time SECONDS | --runs N] [--save] [TARGET...]
+#   scripts/fuzz.sh [--time SECONDS | --runs N] [--max-len BYTES] [--save] [TARGET...]
 #
 # Builds build-fuzz (clang, -Dfuzzing=true; $COVE_FUZZ_BUILD names another) when needed. Each target starts from its saved
 # corpus (fuzz/corpus/TARGET) plus the inputs it found before, kept in $COVE_FUZZ_DIR/TARGET
@@ -17,6 +17,7 @@ cd "$(dirname "$0")/.."
 top=$(pwd)
 
 budget=(-max_total_time=10)
+max_len=65536 # --max-len: a smaller one keeps a long run fast (inputs grow to it)
 save=0
 targets=()
 while [ $# -gt 0 ]; do
@@ -24,6 +25,7 @@ while [ $# -gt 0 ]; do
 	--time) budget=(-max_total_time="$2"); shift 2 ;;
 	--runs) budget=(-runs="$2"); shift 2 ;;
 	--save) save=1; shift ;;
+	--max-len) max_len=$2; shift 2 ;;
 	-h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	-*) echo "fuzz.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
 	*) targets+=("$1"); shift ;;
@@ -61,7 +63,7 @@ for t in "${targets[@]}"; do
 	log="$work/$t.$$.log" # two runs at once (a long one, the test suite's) keep their own
 	start=$(date +%s)
 	"$exe" "${budget[@]}" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
-		-max_len=65536 -artifact_prefix="$work/crashes/$t-" "$work/$t" "fuzz/corpus/$t" \
+		-max_len="$max_len" -artifact_prefix="$work/crashes/$t-" "$work/$t" "fuzz/corpus/$t" \
 		>"$log" 2>&1
 	rc=$?
 	secs=$(($(date +%s) - start))
@@ -70,7 +72,7 @@ for t in "${targets[@]}"; do
 	cov=$(echo "$last" | sed -n 's/.* cov: \([0-9]*\).*/\1/p')
 	ft=$(echo "$last" | sed -n 's/.* ft: \([0-9]*\).*/\1/p')
 	corp=$(echo "$last" | sed -n 's/.* corp: \([0-9]*\).*/\1/p')
-	line="fuzz $t: ${execs:-?} execs in $secs s, cov ${cov:-?}, ft ${ft:-?}, corpus ${corp:-?}"
+	line="fuzz $t: ${execs:-?} execs in $secs s, cov ${cov:-?}, ft ${ft:-?}, corpus ${corp:-?}, max-len $max_len"
 	if [ $rc -eq 0 ]; then
 		mv -f "$log" "$work/$t.log"
 		echo "ok - $line"
