@@ -36,7 +36,7 @@ static const uint32_t default_subnets[] = {
 	0xc0a86400, /* 192.168.100.0 */
 };
 
-static void ip_text(uint32_t a, char *buf, size_t size)
+void net_ip_text(uint32_t a, char *buf, size_t size)
 {
 	str_printf(buf, size, "%u.%u.%u.%u", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
 }
@@ -122,8 +122,8 @@ static int def_save(const struct cove_paths *p, const struct net_def *d, struct 
 	_cleanup_free_ char *text = NULL;
 	int r;
 
-	ip_text(d->subnet, subnet, sizeof(subnet));
-	ip_text(d->gateway, gw, sizeof(gw));
+	net_ip_text(d->subnet, subnet, sizeof(subnet));
+	net_ip_text(d->gateway, gw, sizeof(gw));
 	j = json_pack("{s:s, s:s, s:s, s:i, s:s, s:b}", "Name", d->name, "Subnet", subnet,
 		      "Gateway", gw, "PrefixLen", (int)d->prefix, "Bridge", d->bridge,
 		      "ForwardingEnabledByCove", d->forwarding_ours);
@@ -182,7 +182,7 @@ static int apply_nat(const struct net_def *d, char *why, size_t size)
 {
 	char subnet[16], rules[2048];
 
-	ip_text(d->subnet, subnet, sizeof(subnet));
+	net_ip_text(d->subnet, subnet, sizeof(subnet));
 	str_printf(rules, sizeof(rules),
 		   "table ip cove\n"
 		   "delete table ip cove\n"
@@ -375,7 +375,7 @@ static int leases_update(const struct cove_paths *p, const struct net_def *d, co
 					      d->name);
 		}
 		*ret = d->subnet + host;
-		ip_text(*ret, ip, sizeof(ip));
+		net_ip_text(*ret, ip, sizeof(ip));
 		str_printf(l, sizeof(l), "%s %s\n", ip, id);
 		buf_append(&out, l, strlen(l));
 	}
@@ -492,8 +492,8 @@ int net_attach(const struct cove_paths *p, const char *id, const char *network,
 					     (uint8_t)addr },
 				    .addr = addr, .prefix = (uint8_t)a.def.prefix,
 				    .gateway = a.def.gateway, .mtu = NET_MTU };
-	ip_text(addr, ip, sizeof(ip));
-	ip_text(a.def.gateway, gw, sizeof(gw));
+	net_ip_text(addr, ip, sizeof(ip));
+	net_ip_text(a.def.gateway, gw, sizeof(gw));
 	str_printf(hosts, sizeof(hosts),
 		   "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 		   "%s\t%s\n%s\thost.cove.internal\n",
@@ -526,7 +526,7 @@ void net_addr_text(const struct net_attachment *a, char ip[16], char gw[16], cha
 {
 	const uint8_t *m = a->net.mac;
 
-	ip_text(a->net.addr, ip, 16);
-	ip_text(a->net.gateway, gw, 16);
+	net_ip_text(a->net.addr, ip, 16);
+	net_ip_text(a->net.gateway, gw, 16);
 	str_printf(mac, 18, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
 }

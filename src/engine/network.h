@@ -32,4 +32,6 @@ int net_attach(const struct cove_paths *p, const char *id, const char *network,
 	       const char *hostname, struct net_attachment *ret, struct cove_error *err);
 /* Free the lease, close the tap. Safe on a detached one. */
 void net_detach(const struct cove_paths *p, const char *id, struct net_attachment *a);
+/* a.b.c.d of a host-byte-order IPv4 address */
+void net_ip_text(uint32_t a, char *buf, size_t size);
 void net_addr_text(const struct net_attachment *a, char ip[16], char gw[16], char mac[18]);

@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "ports.h"
+#include "network.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -105,14 +106,18 @@ bad:
 
 void port_format(const struct port_map *m, char *buf, size_t size)
 {
-	str_printf(buf, size, "%u.%u.%u.%u:%u:%u/tcp", m->host_ip >> 24, (m->host_ip >> 16) & 255,
-		   (m->host_ip >> 8) & 255, m->host_ip & 255, m->host_port, m->ctr_port);
+	char ip[16];
+
+	net_ip_text(m->host_ip, ip, sizeof(ip));
+	str_printf(buf, size, "%s:%u:%u/tcp", ip, m->host_port, m->ctr_port);
 }
 
 void port_describe(const struct port_map *m, char *buf, size_t size)
 {
-	str_printf(buf, size, "%u.%u.%u.%u:%u->%u/tcp", m->host_ip >> 24, (m->host_ip >> 16) & 255,
-		   (m->host_ip >> 8) & 255, m->host_ip & 255, m->host_port, m->ctr_port);
+	char ip[16];
+
+	net_ip_text(m->host_ip, ip, sizeof(ip));
+	str_printf(buf, size, "%s:%u->%u/tcp", ip, m->host_port, m->ctr_port);
 }
 
 /* ---- the listeners ----------------------------------------------------------------------- */
