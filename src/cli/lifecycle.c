@@ -3,6 +3,8 @@
 #define _GNU_SOURCE
 #include "cli.h"
 #include "options.h"
+
+#include "engine/network.h"
 #include "engine/container.h"
 #include "engine/supervisor.h"
 
@@ -461,7 +463,9 @@ int cmd_ctr_rm(int argc, char **argv)
 		return EXIT_COVE;
 	if (o.all)
 		failed = remove_all(&p, o.force);
-	return each_named(&p, first, argc, argv, rm_one, &o) | failed;
+	failed |= each_named(&p, first, argc, argv, rm_one, &o);
+	net_gc(&p); /* the leases of what was removed, of supervisors that died */
+	return failed;
 }
 
 int cmd_ctr_prune(int argc, char **argv)

@@ -364,9 +364,10 @@ static json_t *network_settings(const struct container_spec *spec,
 
 	if (nets && st->network[0])
 		json_object_set_new(nets, st->network,
-				    json_pack("{s:s, s:i, s:s, s:s}", "IPAddress", st->ip,
+				    json_pack("{s:s, s:i, s:s, s:s, s:o}", "IPAddress", st->ip,
 					      "IPPrefixLen", st->prefix, "Gateway", st->gateway,
-					      "MacAddress", st->mac));
+					      "MacAddress", st->mac, "Aliases",
+					      json_strv(spec->aliases, spec->naliases)));
 	j = json_pack("{s:s, s:i, s:s, s:s, s:o?, s:s}", "IPAddress", st->ip, "IPPrefixLen",
 		      st->prefix, "Gateway", st->gateway, "MacAddress", st->mac, "Networks", nets,
 		      "Ports", st->ports);
@@ -414,8 +415,14 @@ static json_t *inspect_one(const struct container *c, const struct container_spe
 		"Cove", "Capabilities", caps, "Disk", c->disk, "Socket", c->sock);
 	if (j) {
 		json_object_set_new(j, "NetworkSettings", network_settings(spec, st));
-		json_object_set_new(json_object_get(j, "HostConfig"), "NetworkMode",
-				    json_string(spec->network ?: net_default_name()));
+		json_t *hc = json_object_get(j, "HostConfig");
+
+		json_object_set_new(hc, "NetworkMode", json_string(net_canonical(spec->network)));
+		json_object_set_new(hc, "Dns", json_strv(spec->dns, spec->ndns));
+		json_object_set_new(hc, "DnsSearch", json_strv(spec->dns_search, spec->ndns_search));
+		json_object_set_new(hc, "ExtraHosts", json_strv(spec->add_hosts, spec->nadd_hosts));
+		json_object_set_new(json_object_get(j, "Config"), "MacAddress",
+				    json_string(spec->mac ?: ""));
 	}
 	return j;
 }

@@ -17,6 +17,7 @@
 #include "vm/accel.h"
 #include "engine/network.h"
 #include "engine/ports.h"
+#include "engine/spec.h"
 
 #include <limits.h>
 #include <string.h>
@@ -188,11 +189,14 @@ static int add_cap(json_t **list, const char *name, const char *flag)
 	return 0;
 }
 
+static int add_net_flag(struct run_opts *o, int c, const char *value);
+
 enum {
 	OPT_RM = 256, OPT_NAME, OPT_CPUS, OPT_ROOTFS, OPT_ENTRYPOINT, OPT_PLATFORM, OPT_ENV_FILE,
 	OPT_READ_ONLY, OPT_TMPFS, OPT_ULIMIT, OPT_CAP_ADD, OPT_CAP_DROP, OPT_INIT, OPT_STOP_SIGNAL,
 	OPT_STOP_TIMEOUT, OPT_CIDFILE, OPT_SECURITY_OPT, OPT_ACCEL, OPT_LOG_OPT, OPT_NETWORK, OPT_NET,
-	OPT_PUBLISH_ALL,
+	OPT_PUBLISH_ALL, OPT_IP, OPT_MAC, OPT_DNS, OPT_DNS_SEARCH, OPT_ADD_HOST, OPT_ALIAS,
+	OPT_NET_ALIAS,
 };
 
 /* run's options; create's are the same without the first (-d) */
@@ -222,13 +226,23 @@ static const struct cli_option run_options[] = {
 	  "worked here, else TCG)" },
 	{ OPT_NETWORK, 0, "network", "NAME",
 	  "connect it to a network: cove (the default as root:\nits own address on the cove0 "
-	  "bridge, NAT out) or none\n(only loopback; the default without root)" },
+	  "bridge, NAT out), one\n'cove network create' made, user (QEMU's user\nnetworking, "
+	  "the default without root) or none" },
 	{ OPT_NET, 0, "net", "NAME", NULL },
+	{ OPT_IP, 0, "ip", "IP", "its address on the network (default: a free one)" },
+	{ OPT_MAC, 0, "mac-address", "MAC", "its NIC's MAC address" },
+	{ OPT_ALIAS, 0, "network-alias", "NAME",
+	  "another name it has on the network's DNS" },
+	{ OPT_NET_ALIAS, 0, "net-alias", "NAME", NULL },
+	{ OPT_DNS, 0, "dns", "IP", "a DNS server for /etc/resolv.conf (replaces the network's)" },
+	{ OPT_DNS_SEARCH, 0, "dns-search", "DOMAIN", "a search domain for /etc/resolv.conf" },
+	{ OPT_ADD_HOST, 0, "add-host", "NAME:IP",
+	  "a line for /etc/hosts (IP host-gateway: the host)" },
 	{ 'P', 'P', "publish-all", NULL,
-	  "publish every TCP port the image exposes, each on a\nport the kernel picks" },
-	{ 'p', 'p', "publish", "[IP:]HOST:CTR",
-	  "publish a container port on the host (CTR alone: a\nport the kernel picks; see 'cove "
-	  "port')" },
+	  "publish every port the image exposes, each on a port\nthe kernel picks" },
+	{ 'p', 'p', "publish", "[IP:]HOST:CTR[/udp]",
+	  "publish a container port on the host (CTR alone: a\nport the kernel picks; ranges: "
+	  "8000-8009:80-89;\nsee 'cove port')" },
 	{ 'l', 'l', "label", "K=V", "set a label on the container" },
 	{ OPT_READ_ONLY, 0, "read-only", NULL, "mount the root filesystem read-only" },
 	{ OPT_TMPFS, 0, "tmpfs", "PATH[:OPTS]", "mount a tmpfs (OPTS: size=64m,mode=1777,ro,noexec,...)" },
@@ -263,6 +277,58 @@ static const struct cli_verb create_verb = {
 	"Create a container, in a virtual machine of its own, without starting it; print its ID.",
 	run_options + 1, RUN_MORE, .command_follows = true, .max_operands = -1,
 };
+
+/* --ip, --mac-address, --dns, --dns-search, --add-host, --network-alias: checked as given */
+static int add_net_flag(struct run_opts *o, int c, const char *value)
+{
+	json_t **list = c == OPT_DNS	      ? &o->q.dns
+			: c == OPT_DNS_SEARCH ? &o->q.dns_search
+			: c == OPT_ADD_HOST   ? &o->q.add_hosts
+					      : &o->q.aliases;
+	struct container_spec probe = { 0 };
+	char *one[2] = { (char *)value, NULL }, why[256];
+	const char *flag = c == OPT_IP		? "--ip"
+			   : c == OPT_MAC	? "--mac-address"
+			   : c == OPT_DNS	? "--dns"
+			   : c == OPT_DNS_SEARCH ? "--dns-search"
+			   : c == OPT_ADD_HOST	? "--add-host"
+						: "--network-alias";
+
+	switch (c) {
+	case OPT_IP:
+		probe.ip = one[0];
+		break;
+	case OPT_MAC:
+		probe.mac = one[0];
+		break;
+	case OPT_DNS:
+		probe.dns = one, probe.ndns = 1;
+		break;
+	case OPT_DNS_SEARCH:
+		probe.dns_search = one, probe.ndns_search = 1;
+		break;
+	case OPT_ADD_HOST:
+		probe.add_hosts = one, probe.nadd_hosts = 1;
+		break;
+	default:
+		probe.aliases = one, probe.naliases = 1;
+		break;
+	}
+	if (net_check_fields(&probe, why, sizeof(why)) < 0) {
+		cli_error("invalid %s: %s", flag, why);
+		return -EINVAL;
+	}
+	if (c == OPT_IP) {
+		o->q.ip = value;
+	} else if (c == OPT_MAC) {
+		o->q.mac = value;
+	} else {
+		if (!*list)
+			*list = json_array();
+		json_array_append_new(*list, json_string(value));
+	}
+	return 0;
+}
 
 static int run_opt(int c, const char *optarg, void *ud)
 {
@@ -416,31 +482,42 @@ static int run_opt(int c, const char *optarg, void *ud)
 		o->q.accel = optarg; /* checked with COVE_ACCEL, below */
 		break;
 	case 'p': {
-		struct port_map pm;
+		struct port_map pm[64];
 		char why[160], canon[64];
-		if (port_parse(optarg, &pm, why, sizeof(why)) < 0) {
+		size_t n;
+
+		if (port_parse_all(optarg, pm, ARRAY_SIZE(pm), &n, why, sizeof(why)) < 0) {
 			cli_error("invalid -p '%s': %s", optarg, why);
 			return -EINVAL;
 		}
-		port_format(&pm, canon, sizeof(canon));
 		if (!o->q.ports)
 			o->q.ports = json_array();
-		json_array_append_new(o->q.ports, json_string(canon));
+		for (size_t i = 0; i < n; i++) {
+			port_format(&pm[i], canon, sizeof(canon));
+			json_array_append_new(o->q.ports, json_string(canon));
+		}
 		break;
 	}
 	case 'P':
 		o->q.publish_all = true;
 		break;
 	case OPT_NETWORK:
-	case OPT_NET: {
-		struct cove_error e = { 0 };
-		if (net_check_name(optarg, &e) < 0) {
-			cli_error("%s", e.msg);
+	case OPT_NET:
+		/* whether it exists is asked before anything is made (container_make) */
+		if (o->q.network && strcmp(o->q.network, optarg) != 0) {
+			cli_error("a container has one network in this cove: give --network once");
 			return -EINVAL;
 		}
 		o->q.network = optarg;
 		break;
-	}
+	case OPT_IP:
+	case OPT_MAC:
+	case OPT_DNS:
+	case OPT_DNS_SEARCH:
+	case OPT_ADD_HOST:
+	case OPT_ALIAS:
+	case OPT_NET_ALIAS:
+		return add_net_flag(o, c, optarg);
 	case OPT_LOG_OPT:
 		if (strncmp(optarg, "max-size=", 9) == 0) {
 			if (strcmp(optarg + 9, "-1") == 0) {
@@ -589,6 +666,10 @@ out:
 	json_decref(o.q.tmpfs);
 	json_decref(o.q.cap_add);
 	json_decref(o.q.ports);
+	json_decref(o.q.dns);
+	json_decref(o.q.dns_search);
+	json_decref(o.q.add_hosts);
+	json_decref(o.q.aliases);
 	json_decref(o.q.cap_drop);
 	if (r > 0)
 		return 0; /* --help */

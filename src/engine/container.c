@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #define _GNU_SOURCE
 #include "container.h"
+#include "network.h"
 
 #include "ext4/writer.h"
 #include "vm/qcow2.h"
@@ -540,6 +541,8 @@ void container_gc(const struct cove_paths *p)
 		container_remove(&c);
 	}
 	container_list_free(ids, n);
+	/* and the leases (with DNS entries) of containers whose supervisor died */
+	net_gc(p);
 }
 
 static int write_small(const char *dir, const char *file, const char *content)

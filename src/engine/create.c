@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #define _GNU_SOURCE
 #include "create.h"
+#include "network.h"
 #include "ports.h"
 
 #include "../image/archives.h"
@@ -126,24 +127,23 @@ static int strv_of(json_t *a, char ***ret, size_t *ret_n)
 	return 0;
 }
 
-/* -P: each TCP port the image exposes ("80/tcp", or "80"), on a port the kernel picks, unless
- * a -p already publishes it; UDP ports are left out (not published yet). */
+/* -P: each port the image exposes ("80/tcp", "53/udp" or "80"), on a port the kernel picks,
+ * unless a -p already publishes it. */
 static int publish_exposed(const struct image_config *cfg, struct container_spec *s)
 {
 	for (size_t i = 0; i < cfg->n_exposed_ports; i++) {
-		const char *e = cfg->exposed_ports[i], *slash = strchr(e, '/');
+		const char *e = cfg->exposed_ports[i];
 		struct port_map m = { 0 };
 		char spec[64], why[160], **nv;
 		bool have = false;
 
-		if ((slash && strcmp(slash, "/tcp") != 0) ||
-		    port_parse(e, &m, why, sizeof(why)) < 0 || m.host_port || m.host_ip)
+		if (port_parse(e, &m, why, sizeof(why)) < 0 || m.host_port || m.host_ip)
 			continue;
 		for (size_t k = 0; k < s->nports && !have; k++) {
 			struct port_map o;
 
 			have = port_parse(s->ports[k], &o, why, sizeof(why)) == 0 &&
-			       o.ctr_port == m.ctr_port;
+			       o.ctr_port == m.ctr_port && o.udp == m.udp;
 		}
 		if (have)
 			continue;
@@ -230,6 +230,8 @@ int spec_from_request(const struct create_request *q, const struct image_config 
 			{ &s.rootfs, q->rootfs ? q->rootfs : "" },
 			{ &s.accel, q->accel },
 			{ &s.network, q->network },
+			{ &s.ip, q->ip },
+			{ &s.mac, q->mac },
 		};
 		for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
 			if (strs[i].v && !(*strs[i].field = strdup(strs[i].v)))
@@ -251,6 +253,10 @@ int spec_from_request(const struct create_request *q, const struct image_config 
 	    strv_of(q->tmpfs, &s.tmpfs, &s.ntmpfs) < 0 ||
 	    strv_of(q->cap_add, &s.cap_add, &s.ncap_add) < 0 ||
 	    (q->ports && strv_of(q->ports, &s.ports, &s.nports) < 0) ||
+	    (q->dns && strv_of(q->dns, &s.dns, &s.ndns) < 0) ||
+	    (q->dns_search && strv_of(q->dns_search, &s.dns_search, &s.ndns_search) < 0) ||
+	    (q->add_hosts && strv_of(q->add_hosts, &s.add_hosts, &s.nadd_hosts) < 0) ||
+	    (q->aliases && strv_of(q->aliases, &s.aliases, &s.naliases) < 0) ||
 	    strv_of(q->cap_drop, &s.cap_drop, &s.ncap_drop) < 0)
 		goto oom;
 	s.terminal = q->tty;
@@ -297,6 +303,10 @@ int container_make(const struct cove_paths *p, const struct create_request *q,
 	char image[PATH_MAX + 64], snapshot[128] = "", created[40];
 	int r;
 
+	/* a network that is not there fails before anything is pulled or made */
+	r = net_check_name(p, q->network, err);
+	if (r < 0)
+		return r;
 	/* the root filesystem: an image, or a directory */
 	if (!q->rootfs) {
 		r = resolve_image(p, q->image, q->platform, progress, userdata, image, sizeof(image),
@@ -317,6 +327,8 @@ int container_make(const struct cove_paths *p, const struct create_request *q,
 	if (r == 0)
 		r = spec_from_request(q, cfg, &c, created, q->rootfs ? NULL : snapshot, &s, err);
 	image_config_free(cfg);
+	if (r == 0 && (r = net_check_spec(p, &s, err)) < 0)
+		spec_done(&s);
 	if (r == 0) {
 		r = container_save_spec(&c, &s, err);
 		if (r < 0)

@@ -23,7 +23,10 @@ struct create_request {
 	const char *user;        /* NULL: the image's, else root */
 	const char *entrypoint;  /* NULL: the image's; "": none */
 	const char *accel;       /* NULL: COVE_ACCEL at each start */
-	const char *network;     /* NULL: the default network (cove as root, else none) */
+	const char *network;     /* NULL: the default network (cove as root, else user) */
+	const char *ip;          /* --ip (may be NULL) */
+	const char *mac;         /* --mac-address (may be NULL) */
+	json_t *dns, *dns_search, *add_hosts, *aliases; /* string arrays (may be NULL) */
 	char **env;              /* -e and --env-file, "K=V" */
 	size_t nenv;
 	char **args;             /* after IMAGE: replaces the image's Cmd */

@@ -3,7 +3,9 @@
  * Published ports (-p): the supervisor listens on each host address and port itself, before
  * the VM boots (a port in use is an error before anything runs), and a thread of its own
  * relays each connection to the container's address (as Apple's container and docker-proxy
- * do). This works from the host's loopback and from other machines alike, with no NAT rule.
+ * do), and each UDP client's datagrams through a socket of its own (a flow, forgotten after two
+ * silent minutes). This works from the host's loopback and from other machines alike, with no
+ * NAT rule.
  */
 #define _GNU_SOURCE
 #include "ports.h"
@@ -21,12 +23,24 @@
 #define MAX_PORTS 64
 #define MAX_CONNS 256
 #define RELAY_BUF (64u << 10)
+#define MAX_FLOWS 256
+#define DGRAM_MAX 65536
+#define FLOW_IDLE_NS (120ULL * 1000000000) /* a UDP flow silent this long is forgotten */
 
 struct relay {
 	int fd[2];          /* the client's, the container's */
 	bool connecting;    /* the container side's connect() is in progress */
 	bool shut[2];       /* fd[i] will send nothing more (its read side is done) */
 	struct buf to[2];   /* to[i]: bytes waiting to be written to fd[i] */
+};
+
+/* a UDP client of a published port: datagrams from it go out of fd (connected to the
+ * container's port), the container's answers go back to it from the published port */
+struct flow {
+	int fd;
+	size_t map;
+	struct sockaddr_in peer;
+	uint64_t last;      /* now_ns() of its last datagram */
 };
 
 struct port_proxy {
@@ -38,70 +52,105 @@ struct port_proxy {
 	pthread_t thread;
 	bool running;
 	struct relay *conns[MAX_CONNS];
+	struct flow *flows[MAX_FLOWS];
 };
 
-static int parse_port(const char *s, size_t len, bool zero_ok, unsigned *ret)
+/* "N" or "N-M" (N <= M), ports 1..65535; "" is 0 when zero_ok */
+static int parse_range(const char *s, size_t len, bool zero_ok, unsigned *lo, unsigned *hi)
 {
+	const char *dash = memchr(s, '-', len);
 	char buf[8];
-	uint64_t v;
+	uint64_t v[2];
 
-	if (len == 0 && zero_ok) {
-		*ret = 0;
+	if (zero_ok && (len == 0 || (len == 1 && s[0] == '0'))) {
+		*lo = *hi = 0;
 		return 0;
 	}
-	if (len == 0 || len >= sizeof(buf))
+	for (int k = 0; k < 2; k++) {
+		const char *a = k ? (dash ? dash + 1 : s) : s;
+		size_t n = k ? (size_t)(s + len - a) : dash ? (size_t)(dash - s) : len;
+
+		if (n == 0 || n >= sizeof(buf))
+			return -EINVAL;
+		memcpy(buf, a, n);
+		buf[n] = '\0';
+		if (parse_u64(buf, 65535, &v[k]) < 0 || v[k] == 0)
+			return -EINVAL;
+	}
+	if (v[0] > v[1])
 		return -EINVAL;
-	memcpy(buf, s, len);
-	buf[len] = '\0';
-	if (parse_u64(buf, 65535, &v) < 0 || (v == 0 && !zero_ok))
-		return -EINVAL;
-	*ret = (unsigned)v;
+	*lo = (unsigned)v[0];
+	*hi = (unsigned)v[1];
 	return 0;
 }
 
-int port_parse(const char *arg, struct port_map *ret, char *why, size_t size)
+int port_parse_all(const char *arg, struct port_map *ret, size_t max, size_t *ret_n, char *why,
+		   size_t size)
 {
 	const char *proto = strchr(arg, '/'), *end = proto ? proto : arg + strlen(arg);
-	const char *c1, *c2 = NULL;
-	struct in_addr in;
+	const char *c1, *c2 = NULL, *host = NULL, *ctr = arg;
+	unsigned hlo = 0, hhi = 0, clo, chi;
+	uint32_t ip = 0;
+	bool udp = false;
 
-	memset(ret, 0, sizeof(*ret));
-	if (proto && strcmp(proto, "/tcp") != 0) {
-		str_printf(why, size, strcmp(proto, "/udp") == 0
-					      ? "UDP ports are not published yet: use /tcp"
-					      : "expected /tcp after the port");
+	*ret_n = 0;
+	if (proto && strcmp(proto, "/tcp") != 0 && strcmp(proto, "/udp") != 0) {
+		str_printf(why, size, "expected /tcp or /udp after the port");
 		return -EINVAL;
 	}
+	udp = proto && strcmp(proto, "/udp") == 0;
 	c1 = memchr(arg, ':', (size_t)(end - arg));
 	if (c1)
 		c2 = memchr(c1 + 1, ':', (size_t)(end - c1 - 1));
 	if (c2) { /* IP:HOST:CTR or IP::CTR */
-		char ip[INET_ADDRSTRLEN];
+		char ipt[INET_ADDRSTRLEN];
+		struct in_addr in;
 
-		if ((size_t)(c1 - arg) >= sizeof(ip))
+		if ((size_t)(c1 - arg) >= sizeof(ipt))
 			goto bad;
-		memcpy(ip, arg, (size_t)(c1 - arg));
-		ip[c1 - arg] = '\0';
-		if (inet_pton(AF_INET, ip, &in) != 1) {
-			str_printf(why, size, "'%s' is not an IPv4 address", ip);
+		memcpy(ipt, arg, (size_t)(c1 - arg));
+		ipt[c1 - arg] = '\0';
+		if (inet_pton(AF_INET, ipt, &in) != 1) {
+			str_printf(why, size, "'%s' is not an IPv4 address", ipt);
 			return -EINVAL;
 		}
-		ret->host_ip = ntohl(in.s_addr);
-		if (parse_port(c1 + 1, (size_t)(c2 - c1 - 1), true, &ret->host_port) < 0 ||
-		    parse_port(c2 + 1, (size_t)(end - c2 - 1), false, &ret->ctr_port) < 0)
+		ip = ntohl(in.s_addr);
+		host = c1 + 1;
+		ctr = c2 + 1;
+		if (parse_range(host, (size_t)(c2 - host), true, &hlo, &hhi) < 0)
 			goto bad;
 	} else if (c1) { /* HOST:CTR */
-		if (parse_port(arg, (size_t)(c1 - arg), false, &ret->host_port) < 0 ||
-		    parse_port(c1 + 1, (size_t)(end - c1 - 1), false, &ret->ctr_port) < 0)
+		host = arg;
+		ctr = c1 + 1;
+		if (parse_range(host, (size_t)(c1 - host), false, &hlo, &hhi) < 0)
 			goto bad;
-	} else if (parse_port(arg, (size_t)(end - arg), false, &ret->ctr_port) < 0) { /* CTR */
-		goto bad;
 	}
+	if (parse_range(ctr, (size_t)(end - ctr), false, &clo, &chi) < 0)
+		goto bad;
+	if (hlo && hhi - hlo != chi - clo) {
+		str_printf(why, size, "the host range and the container range differ in length");
+		return -EINVAL;
+	}
+	if (chi - clo + 1 > max) {
+		str_printf(why, size, "at most %zu ports at once", max);
+		return -EINVAL;
+	}
+	for (unsigned k = 0; k <= chi - clo; k++)
+		ret[k] = (struct port_map){ .host_ip = ip, .host_port = hlo ? hlo + k : 0,
+					    .ctr_port = clo + k, .udp = udp };
+	*ret_n = chi - clo + 1;
 	return 0;
 bad:
-	str_printf(why, size, "expected [IP:]HOSTPORT:CONTAINERPORT[/tcp] or CONTAINERPORT, ports "
-			      "1 to 65535 (ranges are not supported yet)");
+	str_printf(why, size, "expected [IP:]HOSTPORT:CONTAINERPORT[/tcp|/udp] or CONTAINERPORT, "
+			      "ports 1 to 65535 or ranges of them (8000-8009)");
 	return -EINVAL;
+}
+
+int port_parse(const char *arg, struct port_map *ret, char *why, size_t size)
+{
+	size_t n;
+
+	return port_parse_all(arg, ret, 1, &n, why, size);
 }
 
 void port_format(const struct port_map *m, char *buf, size_t size)
@@ -109,7 +158,7 @@ void port_format(const struct port_map *m, char *buf, size_t size)
 	char ip[16];
 
 	net_ip_text(m->host_ip, ip, sizeof(ip));
-	str_printf(buf, size, "%s:%u:%u/tcp", ip, m->host_port, m->ctr_port);
+	str_printf(buf, size, "%s:%u:%u/%s", ip, m->host_port, m->ctr_port, m->udp ? "udp" : "tcp");
 }
 
 void port_describe(const struct port_map *m, char *buf, size_t size)
@@ -117,7 +166,8 @@ void port_describe(const struct port_map *m, char *buf, size_t size)
 	char ip[16];
 
 	net_ip_text(m->host_ip, ip, sizeof(ip));
-	str_printf(buf, size, "%s:%u->%u/tcp", ip, m->host_port, m->ctr_port);
+	str_printf(buf, size, "%s:%u->%u/%s", ip, m->host_port, m->ctr_port,
+		   m->udp ? "udp" : "tcp");
 }
 
 /* ---- the listeners ----------------------------------------------------------------------- */
@@ -144,11 +194,14 @@ int ports_open(char *const *specs, size_t n, struct port_proxy **ret, struct cov
 			return cove_error_set(err, EINVAL, "invalid published port '%s': %s", specs[i],
 					      why);
 		}
-		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		fd = socket(AF_INET,
+			    (p->map[i].udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			    0);
 		sa.sin_addr.s_addr = htonl(p->map[i].host_ip);
 		sa.sin_port = htons((uint16_t)p->map[i].host_port);
 		if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-		    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0 ||
+		    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+		    (!p->map[i].udp && listen(fd, 128) < 0) ||
 		    getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
 			int e = errno;
 			struct port_map m = p->map[i];
@@ -159,9 +212,10 @@ int ports_open(char *const *specs, size_t n, struct port_proxy **ret, struct cov
 			ports_close(p);
 			if (e == EADDRINUSE)
 				return cove_error_set(err, e,
-						      "port %u is already in use: publish another "
-						      "(-p OTHER:%u) or stop what listens there",
-						      m.host_port, m.ctr_port);
+						      "port %u%s is already in use: publish another "
+						      "(-p OTHER:%u%s) or stop what listens there",
+						      m.host_port, m.udp ? "/udp" : "", m.ctr_port,
+						      m.udp ? "/udp" : "");
 			return cove_error_set(err, e, "cannot listen on port %u: %s", m.host_port,
 					      strerror(e));
 		}
@@ -194,10 +248,16 @@ static void relay_free(struct relay *r)
 	free(r);
 }
 
+static struct sockaddr_in target_of(const struct port_proxy *p, size_t i)
+{
+	return (struct sockaddr_in){ .sin_family = AF_INET, .sin_addr.s_addr = htonl(p->target),
+				     .sin_port = htons((uint16_t)(p->map[i].relay_port
+									  ?: p->map[i].ctr_port)) };
+}
+
 static void accept_one(struct port_proxy *p, size_t i)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(p->target),
-				  .sin_port = htons((uint16_t)p->map[i].ctr_port) };
+	struct sockaddr_in sa = target_of(p, i);
 	int c = accept4(p->listen_fd[i], NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK), u;
 	struct relay *r;
 	size_t k;
@@ -254,13 +314,94 @@ static bool flush_to(struct relay *r, int to)
 	return true;
 }
 
+static void flow_free(struct port_proxy *p, size_t k)
+{
+	close(p->flows[k]->fd);
+	free(p->flows[k]);
+	p->flows[k] = NULL;
+}
+
+/* Datagrams that reached published UDP port i: each to the container from its client's flow
+ * (a new one for a new client; the oldest goes when the table is full). */
+static void udp_in(struct port_proxy *p, size_t i, uint8_t *dgram, size_t size)
+{
+	for (int burst = 0; burst < 64; burst++) {
+		struct sockaddr_in from, to = target_of(p, i);
+		socklen_t len = sizeof(from);
+		ssize_t n = recvfrom(p->listen_fd[i], dgram, size, 0, (struct sockaddr *)&from, &len);
+		size_t k, free_k = MAX_FLOWS, oldest = 0;
+
+		if (n < 0)
+			return;
+		for (k = 0; k < MAX_FLOWS; k++) {
+			struct flow *f = p->flows[k];
+
+			if (!f) {
+				if (free_k == MAX_FLOWS)
+					free_k = k;
+				continue;
+			}
+			if (f->map == i && f->peer.sin_port == from.sin_port &&
+			    f->peer.sin_addr.s_addr == from.sin_addr.s_addr)
+				break;
+			if (!p->flows[oldest] || f->last < p->flows[oldest]->last)
+				oldest = k;
+		}
+		if (k == MAX_FLOWS) {
+			struct flow *f;
+
+			if (free_k == MAX_FLOWS) {
+				flow_free(p, oldest);
+				free_k = oldest;
+			}
+			f = calloc(1, sizeof(*f));
+			if (!f)
+				continue;
+			f->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+			if (f->fd < 0 || connect(f->fd, (struct sockaddr *)&to, sizeof(to)) < 0) {
+				if (f->fd >= 0)
+					close(f->fd);
+				free(f);
+				continue;
+			}
+			f->map = i;
+			f->peer = from;
+			p->flows[k = free_k] = f;
+		}
+		p->flows[k]->last = now_ns();
+		(void)!send(p->flows[k]->fd, dgram, (size_t)n, 0);
+	}
+}
+
+/* The container's answers on flow k, back to its client from the published port. */
+static void udp_out(struct port_proxy *p, size_t k, uint8_t *dgram, size_t size)
+{
+	struct flow *f = p->flows[k];
+
+	for (int burst = 0; burst < 64; burst++) {
+		ssize_t n = recv(f->fd, dgram, size, 0);
+
+		if (n < 0)
+			return;
+		f->last = now_ns();
+		(void)!sendto(p->listen_fd[f->map], dgram, (size_t)n, 0,
+			      (struct sockaddr *)&f->peer, sizeof(f->peer));
+	}
+}
+
 static void *proxy_main(void *arg)
 {
 	struct port_proxy *p = arg;
+	_cleanup_free_ uint8_t *dgram = malloc(DGRAM_MAX);
+
+	if (!dgram)
+		return NULL;
 
 	for (;;) {
-		struct pollfd fds[1 + MAX_PORTS + 2 * MAX_CONNS];
-		size_t at[MAX_CONNS], n = 0;
+		struct pollfd fds[1 + MAX_PORTS + 2 * MAX_CONNS + MAX_FLOWS];
+		size_t at[MAX_CONNS], fat[MAX_FLOWS], n = 0;
+		uint64_t now = now_ns();
+		bool any_flow = false;
 
 		for (size_t k = 0; k < MAX_CONNS; k++)
 			at[k] = SIZE_MAX; /* no pollfd: a pair accepted during this round */
@@ -288,13 +429,31 @@ static void *proxy_main(void *arg)
 				fds[n++] = (struct pollfd){ .fd = r->fd[s], .events = ev };
 			}
 		}
-		if (poll(fds, n, -1) < 0 && errno != EINTR)
+		for (size_t k = 0; k < MAX_FLOWS; k++) {
+			fat[k] = SIZE_MAX;
+			if (p->flows[k] && now - p->flows[k]->last > FLOW_IDLE_NS)
+				flow_free(p, k);
+			if (!p->flows[k])
+				continue;
+			any_flow = true;
+			fat[k] = n;
+			fds[n++] = (struct pollfd){ .fd = p->flows[k]->fd, .events = POLLIN };
+		}
+		if (poll(fds, n, any_flow ? 10000 : -1) < 0 && errno != EINTR)
 			break;
 		if (fds[0].revents)
 			break;
-		for (size_t i = 0; i < p->n; i++)
-			if (fds[1 + i].revents & POLLIN)
+		for (size_t k = 0; k < MAX_FLOWS; k++)
+			if (fat[k] != SIZE_MAX && p->flows[k] && fds[fat[k]].revents)
+				udp_out(p, k, dgram, DGRAM_MAX);
+		for (size_t i = 0; i < p->n; i++) {
+			if (!(fds[1 + i].revents & POLLIN))
+				continue;
+			if (p->map[i].udp)
+				udp_in(p, i, dgram, DGRAM_MAX);
+			else
 				accept_one(p, i);
+		}
 		for (size_t k = 0; k < MAX_CONNS; k++) {
 			struct relay *r = p->conns[k];
 			bool alive = true;
@@ -331,6 +490,36 @@ static void *proxy_main(void *arg)
 	return NULL;
 }
 
+int ports_user_forwards(struct port_proxy *p, char *buf, size_t size, struct cove_error *err)
+{
+	for (size_t i = 0; p && i < p->n; i++) {
+		struct sockaddr_in sa = { .sin_family = AF_INET,
+					  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		socklen_t len = sizeof(sa);
+		int fd = socket(AF_INET, (p->map[i].udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC,
+				0);
+		size_t at = strlen(buf);
+
+		/* a port the kernel has free now; QEMU binds it a moment later */
+		if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+		    getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
+			int e = errno;
+
+			if (fd >= 0)
+				close(fd);
+			return cove_error_set(err, e, "cannot find a free port on 127.0.0.1: %s",
+					      strerror(e));
+		}
+		close(fd);
+		p->map[i].relay_port = ntohs(sa.sin_port);
+		if (str_printf(buf + at, size - at, ",hostfwd=%s:127.0.0.1:%u-:%u",
+			       p->map[i].udp ? "udp" : "tcp", p->map[i].relay_port,
+			       p->map[i].ctr_port) < 0)
+			return cove_error_set(err, E2BIG, "too many published ports");
+	}
+	return 0;
+}
+
 int ports_start(struct port_proxy *p, uint32_t target, struct cove_error *err)
 {
 	sigset_t all, old;
@@ -364,6 +553,9 @@ void ports_close(struct port_proxy *p)
 	for (size_t k = 0; k < MAX_CONNS; k++)
 		if (p->conns[k])
 			relay_free(p->conns[k]);
+	for (size_t k = 0; k < MAX_FLOWS; k++)
+		if (p->flows[k])
+			flow_free(p, k);
 	closep(&p->wake[0]);
 	closep(&p->wake[1]);
 	free(p);

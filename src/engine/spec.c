@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #define _GNU_SOURCE
 #include "spec.h"
+#include "network.h"
 #include "ports.h"
 
 #include "../image/json.h"
@@ -98,7 +99,8 @@ void spec_init(struct container_spec *s)
 void spec_done(struct container_spec *s)
 {
 	char **strs[] = { &s->cwd, &s->user, &s->hostname, &s->id, &s->name, &s->created,
-			  &s->image, &s->snapshot, &s->rootfs, &s->accel, &s->network };
+			  &s->image, &s->snapshot, &s->rootfs, &s->accel, &s->network,
+			  &s->ip, &s->mac };
 
 	strv_free(s->args);
 	strv_free(s->env);
@@ -107,6 +109,10 @@ void spec_done(struct container_spec *s)
 	strv_free(s->cmd);
 	strv_free(s->cap_add);
 	strv_free(s->ports);
+	strv_free(s->dns);
+	strv_free(s->dns_search);
+	strv_free(s->add_hosts);
+	strv_free(s->aliases);
 	strv_free(s->cap_drop);
 	for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
 		free(*strs[i]);
@@ -205,6 +211,16 @@ int spec_to_json(const struct container_spec *s, json_t **ret, struct cove_error
 		annotate(ann, A "autoremove", s->autoremove ? "true" : "false");
 		annotate(ann, A "accel", s->accel);
 		annotate(ann, A "network", s->network);
+		annotate(ann, A "ip", s->ip);
+		annotate(ann, A "mac-address", s->mac);
+		if (s->ndns)
+			annotate_strv(ann, A "dns", s->dns, s->ndns);
+		if (s->ndns_search)
+			annotate_strv(ann, A "dns-search", s->dns_search, s->ndns_search);
+		if (s->nadd_hosts)
+			annotate_strv(ann, A "add-host", s->add_hosts, s->nadd_hosts);
+		if (s->naliases)
+			annotate_strv(ann, A "network-alias", s->aliases, s->naliases);
 		annotate_u64(ann, A "stop-signal", (uint64_t)s->stop_signal);
 		annotate_u64(ann, A "stop-timeout", (uint64_t)s->stop_timeout);
 		annotate_u64(ann, A "log.max-size", s->log_max_size);
@@ -448,6 +464,8 @@ static int from_oci(json_t *j, struct container_spec *s, struct cove_error *err)
 	r |= set_str(&s->rootfs, json_object_get(a, A "rootfs"));
 	r |= set_str(&s->accel, json_object_get(a, A "accel"));
 	r |= set_str(&s->network, json_object_get(a, A "network"));
+	r |= set_str(&s->ip, json_object_get(a, A "ip"));
+	r |= set_str(&s->mac, json_object_get(a, A "mac-address"));
 	r |= set_str(&s->user, json_object_get(a, A "user"));
 	if (ann_u64(a, A "vm.cpus", 1024, &v) < 0 || ann_u64(a, A "vm.memory", 1ULL << 50, &s->memory) < 0)
 		return cove_error_set(err, EINVAL, "config.json has a bad io.cove.vm annotation");
@@ -474,6 +492,10 @@ static int from_oci(json_t *j, struct container_spec *s, struct cove_error *err)
 	    ann_strv(a, A "cmd", &s->cmd, &s->ncmd) < 0 ||
 	    ann_strv(a, A "cap-add", &s->cap_add, &s->ncap_add) < 0 ||
 	    ann_strv(a, A "ports", &s->ports, &s->nports) < 0 ||
+	    ann_strv(a, A "dns", &s->dns, &s->ndns) < 0 ||
+	    ann_strv(a, A "dns-search", &s->dns_search, &s->ndns_search) < 0 ||
+	    ann_strv(a, A "add-host", &s->add_hosts, &s->nadd_hosts) < 0 ||
+	    ann_strv(a, A "network-alias", &s->aliases, &s->naliases) < 0 ||
 	    ann_strv(a, A "cap-drop", &s->cap_drop, &s->ncap_drop) < 0)
 		return cove_error_set(err, EINVAL, "config.json has a bad io.cove.* list");
 	json_object_foreach(a, k, e)
@@ -541,6 +563,9 @@ static int from_v0(json_t *j, struct container_spec *s, struct cove_error *err)
 /* What every loader leaves must be a spec cove can run and save as it was loaded. */
 static int check(const struct container_spec *s, struct cove_error *err)
 {
+	char why[256];
+	int r;
+
 	if (s->stop_signal < 1 || s->stop_signal > 64)
 		return cove_error_set(err, EINVAL, "config.json has a stop signal out of 1..64");
 	if (s->stop_timeout < 0 || s->stop_timeout > SPEC_MAX_STOP_TIMEOUT)
@@ -557,12 +582,14 @@ static int check(const struct container_spec *s, struct cove_error *err)
 		return cove_error_set(err, EINVAL, "config.json has unknown capabilities");
 	for (size_t i = 0; i < s->nports; i++) {
 		struct port_map pm;
-		char why[160];
 
 		if (port_parse(s->ports[i], &pm, why, sizeof(why)) < 0)
 			return cove_error_set(err, EINVAL, "config.json has a bad published port: %s",
 					      why);
 	}
+	r = net_check_fields(s, why, sizeof(why));
+	if (r < 0)
+		return cove_error_set(err, EINVAL, "config.json has a bad network setting: %s", why);
 	for (size_t i = 0; i < s->nrlimits; i++)
 		if (!spec_rlimit_name(s->rlimits[i].resource) ||
 		    s->rlimits[i].soft > s->rlimits[i].hard)

@@ -54,6 +54,14 @@ struct container_spec {
 	char *network;         /* --network as given; NULL: the default (cove as root, else none) */
 	char **ports;          /* -p, canonical: "IP:HOSTPORT:CTRPORT/tcp" (HOSTPORT 0: any) */
 	size_t nports;
+	char *ip;              /* --ip; NULL: a free address of the network's */
+	char *mac;             /* --mac-address; NULL: one made from the address */
+	char **dns, **dns_search; /* --dns, --dns-search: replace the network's */
+	size_t ndns, ndns_search;
+	char **add_hosts;      /* --add-host NAME:IP (or NAME:host-gateway) */
+	size_t nadd_hosts;
+	char **aliases;        /* --network-alias: more names for it on a network with DNS */
+	size_t naliases;
 	int stop_signal;       /* 1..64 */
 	int stop_timeout;      /* seconds */
 	uint64_t log_max_size; /* container.log rotates at this size (0: never) */

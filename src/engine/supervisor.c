@@ -26,6 +26,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <netinet/in.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -63,6 +64,7 @@ struct sup {
 	enum vm_accel want;
 	struct vm_accel_ctx ax;
 	struct net_attachment net;
+	char user_net[4096];     /* -netdev of QEMU's user networking: "user,id=n0,hostfwd=..." */
 	struct port_proxy *ports; /* -p: listeners and their relay */
 	struct vm_verdict verdict;
 	struct proto_reader reader;
@@ -984,7 +986,7 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	 * cannot be made (no /dev/net/tun, no bridge support), the container runs with loopback
 	 * only and the user is told, rather than no container running as root at all */
 	if (s->listen_fd >= 0 && !s->spec->maintenance &&
-	    net_attach(s->paths, s->c->id, s->spec->network, s->spec->hostname, &s->net, &err) < 0) {
+	    net_attach(s->paths, s->spec, &s->net, &err) < 0) {
 		if (!s->spec->network && !s->spec->nports) {
 			str_printf(net_notice, sizeof(net_notice),
 				   "no network for this container (%s): it has only loopback; "
@@ -997,14 +999,18 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 		}
 		err = (struct cove_error){ 0 };
 	}
+	str_copy(s->user_net, sizeof(s->user_net), "user,id=n0");
 	if (s->listen_fd >= 0 && s->spec->nports && !s->net.attached) {
 		str_copy(why, sizeof(why),
-			 "publishing a port needs a network: drop --network none (as root)");
+			 "publishing a port needs a network: drop --network none");
 		closep(&s->listen_fd);
 		unlink(s->c->sock);
 	} else if (s->listen_fd >= 0 && s->spec->nports &&
 		   (ports_open(s->spec->ports, s->spec->nports, &s->ports, &err) < 0 ||
-		    ports_start(s->ports, s->net.net.addr, &err) < 0)) {
+		    (s->net.user_mode &&
+		     ports_user_forwards(s->ports, s->user_net, sizeof(s->user_net), &err) < 0) ||
+		    ports_start(s->ports, s->net.user_mode ? INADDR_LOOPBACK : s->net.net.addr,
+				&err) < 0)) {
 		str_copy(why, sizeof(why), err.msg);
 		closep(&s->listen_fd);
 		unlink(s->c->sock);
@@ -1022,6 +1028,7 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 		net_addr_text(&s->net, s->st.ip, s->st.gateway, s->st.mac);
 		s->st.prefix = (int)s->net.def.prefix;
 		s->vc.tap_fd = s->net.tap_fd;
+		s->vc.user_net = s->net.user_mode ? s->user_net : NULL;
 		s->vc.mac = s->net.net.mac;
 	}
 	/* START is the guest's first frame, before anything a client sends */

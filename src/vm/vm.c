@@ -556,11 +556,13 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 			goto fail;
 		}
 		str_printf(netdev, sizeof(netdev), "tap,id=n0,fd=%d,vhost=off", FD_TAP);
+	}
+	if (c->tap_fd > 0 || c->user_net) {
 		str_printf(nic, sizeof(nic),
 			   "virtio-net-device,netdev=n0,mac=%02x:%02x:%02x:%02x:%02x:%02x", c->mac[0],
 			   c->mac[1], c->mac[2], c->mac[3], c->mac[4], c->mac[5]);
 		argv[n++] = "-netdev";
-		argv[n++] = netdev;
+		argv[n++] = c->tap_fd > 0 ? netdev : c->user_net;
 		argv[n++] = "-device";
 		argv[n++] = nic;
 	}

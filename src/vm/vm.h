@@ -38,7 +38,8 @@ struct vm_config {
 	bool keep_logs;        /* the logs outlive the run, so errors may point at them */
 	const char *confine_dir; /* root: QEMU as a uid of its own, locked here; NULL: as we run */
 	int tap_fd;            /* > 0: a virtio-net NIC on this tap (the caller keeps it) */
-	const uint8_t *mac;    /* its MAC, 6 bytes */
+	const char *user_net;  /* else non-NULL: a NIC on QEMU's user networking, -netdev this */
+	const uint8_t *mac;    /* the NIC's MAC, 6 bytes */
 };
 
 #define VM_LOG_MAX (256u << 10) /* boot_log and qemu_log rotate at this size, one older kept */

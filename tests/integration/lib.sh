@@ -65,7 +65,7 @@ one_line_125() {
 	shift 2
 	"$@" >"$T/out" 2>"$T/err"
 	local rc=$?
-	if [ $rc -eq 125 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "$pat" "$T/err"; then
+	if [ $rc -eq 125 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q -e "$pat" "$T/err"; then
 		ok "$name"
 	else
 		not_ok "$name" "rc=$rc (want 125)" "stderr: $(cat "$T/err")"

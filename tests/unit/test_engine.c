@@ -11,6 +11,7 @@
 #include "engine/create.h"
 #include "engine/log.h"
 #include "engine/spec.h"
+#include "engine/network.h"
 #include "engine/ports.h"
 
 #include <fcntl.h>
@@ -450,7 +451,7 @@ TEST(spec_from_flags_and_image)
 	q.labels = json_pack("{s:s}", "tier", "flag");
 	q.cap_add = json_pack("[s]", "NET_ADMIN");
 	q.cap_drop = json_pack("[s]", "KILL");
-	/* -P with -p 127.0.0.1:9000:8080: the image's 80 and 443 on picked ports, UDP left out */
+	/* -P with -p 127.0.0.1:9000:8080: the image's 80, 53/udp and 443 on picked ports */
 	q.publish_all = true;
 	q.ports = json_pack("[s]", "127.0.0.1:9000:8080/tcp");
 	/* the image's entrypoint and cmd, env under -e, its workdir, user, stop signal, labels */
@@ -472,10 +473,11 @@ TEST(spec_from_flags_and_image)
 	CHECK(s.caps & (1ULL << 12));  /* CAP_NET_ADMIN added */
 	CHECK(!(s.caps & (1ULL << 5))); /* CAP_KILL dropped */
 	CHECK(s.cpus == 2 && s.memory == 1ULL << 30 && s.terminal && s.accel == NULL);
-	CHECK_EQ_INT(s.nports, 3);
+	CHECK_EQ_INT(s.nports, 4);
 	CHECK_EQ_STR(s.ports[0], "127.0.0.1:9000:8080/tcp");
 	CHECK_EQ_STR(s.ports[1], "0.0.0.0:0:80/tcp");
-	CHECK_EQ_STR(s.ports[2], "0.0.0.0:0:443/tcp");
+	CHECK_EQ_STR(s.ports[2], "0.0.0.0:0:53/udp");
+	CHECK_EQ_STR(s.ports[3], "0.0.0.0:0:443/tcp");
 	CHECK_EQ_STR(s.image, "registry/app:1");
 	CHECK_EQ_STR(s.snapshot, "snapshots/s.ext4");
 	spec_done(&s);
@@ -515,11 +517,24 @@ TEST(port_forms)
 		{ "8080:80", "0.0.0.0:8080:80/tcp" },
 		{ "127.0.0.1:8080:80/tcp", "127.0.0.1:8080:80/tcp" },
 		{ "127.0.0.1::80", "127.0.0.1:0:80/tcp" },
+		{ "5353:53/udp", "0.0.0.0:5353:53/udp" },
 	};
-	static const char *const bad[] = { "", "0", "65536", "80/udp", "80/sctp", "a:80", "1.2.3:80:80",
-					   "8080:", ":80", "8000-8010:80", "1.2.3.4:80", "80:80:80:80" };
-	struct port_map m;
+	static const char *const bad[] = { "", "0", "65536", "80/sctp", "80/", "a:80", "1.2.3:80:80",
+					   "8080:", ":80", "8000-8010:80", "80:8000-8010",
+					   "1.2.3.4:80", "80:80:80:80", "90-80", "8000-:80", "80-81",
+					   "1-65535" };
+	/* ranges: host and container of one length, or the container's alone */
+	static const struct {
+		const char *in, *first, *last;
+		size_t n;
+	} ranges[] = {
+		{ "8000-8002:80-82", "0.0.0.0:8000:80/tcp", "0.0.0.0:8002:82/tcp", 3 },
+		{ "127.0.0.1::7000-7001/udp", "127.0.0.1:0:7000/udp", "127.0.0.1:0:7001/udp", 2 },
+		{ "9000-9000:90", "0.0.0.0:9000:90/tcp", "0.0.0.0:9000:90/tcp", 1 },
+	};
+	struct port_map m, many[64];
 	char why[160], canon[64];
+	size_t n;
 
 	for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
 		CHECK_EQ_INT(port_parse(good[i].in, &m, why, sizeof(why)), 0);
@@ -532,6 +547,76 @@ TEST(port_forms)
 		CHECK_EQ_INT(port_parse(bad[i], &m, why, sizeof(why)), -EINVAL);
 		CHECK(why[0] != '\0');
 	}
+	for (size_t i = 0; i < ARRAY_SIZE(ranges); i++) {
+		CHECK_EQ_INT(port_parse_all(ranges[i].in, many, ARRAY_SIZE(many), &n, why,
+					    sizeof(why)), 0);
+		CHECK_EQ_INT(n, ranges[i].n);
+		port_format(&many[0], canon, sizeof(canon));
+		CHECK_EQ_STR(canon, ranges[i].first);
+		port_format(&many[n - 1], canon, sizeof(canon));
+		CHECK_EQ_STR(canon, ranges[i].last);
+	}
+	/* more than fit, and unequal lengths */
+	CHECK_EQ_INT(port_parse_all("1-65535", many, ARRAY_SIZE(many), &n, why, sizeof(why)), -EINVAL);
+	CHECK(strstr(why, "at most 64") != NULL);
+	CHECK_EQ_INT(port_parse_all("8000-8003:80-81", many, ARRAY_SIZE(many), &n, why, sizeof(why)),
+		     -EINVAL);
+	CHECK(strstr(why, "differ in length") != NULL);
+}
+
+/* --ip, --mac-address, --dns, --dns-search, --add-host and --network-alias as a spec keeps
+ * them: what is accepted and what is refused, with why */
+TEST(network_flags)
+{
+	struct container_spec s = { 0 };
+	char *dns[] = { (char *)"192.0.2.53", NULL }, *search[] = { (char *)"corp.example", NULL };
+	char *hosts[] = { (char *)"db:192.0.2.7", (char *)"gw:host-gateway", NULL };
+	char *aliases[] = { (char *)"www", NULL }, *bad_one[] = { NULL, NULL };
+	static const char *const bad_hosts[] = { "nocolon", ":1.2.3.4", "db:", "db:1.2.3",
+						 "a b:1.2.3.4", "db:host" };
+	static const char *const bad_macs[] = { "03:00:00:00:00:01", "00:00:00:00:00:00",
+						"02:42:ac:11:00", "02:42:ac:11:00:02:03",
+						"zz:42:ac:11:00:02", "02-42-ac-11-00-02" };
+	uint8_t mac[6];
+	char why[256];
+
+	s.network = (char *)"app";
+	s.ip = (char *)"10.0.0.5";
+	s.mac = (char *)"02:42:ac:11:00:09";
+	s.dns = dns, s.ndns = 1;
+	s.dns_search = search, s.ndns_search = 1;
+	s.add_hosts = hosts, s.nadd_hosts = 2;
+	s.aliases = aliases, s.naliases = 1;
+	CHECK_EQ_INT(net_check_fields(&s, why, sizeof(why)), 0);
+	CHECK_EQ_INT(net_parse_mac(s.mac, mac, why, sizeof(why)), 0);
+	CHECK(mac[0] == 0x02 && mac[5] == 0x09);
+	for (size_t i = 0; i < ARRAY_SIZE(bad_macs); i++) {
+		why[0] = '\0';
+		CHECK_EQ_INT(net_parse_mac(bad_macs[i], mac, why, sizeof(why)), -EINVAL);
+		CHECK(why[0] != '\0');
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(bad_hosts); i++) {
+		why[0] = '\0';
+		CHECK_EQ_INT(net_check_add_host(bad_hosts[i], why, sizeof(why)), -EINVAL);
+		CHECK(why[0] != '\0');
+	}
+	/* each list with one bad entry: a newline would write a line of its own into a file */
+	s.ip = (char *)"10.0.0.256";
+	CHECK_EQ_INT(net_check_fields(&s, why, sizeof(why)), -EINVAL);
+	s.ip = NULL;
+	bad_one[0] = (char *)"a\nnameserver 6.6.6.6";
+	s.dns_search = bad_one;
+	CHECK_EQ_INT(net_check_fields(&s, why, sizeof(why)), -EINVAL);
+	s.dns_search = search;
+	s.aliases = bad_one;
+	CHECK_EQ_INT(net_check_fields(&s, why, sizeof(why)), -EINVAL);
+	s.aliases = aliases;
+	bad_one[0] = (char *)"::1";
+	s.dns = bad_one;
+	CHECK_EQ_INT(net_check_fields(&s, why, sizeof(why)), -EINVAL);
+	s.dns = dns;
+	s.network = (char *)"../etc";
+	CHECK_EQ_INT(net_check_fields(&s, why, sizeof(why)), -EINVAL);
 }
 
 int main(void)
@@ -557,6 +642,7 @@ int main(void)
 	RUN(spec_from_previous_layout);
 	RUN(spec_out_of_range);
 	RUN(port_forms);
+	RUN(network_flags);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		perror("rm");
