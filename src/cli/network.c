@@ -279,6 +279,47 @@ static int cmd_net_prune(int argc, char **argv)
 	return 0;
 }
 
+static int connect_verb(int argc, char **argv, bool connect)
+{
+	static const struct cli_verb vc = {
+		"network connect", "NETWORK CONTAINER",
+		"Give a stopped container a NIC on another network (from its next start).", NULL,
+		.min_operands = 2, .max_operands = 2, .missing = "NETWORK and CONTAINER",
+	};
+	static const struct cli_verb vd = {
+		"network disconnect", "NETWORK CONTAINER",
+		"Take a network away from a stopped container (from its next start).", NULL,
+		.min_operands = 2, .max_operands = 2, .missing = "NETWORK and CONTAINER",
+	};
+	static const struct cli_option none[] = { { 0 } };
+	struct cli_verb v = connect ? vc : vd;
+	struct net_flags o = { 0 };
+	struct cove_error err = { 0 };
+	struct cove_paths paths;
+	int first, r;
+
+	v.options = none;
+	if ((r = net_parse(&v, argc, argv, &o, &first)) >= 0)
+		return r;
+	if (paths_init_or_report(&paths) < 0)
+		return EXIT_COVE;
+	if (net_connect(&paths, argv[first + 1], argv[first], connect, &err) < 0) {
+		cli_error("%s", err.msg);
+		return EXIT_COVE;
+	}
+	return 0;
+}
+
+static int cmd_net_connect(int argc, char **argv)
+{
+	return connect_verb(argc, argv, true);
+}
+
+static int cmd_net_disconnect(int argc, char **argv)
+{
+	return connect_verb(argc, argv, false);
+}
+
 int cmd_network(int argc, char **argv)
 {
 	static const struct cli_command sub[] = {
@@ -289,6 +330,8 @@ int cmd_network(int argc, char **argv)
 		{ "rm", cmd_net_rm, "Remove networks" },
 		{ "remove", cmd_net_rm, NULL },
 		{ "prune", cmd_net_prune, "Remove networks no container uses" },
+		{ "connect", cmd_net_connect, "Give a stopped container a NIC on a network" },
+		{ "disconnect", cmd_net_disconnect, "Take a network away from a stopped container" },
 	};
 
 	return cli_dispatch("network", "Manage networks.", sub, ARRAY_SIZE(sub), argc, argv);

@@ -368,6 +368,12 @@ static json_t *network_settings(const struct container_spec *spec,
 					      "IPPrefixLen", st->prefix, "Gateway", st->gateway,
 					      "MacAddress", st->mac, "Aliases",
 					      json_strv(spec->aliases, spec->naliases)));
+	for (size_t i = 0; nets && i < st->nmore; i++)
+		json_object_set_new(nets, st->more[i].network,
+				    json_pack("{s:s, s:i, s:s, s:s, s:o}", "IPAddress", st->more[i].ip,
+					      "IPPrefixLen", st->more[i].prefix, "Gateway", "",
+					      "MacAddress", st->more[i].mac, "Aliases",
+					      json_strv(spec->aliases, spec->naliases)));
 	j = json_pack("{s:s, s:i, s:s, s:s, s:o?, s:s}", "IPAddress", st->ip, "IPPrefixLen",
 		      st->prefix, "Gateway", st->gateway, "MacAddress", st->mac, "Networks", nets,
 		      "Ports", st->ports);

@@ -227,7 +227,8 @@ static const struct cli_option run_options[] = {
 	{ OPT_NETWORK, 0, "network", "NAME",
 	  "connect it to a network: cove (the default as root:\nits own address on the cove0 "
 	  "bridge, NAT out), one\n'cove network create' made, user (QEMU's user\nnetworking, "
-	  "the default without root) or none" },
+	  "the default without root) or none; several --network:\na NIC on each (the first has the "
+	  "default route)" },
 	{ OPT_NET, 0, "net", "NAME", NULL },
 	{ OPT_IP, 0, "ip", "IP", "its address on the network (default: a free one)" },
 	{ OPT_MAC, 0, "mac-address", "MAC", "its NIC's MAC address" },
@@ -503,12 +504,14 @@ static int run_opt(int c, const char *optarg, void *ud)
 		break;
 	case OPT_NETWORK:
 	case OPT_NET:
-		/* whether it exists is asked before anything is made (container_make) */
-		if (o->q.network && strcmp(o->q.network, optarg) != 0) {
-			cli_error("a container has one network in this cove: give --network once");
-			return -EINVAL;
+		/* whether they exist is asked before anything is made (container_make) */
+		if (!o->q.network) {
+			o->q.network = optarg;
+			break;
 		}
-		o->q.network = optarg;
+		if (!o->q.more_networks)
+			o->q.more_networks = json_array();
+		json_array_append_new(o->q.more_networks, json_string(optarg));
 		break;
 	case OPT_IP:
 	case OPT_MAC:
@@ -666,6 +669,7 @@ out:
 	json_decref(o.q.tmpfs);
 	json_decref(o.q.cap_add);
 	json_decref(o.q.ports);
+	json_decref(o.q.more_networks);
 	json_decref(o.q.dns);
 	json_decref(o.q.dns_search);
 	json_decref(o.q.add_hosts);

@@ -370,6 +370,22 @@ int container_get_status(const struct container *c, struct container_status *ret
 	copy_str(j, "mac", ret->mac, sizeof(ret->mac));
 	copy_str(j, "ports", ret->ports, sizeof(ret->ports));
 	ret->prefix = (int)json_integer_value(json_object_get(j, "prefix"));
+	{
+		json_t *more = json_object_get(j, "more_networks"), *e;
+		size_t i;
+
+		json_array_foreach(more, i, e) {
+			struct container_nic *o = &ret->more[ret->nmore];
+
+			if (ret->nmore == ARRAY_SIZE(ret->more))
+				break;
+			copy_str(e, "network", o->network, sizeof(o->network));
+			copy_str(e, "ip", o->ip, sizeof(o->ip));
+			copy_str(e, "mac", o->mac, sizeof(o->mac));
+			o->prefix = (int)json_integer_value(json_object_get(e, "prefix"));
+			ret->nmore++;
+		}
+	}
 	json_decref(j);
 	if (ret->status != CONTAINER_RUNNING)
 		return 0;
@@ -396,10 +412,20 @@ int container_save_status(const struct container *c, const struct container_stat
 			      "finished_at", s->finished_at, "error", s->error, "accelerator",
 			      s->accel, "network", s->network, "ip", s->ip, "gateway", s->gateway,
 			      "mac", s->mac, "prefix", s->prefix, "ports", s->ports);
+	json_t *more = json_array();
 	int r;
 
-	if (!j)
+	if (!j || !more) {
+		json_decref(j);
+		json_decref(more);
 		return -ENOMEM;
+	}
+	for (size_t i = 0; i < s->nmore && i < ARRAY_SIZE(s->more); i++)
+		json_array_append_new(more, json_pack("{s:s, s:s, s:s, s:i}", "network",
+						      s->more[i].network, "ip", s->more[i].ip,
+						      "mac", s->more[i].mac, "prefix",
+						      s->more[i].prefix));
+	json_object_set_new(j, "more_networks", more);
 	r = save_json(c->dir, "state.json", j);
 	json_decref(j);
 	return r;

@@ -45,6 +45,12 @@ struct container {
 
 enum container_status_kind { CONTAINER_CREATED, CONTAINER_RUNNING, CONTAINER_EXITED };
 
+/* a NIC beyond the first, while running */
+struct container_nic {
+	char network[64], ip[16], mac[18];
+	int prefix;
+};
+
 struct container_status {
 	enum container_status_kind status;
 	int exit_code;        /* exited: the main process's code, 128+N for signal N */
@@ -57,6 +63,8 @@ struct container_status {
 	char network[64], ip[16], gateway[16], mac[18];
 	int prefix;
 	char ports[2048];     /* running: "0.0.0.0:8080->80/tcp, ..." as docker's PORTS */
+	struct container_nic more[3]; /* running: its other networks (PROTO_MAX_NICS - 1) */
+	size_t nmore;
 };
 
 bool container_valid_name(const char *name);

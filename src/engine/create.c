@@ -253,6 +253,8 @@ int spec_from_request(const struct create_request *q, const struct image_config 
 	    strv_of(q->tmpfs, &s.tmpfs, &s.ntmpfs) < 0 ||
 	    strv_of(q->cap_add, &s.cap_add, &s.ncap_add) < 0 ||
 	    (q->ports && strv_of(q->ports, &s.ports, &s.nports) < 0) ||
+	    (q->more_networks &&
+	     strv_of(q->more_networks, &s.more_networks, &s.nmore_networks) < 0) ||
 	    (q->dns && strv_of(q->dns, &s.dns, &s.ndns) < 0) ||
 	    (q->dns_search && strv_of(q->dns_search, &s.dns_search, &s.ndns_search) < 0) ||
 	    (q->add_hosts && strv_of(q->add_hosts, &s.add_hosts, &s.nadd_hosts) < 0) ||

@@ -24,6 +24,7 @@ struct create_request {
 	const char *entrypoint;  /* NULL: the image's; "": none */
 	const char *accel;       /* NULL: COVE_ACCEL at each start */
 	const char *network;     /* NULL: the default network (cove as root, else user) */
+	json_t *more_networks;   /* further --network names (may be NULL) */
 	const char *ip;          /* --ip (may be NULL) */
 	const char *mac;         /* --mac-address (may be NULL) */
 	json_t *dns, *dns_search, *add_hosts, *aliases; /* string arrays (may be NULL) */

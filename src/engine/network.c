@@ -275,6 +275,32 @@ int net_check_fields(const struct container_spec *s, char *why, size_t size)
 		str_printf(why, size, "'%s' is not a network name", s->network);
 		return -EINVAL;
 	}
+	if (s->nmore_networks + 1 > PROTO_MAX_NICS) {
+		str_printf(why, size, "a container is on at most %d networks", PROTO_MAX_NICS);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < s->nmore_networks; i++) {
+		const char *n = net_canonical(s->more_networks[i]);
+
+		if (!valid_net_name(n) || strcmp(n, "none") == 0 || strcmp(n, NET_USER) == 0 ||
+		    strcmp(n, "host") == 0) {
+			str_printf(why, size,
+				   "'%s' cannot be one of several networks (none and user stand "
+				   "alone)",
+				   s->more_networks[i]);
+			return -EINVAL;
+		}
+		if ((s->network && strcmp(net_canonical(s->network), n) == 0) ||
+		    (i && strcmp(net_canonical(s->more_networks[i - 1]), n) == 0)) {
+			str_printf(why, size, "network '%s' is named twice", n);
+			return -EINVAL;
+		}
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(net_canonical(s->more_networks[k]), n) == 0) {
+				str_printf(why, size, "network '%s' is named twice", n);
+				return -EINVAL;
+			}
+	}
 	if (s->ip && net_check_ip(s->ip, why, size) < 0)
 		return -EINVAL;
 	if (s->mac && net_parse_mac(s->mac, mac, why, size) < 0)
@@ -761,6 +787,14 @@ int net_check_spec(const struct cove_paths *p, const struct container_spec *s,
 	r = net_check_name(p, name, err);
 	if (r < 0)
 		return r;
+	if (s->nmore_networks && (strcmp(name, "none") == 0 || strcmp(name, NET_USER) == 0))
+		return cove_error_set(err, EINVAL,
+				      "--network %s stands alone: a container on several networks "
+				      "is on bridges only",
+				      name);
+	for (size_t i = 0; i < s->nmore_networks; i++)
+		if ((r = net_check_name(p, s->more_networks[i], err)) < 0)
+			return r;
 	if (!s->ip)
 		return 0;
 	if (strcmp(name, "none") == 0 || strcmp(name, NET_USER) == 0)
@@ -1177,29 +1211,19 @@ static int attach_user(const struct container_spec *s, struct net_attachment *a,
 	return 0;
 }
 
-int net_attach(const struct cove_paths *p, const struct container_spec *s,
-	       struct net_attachment *ret, struct cove_error *err)
+/* The NIC of index on a bridge network: its lease (the first NIC's with --ip and
+ * --mac-address), its tap; the first NIC's also has the default route and the /etc files. */
+static int attach_bridge(const struct cove_paths *p, const struct container_spec *s,
+			 const char *network, unsigned index, struct net_attachment *ret,
+			 struct cove_error *err)
 {
 	struct net_attachment a = { .tap_fd = -1 };
-	const char *network = net_canonical(s->network);
 	char names[NAMES_MAX], mac[18], why[160];
 	struct lease_req q = { .id = s->id, .mac = mac, .names = names };
 	uint32_t addr = 0;
 	size_t len;
 	int r;
 
-	*ret = a;
-	if (strcmp(network, "none") == 0)
-		return 0;
-	if (strcmp(network, NET_USER) == 0) {
-		r = attach_user(s, &a, err);
-		if (r < 0) {
-			net_detach(p, s->id, &a);
-			return r;
-		}
-		*ret = a;
-		return 0;
-	}
 	r = net_check_name(p, network, err);
 	if (r < 0)
 		return r;
@@ -1216,7 +1240,7 @@ int net_attach(const struct cove_paths *p, const struct container_spec *s,
 		r = bridge_ensure(p, &a.def, err);
 	if (r < 0)
 		return r;
-	if (s->ip)
+	if (index == 0 && s->ip)
 		(void)ip_parse(s->ip, &q.want);
 	/* the names others find it by on a network with DNS */
 	str_printf(names, sizeof(names), "%s %.12s", s->name ? s->name : s->id, s->id);
@@ -1224,16 +1248,19 @@ int net_attach(const struct cove_paths *p, const struct container_spec *s,
 		len = strlen(names);
 		str_printf(names + len, sizeof(names) - len, " %s", s->aliases[i]);
 	}
-	if (s->mac && net_parse_mac(s->mac, a.net.mac, why, sizeof(why)) < 0)
+	if (index == 0 && s->mac && net_parse_mac(s->mac, a.net.mac, why, sizeof(why)) < 0)
 		return cove_error_set(err, EINVAL, "--mac-address %s", why);
 	/* the MAC made from the address is known only once it is leased: "-" until then */
-	str_copy(mac, sizeof(mac), s->mac ? s->mac : "-");
+	str_copy(mac, sizeof(mac), index == 0 && s->mac ? s->mac : "-");
 	r = leases_update(p, &a.def, s->id, &q, &addr, err);
 	if (r < 0)
 		return r;
-	if (!s->mac)
+	if (index != 0 || !s->mac)
 		mac_of(addr, a.net.mac);
-	str_printf(a.tap, sizeof(a.tap), "cv%.12s", s->id);
+	if (index == 0)
+		str_printf(a.tap, sizeof(a.tap), "cv%.12s", s->id);
+	else
+		str_printf(a.tap, sizeof(a.tap), "cx%.11s%u", s->id, index);
 	a.tap_fd = tap_open(a.tap, a.def.bridge, err);
 	if (a.tap_fd < 0) {
 		struct cove_error ignored = { 0 };
@@ -1243,16 +1270,60 @@ int net_attach(const struct cove_paths *p, const struct container_spec *s,
 	}
 	a.net.addr = addr;
 	a.net.prefix = (uint8_t)a.def.prefix;
-	a.net.gateway = a.def.gateway;
+	a.net.gateway = index == 0 ? a.def.gateway : 0;
 	a.net.mtu = NET_MTU;
-	a.hosts = hosts_for(s, addr, a.def.gateway);
-	a.resolv = resolv_for(s, a.def.dns ? a.def.gateway : 0);
-	if (!a.hosts || !a.resolv) {
-		net_detach(p, s->id, &a);
-		return cove_error_set(err, ENOMEM, "out of memory");
-	}
 	a.attached = true;
+	if (index == 0) {
+		a.hosts = hosts_for(s, addr, a.def.gateway);
+		a.resolv = resolv_for(s, a.def.dns ? a.def.gateway : 0);
+		if (!a.hosts || !a.resolv) {
+			net_detach(p, s->id, &a);
+			return cove_error_set(err, ENOMEM, "out of memory");
+		}
+	}
 	*ret = a;
+	return 0;
+}
+
+int net_attach(const struct cove_paths *p, const struct container_spec *s,
+	       struct net_attachment ret[PROTO_MAX_NICS], size_t *ret_n, struct cove_error *err)
+{
+	const char *network = net_canonical(s->network);
+	size_t n = 0;
+	int r = 0;
+
+	*ret_n = 0;
+	for (size_t i = 0; i < PROTO_MAX_NICS; i++)
+		ret[i] = (struct net_attachment){ .tap_fd = -1 };
+	if (strcmp(network, "none") == 0)
+		return 0;
+	if (strcmp(network, NET_USER) == 0) {
+		r = attach_user(s, &ret[0], err);
+		if (r < 0) {
+			net_detach(p, s->id, &ret[0]);
+			return r;
+		}
+		*ret_n = 1;
+		return 0;
+	}
+	r = attach_bridge(p, s, network, 0, &ret[n], err);
+	if (r == 0)
+		n++;
+	for (size_t i = 0; r == 0 && i < s->nmore_networks && n < PROTO_MAX_NICS; i++) {
+		const char *more = net_canonical(s->more_networks[i]);
+
+		if (strcmp(more, "none") == 0 || strcmp(more, NET_USER) == 0)
+			continue; /* net_check_spec refused these; a hand-edited config.json */
+		r = attach_bridge(p, s, more, (unsigned)n, &ret[n], err);
+		if (r == 0)
+			n++;
+	}
+	if (r < 0) {
+		while (n)
+			net_detach(p, s->id, &ret[--n]);
+		return r;
+	}
+	*ret_n = n;
 	return 0;
 }
 
@@ -1407,7 +1478,11 @@ static void users_of(const struct cove_paths *p, const char *network, char *buf,
 		if (container_find(p, ids[i], &c, &ignored) < 0)
 			continue;
 		if (container_load_spec(&c, &s, &ignored) == 0) {
-			if (strcmp(net_canonical(s.network), network) == 0)
+			bool uses = strcmp(net_canonical(s.network), network) == 0;
+
+			for (size_t k = 0; k < s.nmore_networks; k++)
+				uses |= strcmp(net_canonical(s.more_networks[k]), network) == 0;
+			if (uses)
 				str_printf(buf + len, size - len, "%s%s", len ? ", " : "", c.name);
 			spec_done(&s);
 		}
@@ -1540,4 +1615,99 @@ void net_gc(const struct cove_paths *p)
 
 		(void)leases_update(p, &defs[i], NULL, NULL, NULL, &ignored);
 	}
+}
+
+int net_connect(const struct cove_paths *p, const char *ref, const char *network, bool connect,
+		struct cove_error *err)
+{
+	struct container c;
+	struct container_spec sp;
+	const char *name = net_canonical(network), *primary;
+	size_t at = SIZE_MAX;
+	int r;
+
+	if (strcmp(name, "none") == 0 || strcmp(name, NET_USER) == 0 || strcmp(name, "host") == 0)
+		return cove_error_set(err, EINVAL,
+				      "'%s' cannot be connected or disconnected: give it to cove run "
+				      "--network",
+				      name);
+	if (connect && (r = net_check_name(p, name, err)) < 0)
+		return r;
+	r = container_find(p, ref, &c, err);
+	if (r < 0)
+		return r;
+	if (container_lock(&c, 0) < 0)
+		return cove_error_set(err, EBUSY,
+				      "container %s is running: stop it first (cove stop %s); its "
+				      "networks change while it is stopped",
+				      c.name, c.name);
+	r = container_load_spec(&c, &sp, err);
+	if (r < 0) {
+		container_unlock(&c);
+		return r;
+	}
+	primary = net_canonical(sp.network);
+	for (size_t i = 0; i < sp.nmore_networks; i++)
+		if (strcmp(net_canonical(sp.more_networks[i]), name) == 0)
+			at = i;
+	if (connect) {
+		if (strcmp(primary, name) == 0 || at != SIZE_MAX) {
+			r = cove_error_set(err, EEXIST, "container %s is on network '%s' already",
+					   c.name, name);
+		} else if (strcmp(primary, NET_USER) == 0) {
+			r = cove_error_set(err, EINVAL,
+					   "container %s is on --network user, which stands alone: "
+					   "make it again with --network %s",
+					   c.name, name);
+		} else if (strcmp(primary, "none") == 0) {
+			free(sp.network);
+			sp.network = strdup(name);
+			r = sp.network ? 0 : cove_error_set(err, ENOMEM, "out of memory");
+		} else if (sp.nmore_networks + 1 >= PROTO_MAX_NICS) {
+			r = cove_error_set(err, E2BIG, "container %s is on %d networks, the most there "
+							"may be",
+					   c.name, PROTO_MAX_NICS);
+		} else {
+			char **nv = realloc(sp.more_networks,
+					    (sp.nmore_networks + 2) * sizeof(char *));
+
+			if (nv) {
+				sp.more_networks = nv;
+				nv[sp.nmore_networks] = strdup(name);
+				nv[sp.nmore_networks + 1] = NULL;
+			}
+			if (!nv || !nv[sp.nmore_networks])
+				r = cove_error_set(err, ENOMEM, "out of memory");
+			else
+				sp.nmore_networks++;
+		}
+	} else if (strcmp(primary, name) == 0) {
+		/* its first network goes: the next is first (--ip and --mac-address were the
+		 * first's), else it has none */
+		free(sp.network);
+		free(sp.ip);
+		free(sp.mac);
+		sp.ip = sp.mac = NULL;
+		if (sp.nmore_networks) {
+			sp.network = sp.more_networks[0];
+			memmove(sp.more_networks, sp.more_networks + 1,
+				sp.nmore_networks * sizeof(char *));
+			sp.nmore_networks--;
+		} else {
+			sp.network = strdup("none");
+			r = sp.network ? 0 : cove_error_set(err, ENOMEM, "out of memory");
+		}
+	} else if (at != SIZE_MAX) {
+		free(sp.more_networks[at]);
+		memmove(sp.more_networks + at, sp.more_networks + at + 1,
+			(sp.nmore_networks - at) * sizeof(char *));
+		sp.nmore_networks--;
+	} else {
+		r = cove_error_set(err, ENOENT, "container %s is not on network '%s'", c.name, name);
+	}
+	if (r == 0)
+		r = container_save_spec(&c, &sp, err);
+	spec_done(&sp);
+	container_unlock(&c);
+	return r;
 }

@@ -62,11 +62,12 @@ int net_check_add_host(const char *s, char *why, size_t size);
 /* The same checks on a spec's fields alone (no network looked up), for every loaded spec. */
 int net_check_fields(const struct container_spec *s, char *why, size_t size);
 
-/* Lease an address and make the tap (or user networking) for the container spec s describes
- * (its network, --ip, --mac-address, names, /etc files). With "none", *ret is left detached and
- * 0 is returned. */
+/* Lease an address and make a tap (or user networking) for each network of the container spec
+ * s describes (--network, more_networks; --ip and --mac-address for the first, which also has
+ * the default route and the /etc files), into ret[0..*ret_n). With "none", *ret_n is 0. On
+ * failure nothing is left attached. */
 int net_attach(const struct cove_paths *p, const struct container_spec *s,
-	       struct net_attachment *ret, struct cove_error *err);
+	       struct net_attachment ret[PROTO_MAX_NICS], size_t *ret_n, struct cove_error *err);
 /* Free the lease, close the tap. Safe on a detached one. */
 void net_detach(const struct cove_paths *p, const char *id, struct net_attachment *a);
 
@@ -79,6 +80,10 @@ int net_list(const struct cove_paths *p, struct net_def **ret, size_t *ret_n,
 	     struct cove_error *err);
 /* docker's `network inspect` object for one network. */
 int net_inspect(const struct cove_paths *p, const char *name, json_t **ret,
+		struct cove_error *err);
+/* cove network connect/disconnect: add network to a stopped container's networks, or take it
+ * away (its first network taken away: the next is first, or none). */
+int net_connect(const struct cove_paths *p, const char *ref, const char *network, bool connect,
 		struct cove_error *err);
 /* Drop the leases of containers that are not running (their supervisor died), and with them
  * their DNS entries, and a network's DNS server once it has no container. */

@@ -109,6 +109,7 @@ void spec_done(struct container_spec *s)
 	strv_free(s->cmd);
 	strv_free(s->cap_add);
 	strv_free(s->ports);
+	strv_free(s->more_networks);
 	strv_free(s->dns);
 	strv_free(s->dns_search);
 	strv_free(s->add_hosts);
@@ -211,6 +212,8 @@ int spec_to_json(const struct container_spec *s, json_t **ret, struct cove_error
 		annotate(ann, A "autoremove", s->autoremove ? "true" : "false");
 		annotate(ann, A "accel", s->accel);
 		annotate(ann, A "network", s->network);
+		if (s->nmore_networks)
+			annotate_strv(ann, A "more-networks", s->more_networks, s->nmore_networks);
 		annotate(ann, A "ip", s->ip);
 		annotate(ann, A "mac-address", s->mac);
 		if (s->ndns)
@@ -492,6 +495,7 @@ static int from_oci(json_t *j, struct container_spec *s, struct cove_error *err)
 	    ann_strv(a, A "cmd", &s->cmd, &s->ncmd) < 0 ||
 	    ann_strv(a, A "cap-add", &s->cap_add, &s->ncap_add) < 0 ||
 	    ann_strv(a, A "ports", &s->ports, &s->nports) < 0 ||
+	    ann_strv(a, A "more-networks", &s->more_networks, &s->nmore_networks) < 0 ||
 	    ann_strv(a, A "dns", &s->dns, &s->ndns) < 0 ||
 	    ann_strv(a, A "dns-search", &s->dns_search, &s->ndns_search) < 0 ||
 	    ann_strv(a, A "add-host", &s->add_hosts, &s->nadd_hosts) < 0 ||

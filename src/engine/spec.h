@@ -51,7 +51,9 @@ struct container_spec {
 	uint64_t memory;       /* bytes of guest RAM */
 	bool autoremove;
 	char *accel;           /* --accel as given; NULL: COVE_ACCEL, else auto */
-	char *network;         /* --network as given; NULL: the default (cove as root, else none) */
+	char *network;         /* --network as given; NULL: the default (cove as root, else user) */
+	char **more_networks;  /* further --network (or network connect): a NIC on each */
+	size_t nmore_networks;
 	char **ports;          /* -p, canonical: "IP:HOSTPORT:CTRPORT/tcp" (HOSTPORT 0: any) */
 	size_t nports;
 	char *ip;              /* --ip; NULL: a free address of the network's */

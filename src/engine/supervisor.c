@@ -63,7 +63,8 @@ struct sup {
 	char qemu[4096];
 	enum vm_accel want;
 	struct vm_accel_ctx ax;
-	struct net_attachment net;
+	struct net_attachment net[PROTO_MAX_NICS]; /* net[0]: the first NIC, with the default route */
+	size_t nnets;
 	char user_net[4096];     /* -netdev of QEMU's user networking: "user,id=n0,hostfwd=..." */
 	struct port_proxy *ports; /* -p: listeners and their relay */
 	struct vm_verdict verdict;
@@ -938,6 +939,45 @@ static bool fall_back(struct sup *s, struct cove_error *err)
 	return false;
 }
 
+/*
+ * Its NICs and published ports, before START, which carries them. Where the default network
+ * cannot be made (no /dev/net/tun, no bridge support), a container that asked for no network
+ * runs with loopback only and notice says so, rather than no container running as root at all.
+ * Fails with why.
+ */
+static int network_up(struct sup *s, char *why, size_t size, char *notice, size_t nsize)
+{
+	const struct net_attachment *first = &s->net[0];
+	struct cove_error err = { 0 };
+
+	str_copy(s->user_net, sizeof(s->user_net), "user,id=n0");
+	if (net_attach(s->paths, s->spec, s->net, &s->nnets, &err) < 0) {
+		if (s->spec->network || s->spec->nports) {
+			str_copy(why, size, err.msg);
+			return -EIO;
+		}
+		str_printf(notice, nsize,
+			   "no network for this container (%s): it has only loopback; --network "
+			   "none says so",
+			   err.msg);
+		err = (struct cove_error){ 0 };
+	}
+	if (!s->spec->nports)
+		return 0;
+	if (!first->attached) {
+		str_copy(why, size, "publishing a port needs a network: drop --network none");
+		return -EINVAL;
+	}
+	if (ports_open(s->spec->ports, s->spec->nports, &s->ports, &err) < 0 ||
+	    (first->user_mode &&
+	     ports_user_forwards(s->ports, s->user_net, sizeof(s->user_net), &err) < 0) ||
+	    ports_start(s->ports, first->user_mode ? INADDR_LOOPBACK : first->net.addr, &err) < 0) {
+		str_copy(why, size, err.msg);
+		return -EIO;
+	}
+	return 0;
+}
+
 static _noreturn_ void supervise(struct sup *s, int client_fd)
 {
 	struct cove_error err = { 0 };
@@ -982,39 +1022,10 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	s->vc.keep_logs = !s->c->rm;
 	s->vc.confine_dir = s->paths->run;
 
-	/* its place on the network, before START, which carries it; where the default network
-	 * cannot be made (no /dev/net/tun, no bridge support), the container runs with loopback
-	 * only and the user is told, rather than no container running as root at all */
 	if (s->listen_fd >= 0 && !s->spec->maintenance &&
-	    net_attach(s->paths, s->spec, &s->net, &err) < 0) {
-		if (!s->spec->network && !s->spec->nports) {
-			str_printf(net_notice, sizeof(net_notice),
-				   "no network for this container (%s): it has only loopback; "
-				   "--network none says so",
-				   err.msg);
-		} else {
-			str_copy(why, sizeof(why), err.msg);
-			closep(&s->listen_fd);
-			unlink(s->c->sock);
-		}
-		err = (struct cove_error){ 0 };
-	}
-	str_copy(s->user_net, sizeof(s->user_net), "user,id=n0");
-	if (s->listen_fd >= 0 && s->spec->nports && !s->net.attached) {
-		str_copy(why, sizeof(why),
-			 "publishing a port needs a network: drop --network none");
+	    network_up(s, why, sizeof(why), net_notice, sizeof(net_notice)) < 0) {
 		closep(&s->listen_fd);
 		unlink(s->c->sock);
-	} else if (s->listen_fd >= 0 && s->spec->nports &&
-		   (ports_open(s->spec->ports, s->spec->nports, &s->ports, &err) < 0 ||
-		    (s->net.user_mode &&
-		     ports_user_forwards(s->ports, s->user_net, sizeof(s->user_net), &err) < 0) ||
-		    ports_start(s->ports, s->net.user_mode ? INADDR_LOOPBACK : s->net.net.addr,
-				&err) < 0)) {
-		str_copy(why, sizeof(why), err.msg);
-		closep(&s->listen_fd);
-		unlink(s->c->sock);
-		err = (struct cove_error){ 0 };
 	}
 	for (size_t i = 0; i < ports_count(s->ports); i++) {
 		size_t len = strlen(s->st.ports);
@@ -1023,21 +1034,34 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 		port_describe(ports_map(s->ports, i), one, sizeof(one));
 		str_printf(s->st.ports + len, sizeof(s->st.ports) - len, "%s%s", len ? ", " : "", one);
 	}
-	if (s->net.attached) {
-		str_copy(s->st.network, sizeof(s->st.network), s->net.def.name);
-		net_addr_text(&s->net, s->st.ip, s->st.gateway, s->st.mac);
-		s->st.prefix = (int)s->net.def.prefix;
-		s->vc.tap_fd = s->net.tap_fd;
-		s->vc.user_net = s->net.user_mode ? s->user_net : NULL;
-		s->vc.mac = s->net.net.mac;
+	if (s->net[0].attached) {
+		str_copy(s->st.network, sizeof(s->st.network), s->net[0].def.name);
+		net_addr_text(&s->net[0], s->st.ip, s->st.gateway, s->st.mac);
+		s->st.prefix = (int)s->net[0].def.prefix;
+		s->vc.user_net = s->net[0].user_mode ? s->user_net : NULL;
+	}
+	s->vc.nics = s->nnets;
+	s->st.nmore = 0;
+	for (size_t i = 0; i < s->nnets; i++) {
+		s->vc.tap_fds[i] = s->net[i].tap_fd;
+		s->vc.macs[i] = s->net[i].net.mac;
+		if (i > 0 && s->st.nmore < ARRAY_SIZE(s->st.more)) {
+			struct container_nic *o = &s->st.more[s->st.nmore++];
+			char gw[16];
+
+			str_copy(o->network, sizeof(o->network), s->net[i].def.name);
+			net_addr_text(&s->net[i], o->ip, gw, o->mac);
+			o->prefix = (int)s->net[i].def.prefix;
+		}
 	}
 	/* START is the guest's first frame, before anything a client sends */
 	r = s->listen_fd < 0 ? -1 : spec_start(s->spec, &m, &err);
-	if (r == 0 && s->net.attached) {
-		m.has_net = 1;
-		m.net = s->net.net;
-		m.hosts = s->net.hosts;
-		m.resolv = s->net.resolv;
+	if (r == 0 && s->nnets) {
+		m.nnets = (uint8_t)s->nnets;
+		for (size_t i = 0; i < s->nnets; i++)
+			m.nets[i] = s->net[i].net;
+		m.hosts = s->net[0].hosts;
+		m.resolv = s->net[0].resolv;
 	}
 	if (r == 0)
 		r = proto_put_start(&s->out, 1, &m);
@@ -1086,7 +1110,9 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 
 	ports_close(s->ports);
 	s->ports = NULL;
-	net_detach(s->paths, s->c->id, &s->net);
+	while (s->nnets)
+		net_detach(s->paths, s->c->id, &s->net[--s->nnets]);
+	s->st.nmore = 0;
 	s->st.network[0] = s->st.ip[0] = s->st.gateway[0] = s->st.mac[0] = s->st.ports[0] = '\0';
 	s->st.prefix = 0;
 	s->st.status = CONTAINER_EXITED;
@@ -1109,7 +1135,7 @@ int supervisor_spawn(const struct cove_paths *paths, struct container *c,
 		     uint32_t attach_flags, int *ret_fd, pid_t *ret_pid, struct cove_error *err)
 {
 	struct sup s = { .paths = paths, .c = c, .spec = spec, .listen_fd = -1, .sigfd = -1,
-			 .log = { .fd = -1 }, .vm = VM_INIT, .net = { .tap_fd = -1 } };
+			 .log = { .fd = -1 }, .vm = VM_INIT };
 	struct buf hello = BUF_INIT(64);
 	int sp[2];
 	pid_t pid;

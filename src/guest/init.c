@@ -376,7 +376,9 @@ static void start_main(struct init *s, const struct proto_start *m)
 	if (dev && dev[1])
 		str_copy(s->disk, sizeof(s->disk), dev + 1);
 	kind = PROTO_ERR_INTERNAL;
-	r = m->has_net ? net_configure(&m->net, msg, sizeof(msg)) : 0;
+	r = 0;
+	for (uint32_t i = 0; i < m->nnets && r == 0; i++)
+		r = net_configure(&m->nets[i], msg, sizeof(msg));
 	if (r == 0)
 		r = net_write_etc(m, msg, sizeof(msg));
 	if (r == 0)

@@ -221,10 +221,10 @@ static int start_check(const struct proto_start *m, size_t *ret_len)
 	for (uint32_t i = 0; i < m->ntmpfs; i++)
 		if (m->tmpfs[i][0] != '/')
 			return -EINVAL;
-	if (m->has_net > 1)
+	if (m->nnets > PROTO_MAX_NICS)
 		return -EINVAL;
-	if (m->has_net) {
-		const struct proto_net *n = &m->net;
+	for (uint32_t i = 0; i < m->nnets; i++) {
+		const struct proto_net *n = &m->nets[i];
 		uint32_t mask;
 
 		if (n->prefix < 1 || n->prefix > 30) /* before the shift (found by fuzz_proto) */
@@ -243,7 +243,7 @@ static int start_check(const struct proto_start *m, size_t *ret_len)
 	if (r < 0)
 		return r;
 	total += 4 + 4 + 4 + (size_t)m->ngroups * 4 + 1 + 1 + 2 + 2 + 5 + 8 + 4 +
-		 (size_t)m->nrlimits * RLIMIT_SIZE + 1 + (m->has_net ? NET_SIZE : 0);
+		 (size_t)m->nrlimits * RLIMIT_SIZE + 1 + (size_t)m->nnets * NET_SIZE;
 	if (total > PROTO_MAX_PAYLOAD)
 		return -EINVAL;
 	if (ret_len)
@@ -452,14 +452,14 @@ int proto_put_start(struct buf *out, uint32_t stream, const struct proto_start *
 		w = w_u64(w, m->rlimits[i].hard);
 	}
 	w = w_strv(w, m->tmpfs, m->ntmpfs);
-	w = w_u8(w, m->has_net);
-	if (m->has_net) {
-		memcpy(w, m->net.mac, 6);
+	w = w_u8(w, m->nnets);
+	for (uint32_t i = 0; i < m->nnets; i++) {
+		memcpy(w, m->nets[i].mac, 6);
 		w += 6;
-		w = w_u32(w, m->net.addr);
-		w = w_u8(w, m->net.prefix);
-		w = w_u32(w, m->net.gateway);
-		w = w_u16(w, m->net.mtu);
+		w = w_u32(w, m->nets[i].addr);
+		w = w_u8(w, m->nets[i].prefix);
+		w = w_u32(w, m->nets[i].gateway);
+		w = w_u16(w, m->nets[i].mtu);
 	}
 	w = w_str(w, m->hosts ? m->hosts : "");
 	w = w_str(w, m->resolv ? m->resolv : "");
@@ -856,19 +856,21 @@ int proto_get_start(const uint8_t *p, size_t len, struct proto_start *ret)
 	r = r_strv(&c, 0, &m.tmpfs, &m.ntmpfs);
 	if (r < 0)
 		return r;
-	r = r_u8(&c, &m.has_net);
+	r = r_u8(&c, &m.nnets);
 	if (r < 0)
 		return r;
-	if (m.has_net) {
+	if (m.nnets > PROTO_MAX_NICS)
+		return -EPROTO;
+	for (uint32_t i = 0; i < m.nnets; i++) {
 		if (c.left < NET_SIZE)
 			return -EPROTO;
-		memcpy(m.net.mac, c.p, 6);
+		memcpy(m.nets[i].mac, c.p, 6);
 		c.p += 6;
 		c.left -= 6;
-		(void)r_u32(&c, &m.net.addr); /* cannot fail: checked above */
-		(void)r_u8(&c, &m.net.prefix);
-		(void)r_u32(&c, &m.net.gateway);
-		(void)r_u16(&c, &m.net.mtu);
+		(void)r_u32(&c, &m.nets[i].addr); /* cannot fail: checked above */
+		(void)r_u8(&c, &m.nets[i].prefix);
+		(void)r_u32(&c, &m.nets[i].gateway);
+		(void)r_u16(&c, &m.nets[i].mtu);
 	}
 	r = r_str(&c, PROTO_MAX_ETC_FILE, &m.hosts);
 	if (r < 0)

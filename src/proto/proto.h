@@ -23,7 +23,7 @@
 
 #include "../util/buf.h"
 
-#define PROTO_VERSION 5
+#define PROTO_VERSION 6
 #define PROTO_HDR_SIZE 12
 #define PROTO_MAX_PAYLOAD (1u << 20)    /* any frame */
 #define PROTO_MAX_DATA (32u * 1024)     /* one STDIN/STDOUT/STDERR chunk */
@@ -81,6 +81,7 @@ struct proto_net {
 	uint16_t mtu;       /* 576..65535 */
 };
 
+#define PROTO_MAX_NICS 4
 #define PROTO_MAX_ETC_FILE (64u * 1024) /* /etc/hosts or /etc/resolv.conf the host made */
 
 /* What to run; mirrors the OCI runtime spec's `process` plus what the VM needs. */
@@ -114,8 +115,9 @@ struct proto_start {
 	char **tmpfs;       /* "PATH" or "PATH:OPTIONS" tmpfs mounts (main process only) */
 	uint32_t ntmpfs;
 	/* main process only: */
-	uint8_t has_net;    /* 1: configure eth0 from net; 0: the VM has only lo */
-	struct proto_net net;
+	uint8_t nnets;      /* NICs to configure from nets (the first has the default route);
+			     * 0: the VM has only lo */
+	struct proto_net nets[PROTO_MAX_NICS];
 	char *hosts;        /* NULL or "": the image's /etc/hosts; else its content */
 	char *resolv;       /* the same for /etc/resolv.conf */
 };

@@ -19,7 +19,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#define QEMU_MAX_ARGS 64
+#define QEMU_MAX_ARGS 96
 
 static uint64_t rdtsc(void)
 {
@@ -357,7 +357,8 @@ static void confine(const struct vm_config *c, uid_t uid, gid_t kvm_gid)
 /* ---- starting QEMU ----------------------------------------------------------------------- */
 
 /* the descriptors QEMU inherits, at these numbers */
-enum { FD_CTL = 3, FD_CON, FD_KERNEL, FD_INITRD, FD_DISK, FD_BACKING, FD_TAP, FD_COUNT };
+enum { FD_CTL = 3, FD_CON, FD_KERNEL, FD_INITRD, FD_DISK, FD_BACKING, FD_TAP,
+       FD_COUNT = FD_TAP + VM_MAX_NICS };
 
 static int open_ro(const char *path, const char *what, struct cove_error *err)
 {
@@ -372,7 +373,7 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 {
 	char mem[32], smp[32], append[512], chardev[64], con[64], kernel[32], initrd[32];
 	char backing_path[1024] = "", blk_disk[256], blk_fmt[256], blk_back[256], blk_backfmt[256];
-	char addfd_disk[32], addfd_back[32], netdev[64], nic[96];
+	char addfd_disk[32], addfd_back[32], netdev[VM_MAX_NICS][64], nic[VM_MAX_NICS][96];
 	const char *argv[QEMU_MAX_ARGS];
 	int fds[FD_COUNT], sp[2] = { -1, -1 }, cp[2] = { -1, -1 }, ep[2] = { -1, -1 }, n = 0, r;
 	int uid_fd = -1, qemu_fd = -1;
@@ -548,23 +549,29 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 		argv[n++] = "-device";
 		argv[n++] = "virtio-blk-device,drive=d0";
 	}
-	if (c->tap_fd > 0) {
-		/* a dup of the caller's tap, which outlives this QEMU (a TCG re-boot) */
-		fds[FD_TAP] = fcntl(c->tap_fd, F_DUPFD_CLOEXEC, 3);
-		if (fds[FD_TAP] < 0) {
-			r = cove_error_set(err, errno, "cannot pass the tap: %s", strerror(errno));
-			goto fail;
+	for (size_t i = 0; i < c->nics && i < VM_MAX_NICS; i++) {
+		const uint8_t *m = c->macs[i];
+
+		if (c->tap_fds[i] > 0) {
+			/* a dup of the caller's tap, which outlives this QEMU (a TCG re-boot) */
+			fds[FD_TAP + i] = fcntl(c->tap_fds[i], F_DUPFD_CLOEXEC, 3);
+			if (fds[FD_TAP + i] < 0) {
+				r = cove_error_set(err, errno, "cannot pass the tap: %s",
+						   strerror(errno));
+				goto fail;
+			}
+			str_printf(netdev[i], sizeof(netdev[i]), "tap,id=n%zu,fd=%d,vhost=off", i,
+				   FD_TAP + (int)i);
+		} else if (i != 0 || !c->user_net) {
+			continue;
 		}
-		str_printf(netdev, sizeof(netdev), "tap,id=n0,fd=%d,vhost=off", FD_TAP);
-	}
-	if (c->tap_fd > 0 || c->user_net) {
-		str_printf(nic, sizeof(nic),
-			   "virtio-net-device,netdev=n0,mac=%02x:%02x:%02x:%02x:%02x:%02x", c->mac[0],
-			   c->mac[1], c->mac[2], c->mac[3], c->mac[4], c->mac[5]);
+		str_printf(nic[i], sizeof(nic[i]),
+			   "virtio-net-device,netdev=n%zu,mac=%02x:%02x:%02x:%02x:%02x:%02x", i, m[0],
+			   m[1], m[2], m[3], m[4], m[5]);
 		argv[n++] = "-netdev";
-		argv[n++] = c->tap_fd > 0 ? netdev : c->user_net;
+		argv[n++] = c->tap_fds[i] > 0 ? netdev[i] : c->user_net;
 		argv[n++] = "-device";
-		argv[n++] = nic;
+		argv[n++] = nic[i];
 	}
 	argv[n++] = "-device";
 	argv[n++] = "virtio-serial-device,max_ports=2";

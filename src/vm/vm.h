@@ -22,6 +22,8 @@
 
 #include "../util/error.h"
 
+#define VM_MAX_NICS 4 /* as PROTO_MAX_NICS */
+
 struct vm_config {
 	const char *qemu;      /* qemu-system-x86_64 */
 	const char *kernel;    /* PVH vmlinux */
@@ -37,9 +39,10 @@ struct vm_config {
 	uint64_t tsc_khz;      /* TCG only: skips the guest's TSC calibration (0 = none) */
 	bool keep_logs;        /* the logs outlive the run, so errors may point at them */
 	const char *confine_dir; /* root: QEMU as a uid of its own, locked here; NULL: as we run */
-	int tap_fd;            /* > 0: a virtio-net NIC on this tap (the caller keeps it) */
-	const char *user_net;  /* else non-NULL: a NIC on QEMU's user networking, -netdev this */
-	const uint8_t *mac;    /* the NIC's MAC, 6 bytes */
+	size_t nics;           /* virtio-net NICs, in this order: */
+	int tap_fds[VM_MAX_NICS]; /* > 0: on this tap (the caller keeps it) */
+	const char *user_net;  /* else for the first, non-NULL: QEMU's user networking, -netdev this */
+	const uint8_t *macs[VM_MAX_NICS]; /* each NIC's MAC, 6 bytes */
 };
 
 #define VM_LOG_MAX (256u << 10) /* boot_log and qemu_log rotate at this size, one older kept */

@@ -110,6 +110,28 @@ one_line_125 "a network name taken" "network 'app' exists already" "$COVE" netwo
 one_line_125 "a bad network name" "invalid network name" "$COVE" network create 'a b'
 expect "none of them made a network" "cove app locked other" "$("$COVE" network ls -q | tr '\n' ' ' | sed 's/ $//')"
 one_line_125 "rm of a network in use: refused" "network 'other' is used by fixed" "$COVE" network rm other
+
+# several networks: a NIC on each, the default route on the first; connect and disconnect
+out=$("$COVE" run --rm --network app --network other busybox sh -c "ip -4 -o addr | awk '\$2 != \"lo\" {print \$2, \$4}' | sed 's|\.[0-9]*/|.X/|'; ip route | awk '/^default/ {print \$5}'; ping -c1 -W5 10.77.0.60 >/dev/null && echo reaches fixed; timeout 10 wget -qO- http://a1/" 2>&1)
+expect "two --network: eth0 on the first, eth1 on the second, the route on the first" "eth0 10.89.1.X/24
+eth1 10.77.0.X/24
+eth0
+reaches fixed
+page of a1" "$out"
+"$COVE" create --name multi --network app busybox sh -c "ip -4 -o addr | awk '\$2 != \"lo\" {print \$2, \$4}' | sed 's|\.[0-9]*/|.X/|'" >/dev/null 2>&1
+expect "network connect a stopped container" "0" "$("$COVE" network connect other multi >/dev/null 2>&1; echo $?)"
+one_line_125 "network connect twice" "container multi is on network 'other' already" "$COVE" network connect other multi
+expect "it starts with a NIC on each" "eth0 10.89.1.X/24
+eth1 10.77.0.X/24" "$("$COVE" start -a multi 2>&1)"
+one_line_125 "a network one container has second: rm refused" "network 'other' is used by fixed, multi" "$COVE" network rm other
+expect "network disconnect its first network: the other is first" "0 eth0 10.77.0.X/24" \
+	"$("$COVE" network disconnect app multi 2>&1; echo $?) $("$COVE" start -a multi 2>&1)"
+one_line_125 "network disconnect of a network it is not on" "container multi is not on network 'app'" "$COVE" network disconnect app multi
+"$COVE" run -d --name busy --network app busybox sleep 300 >/dev/null 2>&1
+one_line_125 "network connect a running container: refused" "container busy is running: stop it first" "$COVE" network connect other busy
+one_line_125 "--network none with another" "--network none stands alone" "$COVE" run --rm --network none --network app busybox true
+one_line_125 "the same network twice" "network 'app' is named twice" "$COVE" run --rm --network app --network app busybox true
+"$COVE" rm -f multi busy >/dev/null 2>&1
 one_line_125 "rm of the default network: refused" "'cove' is cove's own network" "$COVE" network rm cove
 "$COVE" rm -f fixed a1 a2 >/dev/null 2>&1
 

@@ -592,15 +592,17 @@ TEST(resize_roundtrip)
 	buf_done(&b);
 }
 
-/* v5: the network and the /etc files, for the main process */
+/* v5/v6: the networks of up to four NICs and the /etc files, for the main process */
 TEST(start_net_roundtrip)
 {
 	char *argv[] = { (char *)"/bin/sh", NULL };
 	struct proto_start m = {
 		.argv = argv, .argc = 1, .cwd = (char *)"/", .hostname = (char *)"web",
-		.rootfs = (char *)"/dev/vda", .has_net = 1,
-		.net = { .mac = { 0x02, 0x63, 10, 89, 0, 2 }, .addr = 0x0a590002, .prefix = 24,
-			 .gateway = 0x0a590001, .mtu = 1500 },
+		.rootfs = (char *)"/dev/vda", .nnets = 2,
+		.nets = { { .mac = { 0x02, 0x63, 10, 89, 0, 2 }, .addr = 0x0a590002, .prefix = 24,
+			    .gateway = 0x0a590001, .mtu = 1500 },
+			  { .mac = { 0x02, 0x63, 10, 77, 0, 9 }, .addr = 0x0a4d0009, .prefix = 16,
+			    .gateway = 0, .mtu = 9000 } },
 		.hosts = (char *)"10.89.0.2\tweb\n", .resolv = (char *)"nameserver 192.0.2.53\n",
 	}, d;
 	struct buf b = BUF_INIT(BIG);
@@ -610,9 +612,11 @@ TEST(start_net_roundtrip)
 	CHECK_EQ_INT(proto_put_start(&b, 1, &m), 0);
 	CHECK_EQ_INT(one_frame(&b, PROTO_START, 1, &p, &len), 0);
 	CHECK_EQ_INT(proto_get_start(p, len, &d), 0);
-	CHECK_EQ_INT(d.has_net, 1);
-	CHECK(memcmp(d.net.mac, m.net.mac, 6) == 0 && d.net.addr == 0x0a590002);
-	CHECK(d.net.prefix == 24 && d.net.gateway == 0x0a590001 && d.net.mtu == 1500);
+	CHECK_EQ_INT(d.nnets, 2);
+	CHECK(memcmp(d.nets[0].mac, m.nets[0].mac, 6) == 0 && d.nets[0].addr == 0x0a590002);
+	CHECK(d.nets[0].prefix == 24 && d.nets[0].gateway == 0x0a590001 && d.nets[0].mtu == 1500);
+	CHECK(memcmp(d.nets[1].mac, m.nets[1].mac, 6) == 0 && d.nets[1].addr == 0x0a4d0009);
+	CHECK(d.nets[1].prefix == 16 && d.nets[1].gateway == 0 && d.nets[1].mtu == 9000);
 	CHECK_EQ_STR(d.hosts, "10.89.0.2\tweb\n");
 	CHECK_EQ_STR(d.resolv, "nameserver 192.0.2.53\n");
 	proto_start_done(&d);
@@ -620,23 +624,29 @@ TEST(start_net_roundtrip)
 	/* refused: a multicast MAC, /31, the network's own or broadcast address, a gateway
 	 * outside the subnet or equal to the address, a tiny MTU */
 	buf_reset(&b);
-	m.net.mac[0] = 0x03;
+	m.nets[0].mac[0] = 0x03;
 	CHECK_EQ_INT(proto_put_start(&b, 1, &m), -EINVAL);
-	m.net.mac[0] = 0x02;
-	m.net.prefix = 31;
+	m.nets[0].mac[0] = 0x02;
+	m.nets[0].prefix = 31;
 	CHECK_EQ_INT(proto_put_start(&b, 1, &m), -EINVAL);
-	m.net.prefix = 24;
-	m.net.addr = 0x0a590000;
+	m.nets[0].prefix = 24;
+	m.nets[0].addr = 0x0a590000;
 	CHECK_EQ_INT(proto_put_start(&b, 1, &m), -EINVAL);
-	m.net.addr = 0x0a5900ff;
+	m.nets[0].addr = 0x0a5900ff;
 	CHECK_EQ_INT(proto_put_start(&b, 1, &m), -EINVAL);
-	m.net.addr = 0x0a590002;
-	m.net.gateway = 0x0a5a0001;
+	m.nets[0].addr = 0x0a590002;
+	m.nets[0].gateway = 0x0a5a0001;
 	CHECK_EQ_INT(proto_put_start(&b, 1, &m), -EINVAL);
-	m.net.gateway = 0x0a590002;
+	m.nets[0].gateway = 0x0a590002;
 	CHECK_EQ_INT(proto_put_start(&b, 1, &m), -EINVAL);
-	m.net.gateway = 0x0a590001;
-	m.net.mtu = 100;
+	m.nets[0].gateway = 0x0a590001;
+	m.nets[0].mtu = 100;
+	CHECK_EQ_INT(proto_put_start(&b, 1, &m), -EINVAL);
+	m.nets[0].mtu = 1500;
+	m.nnets = PROTO_MAX_NICS + 1; /* more NICs than there may be */
+	CHECK_EQ_INT(proto_put_start(&b, 1, &m), -EINVAL);
+	m.nnets = 2;
+	m.nets[1].addr = 0x0a4d0000; /* the second is checked as the first is */
 	CHECK_EQ_INT(proto_put_start(&b, 1, &m), -EINVAL);
 	CHECK_EQ_INT(b.len, 0);
 	buf_done(&b);
