@@ -162,9 +162,7 @@ static int image_opt(int c, const char *value, void *ud)
 static int image_parse(const struct cli_verb *v, int argc, char **argv, struct image_flags *o,
 		       int *ret_first)
 {
-	int r = cli_parse(v, argc, argv, image_opt, o, ret_first);
-
-	return r == 0 ? -1 : r > 0 ? 0 : EXIT_COVE;
+	return cli_parse_verb(v, argc, argv, image_opt, o, ret_first);
 }
 
 static int cmd_pull_args(int argc, char **argv)

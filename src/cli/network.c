@@ -64,11 +64,9 @@ static int net_opt(int c, const char *value, void *ud)
 }
 
 static int net_parse(const struct cli_verb *v, int argc, char **argv, struct net_flags *o,
-		     int *ret_first)
+		      int *ret_first)
 {
-	int r = cli_parse(v, argc, argv, net_opt, o, ret_first);
-
-	return r == 0 ? -1 : r > 0 ? 0 : EXIT_COVE;
+	return cli_parse_verb(v, argc, argv, net_opt, o, ret_first);
 }
 
 static int cmd_net_create(int argc, char **argv)
@@ -111,6 +109,26 @@ out:
 	return r;
 }
 
+/* Parse, then list every network (dead leases reclaimed first): -1 to go on, else the exit
+ * code. */
+static int parse_and_list(const struct cli_verb *v, int argc, char **argv, struct net_flags *o,
+			  struct cove_paths *paths, struct net_def **all, size_t *n)
+{
+	struct cove_error err = { 0 };
+	int first, r;
+
+	if ((r = net_parse(v, argc, argv, o, &first)) >= 0)
+		return r;
+	if (paths_init_or_report(paths) < 0)
+		return EXIT_COVE;
+	net_gc(paths);
+	if (net_list(paths, all, n, &err) < 0) {
+		cli_error("%s", err.msg);
+		return EXIT_COVE;
+	}
+	return -1;
+}
+
 static int cmd_net_ls(int argc, char **argv)
 {
 	static const struct cli_option opts[] = {
@@ -121,21 +139,13 @@ static int cmd_net_ls(int argc, char **argv)
 	static const struct cli_verb v = { "network ls", "[OPTIONS]", "List networks.", opts,
 					   .max_operands = 0 };
 	struct net_flags o = { 0 };
-	struct cove_error err = { 0 };
 	struct cove_paths paths;
 	_cleanup_free_ struct net_def *all = NULL;
 	size_t n = 0;
-	int first, r;
+	int r;
 
-	if ((r = net_parse(&v, argc, argv, &o, &first)) >= 0)
+	if ((r = parse_and_list(&v, argc, argv, &o, &paths, &all, &n)) >= 0)
 		return r;
-	if (paths_init_or_report(&paths) < 0)
-		return EXIT_COVE;
-	net_gc(&paths);
-	if (net_list(&paths, &all, &n, &err) < 0) {
-		cli_error("%s", err.msg);
-		return EXIT_COVE;
-	}
 	if (!o.quiet && !o.json)
 		printf("%-14s %-20s %-8s %-18s %s\n", "NETWORK ID", "NAME", "DRIVER", "SUBNET",
 		       "GATEWAY");
@@ -250,20 +260,13 @@ static int cmd_net_prune(int argc, char **argv)
 					   "Remove every network no container uses.", opts,
 					   .max_operands = 0 };
 	struct net_flags o = { 0 };
-	struct cove_error err = { 0 };
 	struct cove_paths paths;
 	_cleanup_free_ struct net_def *all = NULL;
 	size_t n = 0;
-	int first, r;
+	int r;
 
-	if ((r = net_parse(&v, argc, argv, &o, &first)) >= 0)
+	if ((r = parse_and_list(&v, argc, argv, &o, &paths, &all, &n)) >= 0)
 		return r;
-	if (paths_init_or_report(&paths) < 0)
-		return EXIT_COVE;
-	if (net_list(&paths, &all, &n, &err) < 0) {
-		cli_error("%s", err.msg);
-		return EXIT_COVE;
-	}
 	for (size_t i = 0; i < n; i++) {
 		struct cove_error e = { 0 };
 

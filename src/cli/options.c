@@ -253,3 +253,11 @@ int cli_dispatch(const char *group, const char *about, const struct cli_command 
 		  group ? " " : "", argv[1], group ? group : "", group ? " " : "");
 	return EXIT_COVE;
 }
+
+int cli_parse_verb(const struct cli_verb *v, int argc, char **argv,
+		   int (*opt)(int id, const char *value, void *ud), void *ud, int *ret_first)
+{
+	int r = cli_parse(v, argc, argv, opt, ud, ret_first);
+
+	return r == 0 ? -1 : r > 0 ? 0 : EXIT_COVE;
+}

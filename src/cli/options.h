@@ -44,6 +44,11 @@ void cli_usage(const struct cli_verb *v, FILE *f);
 int cli_parse(const struct cli_verb *v, int argc, char **argv,
 	      int (*opt)(int id, const char *value, void *ud), void *ud, int *ret_first);
 
+/* cli_parse for verbs that return an exit code: -1 to go on, else the code (0 after --help,
+ * EXIT_COVE after a bad option). */
+int cli_parse_verb(const struct cli_verb *v, int argc, char **argv,
+		   int (*opt)(int id, const char *value, void *ud), void *ud, int *ret_first);
+
 /* --format: "table" (false) or "json"/"{{json .}}" (true) into *ret_json; anything else is
  * refused in one line (-EINVAL). */
 int cli_parse_format(const char *value, bool *ret_json);

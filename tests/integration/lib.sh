@@ -109,6 +109,17 @@ wait_until() {
 	for _ in $(seq 1 $n); do "$@" && return 0; sleep 0.05; done
 	return 1
 }
+# upstream: a network namespace a veth away standing for the world outside (192.0.2.2; this
+# side 192.0.2.1), for NAT and published ports; sets up (its process; kill it when done)
+upstream() {
+	unshare -n sleep 600 &
+	up=$!
+	# (until unshare has made its namespace, the veth's far end would land in ours)
+	wait_until 10 sh -c "[ \"\$(readlink /proc/$up/ns/net)\" != \"\$(readlink /proc/self/ns/net)\" ]"
+	ip link add vdown type veth peer name vup netns "$up"
+	ip addr add 192.0.2.1/24 dev vdown && ip link set vdown up
+	nsenter -t "$up" -n sh -c 'ip link set lo up; ip addr add 192.0.2.2/24 dev vup; ip link set vup up'
+}
 # seconds since the epoch, with fractions (for timing a command)
 now() { date +%s.%N; }
 # elapsed START: seconds since START as a whole number, rounded up

@@ -27,13 +27,7 @@ expect "a second container fetches from the first" "hello from web" \
 
 # outbound: an upstream namespace (a veth away) serves HTTP; the container's request arrives
 # from the host side's address (masqueraded)
-unshare -n sleep 600 &
-up=$!
-# (until unshare has made its namespace, the veth's far end would land in ours)
-wait_until 10 sh -c "[ \"\$(readlink /proc/$up/ns/net)\" != \"\$(readlink /proc/self/ns/net)\" ]"
-ip link add vdown type veth peer name vup netns "$up"
-ip addr add 192.0.2.1/24 dev vdown && ip link set vdown up
-nsenter -t "$up" -n sh -c 'ip link set lo up; ip addr add 192.0.2.2/24 dev vup; ip link set vup up'
+upstream
 mkdir -p "$T/www" && echo upstream page >"$T/www/index.html"
 nsenter -t "$up" -n python3 -m http.server 8000 --bind 192.0.2.2 --directory "$T/www" >"$T/up.log" 2>&1 &
 upsrv=$!

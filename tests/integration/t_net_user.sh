@@ -9,12 +9,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 mkdir -p "$T/www" && echo page from the host >"$T/www/index.html"
 python3 -m http.server 8000 --bind 127.0.0.1 --directory "$T/www" >"$T/host.log" 2>&1 &
 hostsrv=$!
-unshare -n sleep 600 &
-up=$!
-wait_until 10 sh -c "[ \"\$(readlink /proc/$up/ns/net)\" != \"\$(readlink /proc/self/ns/net)\" ]"
-ip link add vdown type veth peer name vup netns "$up"
-ip addr add 192.0.2.1/24 dev vdown && ip link set vdown up
-nsenter -t "$up" -n sh -c 'ip link set lo up; ip addr add 192.0.2.2/24 dev vup; ip link set vup up'
+upstream
 echo upstream page >"$T/up.html"
 nsenter -t "$up" -n python3 -m http.server 8001 --bind 192.0.2.2 --directory "$T" >"$T/up.log" 2>&1 &
 upsrv=$!

@@ -60,12 +60,7 @@ expect "nor does it know their names" "no" \
 mkdir -p "$T/www" && echo host page >"$T/www/index.html"
 python3 -m http.server 8000 --bind 0.0.0.0 --directory "$T/www" >"$T/host.log" 2>&1 &
 hostsrv=$!
-unshare -n sleep 600 &
-up=$!
-wait_until 10 sh -c "[ \"\$(readlink /proc/$up/ns/net)\" != \"\$(readlink /proc/self/ns/net)\" ]"
-ip link add vdown type veth peer name vup netns "$up"
-ip addr add 192.0.2.1/24 dev vdown && ip link set vdown up
-nsenter -t "$up" -n sh -c 'ip link set lo up; ip addr add 192.0.2.2/24 dev vup; ip link set vup up'
+upstream
 nsenter -t "$up" -n python3 -m http.server 8000 --bind 192.0.2.2 --directory "$T/www" >"$T/up.log" 2>&1 &
 upsrv=$!
 wait_until 10 sh -c "ss -ltn | grep -q :8000 && nsenter -t $up -n sh -c 'ss -ltn | grep -q :8000'"
