@@ -380,6 +380,14 @@ static json_t *network_settings(const struct container_spec *spec,
 	return j;
 }
 
+struct sample {
+	struct proto_stats s;
+	uint64_t host_pss; /* bytes: supervisor + QEMU */
+	bool ok;
+};
+
+static int sample(const struct container *c, int timeout_ms, struct sample *ret);
+
 static json_t *inspect_one(const struct container *c, const struct container_spec *spec,
 			   const struct container_status *st)
 {
@@ -420,8 +428,15 @@ static json_t *inspect_one(const struct container *c, const struct container_spe
 		(int)spec->log_max_files,
 		"Cove", "Capabilities", caps, "Disk", c->disk, "Socket", c->sock);
 	if (j) {
-		json_object_set_new(j, "NetworkSettings", network_settings(spec, st));
-		json_t *hc = json_object_get(j, "HostConfig");
+		json_t *hc = json_object_get(j, "HostConfig"), *ns = network_settings(spec, st);
+		struct sample now;
+
+		/* what the guest's NICs moved, asked of a running one (not waited for long) */
+		if (ns && st->status == CONTAINER_RUNNING && sample(c, 2000, &now) == 0) {
+			json_object_set_new(ns, "RxBytes", json_integer((json_int_t)now.s.net_rx));
+			json_object_set_new(ns, "TxBytes", json_integer((json_int_t)now.s.net_tx));
+		}
+		json_object_set_new(j, "NetworkSettings", ns);
 
 		json_object_set_new(hc, "NetworkMode", json_string(net_canonical(spec->network)));
 		json_object_set_new(hc, "Dns", json_strv(spec->dns, spec->ndns));
@@ -760,12 +775,6 @@ int cmd_logs(int argc, char **argv)
 
 /* ---- stats ---- */
 
-struct sample {
-	struct proto_stats s;
-	uint64_t host_pss; /* bytes: supervisor + QEMU */
-	bool ok;
-};
-
 static uint64_t pss_of(pid_t pid)
 {
 	char path[64];
@@ -792,7 +801,7 @@ static uint64_t host_memory(pid_t sup)
 	return total;
 }
 
-static int sample(const struct container *c, struct sample *ret)
+static int sample(const struct container *c, int timeout_ms, struct sample *ret)
 {
 	struct cove_error err = { 0 };
 	struct proto_reader rd;
@@ -816,7 +825,7 @@ static int sample(const struct container *c, struct sample *ret)
 	for (;;) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		ssize_t n;
-		if (poll(&pfd, 1, 10000) <= 0)
+		if (poll(&pfd, 1, timeout_ms) <= 0)
 			break;
 		n = proto_reader_read(&rd, fd);
 		if (n == -EAGAIN)
@@ -992,11 +1001,11 @@ int cmd_stats(int argc, char **argv)
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
-		sample(&cs[i], &prev[i]);
+		sample(&cs[i], 10000, &prev[i]);
 	for (;;) {
 		usleep(no_stream ? 500000 : 1000000);
 		for (size_t i = 0; i < n; i++)
-			sample(&cs[i], &cur[i]);
+			sample(&cs[i], 10000, &cur[i]);
 		if (tty && !no_stream && !json)
 			printf("\033[2J\033[H");
 		if (!json)

@@ -18,6 +18,8 @@ case "$ip" in 10.89.0.*|10.9[0-2].0.*|172.30.0.*|192.168.100.*) ok "its address 
 *) not_ok "its address is on cove's subnet" "got '$ip'" ;; esac
 expect "the host reaches it: a page from its httpd" "hello from web" \
 	"$(curl -s --max-time 10 "http://$ip/" 2>&1)"
+io=$("$COVE" inspect web | python3 -c 'import json,sys; n=json.load(sys.stdin)[0]["NetworkSettings"]; print(n["RxBytes"] > 0, n["TxBytes"] > len("hello from web"))' 2>&1)
+expect "inspect counts the bytes its NIC moved (RxBytes, TxBytes)" "True True" "$io"
 expect "it resolves its own name and host.cove.internal from /etc/hosts" "2" \
 	"$("$COVE" exec web sh -c 'grep -c -e "$(hostname)" -e host.cove.internal /etc/hosts' 2>&1)"
 
