@@ -34,7 +34,9 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -439,8 +441,9 @@ static int defs_all(const struct cove_paths *p, struct net_def **ret, size_t *re
 /* ---- the bridges and their rules ------------------------------------------------------------ */
 
 /* Runs a program with the signals a supervisor blocks or ignores set back to their defaults,
- * stdout to /dev/null, stdin from in (or /dev/null), stderr to errfd (or /dev/null). */
-static pid_t spawn(char *const argv[], const char *in, int errfd)
+ * stdout to /dev/null, stdin from in (or /dev/null), stderr to errfd (or /dev/null); with
+ * keep_caps, its capabilities (bounding set) cut to those bits, and no new privileges. */
+static pid_t spawn(char *const argv[], const char *in, int errfd, uint64_t keep_caps)
 {
 	int pin[2] = { -1, -1 };
 	pid_t pid;
@@ -467,6 +470,12 @@ static pid_t spawn(char *const argv[], const char *in, int errfd)
 		dup2(in ? pin[0] : null, 0);
 		dup2(null, 1);
 		dup2(errfd >= 0 ? errfd : null, 2);
+		for (int cap = 0; keep_caps && cap < 64; cap++)
+			if (!(keep_caps & (UINT64_C(1) << cap)) &&
+			    prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+				_exit(126);
+		if (keep_caps && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+			_exit(126);
 		execvp(argv[0], argv);
 		_exit(127);
 	}
@@ -491,7 +500,7 @@ static int wait_for(pid_t pid)
 static int run_nft(const char *rules, char *why, size_t size)
 {
 	char *const argv[] = { (char *)"nft", (char *)"-f", (char *)"-", NULL };
-	pid_t pid = spawn(argv, rules, -1);
+	pid_t pid = spawn(argv, rules, -1, 0);
 	int code;
 
 	if (pid < 0) {
@@ -859,8 +868,9 @@ static int dns_start(const struct cove_paths *p, const struct net_def *d, struct
 	memcpy(listen, "--listen-address=", 17);
 	net_ip_text(d->gateway, listen + 17, sizeof(listen) - 17);
 	{
-		/* as root: the hosts file is re-read on SIGHUP from a state directory that only
-		 * root may enter (see docs/internals/security.md) */
+		/* as root, for the hosts file is re-read on SIGHUP from a state directory that only
+		 * root may enter, but with no capability beyond binding port 53 and setting its
+		 * group (see docs/internals/security.md) */
 		char *const argv[] = { (char *)"dnsmasq", (char *)"--conf-file=/dev/null",
 				       (char *)"--no-hosts", hosts, listen,
 				       (char *)"--bind-interfaces", pid_file, log,
@@ -870,7 +880,8 @@ static int dns_start(const struct cove_paths *p, const struct net_def *d, struct
 
 		if (pipe2(errp, O_CLOEXEC) < 0)
 			return cove_error_set(err, errno, "cannot make a pipe: %s", strerror(errno));
-		pid = spawn(argv, NULL, errp[1]);
+		pid = spawn(argv, NULL, errp[1],
+			    UINT64_C(1) << CAP_NET_BIND_SERVICE | UINT64_C(1) << CAP_SETGID);
 		close(errp[1]);
 	}
 	if (pid < 0) {

@@ -137,6 +137,8 @@ addrs=$(for i in $(seq 20); do addr_of m$i; done | sort -u | grep -c .)
 expect "twenty containers started at once have twenty addresses" "20" "$addrs" "$(cat "$T"/m*.err | sort | uniq -c | head -3)"
 expect "the DNS server knows all twenty" "20" "$(awk '$2 ~ /^m[0-9]+$/' "$COVE_ROOT/networks/app.hosts" | grep -c .)"
 expect "one dnsmasq serves the network" "1" "$(dnsmasq_of app)"
+expect "it may bind port 53 and set its group, nothing more" "CapEff: 0000000000000440 NoNewPrivs: 1" \
+	"$(grep -E '^(CapEff|NoNewPrivs):' "/proc/$(cat "$COVE_ROOT/networks/app.dns.pid")/status" | tr -s '\t\n' '  ' | sed 's/ $//')"
 # half removed, half killed (supervisor and QEMU): nothing of any of them is left
 for i in $(seq 10); do "$COVE" rm -f m$i >/dev/null 2>&1 & done
 for i in $(seq 11 20); do
