@@ -15,11 +15,16 @@ export COVE_ROOT="$T/state"
 # container carries a notice about it on a host whose KVM is broken
 "$COVE" system info >/dev/null 2>&1
 # the system python when there is one: a version manager's shim can take a second to start
-[ -x /usr/bin/python3 ] && python3() { /usr/bin/python3 "$@"; }
+# ($PYTHON for what runs in the background: $! of a function is its subshell's, not python's)
+PYTHON=/usr/bin/python3
+[ -x "$PYTHON" ] || PYTHON=$(command -v python3)
+python3() { "$PYTHON" "$@"; }
 
 # containers outlive the commands that started them: on exit, remove what this file left
 # (and SIGKILL any supervisor that survives that; its QEMU dies with it), then the temp dir
 cleanup() {
+	# whatever the file left running in the background (servers, namespaces' sleepers)
+	kill $(jobs -p) 2>/dev/null
 	if [ -d "$COVE_ROOT/containers" ]; then
 		"$COVE" rm -f --all >/dev/null 2>&1
 		for s in "$COVE_ROOT"/containers/*/state.json; do

@@ -7,7 +7,7 @@
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 mkdir -p "$T/www" && echo page from the host >"$T/www/index.html"
-python3 -m http.server 8000 --bind 127.0.0.1 --directory "$T/www" >"$T/host.log" 2>&1 &
+"$PYTHON" -m http.server 8000 --bind 127.0.0.1 --directory "$T/www" >"$T/host.log" 2>&1 &
 hostsrv=$!
 upstream
 echo upstream page >"$T/up.html"

@@ -58,7 +58,7 @@ expect "nor does it know their names" "no" \
 # the host, as host.cove.internal, and an upstream machine beyond NAT; --internal reaches
 # neither beyond its gateway
 mkdir -p "$T/www" && echo host page >"$T/www/index.html"
-python3 -m http.server 8000 --bind 0.0.0.0 --directory "$T/www" >"$T/host.log" 2>&1 &
+"$PYTHON" -m http.server 8000 --bind 0.0.0.0 --directory "$T/www" >"$T/host.log" 2>&1 &
 hostsrv=$!
 upstream
 nsenter -t "$up" -n python3 -m http.server 8000 --bind 192.0.2.2 --directory "$T/www" >"$T/up.log" 2>&1 &
