@@ -513,9 +513,11 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 	argv[n++] = append;
 	if (c->disk) {
 		/* the disks are QEMU's only through the descriptors we opened (-add-fd); the
-		 * backing image is named here, not taken from the overlay's header. cache=unsafe:
-		 * no O_DIRECT, flushes not passed on. */
-		static const char cache[] = "cache.direct=off,cache.no-flush=on";
+		 * backing image is named here, not taken from the overlay's header.
+		 * cache=writeback: the host's page cache, no O_DIRECT, and every flush of the
+		 * guest's (an fsync in the container) is an fdatasync of the image before it
+		 * completes, so what a container committed survives the host's crash. */
+		static const char cache[] = "cache.direct=off,cache.no-flush=off";
 		bool qcow2 = strcmp(c->disk_format, "qcow2") == 0;
 
 		argv[n++] = "-add-fd";
