@@ -158,13 +158,6 @@ static int image_opt(int c, const char *value, void *ud)
 	return 0;
 }
 
-/* Parse with v into o; 0 to go on, else the exit code (0 after --help). */
-static int image_parse(const struct cli_verb *v, int argc, char **argv, struct image_flags *o,
-		       int *ret_first)
-{
-	return cli_parse_verb(v, argc, argv, image_opt, o, ret_first);
-}
-
 static int cmd_pull_args(int argc, char **argv)
 {
 	static const struct cli_option opts[] = {
@@ -184,7 +177,7 @@ static int cmd_pull_args(int argc, char **argv)
 	struct store_image img;
 	int first, r;
 
-	if ((r = image_parse(&v, argc, argv, &o, &first)) >= 0)
+	if ((r = cli_parse_verb(&v, argc, argv, image_opt, &o, &first)) >= 0)
 		return r;
 	if (paths_init(&paths, &err) < 0 || images_open(&paths, &s, &err) < 0) {
 		cli_error("%s", err.msg);
@@ -249,7 +242,7 @@ static int cmd_ls(int argc, char **argv)
 	size_t n = 0;
 	int first, r;
 
-	if ((r = image_parse(&v, argc, argv, &o, &first)) >= 0)
+	if ((r = cli_parse_verb(&v, argc, argv, image_opt, &o, &first)) >= 0)
 		return r;
 	if (paths_init(&paths, &err) < 0 || images_open(&paths, &s, &err) < 0 ||
 	    store_image_list(s, &all, &n, &err) < 0) {
@@ -317,7 +310,7 @@ static int cmd_inspect(int argc, char **argv)
 	json_t *arr;
 	int rc = 0, first, r;
 
-	if ((r = image_parse(&v, argc, argv, &f, &first)) >= 0)
+	if ((r = cli_parse_verb(&v, argc, argv, image_opt, &f, &first)) >= 0)
 		return r;
 	if (f.format_given && !f.json) {
 		cli_error("inspect writes JSON only; drop --format or use --format json");
@@ -396,7 +389,7 @@ static int cmd_tag(int argc, char **argv)
 	char target[STORE_REFERENCE_MAX];
 	int rc, first;
 
-	if ((rc = image_parse(&v, argc, argv, &o, &first)) >= 0)
+	if ((rc = cli_parse_verb(&v, argc, argv, image_opt, &o, &first)) >= 0)
 		return rc;
 	rc = 0;
 	if (reference_parse(argv[first + 1], &r, &err) < 0 ||
@@ -426,7 +419,7 @@ static int cmd_rm(int argc, char **argv)
 	int rc, first;
 	uint64_t freed = 0;
 
-	if ((rc = image_parse(&v, argc, argv, &o, &first)) >= 0)
+	if ((rc = cli_parse_verb(&v, argc, argv, image_opt, &o, &first)) >= 0)
 		return rc;
 	rc = 0;
 	if (paths_init(&paths, &err) < 0 || images_open(&paths, &s, &err) < 0) {
@@ -480,7 +473,7 @@ static int cmd_prune(int argc, char **argv)
 	struct store *s = NULL;
 	uint64_t freed = 0;
 
-	if ((r = image_parse(&v, argc, argv, &o, &first)) >= 0)
+	if ((r = cli_parse_verb(&v, argc, argv, image_opt, &o, &first)) >= 0)
 		return r;
 	if (paths_init(&paths, &err) < 0 || images_open(&paths, &s, &err) < 0 ||
 	    store_gc_all(s, &freed, &err) < 0) {
@@ -560,7 +553,7 @@ int cmd_push(int argc, char **argv)
 	char digest[DIGEST_STRING_MAX];
 	int first, r;
 
-	if ((r = image_parse(&v, argc, argv, &f, &first)) >= 0)
+	if ((r = cli_parse_verb(&v, argc, argv, image_opt, &f, &first)) >= 0)
 		return r;
 	if (paths_init(&paths, &err) < 0 || images_open(&paths, &s, &err) < 0 ||
 	    images_find(s, argv[first], &img, &err) < 0) {

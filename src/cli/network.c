@@ -63,12 +63,6 @@ static int net_opt(int c, const char *value, void *ud)
 	return 0;
 }
 
-static int net_parse(const struct cli_verb *v, int argc, char **argv, struct net_flags *o,
-		      int *ret_first)
-{
-	return cli_parse_verb(v, argc, argv, net_opt, o, ret_first);
-}
-
 static int cmd_net_create(int argc, char **argv)
 {
 	static const struct cli_option opts[] = {
@@ -92,7 +86,7 @@ static int cmd_net_create(int argc, char **argv)
 	struct net_def d;
 	int first, r;
 
-	if ((r = net_parse(&v, argc, argv, &o, &first)) >= 0)
+	if ((r = cli_parse_verb(&v, argc, argv, net_opt, &o, &first)) >= 0)
 		goto out;
 	o.q.name = argv[first];
 	r = 0;
@@ -117,7 +111,7 @@ static int parse_and_list(const struct cli_verb *v, int argc, char **argv, struc
 	struct cove_error err = { 0 };
 	int first, r;
 
-	if ((r = net_parse(v, argc, argv, o, &first)) >= 0)
+	if ((r = cli_parse_verb(v, argc, argv, net_opt, o, &first)) >= 0)
 		return r;
 	if (paths_init_or_report(paths) < 0)
 		return EXIT_COVE;
@@ -192,7 +186,7 @@ static int cmd_net_inspect(int argc, char **argv)
 	char *text;
 	int first, r, code = 0;
 
-	if ((r = net_parse(&v, argc, argv, &o, &first)) >= 0)
+	if ((r = cli_parse_verb(&v, argc, argv, net_opt, &o, &first)) >= 0)
 		return r;
 	if (paths_init_or_report(&paths) < 0)
 		return EXIT_COVE;
@@ -231,7 +225,7 @@ static int cmd_net_rm(int argc, char **argv)
 	struct cove_paths paths;
 	int first, r, code = 0;
 
-	if ((r = net_parse(&v, argc, argv, &o, &first)) >= 0)
+	if ((r = cli_parse_verb(&v, argc, argv, net_opt, &o, &first)) >= 0)
 		return r;
 	if (paths_init_or_report(&paths) < 0)
 		return EXIT_COVE;
@@ -302,7 +296,7 @@ static int connect_verb(int argc, char **argv, bool connect)
 	int first, r;
 
 	v.options = none;
-	if ((r = net_parse(&v, argc, argv, &o, &first)) >= 0)
+	if ((r = cli_parse_verb(&v, argc, argv, net_opt, &o, &first)) >= 0)
 		return r;
 	if (paths_init_or_report(&paths) < 0)
 		return EXIT_COVE;
