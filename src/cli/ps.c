@@ -441,6 +441,8 @@ static json_t *inspect_one(const struct container *c, const struct container_spe
 		json_object_set_new(hc, "NetworkMode", json_string(net_canonical(spec->network)));
 		json_object_set_new(hc, "Dns", json_strv(spec->dns, spec->ndns));
 		json_object_set_new(hc, "DnsSearch", json_strv(spec->dns_search, spec->ndns_search));
+		json_object_set_new(hc, "DnsOptions",
+				    json_strv(spec->dns_options, spec->ndns_options));
 		json_object_set_new(hc, "ExtraHosts", json_strv(spec->add_hosts, spec->nadd_hosts));
 		json_object_set_new(json_object_get(j, "Config"), "MacAddress",
 				    json_string(spec->mac ?: ""));

@@ -195,8 +195,8 @@ enum {
 	OPT_RM = 256, OPT_NAME, OPT_CPUS, OPT_ROOTFS, OPT_ENTRYPOINT, OPT_PLATFORM, OPT_ENV_FILE,
 	OPT_READ_ONLY, OPT_TMPFS, OPT_ULIMIT, OPT_CAP_ADD, OPT_CAP_DROP, OPT_INIT, OPT_STOP_SIGNAL,
 	OPT_STOP_TIMEOUT, OPT_CIDFILE, OPT_SECURITY_OPT, OPT_ACCEL, OPT_LOG_OPT, OPT_NETWORK, OPT_NET,
-	OPT_PUBLISH_ALL, OPT_IP, OPT_MAC, OPT_DNS, OPT_DNS_SEARCH, OPT_ADD_HOST, OPT_ALIAS,
-	OPT_NET_ALIAS,
+	OPT_PUBLISH_ALL, OPT_IP, OPT_MAC, OPT_DNS, OPT_DNS_SEARCH, OPT_DNS_OPTION, OPT_DNS_OPT,
+	OPT_ADD_HOST, OPT_ALIAS, OPT_NET_ALIAS,
 };
 
 /* run's options; create's are the same without the first (-d) */
@@ -237,6 +237,8 @@ static const struct cli_option run_options[] = {
 	{ OPT_NET_ALIAS, 0, "net-alias", "NAME", NULL },
 	{ OPT_DNS, 0, "dns", "IP", "a DNS server for /etc/resolv.conf (replaces the network's)" },
 	{ OPT_DNS_SEARCH, 0, "dns-search", "DOMAIN", "a search domain for /etc/resolv.conf" },
+	{ OPT_DNS_OPTION, 0, "dns-option", "OPT", "a resolver option for /etc/resolv.conf (ndots:2)" },
+	{ OPT_DNS_OPT, 0, "dns-opt", "OPT", NULL },
 	{ OPT_ADD_HOST, 0, "add-host", "NAME:IP",
 	  "a line for /etc/hosts (IP host-gateway: the host)" },
 	{ 'P', 'P', "publish-all", NULL,
@@ -284,6 +286,7 @@ static int add_net_flag(struct run_opts *o, int c, const char *value)
 {
 	json_t **list = c == OPT_DNS	      ? &o->q.dns
 			: c == OPT_DNS_SEARCH ? &o->q.dns_search
+			: c == OPT_DNS_OPTION ? &o->q.dns_options
 			: c == OPT_ADD_HOST   ? &o->q.add_hosts
 					      : &o->q.aliases;
 	struct container_spec probe = { 0 };
@@ -292,6 +295,7 @@ static int add_net_flag(struct run_opts *o, int c, const char *value)
 			   : c == OPT_MAC	? "--mac-address"
 			   : c == OPT_DNS	? "--dns"
 			   : c == OPT_DNS_SEARCH ? "--dns-search"
+			   : c == OPT_DNS_OPTION ? "--dns-option"
 			   : c == OPT_ADD_HOST	? "--add-host"
 						: "--network-alias";
 
@@ -307,6 +311,9 @@ static int add_net_flag(struct run_opts *o, int c, const char *value)
 		break;
 	case OPT_DNS_SEARCH:
 		probe.dns_search = one, probe.ndns_search = 1;
+		break;
+	case OPT_DNS_OPTION:
+		probe.dns_options = one, probe.ndns_options = 1;
 		break;
 	case OPT_ADD_HOST:
 		probe.add_hosts = one, probe.nadd_hosts = 1;
@@ -521,6 +528,9 @@ static int run_opt(int c, const char *optarg, void *ud)
 	case OPT_ALIAS:
 	case OPT_NET_ALIAS:
 		return add_net_flag(o, c, optarg);
+	case OPT_DNS_OPTION:
+	case OPT_DNS_OPT:
+		return add_net_flag(o, OPT_DNS_OPTION, optarg);
 	case OPT_LOG_OPT:
 		if (strncmp(optarg, "max-size=", 9) == 0) {
 			if (strcmp(optarg + 9, "-1") == 0) {
@@ -672,6 +682,7 @@ out:
 	json_decref(o.q.more_networks);
 	json_decref(o.q.dns);
 	json_decref(o.q.dns_search);
+	json_decref(o.q.dns_options);
 	json_decref(o.q.add_hosts);
 	json_decref(o.q.aliases);
 	json_decref(o.q.cap_drop);

@@ -257,6 +257,7 @@ int spec_from_request(const struct create_request *q, const struct image_config 
 	     strv_of(q->more_networks, &s.more_networks, &s.nmore_networks) < 0) ||
 	    (q->dns && strv_of(q->dns, &s.dns, &s.ndns) < 0) ||
 	    (q->dns_search && strv_of(q->dns_search, &s.dns_search, &s.ndns_search) < 0) ||
+	    (q->dns_options && strv_of(q->dns_options, &s.dns_options, &s.ndns_options) < 0) ||
 	    (q->add_hosts && strv_of(q->add_hosts, &s.add_hosts, &s.nadd_hosts) < 0) ||
 	    (q->aliases && strv_of(q->aliases, &s.aliases, &s.naliases) < 0) ||
 	    strv_of(q->cap_drop, &s.cap_drop, &s.ncap_drop) < 0)

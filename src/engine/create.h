@@ -27,7 +27,7 @@ struct create_request {
 	json_t *more_networks;   /* further --network names (may be NULL) */
 	const char *ip;          /* --ip (may be NULL) */
 	const char *mac;         /* --mac-address (may be NULL) */
-	json_t *dns, *dns_search, *add_hosts, *aliases; /* string arrays (may be NULL) */
+	json_t *dns, *dns_search, *dns_options, *add_hosts, *aliases; /* string arrays (may be NULL) */
 	char **env;              /* -e and --env-file, "K=V" */
 	size_t nenv;
 	char **args;             /* after IMAGE: replaces the image's Cmd */

@@ -182,6 +182,19 @@ static bool valid_dns_name(const char *s)
 	return true;
 }
 
+/* a resolv.conf option: ndots:2, edns0, timeout:1, use-vc */
+static bool valid_dns_option(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 64 || !isalpha((unsigned char)s[0]))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr(":-_", s[i]))
+			return false;
+	return true;
+}
+
 /* Whether a.b.c.d/prefix overlaps a route of the host's (IPv4, this network namespace) other
  * than one of cove's own bridges. */
 static bool route_overlaps(uint32_t net, unsigned prefix)
@@ -316,6 +329,12 @@ int net_check_fields(const struct container_spec *s, char *why, size_t size)
 	for (size_t i = 0; i < s->ndns_search; i++)
 		if (!valid_dns_name(s->dns_search[i])) {
 			str_printf(why, size, "'%s' is not a domain", s->dns_search[i]);
+			return -EINVAL;
+		}
+	for (size_t i = 0; i < s->ndns_options; i++)
+		if (!valid_dns_option(s->dns_options[i])) {
+			str_printf(why, size, "'%s' is not a resolver option (e.g. ndots:2, edns0)",
+				   s->dns_options[i]);
 			return -EINVAL;
 		}
 	for (size_t i = 0; i < s->naliases; i++)
@@ -1128,6 +1147,14 @@ static char *resolv_for(const struct container_spec *s, uint32_t server)
 		}
 		buf_append(&b, "\n", 1);
 	}
+	if (s->ndns_options) {
+		buf_append(&b, "options", 7);
+		for (size_t i = 0; i < s->ndns_options; i++) {
+			buf_append(&b, " ", 1);
+			buf_append(&b, s->dns_options[i], strlen(s->dns_options[i]));
+		}
+		buf_append(&b, "\n", 1);
+	}
 	while (f && fgets(line, sizeof(line), f)) {
 		char word[64], arg[256];
 
@@ -1139,7 +1166,7 @@ static char *resolv_for(const struct container_spec *s, uint32_t server)
 				continue;
 			any = true;
 		} else if (!(strcmp(word, "search") == 0 && !s->ndns_search) &&
-			   strcmp(word, "options") != 0) {
+			   !(strcmp(word, "options") == 0 && !s->ndns_options)) {
 			continue;
 		}
 		buf_append(&b, line, strlen(line));

@@ -112,6 +112,7 @@ void spec_done(struct container_spec *s)
 	strv_free(s->more_networks);
 	strv_free(s->dns);
 	strv_free(s->dns_search);
+	strv_free(s->dns_options);
 	strv_free(s->add_hosts);
 	strv_free(s->aliases);
 	strv_free(s->cap_drop);
@@ -220,6 +221,8 @@ int spec_to_json(const struct container_spec *s, json_t **ret, struct cove_error
 			annotate_strv(ann, A "dns", s->dns, s->ndns);
 		if (s->ndns_search)
 			annotate_strv(ann, A "dns-search", s->dns_search, s->ndns_search);
+		if (s->ndns_options)
+			annotate_strv(ann, A "dns-option", s->dns_options, s->ndns_options);
 		if (s->nadd_hosts)
 			annotate_strv(ann, A "add-host", s->add_hosts, s->nadd_hosts);
 		if (s->naliases)
@@ -498,6 +501,7 @@ static int from_oci(json_t *j, struct container_spec *s, struct cove_error *err)
 	    ann_strv(a, A "more-networks", &s->more_networks, &s->nmore_networks) < 0 ||
 	    ann_strv(a, A "dns", &s->dns, &s->ndns) < 0 ||
 	    ann_strv(a, A "dns-search", &s->dns_search, &s->ndns_search) < 0 ||
+	    ann_strv(a, A "dns-option", &s->dns_options, &s->ndns_options) < 0 ||
 	    ann_strv(a, A "add-host", &s->add_hosts, &s->nadd_hosts) < 0 ||
 	    ann_strv(a, A "network-alias", &s->aliases, &s->naliases) < 0 ||
 	    ann_strv(a, A "cap-drop", &s->cap_drop, &s->ncap_drop) < 0)

@@ -60,6 +60,8 @@ struct container_spec {
 	char *mac;             /* --mac-address; NULL: one made from the address */
 	char **dns, **dns_search; /* --dns, --dns-search: replace the network's */
 	size_t ndns, ndns_search;
+	char **dns_options;    /* --dns-option: resolv.conf's options (replace the host's) */
+	size_t ndns_options;
 	char **add_hosts;      /* --add-host NAME:IP (or NAME:host-gateway) */
 	size_t nadd_hosts;
 	char **aliases;        /* --network-alias: more names for it on a network with DNS */

@@ -76,12 +76,14 @@ kill "$upsrv" "$up" "$hostsrv" 2>/dev/null
 
 # --ip, --mac-address, --dns, --dns-search, --add-host
 out=$("$COVE" run --rm --network other --ip 10.77.0.50 --mac-address 02:42:ac:11:00:09 \
-	--dns 192.0.2.53 --dns-search corp.example --add-host db:192.0.2.7 --add-host h:host-gateway \
+	--dns 192.0.2.53 --dns-search corp.example --dns-option ndots:2 --dns-opt edns0 \
+	--add-host db:192.0.2.7 --add-host h:host-gateway \
 	--hostname box busybox sh -c "ip -4 -o addr show eth0 | awk '{print \$4}'; cat /sys/class/net/eth0/address; grep -v '^#' /etc/resolv.conf; grep -E 'db|	h$|box' /etc/hosts" 2>&1)
-expect "--ip --mac-address --dns --dns-search --add-host --hostname" "10.77.0.50/24
+expect "--ip --mac-address --dns --dns-search --dns-option --add-host --hostname" "10.77.0.50/24
 02:42:ac:11:00:09
 nameserver 192.0.2.53
 search corp.example
+options ndots:2 edns0
 10.77.0.50	box
 192.0.2.7	db
 10.77.0.1	h" "$out"
@@ -95,6 +97,7 @@ one_line_125 "--ip the gateway" "is the gateway address" "$COVE" create --networ
 one_line_125 "--ip malformed" "invalid --ip: '10.0.0.300' is not an IPv4 address" "$COVE" run --rm --ip 10.0.0.300 busybox true
 one_line_125 "--mac-address multicast" "multicast" "$COVE" run --rm --mac-address 03:00:00:00:00:01 busybox true
 one_line_125 "--add-host malformed" "invalid --add-host" "$COVE" run --rm --add-host nocolon busybox true
+one_line_125 "--dns-option malformed" "invalid --dns-option: 'ndots 2' is not a resolver option" "$COVE" run --rm --dns-option 'ndots 2' busybox true
 one_line_125 "an unknown network" "no such network: 'nope'" "$COVE" run --rm --network nope busybox true
 one_line_125 "--network host" "a container has a kernel of its own" "$COVE" create --network host busybox true
 expect "none of them made a container" "" "$("$COVE" ls -aq | grep -v "$(inspect_field fixed Id | cut -c1-12)" | grep -v "$(inspect_field a1 Id | cut -c1-12)" | grep -v "$(inspect_field a2 Id | cut -c1-12)")"

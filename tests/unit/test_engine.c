@@ -611,6 +611,9 @@ TEST(network_flags)
 	s.aliases = bad_one;
 	CHECK_EQ_INT(net_check_fields(&s, why, sizeof(why)), -EINVAL);
 	s.aliases = aliases;
+	s.dns_options = bad_one, s.ndns_options = 1;
+	CHECK_EQ_INT(net_check_fields(&s, why, sizeof(why)), -EINVAL);
+	s.dns_options = NULL, s.ndns_options = 0;
 	bad_one[0] = (char *)"::1";
 	s.dns = bad_one;
 	CHECK_EQ_INT(net_check_fields(&s, why, sizeof(why)), -EINVAL);
