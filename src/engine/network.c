@@ -1119,11 +1119,12 @@ static int tap_open(const char *name, const char *bridge, struct cove_error *err
 
 /* resolv.conf: the network's DNS server, else the host's resolvers that a container can reach
  * (not loopback); the host's search domains and options; --dns and --dns-search replace. */
-static char *resolv_for(const struct container_spec *s, uint32_t server)
+static char *resolv_for(const struct container_spec *s, const uint32_t *servers, size_t n)
 {
 	_cleanup_fclose_ FILE *f = fopen("/etc/resolv.conf", "re");
 	struct buf b = BUF_INIT(PROTO_MAX_ETC_FILE - 1);
-	char line[512];
+	uint32_t server = n ? servers[0] : 0;
+	char line[512], ip[16];
 	bool any = false;
 
 	for (size_t i = 0; i < s->ndns; i++) {
@@ -1131,9 +1132,19 @@ static char *resolv_for(const struct container_spec *s, uint32_t server)
 		buf_append(&b, line, strlen(line));
 		any = true;
 	}
+	if (!any && n > 1) {
+		/* several networks with names: cove-init's resolver asks each in turn */
+		str_copy(line, sizeof(line), "nameserver 127.0.0.11\n# cove: names from");
+		buf_append(&b, line, strlen(line));
+		for (size_t i = 0; i < n; i++) {
+			net_ip_text(servers[i], ip, sizeof(ip));
+			str_printf(line, sizeof(line), " %s", ip);
+			buf_append(&b, line, strlen(line));
+		}
+		buf_append(&b, "\n", 1);
+		any = true;
+	}
 	if (!any && server) {
-		char ip[16];
-
 		net_ip_text(server, ip, sizeof(ip));
 		str_printf(line, sizeof(line), "nameserver %s\n", ip);
 		buf_append(&b, line, strlen(line));
@@ -1242,7 +1253,11 @@ static int attach_user(const struct container_spec *s, struct net_attachment *a,
 	a->net.gateway = USER_GATEWAY;
 	a->net.mtu = NET_MTU;
 	a->hosts = hosts_for(s, USER_GUEST, USER_GATEWAY);
-	a->resolv = resolv_for(s, USER_DNS);
+	{
+		const uint32_t dns = USER_DNS;
+
+		a->resolv = resolv_for(s, &dns, 1);
+	}
 	if (!a->hosts || !a->resolv)
 		return cove_error_set(err, ENOMEM, "out of memory");
 	a->attached = true;
@@ -1313,7 +1328,7 @@ static int attach_bridge(const struct cove_paths *p, const struct container_spec
 	a.attached = true;
 	if (index == 0) {
 		a.hosts = hosts_for(s, addr, a.def.gateway);
-		a.resolv = resolv_for(s, a.def.dns ? a.def.gateway : 0);
+		a.resolv = resolv_for(s, &a.def.gateway, a.def.dns ? 1 : 0);
 		if (!a.hosts || !a.resolv) {
 			net_detach(p, s->id, &a);
 			return cove_error_set(err, ENOMEM, "out of memory");
@@ -1355,6 +1370,25 @@ int net_attach(const struct cove_paths *p, const struct container_spec *s,
 		r = attach_bridge(p, s, more, (unsigned)n, &ret[n], err);
 		if (r == 0)
 			n++;
+	}
+	if (r == 0 && n > 1) {
+		/* names on every network with a DNS server, the first network's first */
+		uint32_t servers[PROTO_MAX_NICS];
+		size_t k = 0;
+		char *resolv;
+
+		for (size_t i = 0; i < n; i++)
+			if (ret[i].def.dns)
+				servers[k++] = ret[i].def.gateway;
+		if (k > 1) {
+			resolv = resolv_for(s, servers, k);
+			if (!resolv) {
+				r = cove_error_set(err, ENOMEM, "out of memory");
+			} else {
+				free(ret[0].resolv);
+				ret[0].resolv = resolv;
+			}
+		}
 	}
 	if (r < 0) {
 		while (n)

@@ -59,3 +59,7 @@ void guest_stats(const char *disk, struct proto_stats *ret);
  * hostname, resolv.conf) for container.c to bind. msg says what failed. */
 int net_configure(const struct proto_net *n, char *msg, size_t size);
 int net_write_etc(const struct proto_start *m, char *msg, size_t size);
+/* When the host's resolv.conf says "# cove: names from IP...", a resolver on 127.0.0.11 (a
+ * process of its own) that asks those servers in turn, so that a container on several networks
+ * finds names on each. */
+int net_dns_stub(const char *resolv, char *msg, size_t size);

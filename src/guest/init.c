@@ -381,6 +381,8 @@ static void start_main(struct init *s, const struct proto_start *m)
 		r = net_configure(&m->nets[i], msg, sizeof(msg));
 	if (r == 0)
 		r = net_write_etc(m, msg, sizeof(msg));
+	if (r == 0 && m->nnets)
+		r = net_dns_stub(m->resolv, msg, sizeof(msg));
 	if (r == 0)
 		r = container_start(m, &proc, &kind, msg, sizeof(msg));
 	guest_trace("process started");

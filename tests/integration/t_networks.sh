@@ -110,12 +110,13 @@ expect "none of them made a network" "cove app locked other" "$("$COVE" network 
 one_line_125 "rm of a network in use: refused" "network 'other' is used by fixed" "$COVE" network rm other
 
 # several networks: a NIC on each, the default route on the first; connect and disconnect
-out=$("$COVE" run --rm --network app --network other busybox sh -c "ip -4 -o addr | awk '\$2 != \"lo\" {print \$2, \$4}' | sed 's|\.[0-9]*/|.X/|'; ip route | awk '/^default/ {print \$5}'; ping -c1 -W5 10.77.0.60 >/dev/null && echo reaches fixed; timeout 10 wget -qO- http://a1/" 2>&1)
-expect "two --network: eth0 on the first, eth1 on the second, the route on the first" "eth0 10.89.1.X/24
+out=$("$COVE" run --rm --network app --network other busybox sh -c "ip -4 -o addr | awk '\$2 != \"lo\" {print \$2, \$4}' | sed 's|\.[0-9]*/|.X/|'; ip route | awk '/^default/ {print \$5}'; ping -c1 -W5 fixed >/dev/null && echo reaches fixed by name; timeout 10 wget -qO- http://a1/; grep nameserver /etc/resolv.conf" 2>&1)
+expect "two --network: eth0 on the first, eth1 on the second, the route on the first, names on both" "eth0 10.89.1.X/24
 eth1 10.77.0.X/24
 eth0
-reaches fixed
-page of a1" "$out"
+reaches fixed by name
+page of a1
+nameserver 127.0.0.11" "$out"
 "$COVE" create --name multi --network app busybox sh -c "ip -4 -o addr | awk '\$2 != \"lo\" {print \$2, \$4}' | sed 's|\.[0-9]*/|.X/|'" >/dev/null 2>&1
 expect "network connect a stopped container" "0" "$("$COVE" network connect other multi >/dev/null 2>&1; echo $?)"
 one_line_125 "network connect twice" "container multi is on network 'other' already" "$COVE" network connect other multi
