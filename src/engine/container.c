@@ -342,12 +342,33 @@ static void copy_str(json_t *o, const char *key, char *buf, size_t size)
 	str_copy(buf, size, v ? v : "");
 }
 
+/* 1 while something holds dir's lock (its supervisor, or a command changing it), 0 when it is
+ * free, -errno when there is no lock file to ask */
+static int lock_held(const char *dir)
+{
+	char path[PATH_MAX + 16];
+	_cleanup_close_ int fd = -1;
+
+	str_printf(path, sizeof(path), "%s/lock", dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	return flock(fd, LOCK_SH | LOCK_NB) < 0;
+}
+
+bool container_id_running(const struct cove_paths *p, const char *id)
+{
+	char dir[PATH_MAX];
+
+	str_printf(dir, sizeof(dir), "%s/containers/%.64s", p->state, id);
+	return lock_held(dir) == 1;
+}
+
 int container_get_status(const struct container *c, struct container_status *ret)
 {
 	char path[PATH_MAX + 32];
 	json_t *j;
 	const char *st;
-	_cleanup_close_ int lock = -1;
 
 	memset(ret, 0, sizeof(*ret));
 	str_printf(path, sizeof(path), "%s/state.json", c->dir);
@@ -390,9 +411,7 @@ int container_get_status(const struct container *c, struct container_status *ret
 	if (ret->status != CONTAINER_RUNNING)
 		return 0;
 	/* running only while its supervisor holds the lock */
-	str_printf(path, sizeof(path), "%s/lock", c->dir);
-	lock = open(path, O_RDONLY | O_CLOEXEC);
-	if (lock >= 0 && flock(lock, LOCK_SH | LOCK_NB) == 0) {
+	if (lock_held(c->dir) == 0) {
 		ret->status = CONTAINER_EXITED;
 		ret->exit_code = 255;
 		ret->pid = 0;
@@ -587,15 +606,13 @@ static int write_small(const char *dir, const char *file, const char *content)
 int container_create(const struct cove_paths *p, const char *name, bool rm, struct container *c,
 		     struct cove_error *err)
 {
-	uint8_t rnd[32];
 	char id[65], path[PATH_MAX + 64];
 	int r;
 
 	container_gc(p);
-	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-		return cove_error_set(err, errno, "getrandom failed: %s", strerror(errno));
-	for (size_t i = 0; i < sizeof(rnd); i++)
-		str_printf(id + 2 * i, 3, "%02x", rnd[i]);
+	r = random_hex(id, 32);
+	if (r < 0)
+		return cove_error_set(err, -r, "getrandom failed: %s", strerror(-r));
 	r = fill(p, id, c, err);
 	if (r < 0)
 		return r;

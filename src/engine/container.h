@@ -107,6 +107,8 @@ const char *container_status_name(enum container_status_kind k);
  */
 int container_lock(struct container *c, int wait_ms);
 void container_unlock(struct container *c);
+/* Whether the container of that ID runs: its lock file is there and held. */
+bool container_id_running(const struct cove_paths *p, const char *id);
 /* Remove the container's name, directory and socket (the caller holds the lock). */
 void container_remove(struct container *c);
 /* Remove leftovers of --rm containers whose supervisor died, of creates and rms that died

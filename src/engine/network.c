@@ -38,7 +38,6 @@
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/ioctl.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -738,15 +737,6 @@ static int defs_lock(const struct cove_paths *p, struct cove_error *err)
 	return fd;
 }
 
-static void random_id(char id[65])
-{
-	uint8_t rnd[32] = { 0 };
-
-	(void)!getrandom(rnd, sizeof(rnd), 0);
-	for (size_t i = 0; i < sizeof(rnd); i++)
-		str_printf(id + 2 * i, 3, "%02x", rnd[i]);
-}
-
 /* The default network's definition, made the first time: a /24 no route overlaps. */
 static int def_default(const struct cove_paths *p, struct net_def *d, struct cove_error *err)
 {
@@ -762,7 +752,8 @@ static int def_default(const struct cove_paths *p, struct net_def *d, struct cov
 	if (r != -ENOENT)
 		return r;
 	str_copy(d->bridge, sizeof(d->bridge), NET_BRIDGE);
-	random_id(d->id);
+	if ((r = random_hex(d->id, 32)) < 0)
+		return cove_error_set(err, -r, "getrandom failed: %s", strerror(-r));
 	container_timestamp(d->created, sizeof(d->created));
 	d->prefix = 24;
 	for (size_t i = 0; i < ARRAY_SIZE(default_subnets); i++) {
@@ -960,16 +951,6 @@ static int dns_sync(const struct cove_paths *p, const struct net_def *d, const c
 
 /* ---- leases ------------------------------------------------------------------------------- */
 
-static bool container_running(const struct cove_paths *p, const char *id)
-{
-	char path[PATH_MAX];
-	_cleanup_close_ int fd = -1;
-
-	str_printf(path, sizeof(path), "%s/containers/%.64s/lock", p->state, id);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	return fd >= 0 && flock(fd, LOCK_SH | LOCK_NB) < 0;
-}
-
 struct lease_req {
 	const char *id;
 	uint32_t want;           /* --ip, or 0: any free address */
@@ -1038,7 +1019,7 @@ static int leases_update(const struct cove_paths *p, const struct net_def *d, co
 		if (next)
 			*next++ = '\0';
 		if (!lease_parse(line, d, &e) || (id && strcmp(e.id, id) == 0) ||
-		    !container_running(p, e.id) || e.addr - d->subnet >= span)
+		    !container_id_running(p, e.id) || e.addr - d->subnet >= span)
 			continue;
 		used[e.addr - d->subnet] = 1;
 		kept++;
@@ -1512,7 +1493,8 @@ int net_create(const struct cove_paths *p, const struct net_create_request *q,
 					      "invalid --gateway '%s': not a host address of %s/%u",
 					      q->gateway, subnet, d.prefix);
 	}
-	random_id(d.id);
+	if ((r = random_hex(d.id, 32)) < 0)
+		return cove_error_set(err, -r, "getrandom failed: %s", strerror(-r));
 	str_printf(d.bridge, sizeof(d.bridge), "cove-%.10s", d.id);
 	container_timestamp(d.created, sizeof(d.created));
 	d.internal = q->internal;
@@ -1643,7 +1625,7 @@ int net_inspect(const struct cove_paths *p, const char *name, json_t **ret,
 		next = strchr(line, '\n');
 		if (next)
 			*next++ = '\0';
-		if (!lease_parse(line, &d, &e) || !container_running(p, e.id))
+		if (!lease_parse(line, &d, &e) || !container_id_running(p, e.id))
 			continue;
 		net_ip_text(e.addr, ip, sizeof(ip));
 		str_printf(ip + strlen(ip), sizeof(ip) - strlen(ip), "/%u", d.prefix);

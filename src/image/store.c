@@ -7,10 +7,10 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -57,23 +57,14 @@ static int flock_retry(int fd, int op)
 	return 0;
 }
 
-/* 16 random hex digits for temp names. */
-static void random_hex(char out[17])
+/* 16 random hex digits for temp names (from the clock where the kernel has no entropy yet). */
+static void temp_hex(char out[17])
 {
-	static const char hexdig[] = "0123456789abcdef";
 	static uint64_t counter;
-	uint8_t b[8];
 
-	if (getrandom(b, sizeof(b), GRND_NONBLOCK) != (ssize_t)sizeof(b)) {
-		uint64_t v = now_ns() ^ ((uint64_t)getpid() << 32) ^ ++counter;
-
-		memcpy(b, &v, sizeof(b));
-	}
-	for (size_t i = 0; i < sizeof(b); i++) {
-		out[2 * i] = hexdig[b[i] >> 4];
-		out[2 * i + 1] = hexdig[b[i] & 0xf];
-	}
-	out[16] = '\0';
+	if (random_hex(out, 8) < 0)
+		str_printf(out, 17, "%016" PRIx64,
+			   now_ns() ^ ((uint64_t)getpid() << 32) ^ ++counter);
 }
 
 /* ---- open ------------------------------------------------------------------------------- */
@@ -98,7 +89,7 @@ static int write_atomic(struct store *s, const char *name, const void *data, siz
 	_cleanup_close_ int fd = -1;
 	int r;
 
-	random_hex(rnd);
+	temp_hex(rnd);
 	r = str_printf(tmp, sizeof(tmp), "%s.%s.tmp", name, rnd);
 	if (r < 0)
 		return r;
@@ -382,7 +373,7 @@ static int writer_private_temp(struct store_blob_writer *w)
 		char rnd[17];
 		int r;
 
-		random_hex(rnd);
+		temp_hex(rnd);
 		r = str_printf(w->tmp_name, sizeof(w->tmp_name), "%s.%s.tmp", digest_hex(w->digest),
 			       rnd);
 		if (r < 0)

@@ -2,6 +2,7 @@
 #include "util.h"
 
 #include <fcntl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <stdarg.h>
 #include <string.h>
@@ -257,4 +258,17 @@ char *str_one_line(char *s)
 		if (*p < ' ' || *p == 0x7f)
 			*p = '?';
 	return s;
+}
+
+int random_hex(char *out, size_t bytes)
+{
+	uint8_t rnd[64];
+
+	if (bytes > sizeof(rnd))
+		return -EINVAL;
+	if (getrandom(rnd, bytes, 0) != (ssize_t)bytes)
+		return -errno;
+	for (size_t i = 0; i < bytes; i++)
+		str_printf(out + 2 * i, 3, "%02x", rnd[i]);
+	return 0;
 }

@@ -93,5 +93,7 @@ int parse_size(const char *s, uint64_t *ret);
 uint64_t now_ns(void);
 /* mkdir -p: create path and its missing parents with mode; 0 if it exists already. */
 int mkdir_p(const char *path, mode_t mode);
+/* 2 * bytes random hex digits and a NUL into out (an ID); -errno if the kernel has no entropy */
+int random_hex(char *out, size_t bytes);
 /* Set or clear O_NONBLOCK. */
 int fd_set_nonblock(int fd, bool on);
