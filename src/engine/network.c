@@ -304,8 +304,7 @@ int net_check_fields(const struct container_spec *s, char *why, size_t size)
 				   s->more_networks[i]);
 			return -EINVAL;
 		}
-		if ((s->network && strcmp(net_canonical(s->network), n) == 0) ||
-		    (i && strcmp(net_canonical(s->more_networks[i - 1]), n) == 0)) {
+		if (s->network && strcmp(net_canonical(s->network), n) == 0) {
 			str_printf(why, size, "network '%s' is named twice", n);
 			return -EINVAL;
 		}
@@ -768,6 +767,25 @@ static int def_default(const struct cove_paths *p, struct net_def *d, struct cov
 			      "this host's (10.89-92.0.0/24, 172.30.0.0/24, 192.168.100.0/24)");
 }
 
+/* The definition of the network called name (with make_default, the default one is made the
+ * first time), or one line saying there is no such network. */
+static int def_find(const struct cove_paths *p, const char *name, bool make_default,
+		    struct net_def *d, struct cove_error *err)
+{
+	int r = -ENOENT;
+
+	if (make_default && strcmp(name, NET_DEFAULT) == 0)
+		r = def_default(p, d, err);
+	else if (valid_net_name(name))
+		r = def_load(p, name, d, err);
+	if (r == -ENOENT && !err->msg[0])
+		return cove_error_set(err, ENOENT,
+				      "no such network: '%s' (cove network ls lists them; cove "
+				      "network create makes one)",
+				      name);
+	return r;
+}
+
 /* ---- checks against the networks there are ------------------------------------------------ */
 
 int net_check_name(const struct cove_paths *p, const char *name, struct cove_error *err)
@@ -782,14 +800,7 @@ int net_check_name(const struct cove_paths *p, const char *name, struct cove_err
 		return cove_error_set(err, EINVAL,
 				      "--network host is not possible: a container has a kernel of "
 				      "its own; publish ports with -p");
-	if (valid_net_name(name) && def_load(p, name, &d, err) == 0)
-		return 0;
-	if (err->msg[0])
-		return -EINVAL;
-	return cove_error_set(err, ENOENT,
-			      "no such network: '%s' (cove network ls lists them; cove network "
-			      "create makes one)",
-			      name);
+	return def_find(p, name, false, &d, err);
 }
 
 int net_check_spec(const struct cove_paths *p, const struct container_spec *s,
@@ -819,9 +830,9 @@ int net_check_spec(const struct cove_paths *p, const struct container_spec *s,
 	if (strcmp(name, "none") == 0 || strcmp(name, NET_USER) == 0)
 		return cove_error_set(err, EINVAL, "--ip needs a network with addresses, not '%s'",
 				      name);
-	r = strcmp(name, NET_DEFAULT) == 0 ? def_default(p, &d, err) : def_load(p, name, &d, err);
+	r = def_find(p, name, true, &d, err);
 	if (r < 0)
-		return err->msg[0] ? r : cove_error_set(err, ENOENT, "no such network: '%s'", name);
+		return r;
 	(void)ip_parse(s->ip, &a);
 	net_ip_text(d.subnet, subnet, sizeof(subnet));
 	if (!in_subnet(a, d.subnet, d.prefix))
@@ -981,6 +992,7 @@ static bool lease_parse(char *line, const struct net_def *d, struct lease *l)
 /*
  * Under the lease file's lock: drop id's lease and those of containers not running, then take
  * one for q if given (its --ip, or the first free address); keep the network's DNS in step.
+ * When nothing changes (net_gc, on every create and rm), nothing is written.
  */
 static int leases_update(const struct cove_paths *p, const struct net_def *d, const char *id,
 			 const struct lease_req *q, uint32_t *ret, struct cove_error *err)
@@ -992,6 +1004,7 @@ static int leases_update(const struct cove_paths *p, const struct net_def *d, co
 	struct buf out = BUF_INIT(LEASES_MAX + NAMES_MAX + 128);
 	struct buf hosts = BUF_INIT(LEASES_MAX + 256);
 	uint32_t span = ~mask_of(d->prefix) + 1, kept = 0;
+	bool changed = q != NULL;
 	char *line, *next;
 	int r;
 
@@ -1019,8 +1032,10 @@ static int leases_update(const struct cove_paths *p, const struct net_def *d, co
 		if (next)
 			*next++ = '\0';
 		if (!lease_parse(line, d, &e) || (id && strcmp(e.id, id) == 0) ||
-		    !container_id_running(p, e.id) || e.addr - d->subnet >= span)
+		    !container_id_running(p, e.id) || e.addr - d->subnet >= span) {
+			changed = true;
 			continue;
+		}
 		used[e.addr - d->subnet] = 1;
 		kept++;
 		buf_append(&out, line, strlen(line));
@@ -1060,6 +1075,11 @@ static int leases_update(const struct cove_paths *p, const struct net_def *d, co
 		buf_append(&out, l, strlen(l));
 		str_printf(l, sizeof(l), "%s\t%s\n", ip, q->names);
 		buf_append(&hosts, l, strlen(l));
+	}
+	/* unchanged, with the DNS server running exactly when there are leases: done */
+	if (!changed && (!d->dns || (kept > 0) == (dns_pid(p, d) > 0))) {
+		r = 0;
+		goto done;
 	}
 	r = write_file_atomic(path, out.len ? (const char *)out.data : "", out.len, 0644);
 	if (r < 0) {
@@ -1246,7 +1266,7 @@ static int attach_user(const struct container_spec *s, struct net_attachment *a,
 }
 
 /* The NIC of index on a bridge network: its lease (the first NIC's with --ip and
- * --mac-address), its tap; the first NIC's also has the default route and the /etc files. */
+ * --mac-address) and its tap; the first NIC's also has the default route. */
 static int attach_bridge(const struct cove_paths *p, const struct container_spec *s,
 			 const char *network, unsigned index, struct net_attachment *ret,
 			 struct cove_error *err)
@@ -1258,18 +1278,12 @@ static int attach_bridge(const struct cove_paths *p, const struct container_spec
 	size_t len;
 	int r;
 
-	r = net_check_name(p, network, err);
-	if (r < 0)
-		return r;
 	if (geteuid() != 0)
 		return cove_error_set(err, EPERM,
 				      "--network %s needs root; without root a container has "
 				      "--network user (QEMU's user networking) or none",
 				      network);
-	r = strcmp(network, NET_DEFAULT) == 0 ? def_default(p, &a.def, err)
-					      : def_load(p, network, &a.def, err);
-	if (r == -ENOENT && !err->msg[0])
-		r = cove_error_set(err, ENOENT, "no such network: '%s'", network);
+	r = def_find(p, network, true, &a.def, err);
 	if (r == 0)
 		r = bridge_ensure(p, &a.def, err);
 	if (r < 0)
@@ -1307,14 +1321,6 @@ static int attach_bridge(const struct cove_paths *p, const struct container_spec
 	a.net.gateway = index == 0 ? a.def.gateway : 0;
 	a.net.mtu = NET_MTU;
 	a.attached = true;
-	if (index == 0) {
-		a.hosts = hosts_for(s, addr, a.def.gateway);
-		a.resolv = resolv_for(s, &a.def.gateway, a.def.dns ? 1 : 0);
-		if (!a.hosts || !a.resolv) {
-			net_detach(p, s->id, &a);
-			return cove_error_set(err, ENOMEM, "out of memory");
-		}
-	}
 	*ret = a;
 	return 0;
 }
@@ -1352,24 +1358,21 @@ int net_attach(const struct cove_paths *p, const struct container_spec *s,
 		if (r == 0)
 			n++;
 	}
-	if (r == 0 && n > 1) {
-		/* names on every network with a DNS server, the first network's first */
+	if (r == 0) {
+		/* the /etc files: names from the first network's DNS server, or from every
+		 * network's where two or more have one */
 		uint32_t servers[PROTO_MAX_NICS];
 		size_t k = 0;
-		char *resolv;
 
 		for (size_t i = 0; i < n; i++)
 			if (ret[i].def.dns)
 				servers[k++] = ret[i].def.gateway;
-		if (k > 1) {
-			resolv = resolv_for(s, servers, k);
-			if (!resolv) {
-				r = cove_error_set(err, ENOMEM, "out of memory");
-			} else {
-				free(ret[0].resolv);
-				ret[0].resolv = resolv;
-			}
-		}
+		if (k == 1 && !ret[0].def.dns)
+			k = 0;
+		ret[0].hosts = hosts_for(s, ret[0].net.addr, ret[0].def.gateway);
+		ret[0].resolv = resolv_for(s, servers, k);
+		if (!ret[0].hosts || !ret[0].resolv)
+			r = cove_error_set(err, ENOMEM, "out of memory");
 	}
 	if (r < 0) {
 		while (n)
@@ -1556,9 +1559,9 @@ int net_remove(const struct cove_paths *p, const char *name, struct cove_error *
 	if (reserved_name(name))
 		return cove_error_set(err, EPERM, "'%s' is cove's own network and cannot be removed",
 				      name);
-	if (!valid_net_name(name) || def_load(p, name, &d, err) < 0)
-		return err->msg[0] ? -EINVAL
-				   : cove_error_set(err, ENOENT, "no such network: '%s'", name);
+	r = def_find(p, name, false, &d, err);
+	if (r < 0)
+		return r;
 	if (geteuid() != 0)
 		return cove_error_set(err, EPERM, "removing a network needs root");
 	lock = defs_lock(p, err);
@@ -1604,11 +1607,12 @@ int net_inspect(const struct cove_paths *p, const char *name, json_t **ret,
 	json_t *j, *ctrs;
 	struct net_def d;
 	char *line, *next;
+	int r;
 
 	name = net_canonical(name);
-	if (!valid_net_name(name) || def_load(p, name, &d, err) < 0)
-		return err->msg[0] ? -EINVAL
-				   : cove_error_set(err, ENOENT, "no such network: '%s'", name);
+	r = def_find(p, name, false, &d, err);
+	if (r < 0)
+		return r;
 	def_path(p, name, "json", path, sizeof(path));
 	file = json_load_file(path, 0, NULL);
 	net_ip_text(d.subnet, subnet, sizeof(subnet));
