@@ -14,6 +14,9 @@ void cli_error(const char *fmt, ...) _printf_(1, 2);
 void cli_notice(const char *line);
 /* paths_init, saying why on stderr when it fails. */
 int paths_init_or_report(struct cove_paths *p);
+struct container;
+/* container_find, saying why on stderr when there is no such container. */
+int cli_find(const struct cove_paths *p, const char *ref, struct container *c);
 
 struct store;
 struct store_image;

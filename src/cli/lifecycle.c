@@ -15,17 +15,6 @@
 
 #define RM_FORCE_WAIT_MS 15000
 
-static int find(const struct cove_paths *p, const char *ref, struct container *c)
-{
-	struct cove_error err = { 0 };
-
-	if (container_find(p, ref, c, &err) < 0) {
-		cli_error("%s", err.msg);
-		return -ENOENT;
-	}
-	return 0;
-}
-
 static const char *shown(const struct container *c)
 {
 	return c->name[0] ? c->name : c->short_id;
@@ -58,7 +47,7 @@ static int each_named(const struct cove_paths *p, int first, int argc, char **ar
 
 	for (int i = first; i < argc; i++) {
 		struct container c;
-		if (find(p, argv[i], &c) < 0 || fn(p, &c, ud) < 0) {
+		if (cli_find(p, argv[i], &c) < 0 || fn(p, &c, ud) < 0) {
 			failed = 1;
 			continue;
 		}
@@ -95,7 +84,7 @@ static int start_one(const struct cove_paths *p, const char *ref, const struct s
 	struct container_spec spec;
 	int r;
 
-	if (find(p, ref, &c) < 0)
+	if (cli_find(p, ref, &c) < 0)
 		return -ENOENT;
 	r = container_lock(&c, 0);
 	if (r == -EBUSY) {
@@ -510,7 +499,7 @@ int cmd_wait(int argc, char **argv)
 		struct container c;
 		struct container_status st;
 
-		if (find(&p, argv[i], &c) < 0) {
+		if (cli_find(&p, argv[i], &c) < 0) {
 			failed = 1;
 			continue;
 		}
@@ -577,7 +566,7 @@ int cmd_attach(int argc, char **argv)
 	r = cli_parse(&v, argc, argv, attach_opt, &o, &first);
 	if (r)
 		return r > 0 ? 0 : EXIT_COVE;
-	if (paths_init_or_report(&p) < 0 || find(&p, argv[first], &c) < 0)
+	if (paths_init_or_report(&p) < 0 || cli_find(&p, argv[first], &c) < 0)
 		return EXIT_COVE;
 	if (container_load_spec(&c, &spec, &err) < 0) {
 		cli_error("%s", err.msg);

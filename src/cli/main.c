@@ -2,6 +2,7 @@
 /* cove: Linux containers, each in its own lightweight virtual machine. */
 #include "cli.h"
 #include "options.h"
+#include "engine/container.h"
 
 #include "config.h"
 
@@ -72,6 +73,17 @@ int paths_init_or_report(struct cove_paths *p)
 	if (paths_init(p, &err) < 0) {
 		cli_error("%s", err.msg);
 		return -EINVAL;
+	}
+	return 0;
+}
+
+int cli_find(const struct cove_paths *p, const char *ref, struct container *c)
+{
+	struct cove_error err = { 0 };
+
+	if (container_find(p, ref, c, &err) < 0) {
+		cli_error("%s", err.msg);
+		return -ENOENT;
 	}
 	return 0;
 }

@@ -264,9 +264,9 @@ static int cmd_net_prune(int argc, char **argv)
 	for (size_t i = 0; i < n; i++) {
 		struct cove_error e = { 0 };
 
-		/* the default network stays; one in use is skipped */
-		if (strcmp(all[i].name, net_default_name()) == 0 ||
-		    strcmp(all[i].name, net_canonical("bridge")) == 0)
+		/* the default network ("bridge" is its docker name) stays; one in use is
+		 * skipped */
+		if (strcmp(all[i].name, net_canonical("bridge")) == 0)
 			continue;
 		if (net_remove(&paths, all[i].name, &e) == 0)
 			printf("%s\n", all[i].name);

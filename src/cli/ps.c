@@ -356,24 +356,27 @@ static json_t *ulimits_json(const struct container_spec *spec)
 	return a;
 }
 
-/* docker's NetworkSettings: the address while it runs, on its one network */
+/* one of NetworkSettings.Networks */
+static void endpoint(json_t *nets, const struct container_spec *spec, const char *network,
+		     const char *ip, int prefix, const char *gateway, const char *mac)
+{
+	json_object_set_new(nets, network,
+			    json_pack("{s:s, s:i, s:s, s:s, s:o}", "IPAddress", ip, "IPPrefixLen",
+				      prefix, "Gateway", gateway, "MacAddress", mac, "Aliases",
+				      json_strv(spec->aliases, spec->naliases)));
+}
+
+/* docker's NetworkSettings: the addresses while it runs, the first network's at the top */
 static json_t *network_settings(const struct container_spec *spec,
 				const struct container_status *st)
 {
 	json_t *nets = json_object(), *j;
 
 	if (nets && st->network[0])
-		json_object_set_new(nets, st->network,
-				    json_pack("{s:s, s:i, s:s, s:s, s:o}", "IPAddress", st->ip,
-					      "IPPrefixLen", st->prefix, "Gateway", st->gateway,
-					      "MacAddress", st->mac, "Aliases",
-					      json_strv(spec->aliases, spec->naliases)));
+		endpoint(nets, spec, st->network, st->ip, st->prefix, st->gateway, st->mac);
 	for (size_t i = 0; nets && i < st->nmore; i++)
-		json_object_set_new(nets, st->more[i].network,
-				    json_pack("{s:s, s:i, s:s, s:s, s:o}", "IPAddress", st->more[i].ip,
-					      "IPPrefixLen", st->more[i].prefix, "Gateway", "",
-					      "MacAddress", st->more[i].mac, "Aliases",
-					      json_strv(spec->aliases, spec->naliases)));
+		endpoint(nets, spec, st->more[i].network, st->more[i].ip, st->more[i].prefix, "",
+			 st->more[i].mac);
 	j = json_pack("{s:s, s:i, s:s, s:s, s:o?, s:s}", "IPAddress", st->ip, "IPPrefixLen",
 		      st->prefix, "Gateway", st->gateway, "MacAddress", st->mac, "Networks", nets,
 		      "Ports", st->ports);
@@ -470,7 +473,6 @@ int cmd_port(int argc, char **argv)
 		"port", "CONTAINER", "Show the ports a running container publishes on the host.",
 		NULL, .min_operands = 1, .max_operands = 1, .missing = "CONTAINER",
 	};
-	struct cove_error err = { 0 };
 	struct container_status st;
 	struct cove_paths p;
 	struct container c;
@@ -480,12 +482,8 @@ int cmd_port(int argc, char **argv)
 	r = cli_parse(&v, argc, argv, NULL, NULL, &first);
 	if (r)
 		return r > 0 ? 0 : EXIT_COVE;
-	if (paths_init_or_report(&p) < 0)
+	if (paths_init_or_report(&p) < 0 || cli_find(&p, argv[first], &c) < 0)
 		return EXIT_COVE;
-	if (container_find(&p, argv[first], &c, &err) < 0) {
-		cli_error("%s", err.msg);
-		return EXIT_COVE;
-	}
 	container_get_status(&c, &st);
 	for (one = strtok_r(st.ports, ", ", &save); one; one = strtok_r(NULL, ", ", &save)) {
 		char *arrow = strstr(one, "->");
@@ -681,7 +679,6 @@ int cmd_logs(int argc, char **argv)
 		.min_operands = 1, .max_operands = 1, .missing = "CONTAINER",
 	};
 	struct logs_opts o = { .tail = -1 };
-	struct cove_error err = { 0 };
 	struct cove_paths p;
 	struct container c;
 	struct log_record rec;
@@ -699,10 +696,8 @@ int cmd_logs(int argc, char **argv)
 		return r > 0 ? 0 : EXIT_COVE;
 	if (paths_init_or_report(&p) < 0)
 		return EXIT_COVE;
-	if (container_find(&p, argv[first], &c, &err) < 0) {
-		cli_error("%s", err.msg);
+	if (cli_find(&p, argv[first], &c) < 0)
 		return 1;
-	}
 	if (o.boot)
 		return print_boot_log(&c);
 	/* the rotated files, oldest first, then the current one */

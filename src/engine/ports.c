@@ -153,21 +153,24 @@ int port_parse(const char *arg, struct port_map *ret, char *why, size_t size)
 	return port_parse_all(arg, ret, 1, &n, why, size);
 }
 
-void port_format(const struct port_map *m, char *buf, size_t size)
+/* IP:HOSTPORT, sep, CTRPORT/PROTO */
+static void port_text(const struct port_map *m, const char *sep, char *buf, size_t size)
 {
 	char ip[16];
 
 	net_ip_text(m->host_ip, ip, sizeof(ip));
-	str_printf(buf, size, "%s:%u:%u/%s", ip, m->host_port, m->ctr_port, m->udp ? "udp" : "tcp");
+	str_printf(buf, size, "%s:%u%s%u/%s", ip, m->host_port, sep, m->ctr_port,
+		   m->udp ? "udp" : "tcp");
+}
+
+void port_format(const struct port_map *m, char *buf, size_t size)
+{
+	port_text(m, ":", buf, size);
 }
 
 void port_describe(const struct port_map *m, char *buf, size_t size)
 {
-	char ip[16];
-
-	net_ip_text(m->host_ip, ip, sizeof(ip));
-	str_printf(buf, size, "%s:%u->%u/%s", ip, m->host_port, m->ctr_port,
-		   m->udp ? "udp" : "tcp");
+	port_text(m, "->", buf, size);
 }
 
 /* ---- the listeners ----------------------------------------------------------------------- */
