@@ -106,10 +106,10 @@ static void put_start_cat(struct buf *b, uint32_t stream)
 		.hostname = (char *)"cove",
 		.rootfs = (char *)"/dev/vda",
 		.open_stdin = 1,
-		/* v5: the main process's network and /etc files */
-		.has_net = stream == 1,
-		.net = { .mac = { 0x02, 0x63, 10, 89, 0, 2 }, .addr = 0x0a590002, .prefix = 24,
-			 .gateway = 0x0a590001, .mtu = 1500 },
+		/* v5/v6: the main process's network and /etc files */
+		.nnets = stream == 1,
+		.nets = { { .mac = { 0x02, 0x63, 10, 89, 0, 2 }, .addr = 0x0a590002, .prefix = 24,
+			    .gateway = 0x0a590001, .mtu = 1500 } },
 		.hosts = (char *)"127.0.0.1\tlocalhost\n10.89.0.2\tcove\n",
 		.resolv = (char *)"nameserver 192.0.2.53\n",
 	};
@@ -231,6 +231,19 @@ int main(int argc, char **argv)
 		};
 		must(proto_put_start(&b, 0xffffffffu, &s), "start full");
 		save("valid-start-full", &b);
+	}
+	{
+		char *av[] = { (char *)"sh", NULL };
+		struct proto_mount mounts[] = {
+			{ PROTO_MOUNT_9P, 1, 0, (char *)"cove0", (char *)"", (char *)"/src" },
+			{ PROTO_MOUNT_9P, 0, 0, (char *)"cove1", (char *)"hosts", (char *)"/etc/hosts" },
+			{ PROTO_MOUNT_BLOCK, 0, 1, (char *)"covevol0", (char *)"", (char *)"/var/lib/db" },
+		};
+		struct proto_start s = { .argv = av, .argc = 1, .cwd = (char *)"/",
+					 .hostname = (char *)"", .rootfs = (char *)"/dev/vda",
+					 .mounts = mounts, .nmounts = 3 };
+		must(proto_put_start(&b, 1, &s), "start mounts");
+		save("valid-start-mounts", &b);
 	}
 	{
 		char *av[] = { (char *)"x", NULL };

@@ -170,6 +170,40 @@ static bool id_valid(uint32_t id)
 	return id != UINT32_MAX;
 }
 
+static bool name_ok(const char *s, size_t max, bool tag)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > max || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (tag ? !((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			    (*p >= '0' && *p <= '9') || *p == '_' || *p == '-')
+			: *p == '/')
+			return false;
+	return true;
+}
+
+static int mount_check(const struct proto_mount *m, size_t *total)
+{
+	int r;
+
+	if ((m->kind != PROTO_MOUNT_9P && m->kind != PROTO_MOUNT_BLOCK) || m->readonly > 1 ||
+	    m->populate > 1 || !m->tag || !m->file || !m->dst)
+		return -EINVAL;
+	if (!name_ok(m->tag, PROTO_MAX_TAG, true) ||
+	    (m->file[0] && (m->kind != PROTO_MOUNT_9P || !name_ok(m->file, 255, false))) ||
+	    m->dst[0] != '/' || m->dst[strspn(m->dst, "/")] == '\0')
+		return -EINVAL;
+	*total += 3;
+	r = string_check(m->tag, PROTO_MAX_TAG, total);
+	if (r == 0)
+		r = string_check(m->file, 255, total);
+	if (r == 0)
+		r = string_check(m->dst, PROTO_MAX_STRING, total);
+	return r;
+}
+
 static int start_check(const struct proto_start *m, size_t *ret_len)
 {
 	size_t total = 0;
@@ -242,7 +276,14 @@ static int start_check(const struct proto_start *m, size_t *ret_len)
 	r = string_check(m->resolv ? m->resolv : "", PROTO_MAX_ETC_FILE, &total);
 	if (r < 0)
 		return r;
-	total += 4 + 4 + 4 + (size_t)m->ngroups * 4 + 1 + 1 + 2 + 2 + 5 + 8 + 4 +
+	if (m->nmounts > PROTO_MAX_MOUNTS || (m->nmounts > 0 && !m->mounts))
+		return -EINVAL;
+	for (uint32_t i = 0; i < m->nmounts; i++) {
+		r = mount_check(&m->mounts[i], &total);
+		if (r < 0)
+			return r;
+	}
+	total += 4 + 4 + 4 + 4 + (size_t)m->ngroups * 4 + 1 + 1 + 2 + 2 + 5 + 8 + 4 +
 		 (size_t)m->nrlimits * RLIMIT_SIZE + 1 + (size_t)m->nnets * NET_SIZE;
 	if (total > PROTO_MAX_PAYLOAD)
 		return -EINVAL;
@@ -251,6 +292,7 @@ static int start_check(const struct proto_start *m, size_t *ret_len)
 	return 0;
 }
 
+/* a plain name: no '/', not "." or "..", and the same bounds as a tag for the tag */
 static int hello_check(const struct proto_hello *m, size_t *ret_len)
 {
 	size_t total = 4;
@@ -463,6 +505,15 @@ int proto_put_start(struct buf *out, uint32_t stream, const struct proto_start *
 	}
 	w = w_str(w, m->hosts ? m->hosts : "");
 	w = w_str(w, m->resolv ? m->resolv : "");
+	w = w_u32(w, m->nmounts);
+	for (uint32_t i = 0; i < m->nmounts; i++) {
+		w = w_u8(w, m->mounts[i].kind);
+		w = w_u8(w, m->mounts[i].readonly);
+		w = w_u8(w, m->mounts[i].populate);
+		w = w_str(w, m->mounts[i].tag);
+		w = w_str(w, m->mounts[i].file);
+		w = w_str(w, m->mounts[i].dst);
+	}
 	frame_end(out, len, w);
 	return 0;
 }
@@ -750,6 +801,12 @@ void proto_start_done(struct proto_start *m)
 	strv_free(m->tmpfs);
 	free(m->hosts);
 	free(m->resolv);
+	for (uint32_t i = 0; m->mounts && i < m->nmounts; i++) {
+		free(m->mounts[i].tag);
+		free(m->mounts[i].file);
+		free(m->mounts[i].dst);
+	}
+	free(m->mounts);
 	*m = (struct proto_start){};
 }
 
@@ -878,6 +935,26 @@ int proto_get_start(const uint8_t *p, size_t len, struct proto_start *ret)
 	r = r_str(&c, PROTO_MAX_ETC_FILE, &m.resolv);
 	if (r < 0)
 		return r;
+	r = r_u32(&c, &m.nmounts);
+	if (r < 0)
+		return r;
+	if (m.nmounts > PROTO_MAX_MOUNTS)
+		return -EPROTO;
+	if (m.nmounts > 0) {
+		m.mounts = calloc(m.nmounts, sizeof(*m.mounts));
+		if (!m.mounts)
+			return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < m.nmounts; i++) {
+		struct proto_mount *t = &m.mounts[i];
+
+		if ((r = r_u8(&c, &t->kind)) < 0 || (r = r_u8(&c, &t->readonly)) < 0 ||
+		    (r = r_u8(&c, &t->populate)) < 0 ||
+		    (r = r_str(&c, PROTO_MAX_TAG, &t->tag)) < 0 ||
+		    (r = r_str(&c, 255, &t->file)) < 0 ||
+		    (r = r_str(&c, PROTO_MAX_STRING, &t->dst)) < 0)
+			return r;
+	}
 	if (c.left != 0 || start_check(&m, NULL) < 0)
 		return -EPROTO;
 	*ret = m;

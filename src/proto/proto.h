@@ -23,7 +23,7 @@
 
 #include "../util/buf.h"
 
-#define PROTO_VERSION 6
+#define PROTO_VERSION 7
 #define PROTO_HDR_SIZE 12
 #define PROTO_MAX_PAYLOAD (1u << 20)    /* any frame */
 #define PROTO_MAX_DATA (32u * 1024)     /* one STDIN/STDOUT/STDERR chunk */
@@ -82,6 +82,25 @@ struct proto_net {
 };
 
 #define PROTO_MAX_NICS 4
+#define PROTO_MAX_MOUNTS 16 /* bind mounts and volumes of one container */
+#define PROTO_MAX_TAG 20    /* a 9p mount tag or a virtio-blk serial, as the VM has it */
+
+enum proto_mount_kind {
+	PROTO_MOUNT_9P = 1,    /* a directory the host shares over virtio-9p, by its mount tag */
+	PROTO_MOUNT_BLOCK = 2, /* an ext4 volume on its own virtio-blk disk, by its serial */
+};
+
+/* A bind mount or a volume, mounted over the container's root (main process only). */
+struct proto_mount {
+	uint8_t kind;       /* enum proto_mount_kind */
+	uint8_t readonly;   /* 1: read-only in the container (the host enforces it too) */
+	uint8_t populate;   /* 1: when the volume is empty, first copy in what the image has at
+			     * dst (docker's behaviour for volumes) */
+	char *tag;          /* [A-Za-z0-9_-], 1..PROTO_MAX_TAG bytes */
+	char *file;         /* "": the share itself; else the one file of the share to mount
+			     * (a single-file bind), a plain name */
+	char *dst;          /* absolute path in the container, not "/" */
+};
 #define PROTO_MAX_ETC_FILE (64u * 1024) /* /etc/hosts or /etc/resolv.conf the host made */
 
 /* What to run; mirrors the OCI runtime spec's `process` plus what the VM needs. */
@@ -120,6 +139,8 @@ struct proto_start {
 	struct proto_net nets[PROTO_MAX_NICS];
 	char *hosts;        /* NULL or "": the image's /etc/hosts; else its content */
 	char *resolv;       /* the same for /etc/resolv.conf */
+	struct proto_mount *mounts; /* mounted in order after the tmpfs ones */
+	uint32_t nmounts;   /* <= PROTO_MAX_MOUNTS */
 };
 
 struct proto_rlimit {

@@ -90,7 +90,7 @@ static void s_ids(struct buf *b)
 }
 
 /* terminal, open_stdin, rows, cols, then v3's exec, tool, readonly, init, unconfined, caps,
- * no rlimits, no tmpfs, then v5's: no network, no hosts, no resolv */
+ * no rlimits, no tmpfs, then v5's: no network, no hosts, no resolv, then v7's: no mounts */
 static void s_tty(struct buf *b)
 {
 	b_u8(b, 1);
@@ -106,6 +106,7 @@ static void s_tty(struct buf *b)
 	b_u8(b, 0);
 	b_str(b, "");
 	b_str(b, "");
+	b_u32(b, 0);
 }
 
 static int get_start(const struct buf *b, struct proto_start *m)
@@ -647,6 +648,68 @@ TEST(start_net_roundtrip)
 	CHECK_EQ_INT(proto_put_start(&b, 1, &m), -EINVAL);
 	m.nnets = 2;
 	m.nets[1].addr = 0x0a4d0000; /* the second is checked as the first is */
+	CHECK_EQ_INT(proto_put_start(&b, 1, &m), -EINVAL);
+	CHECK_EQ_INT(b.len, 0);
+	buf_done(&b);
+}
+
+/* v7: bind mounts and volumes, for the main process */
+TEST(start_mounts_roundtrip)
+{
+	char *argv[] = { (char *)"/bin/sh", NULL };
+	struct proto_mount mounts[] = {
+		{ .kind = PROTO_MOUNT_9P, .readonly = 1, .tag = (char *)"cove0", .file = (char *)"",
+		  .dst = (char *)"/src" },
+		{ .kind = PROTO_MOUNT_9P, .tag = (char *)"cove1", .file = (char *)"hosts",
+		  .dst = (char *)"/etc/hosts" },
+		{ .kind = PROTO_MOUNT_BLOCK, .populate = 1, .tag = (char *)"covevol0",
+		  .file = (char *)"", .dst = (char *)"/var/lib/data" },
+	};
+	struct proto_start m = {
+		.argv = argv, .argc = 1, .cwd = (char *)"/", .hostname = (char *)"",
+		.rootfs = (char *)"/dev/vda", .mounts = mounts, .nmounts = 3,
+	}, d;
+	struct buf b = BUF_INIT(BIG);
+	const uint8_t *p;
+	size_t len;
+
+	CHECK_EQ_INT(proto_put_start(&b, 1, &m), 0);
+	CHECK_EQ_INT(one_frame(&b, PROTO_START, 1, &p, &len), 0);
+	CHECK_EQ_INT(proto_get_start(p, len, &d), 0);
+	CHECK_EQ_INT(d.nmounts, 3);
+	CHECK(d.mounts[0].kind == PROTO_MOUNT_9P && d.mounts[0].readonly == 1 &&
+	      d.mounts[0].populate == 0);
+	CHECK_EQ_STR(d.mounts[1].file, "hosts");
+	CHECK_EQ_STR(d.mounts[2].tag, "covevol0");
+	CHECK_EQ_STR(d.mounts[2].dst, "/var/lib/data");
+	CHECK(d.mounts[2].kind == PROTO_MOUNT_BLOCK && d.mounts[2].populate == 1);
+	proto_start_done(&d);
+
+	/* refused: an unknown kind, a tag the guest could not match, a file with a '/', a file of
+	 * a block volume, a relative or root destination, too many */
+	buf_reset(&b);
+	mounts[0].kind = 3;
+	CHECK_EQ_INT(proto_put_start(&b, 1, &m), -EINVAL);
+	mounts[0].kind = PROTO_MOUNT_9P;
+	mounts[0].tag = (char *)"cove 0";
+	CHECK_EQ_INT(proto_put_start(&b, 1, &m), -EINVAL);
+	mounts[0].tag = (char *)"abcdefghijklmnopqrstu"; /* 21 bytes */
+	CHECK_EQ_INT(proto_put_start(&b, 1, &m), -EINVAL);
+	mounts[0].tag = (char *)"cove0";
+	mounts[1].file = (char *)"../hosts";
+	CHECK_EQ_INT(proto_put_start(&b, 1, &m), -EINVAL);
+	mounts[1].file = (char *)"..";
+	CHECK_EQ_INT(proto_put_start(&b, 1, &m), -EINVAL);
+	mounts[1].file = (char *)"hosts";
+	mounts[2].file = (char *)"x";
+	CHECK_EQ_INT(proto_put_start(&b, 1, &m), -EINVAL);
+	mounts[2].file = (char *)"";
+	mounts[2].dst = (char *)"var";
+	CHECK_EQ_INT(proto_put_start(&b, 1, &m), -EINVAL);
+	mounts[2].dst = (char *)"//";
+	CHECK_EQ_INT(proto_put_start(&b, 1, &m), -EINVAL);
+	mounts[2].dst = (char *)"/d";
+	m.nmounts = PROTO_MAX_MOUNTS + 1;
 	CHECK_EQ_INT(proto_put_start(&b, 1, &m), -EINVAL);
 	CHECK_EQ_INT(b.len, 0);
 	buf_done(&b);
@@ -1771,5 +1834,6 @@ int main(void)
 	RUN(reader_max_frame_and_room);
 	RUN(reader_refuses_more_than_room);
 	RUN(reader_feed_empty);
+	RUN(start_mounts_roundtrip);
 	return test_done();
 }
