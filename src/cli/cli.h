@@ -79,3 +79,4 @@ int cmd_image_save(int argc, char **argv);
 int cmd_image_load(int argc, char **argv);
 int cmd_registry(int argc, char **argv);
 int cmd_network(int argc, char **argv);
+int cmd_volume(int argc, char **argv);

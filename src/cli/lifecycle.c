@@ -2,6 +2,7 @@
 /* cove start, stop, kill, restart, rm, wait, attach, prune: a container's life after create. */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "engine/volume.h"
 #include "options.h"
 
 #include "engine/network.h"
@@ -347,7 +348,7 @@ int cmd_kill(int argc, char **argv)
 /* ---- rm, prune ---- */
 
 struct rm_opts {
-	bool force, all;
+	bool force, all, volumes;
 };
 
 static int rm_opt(int c, const char *arg, void *ud)
@@ -358,14 +359,19 @@ static int rm_opt(int c, const char *arg, void *ud)
 		o->force = true;
 	else if (c == 'a')
 		o->all = true;
-	return 0; /* -v: no volumes yet, nothing more to remove */
+	else if (c == 'v')
+		o->volumes = true;
+	return 0;
 }
 
 /* Remove c; a running one only with force (it is killed first). */
 static int rm_one(const struct cove_paths *p, struct container *c, const void *ud)
 {
-	bool force = ((const struct rm_opts *)ud)->force;
+	const struct rm_opts *o = ud;
+	bool force = o->force;
 	struct container_status st;
+	struct container_spec spec;
+	struct cove_error ignored = { 0 };
 	int r;
 
 	r = container_lock(c, 0);
@@ -389,7 +395,12 @@ static int rm_one(const struct cove_paths *p, struct container *c, const void *u
 		cli_error("cannot lock container %s: %s", shown(c), strerror(-r));
 		return r;
 	}
+	r = o->volumes ? container_load_spec(c, &spec, &ignored) : -1;
 	container_remove(c);
+	if (r == 0) {
+		volumes_release(p, &spec); /* its anonymous volumes no one else uses */
+		spec_done(&spec);
+	}
 	return 0;
 }
 
@@ -428,7 +439,7 @@ int cmd_ctr_rm(int argc, char **argv)
 {
 	static const struct cli_option opts[] = {
 		{ 'f', 'f', "force", NULL, "kill and remove running containers too" },
-		{ 'v', 'v', "volumes", NULL, "remove anonymous volumes (there are none yet)" },
+		{ 'v', 'v', "volumes", NULL, "remove its anonymous volumes too" },
 		{ 'a', 'a', "all", NULL, "remove every container (running ones only with -f)" },
 		{ 0 },
 	};

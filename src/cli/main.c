@@ -40,6 +40,7 @@ static const struct cli_command commands[] = {
 	{ "save", cmd_image_save, "Write images to an OCI or docker archive (image save)" },
 	{ "load", cmd_image_load, "Read images from an archive or OCI layout (image load)" },
 	{ "network", cmd_network, "Manage networks (create, ls, inspect, rm, prune)" },
+	{ "volume", cmd_volume, "Manage volumes (create, ls, inspect, rm, prune)" },
 	{ "registry", cmd_registry, "Log in to and out of registries" },
 	{ "container", cmd_container, "Manage containers (the verbs above)" },
 	{ "system", cmd_system, "Show information about this host (system info)" },

@@ -34,23 +34,8 @@ static int net_opt(int c, const char *value, void *ud)
 			return -EINVAL;
 		}
 		break;
-	case OPT_LABEL: {
-		const char *eq = strchr(value, '=');
-		char key[256];
-
-		if (eq == value || (eq && (size_t)(eq - value) >= sizeof(key)) ||
-		    (!eq && strlen(value) >= sizeof(key))) {
-			cli_error("invalid --label '%s': expected KEY=VALUE", value);
-			return -EINVAL;
-		}
-		str_copy(key, sizeof(key), value);
-		if (eq)
-			key[eq - value] = '\0';
-		if (!o->q.labels)
-			o->q.labels = json_object();
-		json_object_set_new(o->q.labels, key, json_string(eq ? eq + 1 : ""));
-		break;
-	}
+	case OPT_LABEL:
+		return cli_add_label(&o->q.labels, value);
 	case OPT_FORMAT:
 		return cli_parse_format(value, &o->json);
 	case 'q':

@@ -261,3 +261,21 @@ int cli_parse_verb(const struct cli_verb *v, int argc, char **argv,
 
 	return r == 0 ? -1 : r > 0 ? 0 : EXIT_COVE;
 }
+
+int cli_add_label(json_t **labels, const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+	size_t klen = eq ? (size_t)(eq - kv) : strlen(kv);
+	char key[256];
+
+	if (klen == 0 || klen >= sizeof(key)) {
+		cli_error("invalid label '%s': expected KEY=VALUE", kv);
+		return -EINVAL;
+	}
+	memcpy(key, kv, klen);
+	key[klen] = '\0';
+	if (!*labels)
+		*labels = json_object();
+	json_object_set_new(*labels, key, json_string(eq ? eq + 1 : ""));
+	return 0;
+}

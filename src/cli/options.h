@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 struct cli_option {
 	int id;           /* passed to the verb's callback: the short letter, or >= 256 */
 	char letter;      /* -x, 0 for none */
@@ -52,6 +54,9 @@ int cli_parse_verb(const struct cli_verb *v, int argc, char **argv,
 /* --format: "table" (false) or "json"/"{{json .}}" (true) into *ret_json; anything else is
  * refused in one line (-EINVAL). */
 int cli_parse_format(const char *value, bool *ret_json);
+/* --label KEY=VALUE (or KEY alone: "") into *labels (an object made on first use); -EINVAL,
+ * said, for a bad one. */
+int cli_add_label(json_t **labels, const char *kv);
 /* -w/--workdir: an absolute path, else one line (-EINVAL). */
 int cli_check_workdir(const char *value);
 

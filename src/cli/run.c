@@ -18,6 +18,7 @@
 #include "engine/network.h"
 #include "engine/ports.h"
 #include "engine/spec.h"
+#include "engine/volume.h"
 
 #include <limits.h>
 #include <string.h>
@@ -122,28 +123,6 @@ bad:
 	return -EINVAL;
 }
 
-static int add_label(struct run_opts *o, const char *kv)
-{
-	const char *eq = strchr(kv, '=');
-	char key[256];
-
-	if (kv[0] == '=' || kv[0] == '\0' || (eq && (size_t)(eq - kv) >= sizeof(key)) ||
-	    (!eq && strlen(kv) >= sizeof(key))) {
-		cli_error("invalid label '%s': expected KEY=VALUE", kv);
-		return -EINVAL;
-	}
-	if (!o->q.labels)
-		o->q.labels = json_object();
-	if (eq) {
-		memcpy(key, kv, (size_t)(eq - kv));
-		key[eq - kv] = '\0';
-	} else {
-		str_copy(key, sizeof(key), kv);
-	}
-	json_object_set_new(o->q.labels, key, json_string(eq ? eq + 1 : ""));
-	return 0;
-}
-
 /* --env-file: KEY=VALUE lines; blank lines and # comments skipped; KEY alone copies ours. */
 static int add_env_file(struct run_opts *o, const char *path)
 {
@@ -196,7 +175,7 @@ enum {
 	OPT_READ_ONLY, OPT_TMPFS, OPT_ULIMIT, OPT_CAP_ADD, OPT_CAP_DROP, OPT_INIT, OPT_STOP_SIGNAL,
 	OPT_STOP_TIMEOUT, OPT_CIDFILE, OPT_SECURITY_OPT, OPT_ACCEL, OPT_LOG_OPT, OPT_NETWORK, OPT_NET,
 	OPT_PUBLISH_ALL, OPT_IP, OPT_MAC, OPT_DNS, OPT_DNS_SEARCH, OPT_DNS_OPTION, OPT_DNS_OPT,
-	OPT_ADD_HOST, OPT_ALIAS, OPT_NET_ALIAS,
+	OPT_ADD_HOST, OPT_ALIAS, OPT_NET_ALIAS, OPT_MOUNT, OPT_VOLUMES_FROM,
 };
 
 /* run's options; create's are the same without the first (-d) */
@@ -248,6 +227,14 @@ static const struct cli_option run_options[] = {
 	  "8000-8009:80-89;\nsee 'cove port')" },
 	{ 'l', 'l', "label", "K=V", "set a label on the container" },
 	{ OPT_READ_ONLY, 0, "read-only", NULL, "mount the root filesystem read-only" },
+	{ 'v', 'v', "volume", "[SRC:]PATH[:ro]",
+	  "mount a host directory or file (SRC an absolute path),\na named volume (SRC a name; made "
+	  "on first use) or\na new anonymous volume (PATH alone)" },
+	{ OPT_MOUNT, 0, "mount", "type=T,...",
+	  "type=bind|volume|tmpfs,src=..,dst=..[,readonly]\n[,volume-nocopy][,tmpfs-size=..]"
+	  "[,tmpfs-mode=..]" },
+	{ OPT_VOLUMES_FROM, 0, "volumes-from", "CTR[:ro]",
+	  "mount the bind mounts and volumes of another container" },
 	{ OPT_TMPFS, 0, "tmpfs", "PATH[:OPTS]", "mount a tmpfs (OPTS: size=64m,mode=1777,ro,noexec,...)" },
 	{ OPT_ULIMIT, 0, "ulimit", "NAME=SOFT[:HARD]", "set a resource limit (nofile, nproc, core, ...)" },
 	{ OPT_CAP_ADD, 0, "cap-add", "CAP", "add a capability (or ALL) to the default set" },
@@ -280,6 +267,37 @@ static const struct cli_verb create_verb = {
 	"Create a container, in a virtual machine of its own, without starting it; print its ID.",
 	run_options + 1, RUN_MORE, .command_follows = true, .max_operands = -1,
 };
+
+/* -v and --mount, checked as given (a --mount of type tmpfs is a --tmpfs) */
+static int add_mount(struct run_opts *o, int c, const char *value)
+{
+	struct mount_spec m;
+	char why[PATH_MAX + 256], *tmpfs = NULL, *f;
+	int r = c == 'v' ? mount_parse_v(value, &m, why, sizeof(why))
+			 : mount_parse_mount(value, &m, &tmpfs, why, sizeof(why));
+
+	if (r < 0) {
+		cli_error("%s", why);
+		return -EINVAL;
+	}
+	if (tmpfs) {
+		if (!o->q.tmpfs)
+			o->q.tmpfs = json_array();
+		json_array_append_new(o->q.tmpfs, json_string(tmpfs));
+		free(tmpfs);
+		return 0;
+	}
+	f = mount_format(&m);
+	if (!f) {
+		cli_error("out of memory");
+		return -EINVAL;
+	}
+	if (!o->q.mounts)
+		o->q.mounts = json_array();
+	json_array_append_new(o->q.mounts, json_string(f));
+	free(f);
+	return 0;
+}
 
 /* --ip, --mac-address, --dns, --dns-search, --add-host, --network-alias: checked as given */
 static int add_net_flag(struct run_opts *o, int c, const char *value)
@@ -436,7 +454,7 @@ static int run_opt(int c, const char *optarg, void *ud)
 			return -EINVAL;
 		break;
 	case 'l':
-		if (add_label(o, optarg) < 0)
+		if (cli_add_label(&o->q.labels, optarg) < 0)
 			return -EINVAL;
 		break;
 	case OPT_READ_ONLY:
@@ -451,6 +469,20 @@ static int run_opt(int c, const char *optarg, void *ud)
 		if (!o->q.tmpfs)
 			o->q.tmpfs = json_array();
 		json_array_append_new(o->q.tmpfs, json_string(optarg));
+		break;
+	case 'v':
+	case OPT_MOUNT:
+		if (add_mount(o, c, optarg) < 0)
+			return -EINVAL;
+		break;
+	case OPT_VOLUMES_FROM:
+		if (strlen(optarg) > 256) {
+			cli_error("invalid --volumes-from '%s'", optarg);
+			return -EINVAL;
+		}
+		if (!o->q.volumes_from)
+			o->q.volumes_from = json_array();
+		json_array_append_new(o->q.volumes_from, json_string(optarg));
 		break;
 	case OPT_ULIMIT:
 		if (add_ulimit(o, optarg) < 0)
@@ -668,8 +700,10 @@ fail:
 	terminal_restore();
 	cli_error("%s", err.msg);
 	exit_code = EXIT_COVE;
-	if (made)
+	if (made) {
 		container_abandon(&ct);
+		volumes_release(&paths, &sp);
+	}
 out:
 	container_unlock(&ct);
 	if (made)
@@ -677,6 +711,8 @@ out:
 	env_list_free(o.q.env, o.q.nenv);
 	json_decref(o.q.labels);
 	json_decref(o.q.tmpfs);
+	json_decref(o.q.mounts);
+	json_decref(o.q.volumes_from);
 	json_decref(o.q.cap_add);
 	json_decref(o.q.ports);
 	json_decref(o.q.more_networks);

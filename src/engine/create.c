@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #define _GNU_SOURCE
 #include "create.h"
+#include "volume.h"
 #include "network.h"
 #include "ports.h"
 
@@ -124,6 +125,101 @@ static int strv_of(json_t *a, char ***ret, size_t *ret_n)
 	json_array_foreach(a, i, e)
 		if (!((*ret)[i] = strdup(json_string_value(e) ?: "")))
 			return -ENOMEM;
+	return 0;
+}
+
+/* The image's VOLUMEs: an anonymous volume at each path no -v, --mount or --tmpfs covers. */
+static int image_volumes(const struct image_config *cfg, struct container_spec *s)
+{
+	for (size_t i = 0; i < cfg->n_volumes; i++) {
+		struct mount_spec m = { .type = MOUNT_VOLUME };
+		char why[64], **nv, *f;
+		bool covered = false;
+
+		if (str_copy(m.target, sizeof(m.target), cfg->volumes[i]) < 0 ||
+		    mount_parse_v(m.target, &m, why, sizeof(why)) < 0)
+			continue; /* a path no container could mount: docker ignores it too */
+		for (size_t k = 0; k < s->nmounts && !covered; k++) {
+			struct mount_spec o;
+
+			covered = mount_parse_saved(s->mounts[k], &o) == 0 &&
+				  strcmp(o.target, m.target) == 0;
+		}
+		for (size_t k = 0; k < s->ntmpfs && !covered; k++)
+			covered = strncmp(s->tmpfs[k], m.target, strlen(m.target)) == 0 &&
+				  (s->tmpfs[k][strlen(m.target)] == '\0' ||
+				   s->tmpfs[k][strlen(m.target)] == ':');
+		if (covered)
+			continue;
+		f = mount_format(&m);
+		nv = f ? realloc(s->mounts, (s->nmounts + 2) * sizeof(char *)) : NULL;
+		if (!nv) {
+			free(f);
+			return -ENOMEM;
+		}
+		s->mounts = nv;
+		nv[s->nmounts++] = f;
+		nv[s->nmounts] = NULL;
+	}
+	return 0;
+}
+
+/* --volumes-from CTR[:ro|rw]: CTR's mounts, appended to mounts where no mount has their
+ * target yet */
+static int volumes_from(const struct cove_paths *p, json_t *from, json_t *mounts,
+			struct cove_error *err)
+{
+	size_t i;
+	json_t *e;
+
+	json_array_foreach(from, i, e) {
+		char ref[260];
+		const char *v = json_string_value(e), *colon = strchr(v, ':');
+		bool ro = false;
+		struct container c;
+		struct container_spec os;
+		int r;
+
+		str_printf(ref, sizeof(ref), "%.*s", colon ? (int)(colon - v) : (int)strlen(v), v);
+		if (colon && strcmp(colon + 1, "ro") != 0 && strcmp(colon + 1, "rw") != 0)
+			return cove_error_set(err, EINVAL,
+					      "invalid --volumes-from '%s': the mode is ro or rw", v);
+		ro = colon && strcmp(colon + 1, "ro") == 0;
+		r = container_find(p, ref, &c, err);
+		if (r < 0)
+			return r;
+		r = container_load_spec(&c, &os, err);
+		if (r < 0)
+			return r;
+		for (size_t k = 0; k < os.nmounts; k++) {
+			struct mount_spec m;
+			bool taken = false;
+			size_t n;
+			json_t *x;
+			char *f;
+
+			if (mount_parse_saved(os.mounts[k], &m) < 0)
+				continue;
+			json_array_foreach(mounts, n, x) {
+				struct mount_spec o;
+
+				taken |= mount_parse_saved(json_string_value(x), &o) == 0 &&
+					 strcmp(o.target, m.target) == 0;
+			}
+			if (taken)
+				continue;
+			if (colon)
+				m.readonly = ro;
+			f = mount_format(&m);
+			if (!f || json_array_append_new(mounts, json_string(f)) < 0) {
+				free(f);
+				spec_done(&os);
+				return cove_error_set(err, ENOMEM, "out of memory");
+			}
+			free(f);
+		}
+		spec_done(&os);
+	}
 	return 0;
 }
 
@@ -251,6 +347,8 @@ int spec_from_request(const struct create_request *q, const struct image_config 
 	s.ncmd = q->nargs ? q->nargs : image_cmd ? cfg->n_cmd : 0;
 	if (!s.args || !s.env || !s.entrypoint || !s.cmd ||
 	    strv_of(q->tmpfs, &s.tmpfs, &s.ntmpfs) < 0 ||
+	    strv_of(q->mounts, &s.mounts, &s.nmounts) < 0 ||
+	    (cfg && image_volumes(cfg, &s) < 0) ||
 	    strv_of(q->cap_add, &s.cap_add, &s.ncap_add) < 0 ||
 	    (q->ports && strv_of(q->ports, &s.ports, &s.nports) < 0) ||
 	    (q->more_networks &&
@@ -304,12 +402,21 @@ int container_make(const struct cove_paths *p, const struct create_request *q,
 	struct container_spec s;
 	struct image_config *cfg = NULL;
 	char image[PATH_MAX + 64], snapshot[128] = "", created[40];
+	struct create_request req = *q;
+	_cleanup_json_ json_t *mounts = q->mounts ? json_deep_copy(q->mounts) : json_array();
 	int r;
 
-	/* a network that is not there fails before anything is pulled or made */
+	/* a network or a --volumes-from container that is not there fails before anything is
+	 * pulled or made */
 	r = net_check_name(p, q->network, err);
 	if (r < 0)
 		return r;
+	if (!mounts)
+		return cove_error_set(err, ENOMEM, "out of memory");
+	if (q->volumes_from && (r = volumes_from(p, q->volumes_from, mounts, err)) < 0)
+		return r;
+	req.mounts = mounts;
+	q = &req;
 	/* the root filesystem: an image, or a directory */
 	if (!q->rootfs) {
 		r = resolve_image(p, q->image, q->platform, progress, userdata, image, sizeof(image),
@@ -332,10 +439,14 @@ int container_make(const struct cove_paths *p, const struct create_request *q,
 	image_config_free(cfg);
 	if (r == 0 && (r = net_check_spec(p, &s, err)) < 0)
 		spec_done(&s);
+	else if (r == 0 && (r = volumes_for_create(p, &s, err)) < 0)
+		spec_done(&s);
 	if (r == 0) {
 		r = container_save_spec(&c, &s, err);
-		if (r < 0)
+		if (r < 0) {
+			volumes_release(p, &s);
 			spec_done(&s);
+		}
 	}
 	if (r < 0) {
 		container_abandon(&c);

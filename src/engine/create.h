@@ -34,6 +34,8 @@ struct create_request {
 	size_t nargs;
 	json_t *labels;          /* --label, an object (may be NULL) */
 	json_t *tmpfs;           /* --tmpfs strings (may be NULL) */
+	json_t *mounts;          /* -v and --mount, volume.h mount_format strings (may be NULL) */
+	json_t *volumes_from;    /* --volumes-from CTR[:ro|rw] (may be NULL) */
 	json_t *cap_add, *cap_drop; /* capability names (may be NULL) */
 	json_t *ports;           /* -p, canonical (ports.h port_format); may be NULL */
 	bool publish_all;        /* -P: each TCP port the image exposes, on a port the kernel picks */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #define _GNU_SOURCE
 #include "spec.h"
+#include "volume.h"
 #include "network.h"
 #include "ports.h"
 
@@ -110,6 +111,7 @@ void spec_done(struct container_spec *s)
 	strv_free(s->cap_add);
 	strv_free(s->ports);
 	strv_free(s->more_networks);
+	strv_free(s->mounts);
 	strv_free(s->dns);
 	strv_free(s->dns_search);
 	strv_free(s->dns_options);
@@ -215,6 +217,8 @@ int spec_to_json(const struct container_spec *s, json_t **ret, struct cove_error
 		annotate(ann, A "network", s->network);
 		if (s->nmore_networks)
 			annotate_strv(ann, A "more-networks", s->more_networks, s->nmore_networks);
+		if (s->nmounts)
+			annotate_strv(ann, A "mounts", s->mounts, s->nmounts);
 		annotate(ann, A "ip", s->ip);
 		annotate(ann, A "mac-address", s->mac);
 		if (s->ndns)
@@ -499,6 +503,7 @@ static int from_oci(json_t *j, struct container_spec *s, struct cove_error *err)
 	    ann_strv(a, A "cap-add", &s->cap_add, &s->ncap_add) < 0 ||
 	    ann_strv(a, A "ports", &s->ports, &s->nports) < 0 ||
 	    ann_strv(a, A "more-networks", &s->more_networks, &s->nmore_networks) < 0 ||
+	    ann_strv(a, A "mounts", &s->mounts, &s->nmounts) < 0 ||
 	    ann_strv(a, A "dns", &s->dns, &s->ndns) < 0 ||
 	    ann_strv(a, A "dns-search", &s->dns_search, &s->ndns_search) < 0 ||
 	    ann_strv(a, A "dns-option", &s->dns_options, &s->ndns_options) < 0 ||
@@ -598,6 +603,14 @@ static int check(const struct container_spec *s, struct cove_error *err)
 	r = net_check_fields(s, why, sizeof(why));
 	if (r < 0)
 		return cove_error_set(err, EINVAL, "config.json has a bad network setting: %s", why);
+	if (s->nmounts > MOUNTS_MAX)
+		return cove_error_set(err, EINVAL, "config.json has more than %d mounts", MOUNTS_MAX);
+	for (size_t i = 0; i < s->nmounts; i++) {
+		struct mount_spec m;
+
+		if (mount_parse_saved(s->mounts[i], &m) < 0)
+			return cove_error_set(err, EINVAL, "config.json has a bad io.cove.mounts entry");
+	}
 	for (size_t i = 0; i < s->nrlimits; i++)
 		if (!spec_rlimit_name(s->rlimits[i].resource) ||
 		    s->rlimits[i].soft > s->rlimits[i].hard)

@@ -40,6 +40,8 @@ struct container_spec {
 	char *hostname;
 	char **tmpfs;          /* "PATH[:OPTIONS]" as --tmpfs takes them, NULL-terminated */
 	size_t ntmpfs;
+	char **mounts;         /* -v, --mount: volume.h mount_format's JSON objects */
+	size_t nmounts;
 	bool init;             /* a small init as PID 1 */
 	bool unconfined;       /* no seccomp filter */
 	/* cove's own (annotations io.cove.*) */

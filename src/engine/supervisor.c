@@ -13,6 +13,7 @@
  */
 #define _GNU_SOURCE
 #include "supervisor.h"
+#include "volume.h"
 
 #include "log.h"
 #include "network.h"
@@ -65,6 +66,7 @@ struct sup {
 	struct vm_accel_ctx ax;
 	struct net_attachment net[PROTO_MAX_NICS]; /* net[0]: the first NIC, with the default route */
 	size_t nnets;
+	struct volume_attachment vols; /* bind mounts and volumes: locks, disks, START's mounts */
 	char user_net[4096];     /* -netdev of QEMU's user networking: "user,id=n0,hostfwd=..." */
 	struct port_proxy *ports; /* -p: listeners and their relay */
 	struct vm_verdict verdict;
@@ -206,8 +208,11 @@ static void main_finished(struct sup *s, int code, const char *error, uint32_t e
 		if (cl && (cl->role == ROLE_EXEC || cl->role == ROLE_STATS) && !cl->finished)
 			client_send_error(cl, PROTO_ERR_INTERNAL, "the container stopped");
 	}
+	/* a --rm container's disk goes anyway: no need to wait for the guest to write it back,
+	 * unless it has a block volume, which outlives it */
 	if (!s->vm_gone && !s->deadline)
-		s->deadline = now_ns() + (uint64_t)(s->c->rm ? 0 : POWEROFF_WAIT_MS) * 1000000ULL;
+		s->deadline = now_ns() + (uint64_t)(s->c->rm && !s->vols.ndisks ? 0 : POWEROFF_WAIT_MS) *
+						 1000000ULL;
 }
 
 static struct client *exec_client(struct sup *s, uint32_t stream)
@@ -1027,6 +1032,17 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 		closep(&s->listen_fd);
 		unlink(s->c->sock);
 	}
+	if (s->listen_fd >= 0 && !s->spec->maintenance &&
+	    volumes_attach(s->paths, s->spec, s->c->id, s->c->name, &s->vols, &err) < 0) {
+		str_copy(why, sizeof(why), err.msg);
+		err = (struct cove_error){ 0 };
+		closep(&s->listen_fd);
+		unlink(s->c->sock);
+	}
+	s->vc.shares = s->vols.shares;
+	s->vc.nshares = s->vols.nshares;
+	s->vc.disks = s->vols.disks;
+	s->vc.ndisks = s->vols.ndisks;
 	for (size_t i = 0; i < ports_count(s->ports); i++) {
 		size_t len = strlen(s->st.ports);
 		char one[64];
@@ -1062,6 +1078,10 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 			m.nets[i] = s->net[i].net;
 		m.hosts = s->net[0].hosts;
 		m.resolv = s->net[0].resolv;
+	}
+	if (r == 0) {
+		m.mounts = s->vols.mounts;
+		m.nmounts = (uint32_t)s->vols.nmounts;
 	}
 	if (r == 0)
 		r = proto_put_start(&s->out, 1, &m);
@@ -1110,6 +1130,7 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 
 	ports_close(s->ports);
 	s->ports = NULL;
+	volumes_detach(&s->vols); /* the VM is gone: its volumes are free */
 	while (s->nnets)
 		net_detach(s->paths, s->c->id, &s->net[--s->nnets]);
 	s->st.nmore = 0;
@@ -1122,9 +1143,10 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	str_copy(s->st.error, sizeof(s->st.error), s->error);
 	closep(&s->listen_fd);
 	unlink(s->c->sock);
-	if (s->c->rm)
+	if (s->c->rm) {
 		container_remove(s->c);
-	else
+		volumes_release(s->paths, s->spec); /* --rm: its anonymous volumes too */
+	} else
 		save_state(s);
 	farewell(s);
 	_exit(s->exit_code & 0xff);

@@ -223,7 +223,7 @@ static int main_child(void *arg)
 	const struct proto_start *m = c->m;
 	int efd = c->err_fd;
 	char msg[400], shown[STR_SHOWN_MAX];
-	int r;
+	int r, vol_fds[PROTO_MAX_MOUNTS];
 
 	child_reset_signals();
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
@@ -243,6 +243,7 @@ static int main_child(void *arg)
 		      MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	setup_dev(efd, GUEST_ROOTFS);
 	bind_etc(efd, m->readonly);
+	volumes_open(efd, m, vol_fds);
 	if (mkdir_p(GUEST_ROOTFS "/tmp", 01777) < 0)
 		child_fail(efd, PROTO_ERR_INTERNAL, errno, "cannot create /tmp: %s",
 			   strerror(errno));
@@ -257,6 +258,7 @@ static int main_child(void *arg)
 			   str_shown(m->hostname, shown), strerror(errno));
 	for (uint32_t i = 0; i < m->ntmpfs; i++)
 		mount_tmpfs(efd, m->tmpfs[i]);
+	volumes_mount(efd, m, vol_fds);
 	/* docker creates a missing working directory, owned by root */
 	if (mkdir_p(m->cwd, 0755) < 0)
 		child_fail(efd, PROTO_ERR_INTERNAL, errno,
@@ -495,6 +497,9 @@ int container_start(const struct proto_start *m, struct container_proc *ret, uin
 	if (r < 0)
 		return r;
 	guest_trace("root filesystem mounted");
+	r = volumes_stage(m, msg, msg_size);
+	if (r < 0)
+		return r;
 
 	r = stdio_open(m, m->terminal, &io);
 	if (r < 0) {

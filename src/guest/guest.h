@@ -63,3 +63,6 @@ int net_write_etc(const struct proto_start *m, char *msg, size_t size);
  * process of its own) that asks those servers in turn, so that a container on several networks
  * finds names on each. */
 int net_dns_stub(const char *resolv, char *msg, size_t size);
+
+/* Unmount the bind mounts and volumes (volume.c), at power-off. */
+void volumes_unstage(void);

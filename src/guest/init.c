@@ -325,6 +325,7 @@ static void send_exit(struct init *s, struct session *sess)
 static _noreturn_ void unmount_and_power_off(void)
 {
 	sync();
+	volumes_unstage();
 	if (umount2(GUEST_ROOTFS, 0) < 0 && errno != EINVAL)
 		umount2(GUEST_ROOTFS, MNT_DETACH);
 	power_off();

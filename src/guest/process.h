@@ -39,3 +39,10 @@ _noreturn_ void process_exec(struct child_ctx *c, bool with_init);
 /* m->tool, as root and without the security steps, with pipes for stdio: _exit(0) on
  * success, else its one-line message on stderr and _exit(1). */
 _noreturn_ void process_tool(struct child_ctx *c);
+
+/* Bind mounts and volumes (volume.c): mounted by cove-init under /run/cove/vol before the main
+ * process is made (0, or -errno with msg); opened by that process before pivot_root (fds[i] per
+ * m->mounts[i]) and mounted over the container's paths after it. */
+int volumes_stage(const struct proto_start *m, char *msg, size_t size);
+void volumes_open(int efd, const struct proto_start *m, int fds[]);
+void volumes_mount(int efd, const struct proto_start *m, const int fds[]);

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#define _GNU_SOURCE
 #include "util.h"
 
 #include <fcntl.h>
+#include <ftw.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <stdarg.h>
@@ -271,4 +273,23 @@ int random_hex(char *out, size_t bytes)
 	for (size_t i = 0; i < bytes; i++)
 		str_printf(out + 2 * i, 3, "%02x", rnd[i]);
 	return 0;
+}
+
+static int remove_one(const char *path, const struct stat *st, int type, struct FTW *f)
+{
+	(void)st;
+	(void)f;
+	if (type == FTW_DP)
+		(void)rmdir(path);
+	else
+		(void)unlink(path);
+	return 0;
+}
+
+int remove_tree(const char *path)
+{
+	/* depth first, never following a link or leaving the filesystem */
+	if (nftw(path, remove_one, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0 && errno != ENOENT)
+		return -errno;
+	return access(path, F_OK) == 0 ? -ENOTEMPTY : 0;
 }

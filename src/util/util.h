@@ -93,6 +93,9 @@ int parse_size(const char *s, uint64_t *ret);
 uint64_t now_ns(void);
 /* mkdir -p: create path and its missing parents with mode; 0 if it exists already. */
 int mkdir_p(const char *path, mode_t mode);
+/* Remove a directory and everything under it (links are removed, not followed); 0 once it is
+ * gone. */
+int remove_tree(const char *path);
 /* 2 * bytes random hex digits and a NUL into out (an ID); -errno if the kernel has no entropy */
 int random_hex(char *out, size_t bytes);
 /* Set or clear O_NONBLOCK. */

@@ -18,8 +18,13 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <linux/audit.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 
-#define QEMU_MAX_ARGS 96
+#define QEMU_MAX_ARGS 256
 
 static uint64_t rdtsc(void)
 {
@@ -263,8 +268,8 @@ static void child_fail(const char *what)
 	_exit(126);
 }
 
-/* bind src (a directory or a file) read-only on dst, made here as what src is */
-static void bind_ro(const char *src, const char *dst, bool dir, bool need)
+/* bind src (a directory or a file) on dst, made here as what src is; read-only unless rw */
+static void bind_at(const char *src, const char *dst, bool dir, bool need, bool rw)
 {
 	struct stat st;
 	int fd;
@@ -278,8 +283,127 @@ static void bind_ro(const char *src, const char *dst, bool dir, bool need)
 		: ((fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0 || close(fd) < 0))
 		child_fail(dst);
 	if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0 ||
-	    mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID, NULL) < 0)
+	    mount(NULL, dst, NULL,
+		  MS_REMOUNT | MS_BIND | (rw ? 0 : MS_RDONLY) | MS_NOSUID | (rw ? MS_NODEV : 0),
+		  NULL) < 0)
 		child_fail(src);
+}
+
+static void bind_ro(const char *src, const char *dst, bool dir, bool need)
+{
+	bind_at(src, dst, dir, need, false);
+}
+
+/* The shares under /share/N of QEMU's root: a directory bound there, or a file alone in a
+ * directory of its own; read-only ones on read-only mounts, so that not even QEMU can write. */
+static void bind_shares(const struct vm_config *c)
+{
+	if (!c->nshares)
+		return;
+	if (mkdir("share", 0755) < 0)
+		child_fail("share");
+	for (size_t i = 0; i < c->nshares; i++) {
+		const struct vm_share *sh = &c->shares[i];
+		char dir[32], file[300];
+
+		str_printf(dir, sizeof(dir), "share/%zu", i);
+		if (!sh->file[0]) {
+			bind_at(sh->path, dir, true, true, !sh->readonly);
+			continue;
+		}
+		if (mkdir(dir, 0755) < 0)
+			child_fail(dir);
+		str_printf(file, sizeof(file), "%s/%s", dir, sh->file);
+		bind_at(sh->path, file, false, true, !sh->readonly);
+	}
+}
+
+/*
+ * What serves a share may never leave a setuid bit on the host: a filter (on top of QEMU's own
+ * sandbox) fails every chmod, create and mknod whose mode has S_ISUID with EPERM, and the calls
+ * that could do the same out of its sight (openat2, fchmodat2, io_uring) with ENOSYS. A setgid
+ * bit the kernel itself clears, since QEMU is in none of the groups a guest can give a file
+ * (but its own). Device nodes need CAP_MKNOD, which QEMU never has.
+ */
+static int no_setuid_filter(void)
+{
+	static const struct {
+		int nr, arg;
+	} mode_calls[] = {
+		{ 2 /* open */, 2 },   { 85 /* creat */, 1 },   { 90 /* chmod */, 1 },
+		{ 91 /* fchmod */, 1 }, { 133 /* mknod */, 1 }, { 257 /* openat */, 3 },
+		{ 259 /* mknodat */, 2 }, { 268 /* fchmodat */, 2 },
+	};
+	static const int nosys[] = { 425 /* io_uring_setup */, 437 /* openat2 */,
+				     452 /* fchmodat2 */ };
+	struct sock_filter f[64];
+	size_t n = 0;
+	struct sock_fprog prog;
+
+#define STMT(c, k) (f[n++] = (struct sock_filter)BPF_STMT(c, k))
+#define JUMP(c, k, t, e) (f[n++] = (struct sock_filter)BPF_JUMP(c, k, t, e))
+	STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+	JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
+	STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
+	STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+	for (size_t i = 0; i < ARRAY_SIZE(nosys); i++) {
+		JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)nosys[i], 0, 1);
+		STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(mode_calls); i++) {
+		/* nr == call ? (mode & S_ISUID ? EPERM : allow) : next; the mode's low word */
+		JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)mode_calls[i].nr, 0, 3);
+		STMT(BPF_LD | BPF_W | BPF_ABS,
+		     offsetof(struct seccomp_data, args) + 8 * (uint32_t)mode_calls[i].arg);
+		JUMP(BPF_JMP | BPF_JSET | BPF_K, S_ISUID, 0, 1);
+		STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
+		/* not setuid (or another call): reload nr for the next comparison */
+		STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+	}
+	STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+#undef STMT
+#undef JUMP
+	prog = (struct sock_fprog){ .len = (unsigned short)n, .filter = f };
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -errno;
+	return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0 ? -errno : 0;
+}
+
+/* the capabilities a confined QEMU keeps to serve shares as the guest's root asks */
+static const int share_caps[] = { CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER };
+
+/* as root, before the change of uid: the bounding set cut to what is kept (nothing without
+ * shares), and the permitted set kept across setresuid */
+static void caps_prepare(bool shares)
+{
+	for (int cap = 0; cap <= CAP_LAST_CAP; cap++) {
+		bool keep = false;
+
+		for (size_t i = 0; shares && i < ARRAY_SIZE(share_caps); i++)
+			keep |= share_caps[i] == cap;
+		if (!keep && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+			child_fail("dropping capabilities");
+	}
+	if (shares && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+		child_fail("PR_SET_KEEPCAPS");
+}
+
+/* after it: the kept ones made ambient, so that QEMU has them after execve */
+static void caps_raise(void)
+{
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2] = { 0 };
+
+	for (size_t i = 0; i < ARRAY_SIZE(share_caps); i++) {
+		d[share_caps[i] / 32].effective |= 1u << (share_caps[i] % 32);
+		d[share_caps[i] / 32].permitted |= 1u << (share_caps[i] % 32);
+		d[share_caps[i] / 32].inheritable |= 1u << (share_caps[i] % 32);
+	}
+	if (syscall(SYS_capset, &h, d) < 0)
+		child_fail("capset");
+	for (size_t i = 0; i < ARRAY_SIZE(share_caps); i++)
+		if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, share_caps[i], 0, 0) < 0)
+			child_fail("raising ambient capabilities");
 }
 
 /*
@@ -300,7 +424,7 @@ static void confine(const struct vm_config *c, uid_t uid, gid_t kvm_gid)
 	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
 		child_fail("making / a slave mount");
 	if (mount("cove-qemu", c->confine_dir, "tmpfs", MS_NOSUID | MS_NODEV,
-		  "size=64k,nr_inodes=64,mode=0755") < 0 || chdir(c->confine_dir) < 0)
+		  "size=64k,nr_inodes=128,mode=0755") < 0 || chdir(c->confine_dir) < 0)
 		child_fail(c->confine_dir);
 	bind_ro("/usr", "usr", true, true);
 	for (size_t i = 0; i < ARRAY_SIZE(links); i++) {
@@ -336,10 +460,19 @@ static void confine(const struct vm_config *c, uid_t uid, gid_t kvm_gid)
 	}
 	if (symlink("/proc/self/fd", "dev/fd") < 0)
 		child_fail("dev/fd");
-	/* a proc of its own where the kernel allows (it may not, under some container runtimes) */
-	if (mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible") < 0 &&
-	    mount("/proc", "proc", NULL, MS_BIND | MS_REC, NULL) < 0)
+	bind_shares(c);
+	/* a proc of its own where the kernel allows (it may not, under some container runtimes);
+	 * with the capabilities shares need, only its processes' part of it (no /proc/sys, no
+	 * sysrq-trigger), and nothing less will do */
+	if (c->nshares) {
+		if (mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			  "hidepid=invisible,subset=pid") < 0)
+			child_fail("/proc (subset=pid, which sharing a directory needs)");
+	} else if (mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			 "hidepid=invisible") < 0 &&
+		   mount("/proc", "proc", NULL, MS_BIND | MS_REC, NULL) < 0) {
 		child_fail("/proc");
+	}
 	if (syscall(SYS_pivot_root, ".", "old") < 0)
 		child_fail("pivot_root");
 	if (chdir("/") < 0 || umount2("/old", MNT_DETACH) < 0 || rmdir("/old") < 0)
@@ -348,17 +481,36 @@ static void confine(const struct vm_config *c, uid_t uid, gid_t kvm_gid)
 		child_fail("making the root read-only");
 	if (kvm_gid != (gid_t)-1 ? setgroups(1, &kvm_gid) < 0 : setgroups(0, NULL) < 0)
 		child_fail("setgroups");
+	caps_prepare(c->nshares > 0);
 	if (setresgid(uid, uid, uid) < 0)
 		child_fail("setresgid");
 	if (setresuid(uid, uid, uid) < 0)
 		child_fail("setresuid");
+	if (c->nshares)
+		caps_raise();
 }
 
 /* ---- starting QEMU ----------------------------------------------------------------------- */
 
 /* the descriptors QEMU inherits, at these numbers */
 enum { FD_CTL = 3, FD_CON, FD_KERNEL, FD_INITRD, FD_DISK, FD_BACKING, FD_TAP,
-       FD_COUNT = FD_TAP + VM_MAX_NICS };
+       FD_VOL = FD_TAP + VM_MAX_NICS, FD_COUNT = FD_VOL + VM_MAX_DISKS };
+
+/* a value for QEMU's option syntax, where a comma is written twice */
+static int qemu_escape(char *buf, size_t size, const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++) {
+		if (n + 3 > size)
+			return -ENAMETOOLONG;
+		if (*s == ',')
+			buf[n++] = ',';
+		buf[n++] = *s;
+	}
+	buf[n] = '\0';
+	return 0;
+}
 
 static int open_ro(const char *path, const char *what, struct cove_error *err)
 {
@@ -374,6 +526,8 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 	char mem[32], smp[32], append[512], chardev[64], con[64], kernel[32], initrd[32];
 	char backing_path[1024] = "", blk_disk[256], blk_fmt[256], blk_back[256], blk_backfmt[256];
 	char addfd_disk[32], addfd_back[32], netdev[VM_MAX_NICS][64], nic[VM_MAX_NICS][96];
+	char (*fsdev)[4200] = NULL, dev9p[VM_MAX_SHARES][96], vaddfd[VM_MAX_DISKS][32];
+	char vfile[VM_MAX_DISKS][160], vraw[VM_MAX_DISKS][96], vdev[VM_MAX_DISKS][96];
 	const char *argv[QEMU_MAX_ARGS];
 	int fds[FD_COUNT], sp[2] = { -1, -1 }, cp[2] = { -1, -1 }, ep[2] = { -1, -1 }, n = 0, r;
 	int uid_fd = -1, qemu_fd = -1;
@@ -437,6 +591,42 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 				}
 			}
 		}
+	}
+	if (c->nshares > VM_MAX_SHARES || c->ndisks > VM_MAX_DISKS) {
+		r = cove_error_set(err, E2BIG, "too many shares or disks for one VM");
+		goto fail;
+	}
+	for (size_t i = 0; i < c->ndisks; i++) {
+		fds[FD_VOL + i] = fcntl(c->disks[i].fd, F_DUPFD_CLOEXEC, 3);
+		if (fds[FD_VOL + i] < 0) {
+			r = cove_error_set(err, errno, "cannot pass a volume's disk: %s",
+					   strerror(errno));
+			goto fail;
+		}
+	}
+	if (c->nshares && !(fsdev = calloc(VM_MAX_SHARES, sizeof(*fsdev)))) {
+		r = cove_error_set(err, ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < c->nshares; i++) {
+		const struct vm_share *sh = &c->shares[i];
+		char path[4200];
+
+		/* confined, QEMU sees it at /share/N; else as it is (a file only confined) */
+		if (confined)
+			str_printf(path, sizeof(path), "/share/%zu", i);
+		else if (sh->file[0] || qemu_escape(path, sizeof(path), sh->path) < 0) {
+			r = cove_error_set(err, EINVAL, "cannot share '%s' with this QEMU", sh->path);
+			goto fail;
+		}
+		/* passthrough: the guest's owners and modes are the host's (QEMU may chown as a
+		 * confined root's QEMU); without root, none: files are the user's, modes kept */
+		str_printf(fsdev[i], sizeof(fsdev[i]),
+			   "local,id=fs%zu,path=%s,security_model=%s%s", i, path,
+			   confined || geteuid() == 0 ? "passthrough" : "none",
+			   sh->readonly ? ",readonly=on" : "");
+		str_printf(dev9p[i], sizeof(dev9p[i]), "virtio-9p-device,fsdev=fs%zu,mount_tag=%s",
+			   i, sh->tag);
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, cp) < 0 || pipe2(ep, O_CLOEXEC) < 0) {
@@ -575,6 +765,34 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 		argv[n++] = "-device";
 		argv[n++] = nic[i];
 	}
+	for (size_t i = 0; i < c->ndisks; i++) {
+		/* a block volume: flushes honoured as on the root disk */
+		const char *ro = c->disks[i].readonly ? ",read-only=on" : "";
+
+		str_printf(vaddfd[i], sizeof(vaddfd[i]), "fd=%zu,set=%zu", FD_VOL + i, FD_VOL + i);
+		str_printf(vfile[i], sizeof(vfile[i]),
+			   "driver=file,node-name=v%zuf,filename=/dev/fdset/%zu,"
+			   "cache.direct=off,cache.no-flush=off%s",
+			   i, FD_VOL + i, ro);
+		str_printf(vraw[i], sizeof(vraw[i]), "driver=raw,node-name=v%zu,file=v%zuf%s", i, i,
+			   ro);
+		str_printf(vdev[i], sizeof(vdev[i]), "virtio-blk-device,drive=v%zu,serial=%s", i,
+			   c->disks[i].serial);
+		argv[n++] = "-add-fd";
+		argv[n++] = vaddfd[i];
+		argv[n++] = "-blockdev";
+		argv[n++] = vfile[i];
+		argv[n++] = "-blockdev";
+		argv[n++] = vraw[i];
+		argv[n++] = "-device";
+		argv[n++] = vdev[i];
+	}
+	for (size_t i = 0; i < c->nshares; i++) {
+		argv[n++] = "-fsdev";
+		argv[n++] = fsdev[i];
+		argv[n++] = "-device";
+		argv[n++] = dev9p[i];
+	}
 	argv[n++] = "-device";
 	argv[n++] = "virtio-serial-device,max_ports=2";
 	argv[n++] = "-chardev";
@@ -618,8 +836,12 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 			prctl(PR_SET_PDEATHSIG, SIGKILL);
 			if (getppid() != parent)
 				_exit(1);
+			if (c->nshares && no_setuid_filter() < 0)
+				child_fail("seccomp");
 			syscall(SYS_execveat, qemu_fd, "", argv, environ, AT_EMPTY_PATH);
 		} else {
+			if (c->nshares && no_setuid_filter() < 0)
+				child_fail("seccomp");
 			execv(c->qemu, (char **)argv);
 		}
 		dprintf(2, "cannot execute '%s': %s\n", c->qemu, strerror(errno));
@@ -630,6 +852,7 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 	closep(&sp[1]);
 	closep(&ep[1]);
 	closep(&qemu_fd);
+	free(fsdev);
 	*ret = VM_INIT;
 	ret->pid = pid;
 	ret->ctl_fd = sp[0];
@@ -653,6 +876,7 @@ fail:
 	closep(&ep[1]);
 	closep(&uid_fd);
 	closep(&qemu_fd);
+	free(fsdev);
 	return r;
 }
 

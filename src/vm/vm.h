@@ -23,6 +23,24 @@
 #include "../util/error.h"
 
 #define VM_MAX_NICS 4 /* as PROTO_MAX_NICS */
+#define VM_MAX_SHARES 16 /* as PROTO_MAX_MOUNTS */
+#define VM_MAX_DISKS 16
+
+/* A host directory (or one file) the guest mounts over virtio-9p by tag. */
+struct vm_share {
+	char path[4096];
+	char file[256];  /* "": path is a directory; else path is a file, shared alone in a
+			  * directory of its own under this name (confined QEMU only) */
+	bool readonly;   /* enforced by the host: QEMU's view of it is a read-only mount */
+	char tag[16];
+};
+
+/* A further disk (a block volume), found by the guest by its serial. */
+struct vm_disk {
+	int fd;          /* the caller's; QEMU gets a dup */
+	bool readonly;
+	char serial[16];
+};
 
 struct vm_config {
 	const char *qemu;      /* qemu-system-x86_64 */
@@ -43,6 +61,11 @@ struct vm_config {
 	int tap_fds[VM_MAX_NICS]; /* > 0: on this tap (the caller keeps it) */
 	const char *user_net;  /* else for the first, non-NULL: QEMU's user networking, -netdev this */
 	const uint8_t *macs[VM_MAX_NICS]; /* each NIC's MAC, 6 bytes */
+	const struct vm_share *shares; /* virtio-9p shares: a confined QEMU gets CAP_CHOWN, */
+	size_t nshares;                /* CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH and CAP_FOWNER to
+					* serve them as the guest asks, never a setuid bit */
+	const struct vm_disk *disks;
+	size_t ndisks;
 };
 
 #define VM_LOG_MAX (256u << 10) /* boot_log and qemu_log rotate at this size, one older kept */

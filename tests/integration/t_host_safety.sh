@@ -52,7 +52,7 @@ p = sv(["grep", "-E", "^(CapEff|Seccomp):", "/proc/self/status"]) + sv(["PATH=/b
 p += st("/") + st("") + st("/dev/vda") + st("") + s32(0) + s32(0) + s32(0)
 p += bytes([0, 0]) + struct.pack("<HH", 0, 0) + bytes([1, 0, 0, 0, 1])  # exec, unconfined
 p += struct.pack("<Q", (1 << 41) - 1) + s32(0) + s32(0)                  # every capability
-p += bytes([0]) + st("") + st("")                                          # no net, hosts, resolv
+p += bytes([0]) + st("") + st("") + s32(0)                                 # no net, hosts, resolv, mounts
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.connect(sys.argv[1])
 s.sendall(struct.pack("<IHHI", len(p), 2, 0, 1) + p)

@@ -62,6 +62,12 @@ if [ "$COVE" = "$top/build/cove" ] && command -v setpriv >/dev/null; then
 			echo "published $(curl -s --max-time 10 http://127.0.0.1:8091/ 2>&1)"
 			echo "network create $($C network create x 2>&1; echo "rc $?")" | tr "\n" " "; echo
 			echo "bridge $($C run --rm --network cove busybox true 2>&1; echo "rc $?")" | tr "\n" " "; echo
+			mkdir /tmp/src && echo hi >/tmp/src/a
+			$C run --rm --network none -v /tmp/src:/src busybox sh -c "echo new >/src/out; chmod 640 /src/out; chmod u+s /src/out" >/dev/null 2>&1
+			echo "bind $(cat /tmp/src/out) $(stat -c "%u %a" /tmp/src/out)"
+			echo "file $($C run --rm --network none -v /tmp/src/a:/etc/a:ro busybox sh -c "cat /etc/a; ls /etc/a" 2>&1 | tr "\n" " ")"
+			$C run --rm --network none -v v1:/v busybox sh -c "echo kept >/v/f" >/dev/null 2>&1
+			echo "volume $($C run --rm --network none -v v1:/v busybox cat /v/f 2>&1)"
 			$C rm -f w >/dev/null 2>&1'
 	EOF
 	mkdir -p "$T/nroot"
@@ -75,6 +81,11 @@ if [ "$COVE" = "$top/build/cove" ] && command -v setpriv >/dev/null; then
 	expect "rootless: --network cove needs root, in one line" \
 		"bridge cove: --network cove needs root; without root a container has --network user (QEMU's user networking) or none rc 125 " \
 		"$(grep '^bridge' "$T/rootless.out")"
+	expect "rootless: a bind mount's new file is the user's, its mode kept, no setuid bit" \
+		"bind new 65534 640" "$(grep '^bind' "$T/rootless.out")"
+	expect "rootless: a single file bind (linked alone into the state directory)" \
+		"file hi /etc/a " "$(grep '^file' "$T/rootless.out")"
+	expect "rootless: a named block volume keeps its data" "volume kept" "$(grep '^volume' "$T/rootless.out")"
 else
 	not_ok "rootless: needs build/cove and setpriv" "COVE=$COVE"
 fi

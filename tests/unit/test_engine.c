@@ -12,6 +12,7 @@
 #include "engine/log.h"
 #include "engine/spec.h"
 #include "engine/network.h"
+#include "engine/volume.h"
 #include "engine/ports.h"
 
 #include <fcntl.h>
@@ -566,6 +567,72 @@ TEST(port_forms)
 
 /* --ip, --mac-address, --dns, --dns-search, --add-host and --network-alias as a spec keeps
  * them: what is accepted and what is refused, with why */
+/* -v and --mount as given, and as a spec keeps them */
+TEST(mount_flags)
+{
+	static const char *const bad_v[] = { "./src:/src", "src/x:/x", "~/x:/x", "/h:rel",
+					     "/h:/", "/h:/a/../b", "/h:/x:bogus", "a:/x:y:z",
+					     "x:/d", "_x:/d" };
+	static const char *const bad_mount[] = { "type=bind,dst=/x", "type=bind,src=rel,dst=/x",
+						 "type=volume,src=/abs,dst=/x", "src=v",
+						 "type=nfs,dst=/x", "type=bind,src=/,dst=/x,bogus=1",
+						 "type=tmpfs,src=x,dst=/t", "dst=\"/x" };
+	struct mount_spec m, back;
+	char why[PATH_MAX + 256], *tmpfs = NULL, *saved;
+
+	CHECK_EQ_INT(mount_parse_v("/srv/data:/data:ro", &m, why, sizeof(why)), 0);
+	CHECK(m.type == MOUNT_BIND && m.readonly && m.create_source);
+	CHECK_EQ_STR(m.source, "/srv/data");
+	CHECK_EQ_INT(mount_parse_v("db:/var/lib//db/", &m, why, sizeof(why)), 0);
+	CHECK(m.type == MOUNT_VOLUME && !m.readonly);
+	CHECK_EQ_STR(m.target, "/var/lib/db");
+	CHECK_EQ_INT(mount_parse_v("/cache", &m, why, sizeof(why)), 0);
+	CHECK(m.type == MOUNT_VOLUME && m.source[0] == '\0');
+	CHECK_EQ_INT(mount_parse_v("/cache:ro,nocopy", &m, why, sizeof(why)), 0);
+	CHECK(m.readonly && m.nocopy);
+	for (size_t i = 0; i < ARRAY_SIZE(bad_v); i++) {
+		why[0] = '\0';
+		CHECK_EQ_INT(mount_parse_v(bad_v[i], &m, why, sizeof(why)) < 0, 1);
+		CHECK(why[0] != '\0' && !strchr(why, '\n'));
+	}
+	CHECK_EQ_INT(mount_parse_mount("type=bind,source=/,target=/host,readonly", &m, &tmpfs, why,
+				       sizeof(why)),
+		     0);
+	CHECK(m.type == MOUNT_BIND && m.readonly && !tmpfs);
+	CHECK_EQ_INT(mount_parse_mount("type=volume,src=\"a,b\",dst=/v", &m, &tmpfs, why,
+				       sizeof(why)) < 0,
+		     1); /* a quoted value is one value: "a,b" is no volume name */
+	CHECK_EQ_INT(mount_parse_mount("type=bind,src=\"/\",dst=\"/a,b\"", &m, &tmpfs, why,
+				       sizeof(why)),
+		     0);
+	CHECK_EQ_STR(m.target, "/a,b");
+	CHECK_EQ_INT(mount_parse_mount("type=tmpfs,dst=/run,tmpfs-size=64m,tmpfs-mode=1777", &m,
+				       &tmpfs, why, sizeof(why)),
+		     0);
+	CHECK_EQ_STR(tmpfs, "/run:size=64m,mode=1777");
+	free(tmpfs);
+	for (size_t i = 0; i < ARRAY_SIZE(bad_mount); i++) {
+		why[0] = '\0';
+		tmpfs = NULL;
+		CHECK_EQ_INT(mount_parse_mount(bad_mount[i], &m, &tmpfs, why, sizeof(why)) < 0, 1);
+		CHECK(why[0] != '\0' && !tmpfs);
+	}
+	/* saved and read back as a spec keeps it; a damaged one is refused */
+	CHECK_EQ_INT(mount_parse_v("/h:/in/ctr:ro", &m, why, sizeof(why)), 0);
+	saved = mount_format(&m);
+	CHECK(saved != NULL);
+	CHECK_EQ_INT(mount_parse_saved(saved, &back), 0);
+	CHECK(back.type == MOUNT_BIND && back.readonly);
+	CHECK_EQ_STR(back.target, "/in/ctr");
+	free(saved);
+	CHECK_EQ_INT(mount_parse_saved("{\"type\":\"bind\",\"source\":\"rel\",\"target\":\"/x\"}",
+				       &back),
+		     -EINVAL);
+	CHECK_EQ_INT(mount_parse_saved("{\"type\":\"volume\",\"source\":\"v\",\"target\":\"/../x\"}",
+				       &back),
+		     -EINVAL);
+}
+
 TEST(network_flags)
 {
 	struct container_spec s = { 0 };
@@ -646,6 +713,7 @@ int main(void)
 	RUN(spec_out_of_range);
 	RUN(port_forms);
 	RUN(network_flags);
+	RUN(mount_flags);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		perror("rm");
