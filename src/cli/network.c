@@ -155,6 +155,13 @@ static int cmd_net_ls(int argc, char **argv)
 	return 0;
 }
 
+static json_t *inspect_one(const char *name, void *ud, struct cove_error *err)
+{
+	json_t *j;
+
+	return net_inspect(ud, name, &j, err) < 0 ? NULL : j;
+}
+
 static int cmd_net_inspect(int argc, char **argv)
 {
 	static const struct cli_option opts[] = {
@@ -167,33 +174,19 @@ static int cmd_net_inspect(int argc, char **argv)
 					   .missing = "NETWORK" };
 	struct net_flags o = { 0 };
 	struct cove_paths paths;
-	json_t *arr;
-	char *text;
-	int first, r, code = 0;
+	int first, r;
 
 	if ((r = cli_parse_verb(&v, argc, argv, net_opt, &o, &first)) >= 0)
 		return r;
 	if (paths_init_or_report(&paths) < 0)
 		return EXIT_COVE;
 	net_gc(&paths);
-	arr = json_array();
-	for (int i = first; i < argc; i++) {
-		struct cove_error err = { 0 };
-		json_t *j;
+	return cli_inspect_each(argv + first, argc - first, inspect_one, &paths);
+}
 
-		if (net_inspect(&paths, argv[i], &j, &err) < 0) {
-			cli_error("%s", err.msg);
-			code = EXIT_COVE;
-			continue;
-		}
-		json_array_append_new(arr, j);
-	}
-	text = json_dumps(arr, JSON_INDENT(4));
-	if (text && json_array_size(arr))
-		printf("%s\n", text);
-	free(text);
-	json_decref(arr);
-	return code;
+static int remove_one(const char *name, void *ud, struct cove_error *err)
+{
+	return net_remove(ud, name, err);
 }
 
 static int cmd_net_rm(int argc, char **argv)
@@ -208,25 +201,13 @@ static int cmd_net_rm(int argc, char **argv)
 					   .missing = "NETWORK" };
 	struct net_flags o = { 0 };
 	struct cove_paths paths;
-	int first, r, code = 0;
+	int first, r;
 
 	if ((r = cli_parse_verb(&v, argc, argv, net_opt, &o, &first)) >= 0)
 		return r;
 	if (paths_init_or_report(&paths) < 0)
 		return EXIT_COVE;
-	for (int i = first; i < argc; i++) {
-		struct cove_error err = { 0 };
-
-		if (net_remove(&paths, argv[i], &err) < 0) {
-			if (o.force && err.code == ENOENT)
-				continue;
-			cli_error("%s", err.msg);
-			code = EXIT_COVE;
-			continue;
-		}
-		printf("%s\n", argv[i]);
-	}
-	return code;
+	return cli_remove_each(argv + first, argc - first, o.force, remove_one, &paths);
 }
 
 static int cmd_net_prune(int argc, char **argv)

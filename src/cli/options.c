@@ -279,3 +279,51 @@ int cli_add_label(json_t **labels, const char *kv)
 	json_object_set_new(*labels, key, json_string(eq ? eq + 1 : ""));
 	return 0;
 }
+
+int cli_inspect_each(char **names, int n, json_t *(*fn)(const char *name, void *ud,
+							  struct cove_error *err),
+		     void *ud)
+{
+	json_t *arr = json_array();
+	char *text;
+	int code = 0;
+
+	for (int i = 0; arr && i < n; i++) {
+		struct cove_error err = { 0 };
+		json_t *j = fn(names[i], ud, &err);
+
+		if (!j) {
+			cli_error("%s", err.msg);
+			code = 125;
+			continue;
+		}
+		json_array_append_new(arr, j);
+	}
+	text = arr ? json_dumps(arr, JSON_INDENT(4)) : NULL;
+	if (text && json_array_size(arr))
+		printf("%s\n", text);
+	free(text);
+	json_decref(arr);
+	return code;
+}
+
+int cli_remove_each(char **names, int n, bool missing_ok,
+		    int (*fn)(const char *name, void *ud, struct cove_error *err), void *ud)
+{
+	int code = 0;
+
+	for (int i = 0; i < n; i++) {
+		struct cove_error err = { 0 };
+		int r = fn(names[i], ud, &err);
+
+		if (r == -ENOENT && missing_ok)
+			continue;
+		if (r < 0) {
+			cli_error("%s", err.msg);
+			code = 125;
+			continue;
+		}
+		printf("%s\n", names[i]);
+	}
+	return code;
+}

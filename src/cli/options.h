@@ -14,6 +14,8 @@
 
 #include <jansson.h>
 
+#include "util/error.h"
+
 struct cli_option {
 	int id;           /* passed to the verb's callback: the short letter, or >= 256 */
 	char letter;      /* -x, 0 for none */
@@ -68,3 +70,13 @@ struct cli_command;
  */
 int cli_dispatch(const char *group, const char *about, const struct cli_command *cmds, size_t n,
 		 int argc, char **argv);
+
+/* docker's inspect of named things: fn gives each name's JSON (NULL, with err, when it cannot);
+ * they are printed as one array. 125 when any failed, else 0. */
+int cli_inspect_each(char **names, int n, json_t *(*fn)(const char *name, void *ud,
+							  struct cove_error *err),
+		     void *ud);
+/* docker's rm of named things: fn removes each (0, or -errno with err: said on stderr, unless
+ * it is -ENOENT and missing_ok); the name is printed when it did. 125 when any failed. */
+int cli_remove_each(char **names, int n, bool missing_ok,
+		    int (*fn)(const char *name, void *ud, struct cove_error *err), void *ud);

@@ -2,6 +2,7 @@
 /* cove ls (ps), inspect, logs, stats: what containers there are and what they are doing. */
 #define _GNU_SOURCE
 #include "cli.h"
+#include "engine/volume.h"
 #include "image/json.h"
 #include "options.h"
 #include "engine/container.h"
@@ -391,8 +392,8 @@ struct sample {
 
 static int sample(const struct container *c, int timeout_ms, struct sample *ret);
 
-static json_t *inspect_one(const struct container *c, const struct container_spec *spec,
-			   const struct container_status *st)
+static json_t *inspect_one(const struct cove_paths *p, const struct container *c,
+			   const struct container_spec *spec, const struct container_status *st)
 {
 	char caps[2048], sig[32];
 	json_t *j;
@@ -440,6 +441,7 @@ static json_t *inspect_one(const struct container *c, const struct container_spe
 			json_object_set_new(ns, "TxBytes", json_integer((json_int_t)now.s.net_tx));
 		}
 		json_object_set_new(j, "NetworkSettings", ns);
+		json_object_set_new(j, "Mounts", mounts_json(p, spec));
 
 		json_object_set_new(hc, "NetworkMode", json_string(net_canonical(spec->network)));
 		json_object_set_new(hc, "Dns", json_strv(spec->dns, spec->ndns));
@@ -571,7 +573,7 @@ int cmd_ctr_inspect(int argc, char **argv)
 			continue;
 		}
 		container_get_status(&c, &st);
-		o = inspect_one(&c, &spec, &st);
+		o = inspect_one(&p, &c, &spec, &st);
 		if (o)
 			json_array_append_new(out, o);
 		spec_done(&spec);

@@ -153,6 +153,20 @@ static int cmd_vol_ls(int argc, char **argv)
 	return 0;
 }
 
+static json_t *inspect_one(const char *name, void *ud, struct cove_error *err)
+{
+	struct volume vol;
+	json_t *j;
+
+	if (volume_get(ud, name, &vol, err) < 0)
+		return NULL;
+	j = volume_json(&vol);
+	volume_done(&vol);
+	if (!j)
+		cove_error_set(err, ENOMEM, "out of memory");
+	return j;
+}
+
 static int cmd_vol_inspect(int argc, char **argv)
 {
 	static const struct cli_option opts[] = {
@@ -165,33 +179,18 @@ static int cmd_vol_inspect(int argc, char **argv)
 					   .missing = "VOLUME" };
 	struct vol_flags o = { 0 };
 	struct cove_paths paths;
-	json_t *arr;
-	char *text;
-	int first, r, code = 0;
+	int first, r;
 
 	if ((r = cli_parse_verb(&v, argc, argv, vol_opt, &o, &first)) >= 0)
 		return r;
 	if (paths_init_or_report(&paths) < 0)
 		return EXIT_COVE;
-	arr = json_array();
-	for (int i = first; i < argc; i++) {
-		struct cove_error err = { 0 };
-		struct volume vol;
+	return cli_inspect_each(argv + first, argc - first, inspect_one, &paths);
+}
 
-		if (volume_get(&paths, argv[i], &vol, &err) < 0) {
-			cli_error("%s", err.msg);
-			code = EXIT_COVE;
-			continue;
-		}
-		json_array_append_new(arr, volume_json(&vol));
-		volume_done(&vol);
-	}
-	text = json_dumps(arr, JSON_INDENT(4));
-	if (text && json_array_size(arr))
-		printf("%s\n", text);
-	free(text);
-	json_decref(arr);
-	return code;
+static int remove_one(const char *name, void *ud, struct cove_error *err)
+{
+	return volume_remove(ud, name, err);
 }
 
 static int cmd_vol_rm(int argc, char **argv)
@@ -206,23 +205,13 @@ static int cmd_vol_rm(int argc, char **argv)
 					   .missing = "VOLUME" };
 	struct vol_flags o = { 0 };
 	struct cove_paths paths;
-	int first, r, code = 0;
+	int first, r;
 
 	if ((r = cli_parse_verb(&v, argc, argv, vol_opt, &o, &first)) >= 0)
 		return r;
 	if (paths_init_or_report(&paths) < 0)
 		return EXIT_COVE;
-	for (int i = first; i < argc; i++) {
-		struct cove_error err = { 0 };
-
-		if (volume_remove(&paths, argv[i], o.force, &err) < 0) {
-			cli_error("%s", err.msg);
-			code = EXIT_COVE;
-			continue;
-		}
-		printf("%s\n", argv[i]);
-	}
-	return code;
+	return cli_remove_each(argv + first, argc - first, o.force, remove_one, &paths);
 }
 
 static int cmd_vol_prune(int argc, char **argv)
@@ -256,7 +245,7 @@ static int cmd_vol_prune(int argc, char **argv)
 
 		if (!all[i].anonymous && !o.all)
 			continue;
-		if (volume_remove(&paths, all[i].name, false, &e) == 0)
+		if (volume_remove(&paths, all[i].name, &e) == 0)
 			printf("%s\n", all[i].name);
 		else if (e.code != EBUSY)
 			cli_error("%s", e.msg);

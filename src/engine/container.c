@@ -507,6 +507,34 @@ void container_remove(struct container *c)
 	c->created = false;
 }
 
+void container_users(const struct cove_paths *p,
+		     bool (*uses)(const struct container_spec *s, const void *arg), const void *arg,
+		     const char *except_id, char *buf, size_t size)
+{
+	struct cove_error ignored = { 0 };
+	char **ids = NULL;
+	size_t n = 0;
+
+	buf[0] = '\0';
+	if (container_list(p, &ids, &n, &ignored) < 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct container c;
+		struct container_spec s;
+		size_t len = strlen(buf);
+
+		if ((except_id && strcmp(ids[i], except_id) == 0) ||
+		    container_find(p, ids[i], &c, &ignored) < 0)
+			continue;
+		if (container_load_spec(&c, &s, &ignored) == 0) {
+			if (uses(&s, arg))
+				str_printf(buf + len, size - len, "%s%s", len ? ", " : "", c.name);
+			spec_done(&s);
+		}
+	}
+	container_list_free(ids, n);
+}
+
 /* A directory with no config.json whose lock is free, made over GC_GRACE_SEC ago: what a
  * create or an rm killed half-way left (a live creator holds the lock from the moment the
  * directory exists, give or take the grace). */

@@ -1518,33 +1518,13 @@ int net_create(const struct cove_paths *p, const struct net_create_request *q,
 }
 
 /* The names of the containers whose spec names network (running or not), ", "-separated. */
-static void users_of(const struct cove_paths *p, const char *network, char *buf, size_t size)
+static bool uses_network(const struct container_spec *s, const void *arg)
 {
-	struct cove_error ignored = { 0 };
-	char **ids = NULL;
-	size_t n = 0;
+	bool uses = strcmp(net_canonical(s->network), arg) == 0;
 
-	buf[0] = '\0';
-	if (container_list(p, &ids, &n, &ignored) < 0)
-		return;
-	for (size_t i = 0; i < n; i++) {
-		struct container c;
-		struct container_spec s;
-		size_t len = strlen(buf);
-
-		if (container_find(p, ids[i], &c, &ignored) < 0)
-			continue;
-		if (container_load_spec(&c, &s, &ignored) == 0) {
-			bool uses = strcmp(net_canonical(s.network), network) == 0;
-
-			for (size_t k = 0; k < s.nmore_networks; k++)
-				uses |= strcmp(net_canonical(s.more_networks[k]), network) == 0;
-			if (uses)
-				str_printf(buf + len, size - len, "%s%s", len ? ", " : "", c.name);
-			spec_done(&s);
-		}
-	}
-	container_list_free(ids, n);
+	for (size_t k = 0; k < s->nmore_networks; k++)
+		uses |= strcmp(net_canonical(s->more_networks[k]), arg) == 0;
+	return uses;
 }
 
 int net_remove(const struct cove_paths *p, const char *name, struct cove_error *err)
@@ -1567,7 +1547,7 @@ int net_remove(const struct cove_paths *p, const char *name, struct cove_error *
 	lock = defs_lock(p, err);
 	if (lock < 0)
 		return lock;
-	users_of(p, name, users, sizeof(users));
+	container_users(p, uses_network, name, NULL, users, sizeof(users));
 	if (users[0])
 		return cove_error_set(err, EBUSY,
 				      "network '%s' is used by %s: remove %s first (cove rm)", name,

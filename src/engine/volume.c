@@ -691,7 +691,7 @@ void volume_list_free(struct volume *v, size_t n)
 	free(v);
 }
 
-static bool spec_names_volume(const struct container_spec *s, const char *name)
+static bool names_volume(const struct container_spec *s, const void *name)
 {
 	for (size_t k = 0; k < s->nmounts; k++) {
 		struct mount_spec m;
@@ -706,28 +706,7 @@ static bool spec_names_volume(const struct container_spec *s, const char *name)
 void volume_users(const struct cove_paths *p, const char *name, const char *except_id, char *buf,
 		  size_t size)
 {
-	struct cove_error ignored = { 0 };
-	char **ids = NULL;
-	size_t n = 0;
-
-	buf[0] = '\0';
-	if (container_list(p, &ids, &n, &ignored) < 0)
-		return;
-	for (size_t i = 0; i < n; i++) {
-		struct container c;
-		struct container_spec s;
-		size_t len = strlen(buf);
-
-		if ((except_id && strcmp(ids[i], except_id) == 0) ||
-		    container_find(p, ids[i], &c, &ignored) < 0)
-			continue;
-		if (container_load_spec(&c, &s, &ignored) == 0) {
-			if (spec_names_volume(&s, name))
-				str_printf(buf + len, size - len, "%s%s", len ? ", " : "", c.name);
-			spec_done(&s);
-		}
-	}
-	container_list_free(ids, n);
+	container_users(p, names_volume, name, except_id, buf, size);
 }
 
 /* the holder a lock file names ("ID NAME"), or "" */
@@ -755,8 +734,7 @@ static int lock_open(const struct volume *v, struct cove_error *err)
 	return fd;
 }
 
-int volume_remove(const struct cove_paths *p, const char *name, bool force,
-		  struct cove_error *err)
+int volume_remove(const struct cove_paths *p, const char *name, struct cove_error *err)
 {
 	_cleanup_close_ int lock = -1, vlock = -1;
 	char users[1024], gone[PATH_MAX + 64];
@@ -767,8 +745,6 @@ int volume_remove(const struct cove_paths *p, const char *name, bool force,
 	if (lock < 0)
 		return lock;
 	r = volume_get(p, name, &v, err);
-	if (r == -ENOENT && force)
-		return 0;
 	if (r < 0)
 		return r;
 	volume_done(&v);
@@ -812,6 +788,38 @@ json_t *volume_json(const struct volume *v)
 }
 
 /* ---- a container's mounts ------------------------------------------------------------------ */
+
+json_t *mounts_json(const struct cove_paths *p, const struct container_spec *s)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < s->nmounts; i++) {
+		struct mount_spec m;
+		struct volume v;
+		struct cove_error ignored = { 0 };
+		json_t *e;
+
+		if (mount_parse_saved(s->mounts[i], &m) < 0)
+			continue;
+		if (m.type == MOUNT_BIND) {
+			e = json_pack("{s:s, s:s, s:s, s:s, s:b, s:s}", "Type", "bind", "Source",
+				      m.source, "Destination", m.target, "Mode", m.readonly ? "ro" : "",
+				      "RW", !m.readonly, "Propagation", "rprivate");
+		} else {
+			bool found = volume_get(p, m.source, &v, &ignored) == 0;
+
+			e = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s}", "Type", "volume",
+				      "Name", m.source, "Source", found ? v.data : "", "Destination",
+				      m.target, "Driver", "local", "Mode", m.readonly ? "ro" : "",
+				      "RW", !m.readonly, "Propagation", "");
+			if (found)
+				volume_done(&v);
+		}
+		if (e)
+			json_array_append_new(a, e);
+	}
+	return a;
+}
 
 int volumes_for_create(const struct cove_paths *p, struct container_spec *s,
 		       struct cove_error *err)
@@ -893,7 +901,7 @@ int volumes_for_create(const struct cove_paths *p, struct container_spec *s,
 
 		for (size_t i = 0; i < s->nmounts; i++)
 			if (made[i])
-				(void)volume_remove(p, m[i].source, true, &ignored);
+				(void)volume_remove(p, m[i].source, &ignored);
 	}
 	return r;
 }

@@ -71,11 +71,12 @@ void volume_list_free(struct volume *v, size_t n);
 /* The containers whose spec names the volume, ", "-separated into buf ("" for none). */
 void volume_users(const struct cove_paths *p, const char *name, const char *except_id, char *buf,
 		  size_t size);
-/* Remove it; refused while a container names it (unless force and none runs). */
-int volume_remove(const struct cove_paths *p, const char *name, bool force,
-		  struct cove_error *err);
-/* docker's inspect entry of a volume. */
+/* Remove it and its data (-ENOENT when there is none); refused while a container names it. */
+int volume_remove(const struct cove_paths *p, const char *name, struct cove_error *err);
+/* docker's inspect entry of a volume, and a container's Mounts as docker's inspect shows
+ * them. */
 json_t *volume_json(const struct volume *v);
+json_t *mounts_json(const struct cove_paths *p, const struct container_spec *s);
 
 /*
  * At a container's create: give each anonymous volume of s (an image VOLUME, -v /path) a name,

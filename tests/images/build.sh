@@ -6,6 +6,7 @@
 #   layers     busybox + two hand-made layers (whiteouts, an opaque dir, file<->dir, hardlinks
 #              across layers, xattrs, setuid, fifo, long and UTF-8 names: mklayers.py)
 #   user       busybox with USER 1000:1000, ENTRYPOINT, CMD, WORKDIR, ENV
+#   volume     busybox with VOLUME /data and /data/seed in the image (an anonymous volume each run)
 #   arm64      busybox's layer with an arm64 config (only to be part of `multiarch`)
 #   multiarch  an OCI image index: linux/amd64 (busybox) + linux/arm64
 #   debian     a debootstrap --variant=minbase bookworm root (about 2 min the first time)
@@ -51,6 +52,12 @@ new_image user --architecture amd64 --config.user 1000:1000 \
 	--config.entrypoint /bin/echo --config.entrypoint entry \
 	--config.cmd default-arg --config.workingdir /home/app --config.env APP=1
 umoci raw add-layer --image "$oci:user" "$top/build/images/busybox/busybox.tar"
+
+mkdir -p "$work/vol/data" && echo seeded >"$work/vol/data/seed"
+tar --numeric-owner --owner=0 --group=0 -C "$work/vol" -cf "$work/volume.tar" data
+new_image volume --architecture amd64 --config.cmd sh --config.volume /data
+umoci raw add-layer --image "$oci:volume" "$top/build/images/busybox/busybox.tar"
+umoci raw add-layer --image "$oci:volume" "$work/volume.tar"
 
 new_image arm64 --architecture arm64 --config.cmd sh
 umoci raw add-layer --image "$oci:arm64" "$top/build/images/busybox/busybox.tar"

@@ -12,7 +12,7 @@ case "$reg" in 127.*|localhost:*) ;; *) echo "push.sh: only registries on 127.0.
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 copy() { skopeo copy -q --dest-tls-verify=false "$@"; }
-for tag in busybox layers user debian; do
+for tag in busybox layers user volume debian; do
 	copy "$@" "oci:$oci:$tag" "docker://$reg/$tag:latest"
 done
 copy "$@" --all "oci:$oci:multiarch" "docker://$reg/multiarch:latest"

@@ -104,6 +104,15 @@ expect "rm -v removes its anonymous volume, not the named one" "$((n - 1)) named
 before=$("$COVE" volume ls -q | wc -l)
 run -v /anon2 busybox true >/dev/null 2>&1
 expect "--rm removes the anonymous volumes it made" "$before" "$("$COVE" volume ls -q | wc -l)"
+# an image's VOLUME: a fresh volume, filled from the image, gone with rm -v
+registry_with_images
+"$COVE" run --name iv --network none "$R/volume" sh -c 'cat /data/seed; echo mine >/data/mine' >"$T/iv" 2>"$T/iv.err"
+expect "an image's VOLUME gets a fresh volume filled from the image" "seeded $((before + 1))" \
+	"$(cat "$T/iv") $("$COVE" volume ls -q | wc -l)"
+expect "inspect shows the container's mounts" "volume /data True" \
+	"$(inspect_field iv Mounts | python3 -c 'import ast,sys; m=ast.literal_eval(sys.stdin.read())[0]; print(m["Type"], m["Destination"], m["RW"])')"
+"$COVE" rm -v iv >/dev/null
+expect "rm -v removes it" "$before" "$("$COVE" volume ls -q | wc -l)"
 
 # ---- a killed VM, a damaged image --------------------------------------------------------------
 "$COVE" run -d --name writer --network none -v data:/var/lib/data busybox \
