@@ -28,13 +28,71 @@
 
 #define PROGRESS_STEP (256u << 10) /* report downloads every this many bytes */
 
+/* A layer's blob while it downloads, read by the snapshot's writer as it grows. */
+struct growing {
+	int fd;           /* the blob writer's temp file (pread only) */
+	uint64_t size;    /* what it will hold */
+	uint64_t have;    /* what it holds now */
+	bool failed;      /* its download failed */
+};
+
+/* The layers of a pull as the snapshot's writer reads them: in the store, or growing. */
+struct feed {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct growing *jobs;  /* per download */
+	ssize_t *job_of;       /* per manifest layer: its download, or -1 (in the store) */
+	bool verified;         /* every download committed: the digests held */
+	bool abort;            /* a download or a commit failed */
+};
+
 struct blob_sink {
 	struct store_blob_writer *w;
 	struct cove_error err;
 	const struct pull_opts *o;
 	const char *digest;
 	uint64_t received, reported;
+	struct feed *feed;     /* the snapshot being written meanwhile, or NULL */
+	struct growing *g;
 };
+
+static void feed_set(struct feed *f, struct growing *g, uint64_t add, bool fail, int verdict)
+{
+	pthread_mutex_lock(&f->mu);
+	if (g) {
+		g->have += add;
+		g->failed |= fail;
+	}
+	if (verdict > 0)
+		f->verified = true;
+	else if (verdict < 0)
+		f->abort = true;
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+}
+
+/* Up to n bytes at off of a growing blob, once they are there; 0 at its end, -ECANCELED when
+ * the pull failed meanwhile. */
+static ssize_t growing_read(struct feed *f, struct growing *g, void *buf, size_t n, uint64_t off)
+{
+	uint64_t have;
+	ssize_t r;
+
+	pthread_mutex_lock(&f->mu);
+	while (g->have <= off && g->have < g->size && !g->failed && !f->abort)
+		pthread_cond_wait(&f->cv, &f->mu);
+	have = g->have;
+	r = g->failed || f->abort ? -ECANCELED : 0;
+	pthread_mutex_unlock(&f->mu);
+	if (r < 0 || off >= have)
+		return r;
+	if (n > have - off)
+		n = (size_t)(have - off);
+	do
+		r = pread(g->fd, buf, n, (off_t)off);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? -errno : r;
+}
 
 static void progress(const struct pull_opts *o, enum pull_event ev, const char *digest,
 		     uint64_t size)
@@ -48,6 +106,8 @@ static int sink_write(const void *data, size_t len, void *userdata)
 	struct blob_sink *k = userdata;
 	int r = store_blob_write(k->w, data, len, &k->err);
 
+	if (k->feed)
+		feed_set(k->feed, k->g, r == 0 ? len : 0, r < 0, 0);
 	if (r == 0) {
 		k->received += len;
 		if (k->received - k->reported >= PROGRESS_STEP) {
@@ -157,7 +217,10 @@ out:
 #define UNPACK_CHUNK (1u << 20)
 
 struct unpack {
-	int blob_fd;       /* the layer as stored */
+	int blob_fd;       /* the layer as stored, or: */
+	struct feed *feed; /* ... the layer as it downloads */
+	struct growing *g;
+	uint64_t off;
 	int out_fd;        /* the pipe's write end; closed by the thread when it is done */
 	bool gzip;
 	char digest[DIGEST_STRING_MAX];
@@ -202,15 +265,22 @@ static void *unpack_run(void *arg)
 		goto out;
 	}
 	for (;;) {
-		ssize_t n = read(u->blob_fd, in, UNPACK_CHUNK);
+		ssize_t n = u->g ? growing_read(u->feed, u->g, in, UNPACK_CHUNK, u->off)
+				 : read(u->blob_fd, in, UNPACK_CHUNK);
 		size_t off = 0;
 
-		if (n < 0 && errno == EINTR)
+		if (!u->g && n < 0 && errno == EINTR)
 			continue;
-		if (n < 0) {
-			str_printf(u->error, sizeof(u->error), "%s", strerror(errno));
+		if (n == -ECANCELED) {
+			str_copy(u->error, sizeof(u->error), "the download failed");
 			goto out;
 		}
+		if (n < 0) {
+			str_printf(u->error, sizeof(u->error), "%s",
+				   strerror(u->g ? (int)-n : errno));
+			goto out;
+		}
+		u->off += (uint64_t)n;
 		if (!g) { /* a plain tar: hashed and passed on */
 			if (n == 0)
 				break;
@@ -253,12 +323,10 @@ out:
 	return NULL;
 }
 
-/* gzip, or no compression libarchive would know: the one-pass path is for these */
-static bool one_pass(int fd, bool *ret_gzip)
+/* gzip, or no compression libarchive would know (m[0..n): the layer's first bytes): the
+ * one-pass path is for these */
+static bool one_pass(const uint8_t *m, ssize_t n, bool *ret_gzip)
 {
-	uint8_t m[6] = { 0 };
-	ssize_t n = pread(fd, m, sizeof(m), 0);
-
 	if (n < 0)
 		return false;
 	*ret_gzip = gunzip_magic(m, (size_t)n);
@@ -270,11 +338,13 @@ static bool one_pass(int fd, bool *ret_gzip)
 	       !(n >= 1 && m[0] == 0x5d);                                                /* lzma */
 }
 
-/* Apply layer i (its blob open as fd) in one pass; *ret_digest is its diff_id. */
-static int apply_one_pass(struct ext4_writer *w, int fd, bool gzip, size_t i, const char *digest,
+/* Apply layer i (its blob open as fd, or growing as g) in one pass; *ret_digest is its
+ * diff_id. */
+static int apply_one_pass(struct ext4_writer *w, int fd, struct feed *f, struct growing *g,
+			  bool gzip, size_t i, const char *digest,
 			  char ret_digest[DIGEST_STRING_MAX], struct cove_error *err)
 {
-	struct unpack u = { .blob_fd = fd, .gzip = gzip };
+	struct unpack u = { .blob_fd = fd, .feed = f, .g = g, .gzip = gzip };
 	uint64_t wall = now_ns(), cpu = thread_cpu_ns();
 	pthread_t t;
 	int p[2], r;
@@ -316,9 +386,44 @@ static int apply_one_pass(struct ext4_writer *w, int fd, bool gzip, size_t i, co
 	return 0;
 }
 
+/* The first bytes of a growing layer (all of them when it is shorter) */
+static ssize_t growing_head(struct feed *f, struct growing *g, uint8_t *m, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = growing_read(f, g, m + got, n - got, got);
+
+		if (r < 0)
+			return r;
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+/* A growing layer whole (for libarchive's filters, which read it as a file): a descriptor of
+ * its own on it once it has all arrived */
+static int growing_whole(struct feed *f, struct growing *g)
+{
+	char path[64];
+	bool ok;
+
+	pthread_mutex_lock(&f->mu);
+	while (g->have < g->size && !g->failed && !f->abort)
+		pthread_cond_wait(&f->cv, &f->mu);
+	ok = !g->failed && !f->abort;
+	pthread_mutex_unlock(&f->mu);
+	if (!ok)
+		return -ECANCELED;
+	str_printf(path, sizeof(path), "/proc/self/fd/%d", g->fd);
+	return open(path, O_RDONLY | O_CLOEXEC);
+}
+
 static int write_snapshot(struct store *s, const struct image_manifest *m,
 			  const struct image_config *cfg, const char *path, uint64_t min_size,
-			  struct cove_error *err)
+			  struct feed *feed, struct cove_error *err)
 {
 	struct ext4_writer_opts wo = { .label = "cove" };
 	struct ext4_writer *w = NULL;
@@ -349,20 +454,28 @@ static int write_snapshot(struct store *s, const struct image_manifest *m,
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < m->n_layers && r == 0; i++) {
-		_cleanup_close_ int fd = store_blob_open(s, m->layers[i].digest);
+		struct growing *g = feed && feed->job_of[i] >= 0 ? &feed->jobs[feed->job_of[i]] : NULL;
+		_cleanup_close_ int fd = g ? -1 : store_blob_open(s, m->layers[i].digest);
 		struct diff_hash dh = { .fd = -1 };
 		pthread_t t;
 		bool hashing = false, gzip = false;
+		uint8_t head[6] = { 0 };
+		ssize_t nhead;
 
-		if (fd < 0) {
+		if (!g && fd < 0) {
 			r = cove_error_set(err, fd, "layer %s is missing from the store",
 					   m->layers[i].digest);
 			break;
 		}
-		if (one_pass(fd, &gzip)) {
+		nhead = g ? growing_head(feed, g, head, sizeof(head)) : pread(fd, head, sizeof(head), 0);
+		if (nhead == -ECANCELED) {
+			r = cove_error_set(err, ECANCELED, "a download failed");
+			break;
+		}
+		if (one_pass(head, nhead, &gzip)) {
 			char got[DIGEST_STRING_MAX];
 
-			r = apply_one_pass(w, fd, gzip, i, m->layers[i].digest, got, err);
+			r = apply_one_pass(w, fd, feed, g, gzip, i, m->layers[i].digest, got, err);
 			if (r == 0 && cfg && i < cfg->n_diff_ids && strcmp(got, cfg->diff_ids[i]) != 0)
 				r = cove_error_set(err, EBADMSG,
 						   "layer %zu (%s) unpacks to %s, but the image "
@@ -372,9 +485,16 @@ static int write_snapshot(struct store *s, const struct image_manifest *m,
 				cove_error_prefix(err, "layer %zu (%s)", i + 1, m->layers[i].digest);
 			continue;
 		}
+		if (g && (fd = growing_whole(feed, g)) < 0) {
+			r = cove_error_set(err, ECANCELED, "a download failed");
+			break;
+		}
 		/* the diff_id check reads the blob through a descriptor of its own */
 		if (cfg && i < cfg->n_diff_ids) {
-			dh.fd = store_blob_open(s, m->layers[i].digest);
+			char again[64];
+
+			str_printf(again, sizeof(again), "/proc/self/fd/%d", fd);
+			dh.fd = open(again, O_RDONLY | O_CLOEXEC);
 			hashing = dh.fd >= 0 && pthread_create(&t, NULL, diff_hash_run, &dh) == 0;
 		}
 		r = ext4_writer_add_tar(w, fd, err);
@@ -396,10 +516,39 @@ static int write_snapshot(struct store *s, const struct image_manifest *m,
 		}
 		closep(&dh.fd);
 	}
+	/* named only once every download's digest held */
+	if (r == 0 && feed) {
+		pthread_mutex_lock(&feed->mu);
+		while (!feed->verified && !feed->abort)
+			pthread_cond_wait(&feed->cv, &feed->mu);
+		if (feed->abort)
+			r = cove_error_set(err, ECANCELED, "a download failed");
+		pthread_mutex_unlock(&feed->mu);
+	}
 	if (r == 0)
 		r = ext4_writer_finish(w, err);
 	ext4_writer_free(w);
 	return r;
+}
+
+/* The snapshot written by a thread of its own while the layers download (image_pull). */
+struct snap_job {
+	struct store *s;
+	const struct image_manifest *m;
+	const struct image_config *cfg;
+	const char *path;
+	uint64_t min_size;
+	struct feed *feed;
+	struct cove_error err;
+	int r;
+};
+
+static void *snap_run(void *arg)
+{
+	struct snap_job *j = arg;
+
+	j->r = write_snapshot(j->s, j->m, j->cfg, j->path, j->min_size, j->feed, &j->err);
+	return NULL;
 }
 
 int image_write_snapshot(struct store *s, const struct image_manifest *m,
@@ -416,7 +565,7 @@ int image_write_snapshot(struct store *s, const struct image_manifest *m,
 	if (stat(path, &st) == 0)
 		return 0;
 	store_snapshot_reclaim(s, manifest_digest);
-	return write_snapshot(s, m, cfg, path, min_size ? min_size : DEFAULT_MIN_SNAPSHOT, err);
+	return write_snapshot(s, m, cfg, path, min_size ? min_size : DEFAULT_MIN_SNAPSHOT, NULL, err);
 }
 
 /* Parse the top manifest, following an index to the platform's manifest. */
@@ -465,6 +614,10 @@ int image_pull(struct store *s, const char *reference, const struct pull_opts *o
 	struct image_config *cfg = NULL;
 	struct registry_blob_job *jobs = NULL;
 	struct blob_sink *sinks = NULL;
+	struct feed feed = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+	struct snap_job sj = { 0 };
+	pthread_t snap_thread;
+	bool overlap = false;
 	struct store_image img = { 0 };
 	char top_digest[DIGEST_STRING_MAX], digest[DIGEST_STRING_MAX] = "", snap[4096];
 	enum image_media_type top_media;
@@ -551,6 +704,42 @@ int image_pull(struct store *s, const char *reference, const struct pull_opts *o
 		};
 		njobs++;
 	}
+	/* the snapshot (once per platform manifest) is written while the layers download: each
+	 * layer is read as it arrives, and the snapshot is named only once every digest held */
+	r = store_snapshot_path(s, digest, snap, sizeof(snap));
+	if (r < 0) {
+		r = cove_error_set(err, r, "cannot name the snapshot of %s", digest);
+		goto out;
+	}
+	if (njobs && stat(snap, &st) < 0) {
+		feed.jobs = calloc(njobs, sizeof(*feed.jobs));
+		feed.job_of = calloc(m->n_layers, sizeof(*feed.job_of));
+		if (!feed.jobs || !feed.job_of) {
+			r = cove_error_set(err, ENOMEM, "out of memory");
+			goto out;
+		}
+		for (size_t j = 0; j < njobs; j++) {
+			feed.jobs[j] = (struct growing){ .fd = store_blob_writer_fd(sinks[j].w),
+							 .size = jobs[j].size,
+							 .have = jobs[j].resume_offset };
+			sinks[j].feed = &feed;
+			sinks[j].g = &feed.jobs[j];
+		}
+		for (size_t i = 0; i < m->n_layers; i++) {
+			feed.job_of[i] = -1;
+			for (size_t j = 0; j < njobs; j++)
+				if (strcmp(jobs[j].digest, m->layers[i].digest) == 0)
+					feed.job_of[i] = (ssize_t)j;
+		}
+		store_snapshot_reclaim(s, digest);
+		sj = (struct snap_job){ .s = s, .m = m, .cfg = cfg, .path = snap,
+					.min_size = o->min_snapshot_size ? o->min_snapshot_size
+									 : DEFAULT_MIN_SNAPSHOT,
+					.feed = &feed };
+		overlap = pthread_create(&snap_thread, NULL, snap_run, &sj) == 0;
+		for (size_t j = 0; !overlap && j < njobs; j++)
+			sinks[j].feed = NULL;
+	}
 	if (njobs) {
 		r = registry_get_blobs(c, ref.repository, jobs, njobs,
 				       o->parallel ? o->parallel : DEFAULT_PARALLEL, err);
@@ -564,17 +753,26 @@ int image_pull(struct store *s, const char *reference, const struct pull_opts *o
 			if (r == 0 && (r = store_blob_commit(sinks[i].w, err)) == 0)
 				progress(o, PULL_LAYER_DONE, jobs[i].digest, jobs[i].size);
 		}
+	}
+	if (overlap) {
+		feed_set(&feed, NULL, 0, false, r == 0 ? 1 : -1);
+		if (r == 0)
+			progress(o, PULL_UNPACKING, digest, 0);
+		pthread_join(snap_thread, NULL);
+		overlap = false;
+		if (r == 0 && sj.r < 0) {
+			*err = sj.err;
+			r = sj.r;
+		}
+	}
+	if (r < 0)
+		goto out;
+	if (stat(snap, &st) < 0) {
+		progress(o, PULL_UNPACKING, digest, 0);
+		r = image_write_snapshot(s, m, cfg, digest, o->min_snapshot_size, err);
 		if (r < 0)
 			goto out;
 	}
-
-	/* the snapshot, once per platform manifest */
-	r = store_snapshot_path(s, digest, snap, sizeof(snap));
-	if (r == 0 && stat(snap, &st) < 0)
-		progress(o, PULL_UNPACKING, digest, 0);
-	r = image_write_snapshot(s, m, cfg, digest, o->min_snapshot_size, err);
-	if (r < 0)
-		goto out;
 
 	str_copy(img.manifest_digest, sizeof(img.manifest_digest), top_digest);
 	img.media_type = top_media;
@@ -590,6 +788,12 @@ int image_pull(struct store *s, const char *reference, const struct pull_opts *o
 	progress(o, PULL_DONE, top_digest, 0);
 	*ret = img;
 out:
+	if (overlap) { /* failed before the downloads: the writer stops, and leaves nothing */
+		feed_set(&feed, NULL, 0, false, -1);
+		pthread_join(snap_thread, NULL);
+	}
+	free(feed.jobs);
+	free(feed.job_of);
 	for (size_t i = 0; sinks && i < njobs; i++)
 		store_blob_writer_free(sinks[i].w);
 	free(jobs);

@@ -35,6 +35,8 @@ struct store {
 	bool pinned;
 };
 
+#define BLOB_KICK (16ULL << 20)
+
 struct store_blob_writer {
 	struct store *store;
 	char digest[DIGEST_STRING_MAX];
@@ -431,6 +433,11 @@ fail:
 			      digest, s->root, strerror(-r));
 }
 
+int store_blob_writer_fd(const struct store_blob_writer *w)
+{
+	return w->fd;
+}
+
 uint64_t store_blob_writer_offset(const struct store_blob_writer *w)
 {
 	return digest_hasher_count(w->hasher);
@@ -453,6 +460,9 @@ int store_blob_write(struct store_blob_writer *w, const void *data, size_t len,
 				      (unsigned long long)w->expected);
 	}
 	r = write_full(w->fd, data, len);
+	/* writeback started as it downloads: the commit's fsync has little left to wait for */
+	if (r == 0 && (have + len) / BLOB_KICK != have / BLOB_KICK)
+		(void)sync_file_range(w->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	if (r < 0) {
 		w->done = true;
 		/* keep the partial consistent with what was hashed */

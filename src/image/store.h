@@ -77,6 +77,9 @@ void store_unpin(struct store *s);
 int store_blob_writer_new(struct store *s, const char *digest, uint64_t expected_size,
 			  struct store_blob_writer **ret, struct cove_error *err);
 uint64_t store_blob_writer_offset(const struct store_blob_writer *w);
+/* Its temp file, for reading what has arrived (with pread) while the rest downloads; valid until
+ * the writer is freed, across the commit's rename. */
+int store_blob_writer_fd(const struct store_blob_writer *w);
 /* Append; more than expected_size bytes in total deletes the temp and fails with -EBADMSG.
  * After a failed write (e.g. -ENOSPC) the writer is unusable; a partial keeps what was
  * written before that call. */
