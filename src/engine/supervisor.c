@@ -1032,7 +1032,8 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 		closep(&s->listen_fd);
 		unlink(s->c->sock);
 	}
-	if (s->listen_fd >= 0 && !s->spec->maintenance &&
+	/* a boot for cp too: what it copies to or from a volume's path is the volume's */
+	if (s->listen_fd >= 0 &&
 	    volumes_attach(s->paths, s->spec, s->c->id, s->c->name, &s->vols, &err) < 0) {
 		str_copy(why, sizeof(why), err.msg);
 		err = (struct cove_error){ 0 };

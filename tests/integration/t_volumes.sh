@@ -92,6 +92,14 @@ expect "a dir volume is shared live by two running containers" "from-a" \
 	"$("$COVE" run --rm --network none -v shared:/s busybox cat /s/a 2>&1)"
 "$COVE" rm -f wa >/dev/null
 
+# cp into a stopped container lands in its volume, as docker's does
+"$COVE" create --name cpv --network none -v cpdata:/data busybox true >/dev/null
+echo copied >"$T/cpfile"
+"$COVE" cp "$T/cpfile" cpv:/data/ >/dev/null 2>&1
+expect "cp into a stopped container's volume path writes the volume" "copied" \
+	"$(run -v cpdata:/d busybox cat /d/cpfile 2>&1)"
+"$COVE" rm cpv >/dev/null
+
 # ---- anonymous volumes, --volumes-from, rm -v ------------------------------------------------
 "$COVE" create --name va --network none -v /anon -v named2:/n busybox true >/dev/null
 n=$("$COVE" volume ls -q | wc -l)
