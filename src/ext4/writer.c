@@ -1576,8 +1576,25 @@ int ext4_layer_filters(struct archive *a)
 	return ARCHIVE_OK;
 }
 
-/* A reader for one layer stream: tar only, compression autodetected, no external programs. */
-static int tar_open(int fd, struct archive **ret, struct cove_error *err)
+struct tar_source {
+	int fd;                /* >= 0: read from it; else: */
+	ext4_tar_read_fn read; /* the caller's blocks */
+	void *ud;
+};
+
+static la_ssize_t source_read(struct archive *a, void *ud, const void **buf)
+{
+	const struct tar_source *src = ud;
+	ssize_t n = src->read(src->ud, buf);
+
+	if (n < 0)
+		archive_set_error(a, EIO, "the layer's stream failed");
+	return n;
+}
+
+/* A reader for one layer stream: tar only, compression autodetected (from a descriptor; the
+ * caller's blocks are plain tar), no external programs. */
+static int tar_open(const struct tar_source *src, struct archive **ret, struct cove_error *err)
 {
 	_cleanup_(archive_freep) struct archive *a = archive_read_new();
 
@@ -1587,14 +1604,32 @@ static int tar_open(int fd, struct archive **ret, struct cove_error *err)
 	    archive_read_support_format_tar(a) != ARCHIVE_OK)
 		return cove_error_set(err, ENOTSUP, "unable to read layer: %s",
 				      archive_error_string(a) ?: "libarchive lacks a decompressor");
-	if (archive_read_open_fd(a, fd, 128 * 1024) != ARCHIVE_OK)
+	if ((src->fd >= 0 ? archive_read_open_fd(a, src->fd, 128 * 1024)
+			  : archive_read_open(a, (void *)src, NULL, source_read, NULL)) != ARCHIVE_OK)
 		return cove_error_set(err, EIO, "unable to read layer: %s",
 				      archive_error_string(a) ?: "unknown error");
 	*ret = TAKE_PTR(a);
 	return 0;
 }
 
+static int add_tar(struct ext4_writer *w, const struct tar_source *src, struct cove_error *err);
+
 int ext4_writer_add_tar(struct ext4_writer *w, int fd, struct cove_error *err)
+{
+	struct tar_source src = { .fd = fd };
+
+	return add_tar(w, &src, err);
+}
+
+int ext4_writer_add_tar_blocks(struct ext4_writer *w, ext4_tar_read_fn read, void *ud,
+			       struct cove_error *err)
+{
+	struct tar_source src = { .fd = -1, .read = read, .ud = ud };
+
+	return add_tar(w, &src, err);
+}
+
+static int add_tar(struct ext4_writer *w, const struct tar_source *src, struct cove_error *err)
 {
 	_cleanup_(locale_freep) locale_t utf8 = (locale_t)0;
 	_cleanup_(locale_restore) locale_t old = (locale_t)0;
@@ -1609,7 +1644,7 @@ int ext4_writer_add_tar(struct ext4_writer *w, int fd, struct cove_error *err)
 	utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
 	if (utf8)
 		old = uselocale(utf8);
-	r = tar_open(fd, &a, err);
+	r = tar_open(src, &a, err);
 	while (r >= 0) {
 		int q = archive_read_next_header(a, &ae);
 
@@ -2105,7 +2140,7 @@ int ext4_estimate_tar(int fd, uint64_t *ret_bytes, uint64_t *ret_inodes, struct 
 	utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
 	if (utf8)
 		old = uselocale(utf8);
-	r = tar_open(fd, &a, err);
+	r = tar_open(&(struct tar_source){ .fd = fd }, &a, err);
 	if (r < 0)
 		return r;
 	for (;;) {

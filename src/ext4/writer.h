@@ -24,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "../util/error.h"
 
@@ -73,6 +74,12 @@ int ext4_writer_add_dir(struct ext4_writer *w, const char *host_dir, struct cove
  * paths already in the image, missing parents are created (0755, 0:0). fd is not closed.
  */
 int ext4_writer_add_tar(struct ext4_writer *w, int fd, struct cove_error *err);
+/* The same, with the (uncompressed) tar handed over in blocks: read sets *buf to the next one
+ * and returns its length, 0 at the end, -1 when the stream failed. The writer stops reading at
+ * the tar's end; what follows is the caller's. */
+typedef ssize_t (*ext4_tar_read_fn)(void *ud, const void **buf);
+int ext4_writer_add_tar_blocks(struct ext4_writer *w, ext4_tar_read_fn read, void *ud,
+			       struct cove_error *err);
 
 /* Write all metadata, fsync, rename the temp file to image_path, fsync its directory. After
  * success the image passes e2fsck -fn. The writer must still be freed. */

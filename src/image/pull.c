@@ -209,23 +209,34 @@ out:
 }
 
 /*
- * One pass over a gzip (or plain tar) layer: a thread of its own reads the blob, inflates it
- * (ISA-L, else zlib), hashes what comes out (the diff_id) and writes it into a pipe, from which
- * the ext4 writer parses the tar on this thread: each byte is inflated once, and the two
- * stages run on two cores. Other compressions (zstd, xz, bzip2) take libarchive's filters.
+ * One pass over a gzip (or plain tar) layer: a thread of its own reads the blob and inflates it
+ * (ISA-L, else zlib) into a ring of buffers, which the ext4 writer takes in turn on this
+ * thread, hashing each (the diff_id) before libarchive parses the tar straight out of it: each
+ * byte is inflated once and copied nowhere, and the two stages run on two cores. Other
+ * compressions (zstd, xz, bzip2) take libarchive's filters.
  */
 #define UNPACK_CHUNK (1u << 20)
+#define RING 4
 
 struct unpack {
 	int blob_fd;       /* the layer as stored, or: */
 	struct feed *feed; /* ... the layer as it downloads */
 	struct growing *g;
 	uint64_t off;
-	int out_fd;        /* the pipe's write end; closed by the thread when it is done */
 	bool gzip;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint8_t *buf[RING];
+	size_t len[RING];
+	bool full[RING];
+	unsigned fill_k, take_k;
+	bool taken;        /* the writer holds buf[take_k] */
+	bool end;          /* the inflater is done: what is full is the rest */
+	bool gone;         /* the writer stopped: so does the inflater */
+	struct digest_hasher *h; /* the writer's: what it takes */
 	char digest[DIGEST_STRING_MAX];
-	char error[256];
-	uint64_t cpu_ns;   /* the thread's CPU time */
+	char error[256];   /* the inflater's */
+	uint64_t cpu_ns;   /* the inflater's CPU time */
 };
 
 static uint64_t thread_cpu_ns(void)
@@ -236,39 +247,82 @@ static uint64_t thread_cpu_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-/* out[0..n) to the hash and the pipe; false once the reader is gone (it failed) */
-static bool unpack_emit(struct unpack *u, struct digest_hasher *h, const uint8_t *out, size_t n)
+/* the inflater: the next empty buffer, or NULL once the writer is gone */
+static uint8_t *ring_fill(struct unpack *u)
 {
-	if (!n)
-		return true;
-	digest_hasher_update(h, out, n);
-	return write_full(u->out_fd, out, n) == 0;
+	uint8_t *b;
+
+	pthread_mutex_lock(&u->mu);
+	while (u->full[u->fill_k] && !u->gone)
+		pthread_cond_wait(&u->cv, &u->mu);
+	b = u->gone ? NULL : u->buf[u->fill_k];
+	pthread_mutex_unlock(&u->mu);
+	return b;
+}
+
+static void ring_filled(struct unpack *u, size_t n, bool end)
+{
+	pthread_mutex_lock(&u->mu);
+	if (n) {
+		u->len[u->fill_k] = n;
+		u->full[u->fill_k] = true;
+		u->fill_k = (u->fill_k + 1) % RING;
+	}
+	u->end |= end;
+	pthread_cond_broadcast(&u->cv);
+	pthread_mutex_unlock(&u->mu);
+}
+
+/* the writer (ext4_tar_read_fn): the last block back, the next one hashed and handed over */
+static ssize_t ring_take(void *ud, const void **ret)
+{
+	struct unpack *u = ud;
+	ssize_t n;
+
+	pthread_mutex_lock(&u->mu);
+	if (u->taken) {
+		u->full[u->take_k] = false;
+		u->take_k = (u->take_k + 1) % RING;
+		u->taken = false;
+		pthread_cond_broadcast(&u->cv);
+	}
+	while (!u->full[u->take_k] && !u->end)
+		pthread_cond_wait(&u->cv, &u->mu);
+	if (!u->full[u->take_k]) {
+		n = u->error[0] ? -1 : 0;
+	} else {
+		u->taken = true;
+		*ret = u->buf[u->take_k];
+		n = (ssize_t)u->len[u->take_k];
+	}
+	pthread_mutex_unlock(&u->mu);
+	if (n > 0)
+		digest_hasher_update(u->h, *ret, (size_t)n);
+	return n;
 }
 
 static void *unpack_run(void *arg)
 {
 	struct unpack *u = arg;
-	struct digest_hasher *h = NULL;
 	struct gunzip *g = NULL;
 	struct cove_error err = { 0 };
-	uint8_t *in = malloc(UNPACK_CHUNK), *out = malloc(UNPACK_CHUNK);
+	uint8_t *in = u->gzip ? malloc(UNPACK_CHUNK) : NULL;
 	uint64_t t0 = thread_cpu_ns();
-	sigset_t pipe_sig;
-	bool ok = true;
 
-	/* a reader that gave up closes its end: EPIPE here, not SIGPIPE for the process */
-	sigemptyset(&pipe_sig);
-	sigaddset(&pipe_sig, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &pipe_sig, NULL);
-	if (!in || !out || digest_hasher_new(&h) < 0 || (u->gzip && gunzip_new(&g) < 0)) {
+	if ((u->gzip && !in) || (u->gzip && gunzip_new(&g) < 0)) {
 		str_copy(u->error, sizeof(u->error), "out of memory");
 		goto out;
 	}
 	for (;;) {
-		ssize_t n = u->g ? growing_read(u->feed, u->g, in, UNPACK_CHUNK, u->off)
-				 : read(u->blob_fd, in, UNPACK_CHUNK);
+		/* a plain tar is read straight into the next buffer */
+		uint8_t *dst = g ? in : ring_fill(u);
+		ssize_t n;
 		size_t off = 0;
 
+		if (!dst)
+			goto out; /* the writer stopped */
+		n = u->g ? growing_read(u->feed, u->g, dst, UNPACK_CHUNK, u->off)
+			 : read(u->blob_fd, dst, UNPACK_CHUNK);
 		if (!u->g && n < 0 && errno == EINTR)
 			continue;
 		if (n == -ECANCELED) {
@@ -281,45 +335,39 @@ static void *unpack_run(void *arg)
 			goto out;
 		}
 		u->off += (uint64_t)n;
-		if (!g) { /* a plain tar: hashed and passed on */
+		if (!g) {
 			if (n == 0)
 				break;
-			if (!(ok = unpack_emit(u, h, in, (size_t)n)))
-				goto out;
+			ring_filled(u, (size_t)n, false);
 			continue;
 		}
 		/* n == 0: what the decoder still holds comes out */
 		for (;;) {
+			uint8_t *out = ring_fill(u);
 			size_t used, made;
 
+			if (!out)
+				goto out;
 			if (gunzip_feed(g, in + off, (size_t)n - off, out, UNPACK_CHUNK, &used, &made,
 					&err) < 0) {
 				str_copy(u->error, sizeof(u->error), err.msg);
 				goto out;
 			}
 			off += used;
-			if (!(ok = unpack_emit(u, h, out, made)))
-				goto out;
+			ring_filled(u, made, false);
 			if (used == 0 && made == 0)
 				break;
 		}
 		if (n == 0)
 			break;
 	}
-	if (g && gunzip_end(g, &err) < 0) {
+	if (g && gunzip_end(g, &err) < 0)
 		str_copy(u->error, sizeof(u->error), err.msg);
-		goto out;
-	}
-	digest_hasher_final(h, u->digest);
 out:
-	if (!ok && !u->error[0])
-		str_copy(u->error, sizeof(u->error), "the writer stopped");
-	closep(&u->out_fd);
-	gunzip_free(g);
-	digest_hasher_free(h);
-	free(in);
-	free(out);
 	u->cpu_ns = thread_cpu_ns() - t0;
+	ring_filled(u, 0, true);
+	gunzip_free(g);
+	free(in);
 	return NULL;
 }
 
@@ -344,46 +392,58 @@ static int apply_one_pass(struct ext4_writer *w, int fd, struct feed *f, struct 
 			  bool gzip, size_t i, const char *digest,
 			  char ret_digest[DIGEST_STRING_MAX], struct cove_error *err)
 {
-	struct unpack u = { .blob_fd = fd, .feed = f, .g = g, .gzip = gzip };
+	struct unpack u = { .blob_fd = fd, .feed = f, .g = g, .gzip = gzip,
+			    .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 	uint64_t wall = now_ns(), cpu = thread_cpu_ns();
 	pthread_t t;
-	int p[2], r;
-	char sink[65536];
+	int r = 0;
 
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return cove_error_set(err, errno, "cannot make a pipe: %s", strerror(errno));
-	(void)fcntl(p[1], F_SETPIPE_SZ, UNPACK_CHUNK);
-	u.out_fd = p[1];
+	for (unsigned k = 0; k < RING && r == 0; k++)
+		if (!(u.buf[k] = malloc(UNPACK_CHUNK)))
+			r = -ENOMEM;
+	if (r < 0 || digest_hasher_new(&u.h) < 0) {
+		r = cove_error_set(err, ENOMEM, "out of memory");
+		goto out;
+	}
 	r = -pthread_create(&t, NULL, unpack_run, &u);
 	if (r < 0) {
-		close(p[0]);
-		close(p[1]);
-		return cove_error_set(err, -r, "cannot start a thread: %s", strerror(-r));
+		r = cove_error_set(err, -r, "cannot start a thread: %s", strerror(-r));
+		goto out;
 	}
-	r = ext4_writer_add_tar(w, p[0], err);
+	r = ext4_writer_add_tar_blocks(w, ring_take, &u, err);
 	/* the rest of the stream (the tar's padding) counts for the diff_id too */
-	while (r == 0) {
-		ssize_t n = read(p[0], sink, sizeof(sink));
+	if (r == 0) {
+		const void *b;
 
-		if (n == 0 || (n < 0 && errno != EINTR))
-			break;
+		while (ring_take(&u, &b) > 0)
+			;
 	}
-	close(p[0]); /* a writer that failed: the thread's next write fails and it stops */
+	pthread_mutex_lock(&u.mu);
+	u.gone = true; /* a writer that failed: the inflater stops at its next buffer */
+	pthread_cond_broadcast(&u.cv);
+	pthread_mutex_unlock(&u.mu);
 	pthread_join(t, NULL);
 	if (getenv("COVE_PULL_STATS"))
 		fprintf(stderr,
-			"cove: layer %zu: %s: read+%s+sha256 %.0f ms CPU, tar+ext4 %.0f ms CPU, "
+			"cove: layer %zu: %s: read+%s %.0f ms CPU, sha256+tar+ext4 %.0f ms CPU, "
 			"%.0f ms wall\n",
 			i + 1, digest, gzip ? gunzip_engine() : "copy", u.cpu_ns / 1e6,
 			(thread_cpu_ns() - cpu) / 1e6, (now_ns() - wall) / 1e6);
 	/* a broken stream makes a broken tar too: the stream's own error says more */
-	if (u.error[0] && (r == 0 || strcmp(u.error, "the writer stopped") != 0))
-		return cove_error_set(err, EBADMSG, "layer %zu (%s) cannot be read: %s", i + 1,
-				      digest, u.error);
+	if (u.error[0]) {
+		*err = (struct cove_error){ 0 };
+		r = cove_error_set(err, EBADMSG, "layer %zu (%s) cannot be read: %s", i + 1, digest,
+				   u.error);
+		goto out;
+	}
 	if (r < 0)
-		return r;
-	str_copy(ret_digest, DIGEST_STRING_MAX, u.digest);
-	return 0;
+		goto out;
+	digest_hasher_final(u.h, ret_digest);
+out:
+	digest_hasher_free(u.h);
+	for (unsigned k = 0; k < RING; k++)
+		free(u.buf[k]);
+	return r;
 }
 
 /* The first bytes of a growing layer (all of them when it is shorter) */

@@ -92,3 +92,30 @@ skopeo copy -q --dest-tls-verify=false "oci:$T/lying:lying" "docker://$REGISTRY/
 rc=$?
 if [ $rc -ne 0 ] && grep -q "unpacks to sha256:.*but the image config says sha256:0000" "$T/err"; then ok "a layer that does not match its diff_id is refused"; else not_ok "a layer that does not match its diff_id is refused" "rc=$rc $(cat "$T/err")"; fi
 expect "... and nothing is named for it" 0 "$("$COVE" images --format json | grep -c lying)"
+
+# a layer whose gzip stream is corrupt (its CRC-32), under a digest that matches its bytes
+cp -r "$oci" "$T/crc"
+python3 - "$T/crc" <<'PY'
+import hashlib, json, os, sys
+root = sys.argv[1]
+def blob(d): return os.path.join(root, "blobs", "sha256", d.split(":")[1])
+def put(data):
+    d = "sha256:" + hashlib.sha256(data).hexdigest()
+    open(blob(d), "wb").write(data)
+    return d, len(data)
+idx = json.load(open(os.path.join(root, "index.json")))
+ent = [m for m in idx["manifests"] if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == "busybox"][0]
+man = json.load(open(blob(ent["digest"])))
+layer = bytearray(open(blob(man["layers"][0]["digest"]), "rb").read())
+layer[-8] ^= 0x55  # the first byte of the gzip trailer's CRC-32
+man["layers"][0]["digest"], man["layers"][0]["size"] = put(bytes(layer))
+d, n = put(json.dumps(man).encode())
+idx["manifests"].append({"mediaType": ent["mediaType"], "digest": d, "size": n,
+                         "annotations": {"org.opencontainers.image.ref.name": "crc"}})
+json.dump(idx, open(os.path.join(root, "index.json"), "w"))
+PY
+skopeo copy -q --dest-tls-verify=false "oci:$T/crc:crc" "docker://$REGISTRY/crc:latest" >/dev/null 2>"$T/err" || not_ok "the corrupt image is pushed" "$(cat "$T/err")"
+"$COVE" pull -q "$REGISTRY/crc" >/dev/null 2>"$T/err"
+rc=$?
+if [ $rc -ne 0 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "cannot be read: the gzip stream is corrupt" "$T/err"; then ok "a layer whose gzip CRC is wrong is refused, in one line"; else not_ok "a layer whose gzip CRC is wrong is refused, in one line" "rc=$rc $(cat "$T/err")"; fi
+expect "... and nothing is named for it" 0 "$("$COVE" images --format json | grep -c crc)"
