@@ -66,11 +66,13 @@ done
 expect "no image was named for them" 0 "$("$COVE" images --format json | grep -c evil)"
 expect "and no snapshot was left for them" 1 "$(ls "$COVE_ROOT/images/snapshots" | wc -l)"
 
-# a layer that does not unpack to what the image config says (its diff_id)
-cp -r "$oci" "$T/lying"
-python3 - "$T/lying" <<'PY'
+# variant NAME PYTHON: the busybox test image as NAME, after PYTHON changed its manifest (man)
+# or config (cfg) (put(bytes) stores a blob and gives its digest and size), pushed
+variant() {
+	cp -r "$oci" "$T/$1"
+	python3 - "$T/$1" "$1" "$2" <<'PY'
 import hashlib, json, os, sys
-root = sys.argv[1]
+root, name, change = sys.argv[1:4]
 def blob(d): return os.path.join(root, "blobs", "sha256", d.split(":")[1])
 def put(data):
     d = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -80,41 +82,29 @@ idx = json.load(open(os.path.join(root, "index.json")))
 ent = [m for m in idx["manifests"] if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == "busybox"][0]
 man = json.load(open(blob(ent["digest"])))
 cfg = json.load(open(blob(man["config"]["digest"])))
-cfg["rootfs"]["diff_ids"][0] = "sha256:" + "0" * 64
+exec(change)
 man["config"]["digest"], man["config"]["size"] = put(json.dumps(cfg).encode())
 d, n = put(json.dumps(man).encode())
 idx["manifests"].append({"mediaType": ent["mediaType"], "digest": d, "size": n,
-                         "annotations": {"org.opencontainers.image.ref.name": "lying"}})
+                         "annotations": {"org.opencontainers.image.ref.name": name}})
 json.dump(idx, open(os.path.join(root, "index.json"), "w"))
 PY
-skopeo copy -q --dest-tls-verify=false "oci:$T/lying:lying" "docker://$REGISTRY/lying:latest" >/dev/null 2>"$T/err" || not_ok "the lying image is pushed" "$(cat "$T/err")"
+	skopeo copy -q --dest-tls-verify=false "oci:$T/$1:$1" "docker://$REGISTRY/$1:latest" >/dev/null 2>"$T/err" ||
+		not_ok "the $1 image is pushed" "$(cat "$T/err")"
+}
+
+# a layer that does not unpack to what the image config says (its diff_id)
+variant lying 'cfg["rootfs"]["diff_ids"][0] = "sha256:" + "0" * 64'
 "$COVE" pull -q "$REGISTRY/lying" >/dev/null 2>"$T/err"
 rc=$?
 if [ $rc -ne 0 ] && grep -q "unpacks to sha256:.*but the image config says sha256:0000" "$T/err"; then ok "a layer that does not match its diff_id is refused"; else not_ok "a layer that does not match its diff_id is refused" "rc=$rc $(cat "$T/err")"; fi
 expect "... and nothing is named for it" 0 "$("$COVE" images --format json | grep -c lying)"
 
 # a layer whose gzip stream is corrupt (its CRC-32), under a digest that matches its bytes
-cp -r "$oci" "$T/crc"
-python3 - "$T/crc" <<'PY'
-import hashlib, json, os, sys
-root = sys.argv[1]
-def blob(d): return os.path.join(root, "blobs", "sha256", d.split(":")[1])
-def put(data):
-    d = "sha256:" + hashlib.sha256(data).hexdigest()
-    open(blob(d), "wb").write(data)
-    return d, len(data)
-idx = json.load(open(os.path.join(root, "index.json")))
-ent = [m for m in idx["manifests"] if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == "busybox"][0]
-man = json.load(open(blob(ent["digest"])))
+variant crc '
 layer = bytearray(open(blob(man["layers"][0]["digest"]), "rb").read())
-layer[-8] ^= 0x55  # the first byte of the gzip trailer's CRC-32
-man["layers"][0]["digest"], man["layers"][0]["size"] = put(bytes(layer))
-d, n = put(json.dumps(man).encode())
-idx["manifests"].append({"mediaType": ent["mediaType"], "digest": d, "size": n,
-                         "annotations": {"org.opencontainers.image.ref.name": "crc"}})
-json.dump(idx, open(os.path.join(root, "index.json"), "w"))
-PY
-skopeo copy -q --dest-tls-verify=false "oci:$T/crc:crc" "docker://$REGISTRY/crc:latest" >/dev/null 2>"$T/err" || not_ok "the corrupt image is pushed" "$(cat "$T/err")"
+layer[-8] ^= 0x55  # the first byte of the gzip trailer CRC-32
+man["layers"][0]["digest"], man["layers"][0]["size"] = put(bytes(layer))'
 "$COVE" pull -q "$REGISTRY/crc" >/dev/null 2>"$T/err"
 rc=$?
 if [ $rc -ne 0 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "cannot be read: the gzip stream is corrupt" "$T/err"; then ok "a layer whose gzip CRC is wrong is refused, in one line"; else not_ok "a layer whose gzip CRC is wrong is refused, in one line" "rc=$rc $(cat "$T/err")"; fi
