@@ -108,6 +108,24 @@ out:
 	return r;
 }
 
+/* Parse, then list every volume: -1 to go on, else the exit code. */
+static int parse_and_list(const struct cli_verb *v, int argc, char **argv, struct vol_flags *o,
+			  struct cove_paths *paths, struct volume **all, size_t *n)
+{
+	struct cove_error err = { 0 };
+	int first, r;
+
+	if ((r = cli_parse_verb(v, argc, argv, vol_opt, o, &first)) >= 0)
+		return r;
+	if (paths_init_or_report(paths) < 0)
+		return EXIT_COVE;
+	if (volume_list(paths, all, n, &err) < 0) {
+		cli_error("%s", err.msg);
+		return EXIT_COVE;
+	}
+	return -1;
+}
+
 static int cmd_vol_ls(int argc, char **argv)
 {
 	static const struct cli_option opts[] = {
@@ -118,20 +136,13 @@ static int cmd_vol_ls(int argc, char **argv)
 	static const struct cli_verb v = { "volume ls", "[OPTIONS]", "List volumes.", opts,
 					   .max_operands = 0 };
 	struct vol_flags o = { 0 };
-	struct cove_error err = { 0 };
 	struct cove_paths paths;
 	struct volume *all = NULL;
 	size_t n = 0;
-	int first, r;
+	int r;
 
-	if ((r = cli_parse_verb(&v, argc, argv, vol_opt, &o, &first)) >= 0)
+	if ((r = parse_and_list(&v, argc, argv, &o, &paths, &all, &n)) >= 0)
 		return r;
-	if (paths_init_or_report(&paths) < 0)
-		return EXIT_COVE;
-	if (volume_list(&paths, &all, &n, &err) < 0) {
-		cli_error("%s", err.msg);
-		return EXIT_COVE;
-	}
 	if (!o.quiet && !o.json)
 		printf("%-8s %-6s %s\n", "DRIVER", "TYPE", "VOLUME NAME");
 	for (size_t i = 0; i < n; i++) {
@@ -226,20 +237,13 @@ static int cmd_vol_prune(int argc, char **argv)
 					   "every unused volume).",
 					   opts, .max_operands = 0 };
 	struct vol_flags o = { 0 };
-	struct cove_error err = { 0 };
 	struct cove_paths paths;
 	struct volume *all = NULL;
 	size_t n = 0;
-	int first, r;
+	int r;
 
-	if ((r = cli_parse_verb(&v, argc, argv, vol_opt, &o, &first)) >= 0)
+	if ((r = parse_and_list(&v, argc, argv, &o, &paths, &all, &n)) >= 0)
 		return r;
-	if (paths_init_or_report(&paths) < 0)
-		return EXIT_COVE;
-	if (volume_list(&paths, &all, &n, &err) < 0) {
-		cli_error("%s", err.msg);
-		return EXIT_COVE;
-	}
 	for (size_t i = 0; i < n; i++) {
 		struct cove_error e = { 0 };
 

@@ -509,7 +509,7 @@ void container_remove(struct container *c)
 
 void container_users(const struct cove_paths *p,
 		     bool (*uses)(const struct container_spec *s, const void *arg), const void *arg,
-		     const char *except_id, char *buf, size_t size)
+		     char *buf, size_t size)
 {
 	struct cove_error ignored = { 0 };
 	char **ids = NULL;
@@ -523,8 +523,7 @@ void container_users(const struct cove_paths *p,
 		struct container_spec s;
 		size_t len = strlen(buf);
 
-		if ((except_id && strcmp(ids[i], except_id) == 0) ||
-		    container_find(p, ids[i], &c, &ignored) < 0)
+		if (container_find(p, ids[i], &c, &ignored) < 0)
 			continue;
 		if (container_load_spec(&c, &s, &ignored) == 0) {
 			if (uses(&s, arg))

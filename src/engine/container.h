@@ -111,12 +111,11 @@ void container_unlock(struct container *c);
 bool container_id_running(const struct cove_paths *p, const char *id);
 /* Remove the container's name, directory and socket (the caller holds the lock). */
 void container_remove(struct container *c);
-/* The names of the containers (but except_id, which may be NULL) whose spec uses(spec, arg)
- * says yes, ", "-separated into buf ("" for none): who is in the way of removing a network or
+/* The names of the containers whose spec uses(spec, arg) says yes, ", "-separated into buf ("" for none): who is in the way of removing a network or
  * a volume. */
 void container_users(const struct cove_paths *p,
 		     bool (*uses)(const struct container_spec *s, const void *arg), const void *arg,
-		     const char *except_id, char *buf, size_t size);
+		     char *buf, size_t size);
 /* Remove leftovers of --rm containers whose supervisor died, of creates and rms that died
  * half-way (a directory without config.json, its lock free), and names of no container. */
 void container_gc(const struct cove_paths *p);

@@ -1547,7 +1547,7 @@ int net_remove(const struct cove_paths *p, const char *name, struct cove_error *
 	lock = defs_lock(p, err);
 	if (lock < 0)
 		return lock;
-	container_users(p, uses_network, name, NULL, users, sizeof(users));
+	container_users(p, uses_network, name, users, sizeof(users));
 	if (users[0])
 		return cove_error_set(err, EBUSY,
 				      "network '%s' is used by %s: remove %s first (cove rm)", name,

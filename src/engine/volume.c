@@ -206,14 +206,12 @@ int mount_parse_mount(const char *arg, struct mount_spec *ret, char **ret_tmpfs,
 	for (const char *o = arg; *o;) {
 		const char *eq, *v;
 		size_t klen, vlen = 0, vn = 0;
-		bool quoted = false;
 
 		klen = strcspn(o, "=,");
 		eq = o[klen] == '=' ? o + klen : NULL;
 		v = eq ? eq + 1 : o + klen;
 		/* a value may be "quoted" (with "" for a quote), as docker's CSV allows */
 		if (eq && *v == '"') {
-			quoted = true;
 			for (v++;; v++) {
 				if (!*v)
 					return str_printf(why, size, "invalid --mount '%s': unterminated quote",
@@ -244,7 +242,6 @@ int mount_parse_mount(const char *arg, struct mount_spec *ret, char **ret_tmpfs,
 			v += vlen;
 		}
 		val[vn] = '\0';
-		(void)quoted;
 #define KEY(s) (klen == strlen(s) && strncmp(o, s, klen) == 0)
 		if (KEY("type")) {
 			str_copy(type, sizeof(type), val);
@@ -703,12 +700,6 @@ static bool names_volume(const struct container_spec *s, const void *name)
 	return false;
 }
 
-void volume_users(const struct cove_paths *p, const char *name, const char *except_id, char *buf,
-		  size_t size)
-{
-	container_users(p, names_volume, name, except_id, buf, size);
-}
-
 /* the holder a lock file names ("ID NAME"), or "" */
 static void lock_holder(int fd, char *buf, size_t size)
 {
@@ -748,7 +739,7 @@ int volume_remove(const struct cove_paths *p, const char *name, struct cove_erro
 	if (r < 0)
 		return r;
 	volume_done(&v);
-	volume_users(p, name, NULL, users, sizeof(users));
+	container_users(p, names_volume, name, users, sizeof(users));
 	if (users[0])
 		return cove_error_set(err, EBUSY,
 				      "volume '%s' is in use by container %s: remove %s first (cove rm)",
@@ -852,17 +843,16 @@ int volumes_for_create(const struct cove_paths *p, struct container_spec *s,
 		if (m[i].type == MOUNT_BIND) {
 			struct stat st;
 
-			if (stat(m[i].source, &st) < 0 && errno == ENOENT) {
-				r = mkdir_p(m[i].source, 0755);
-				if (r < 0)
-					r = cove_error_set(err, -r,
-							   "bind source '%s' does not exist and cannot be "
-							   "created: %s",
-							   m[i].source, strerror(-r));
-			} else if (stat(m[i].source, &st) < 0) {
+			if (stat(m[i].source, &st) == 0)
+				continue;
+			if (errno != ENOENT)
 				r = cove_error_set(err, errno, "cannot use bind source '%s': %s",
 						   m[i].source, strerror(errno));
-			}
+			else if ((r = mkdir_p(m[i].source, 0755)) < 0)
+				r = cove_error_set(err, -r,
+						   "bind source '%s' does not exist and cannot be "
+						   "created: %s",
+						   m[i].source, strerror(-r));
 			continue;
 		}
 		if (m[i].source[0]) {
@@ -908,30 +898,20 @@ int volumes_for_create(const struct cove_paths *p, struct container_spec *s,
 
 void volumes_release(const struct cove_paths *p, const struct container_spec *s)
 {
+	/* called once the container is gone: volume_remove refuses one another container names */
 	for (size_t i = 0; i < s->nmounts; i++) {
 		struct cove_error ignored = { 0 };
 		struct mount_spec m;
 		struct volume v;
-		char users[256];
+		bool anonymous;
 
 		if (mount_parse_saved(s->mounts[i], &m) < 0 || m.type != MOUNT_VOLUME ||
 		    volume_get(p, m.source, &v, &ignored) < 0)
 			continue;
-		if (v.anonymous) {
-			volume_users(p, m.source, s->id, users, sizeof(users));
-			if (!users[0]) {
-				/* the container is gone or going: its own name no longer counts */
-				struct cove_error e2 = { 0 };
-				_cleanup_close_ int lock = store_lock(p, &e2);
-				char gone[PATH_MAX + 64];
-
-				str_printf(gone, sizeof(gone), "%s/volumes/.gone-%s", p->state,
-					   v.name);
-				if (lock >= 0 && rename(v.dir, gone) == 0)
-					(void)remove_tree(gone);
-			}
-		}
+		anonymous = v.anonymous;
 		volume_done(&v);
+		if (anonymous)
+			(void)volume_remove(p, m.source, &ignored);
 	}
 }
 

@@ -68,9 +68,6 @@ void volume_done(struct volume *v);
 int volume_list(const struct cove_paths *p, struct volume **ret, size_t *ret_n,
 		struct cove_error *err);
 void volume_list_free(struct volume *v, size_t n);
-/* The containers whose spec names the volume, ", "-separated into buf ("" for none). */
-void volume_users(const struct cove_paths *p, const char *name, const char *except_id, char *buf,
-		  size_t size);
 /* Remove it and its data (-ENOENT when there is none); refused while a container names it. */
 int volume_remove(const struct cove_paths *p, const char *name, struct cove_error *err);
 /* docker's inspect entry of a volume, and a container's Mounts as docker's inspect shows
@@ -85,7 +82,8 @@ json_t *mounts_json(const struct cove_paths *p, const struct container_spec *s);
  */
 int volumes_for_create(const struct cove_paths *p, struct container_spec *s,
 		       struct cove_error *err);
-/* Remove the anonymous volumes of s no other container names (rm -v, --rm). */
+/* Remove the anonymous volumes of s no other container names (rm -v, --rm), once s's
+ * container is gone. */
 void volumes_release(const struct cove_paths *p, const struct container_spec *s);
 
 /* A container's mounts as its VM gets them, made by volumes_attach for one boot. */
