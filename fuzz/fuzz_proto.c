@@ -198,6 +198,17 @@ static void check_frame(const struct proto_hdr *h, const uint8_t *p)
 		must(proto_put_empty(&out, PROTO_SHUTDOWN, h->stream) == 0);
 		must_be_frame(&out, h, p);
 		break;
+	case PROTO_RESUME: {
+		struct proto_resume m, m2;
+
+		if (proto_get_resume(p, h->len, &m) < 0)
+			break;
+		must(proto_put_resume(&out, &m) == 0);
+		must_be_frame(&out, h, p);
+		must(proto_get_resume(out.data + PROTO_HDR_SIZE, h->len, &m2) == 0);
+		must(memcmp(&m, &m2, sizeof(m)) == 0);
+		break;
+	}
 	case PROTO_ATTACH: {
 		uint32_t v;
 

@@ -194,6 +194,15 @@ int main(int argc, char **argv)
 		save("valid-supervisor", &b);
 	}
 	{
+		struct proto_resume r = { .realtime_ns = 1796469357000000000ULL, .nmacs = 2,
+					  .macs = { { 2, 0x63, 10, 89, 0, 2 }, { 2, 0x63, 10, 90, 0, 7 } } };
+
+		for (unsigned i = 0; i < PROTO_ENTROPY; i++)
+			r.entropy[i] = (uint8_t)(i * 37 + 11);
+		must(proto_put_resume(&b, &r), "resume");
+		save("valid-resume", &b);
+	}
+	{
 		char *av[] = { (char *)"/bin/sh", NULL };
 		char *tmpfs[] = { (char *)"/data:size=1m,mode=1777", (char *)"/run", NULL };
 		struct proto_rlimit rl[] = { { 7, 1024, 4096 }, { 6, UINT64_MAX, UINT64_MAX } };

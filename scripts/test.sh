@@ -67,6 +67,14 @@ fi
 # core under TCG).
 export COVE="$top/build/cove"
 export COVE_TEST_TMP="$results"
+# The templates most containers start from (on a network, and --network none), made once for
+# every test file, as a user's first start makes them: the suite runs restored VMs; t_cold runs
+# its core again with templates off, and t_template tests them on their own.
+export COVE_TEMPLATES="$results/templates"
+if ! out=$(COVE_ROOT="$results/prepare" "$COVE" system prepare 2>&1); then
+	echo "not ok - templates prepared" | tee -a "$results/unit.log"
+	echo "$out" | tail -20 | sed 's/^/    /' | tee -a "$results/unit.log"
+fi
 ls tests/integration/t_*.sh | xargs -P "${COVE_TEST_JOBS:-3}" -I{} sh -c \
 	'bash {} >"$COVE_TEST_TMP/$(basename {}).log" 2>&1; echo "exit $?" >>"$COVE_TEST_TMP/$(basename {}).log"'
 for f in tests/integration/t_*.sh; do

@@ -402,7 +402,7 @@ static json_t *inspect_one(const struct cove_paths *p, const struct container *c
 	signal_name(spec->stop_signal, sig, sizeof(sig));
 	j = json_pack(
 		"{s:s, s:s, s:s, s:s?, s:o,"
-		" s:{s:s, s:b, s:b, s:I, s:i, s:s, s:s, s:s, s:s},"
+		" s:{s:s, s:b, s:b, s:I, s:i, s:s, s:s, s:s, s:s, s:s},"
 		" s:s, s:s, s:s, s:s, s:s,"
 		" s:{s:s, s:s, s:o, s:o, s:o, s:s, s:O, s:b, s:b, s:s, s:i, s:s},"
 		" s:{s:b, s:b, s:o, s:o, s:o, s:o, s:b, s:I, s:i, s:b, s:s, s:s?, s:{s:I, s:i}},"
@@ -413,7 +413,7 @@ static json_t *inspect_one(const struct cove_paths *p, const struct container *c
 		"State", "Status", container_status_name(st->status), "Running",
 		st->status == CONTAINER_RUNNING, "Paused", 0, "Pid", (json_int_t)st->pid, "ExitCode",
 		st->exit_code, "Error", st->error, "StartedAt", st->started_at, "FinishedAt",
-		st->finished_at, "Accelerator", st->accel,
+		st->finished_at, "Accelerator", st->accel, "Boot", st->boot,
 		"Image", image_text(spec), "ImageSnapshot", spec->snapshot ?: "",
 		"LogPath", c->log, "BootLogPath", c->boot_log, "HostnamePath", "",
 		"Config", "Hostname", spec->hostname ?: "", "User", spec->user ?: "", "Env",

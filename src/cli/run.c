@@ -27,7 +27,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define DEFAULT_MEMORY (512ULL << 20)
 
 struct run_opts {
 	bool create; /* cove create */
@@ -623,7 +622,7 @@ static int open_cidfile(const char *path, struct cove_error *err)
 static int run_or_create(int argc, char **argv, bool create)
 {
 	struct run_opts o = { .create = create,
-			      .q = { .cpus = 1, .memory = DEFAULT_MEMORY, .stop_timeout = -1 } };
+			      .q = { .cpus = 1, .memory = SPEC_DEFAULT_MEMORY, .stop_timeout = -1 } };
 	struct cove_error err = { 0 };
 	struct cove_paths paths;
 	struct container ct = { .lock_fd = -1 };

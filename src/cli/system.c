@@ -6,6 +6,8 @@
 
 #include "config.h"
 
+#include "engine/spec.h"
+#include "engine/template.h"
 #include "vm/accel.h"
 
 #include <string.h>
@@ -69,6 +71,23 @@ static void accel_lines(const struct cove_paths *p, const char *qemu, bool repro
 		printf("%-14s %llu kHz\n", "host tsc", (unsigned long long)khz);
 }
 
+static int list_templates(const struct cove_paths *p)
+{
+	char **lines;
+	size_t n;
+
+	if (template_list(p, &lines, &n) < 0)
+		return EXIT_COVE;
+	for (size_t i = 0; i < n; i++) {
+		printf("%-14s %s\n", "template", lines[i]);
+		free(lines[i]);
+	}
+	if (!n)
+		printf("%-14s none yet (%s)\n", "template", p->templates);
+	free(lines);
+	return 0;
+}
+
 static int info(bool reprobe)
 {
 	struct cove_error err = { 0 };
@@ -100,7 +119,7 @@ static int info(bool reprobe)
 	file_line("initramfs", p.initrd);
 	printf("%-14s %s\n", "images", p.images);
 	printf("%-14s %s\n", "state", p.state);
-	return 0;
+	return list_templates(&p);
 }
 
 static int info_opt(int c, const char *value, void *ud)
@@ -134,10 +153,80 @@ static int cmd_info(int argc, char **argv)
 	return info(reprobe);
 }
 
+struct prepare_opts {
+	uint64_t memory;
+	unsigned cpus;
+};
+
+static int prepare_opt(int c, const char *value, void *ud)
+{
+	struct prepare_opts *o = ud;
+	uint64_t v;
+
+	if (c == 'm') {
+		if (parse_size(value, &v) < 0 || v < SPEC_MIN_MEMORY || v > SPEC_MAX_MEMORY) {
+			cli_error("invalid --memory '%s': expected a size from 64m, such as 256m or 1g",
+				  value);
+			return -EINVAL;
+		}
+		o->memory = v;
+	} else {
+		if (parse_u64(value, SPEC_MAX_CPUS, &v) < 0 || v == 0) {
+			cli_error("invalid --cpus '%s': expected a whole number from 1 to %d", value,
+				  SPEC_MAX_CPUS);
+			return -EINVAL;
+		}
+		o->cpus = (unsigned)v;
+	}
+	return 0;
+}
+
+static int cmd_prepare(int argc, char **argv)
+{
+	static const struct cli_option opts[] = {
+		{ 'm', 'm', "memory", "SIZE", "for VMs of this memory (default 512m)" },
+		{ 'c', 0, "cpus", "N", "for VMs of this many virtual CPUs (default 1)" },
+		{ 0 },
+	};
+	static const struct cli_verb v = {
+		"system prepare", "[OPTIONS]",
+		"Make the templates that containers of this shape start from: a VM booted once\n"
+		"and saved, restored by each later start instead of a boot (one for a container\n"
+		"on a network, one for --network none). The first start of a shape makes its\n"
+		"template anyway; this does it now. COVE_TEMPLATE=0 turns templates off.",
+		opts, .max_operands = 0,
+	};
+	struct prepare_opts o = { .memory = SPEC_DEFAULT_MEMORY, .cpus = 1 };
+	struct cove_error err = { 0 };
+	struct cove_paths p;
+	int first, r;
+
+	r = cli_parse(&v, argc, argv, prepare_opt, &o, &first);
+	if (r)
+		return r > 0 ? 0 : EXIT_COVE;
+	if (paths_init(&p, &err) < 0) {
+		cli_error("%s", err.msg);
+		return EXIT_COVE;
+	}
+	for (size_t nics = 1; nics <= 1; nics--) {
+		r = template_prepare(&p, o.memory, o.cpus, nics, TEMPLATE_DISK, &err);
+		if (r == -EBUSY) {
+			err = (struct cove_error){ 0 };
+			continue; /* another process makes it */
+		}
+		if (r < 0) {
+			cli_error("cannot make a template: %s", err.msg);
+			return EXIT_COVE;
+		}
+	}
+	return list_templates(&p);
+}
+
 int cmd_system(int argc, char **argv)
 {
 	static const struct cli_command sub[] = {
 		{ "info", cmd_info, "Show what cove uses on this host, and why" },
+		{ "prepare", cmd_prepare, "Make the templates containers start from, now" },
 	};
 
 	return cli_dispatch("system", "About this host.", sub, ARRAY_SIZE(sub), argc, argv);

@@ -385,6 +385,7 @@ int container_get_status(const struct container *c, struct container_status *ret
 	copy_str(j, "finished_at", ret->finished_at, sizeof(ret->finished_at));
 	copy_str(j, "error", ret->error, sizeof(ret->error));
 	copy_str(j, "accelerator", ret->accel, sizeof(ret->accel));
+	copy_str(j, "boot", ret->boot, sizeof(ret->boot));
 	copy_str(j, "network", ret->network, sizeof(ret->network));
 	copy_str(j, "ip", ret->ip, sizeof(ret->ip));
 	copy_str(j, "gateway", ret->gateway, sizeof(ret->gateway));
@@ -425,11 +426,11 @@ int container_get_status(const struct container *c, struct container_status *ret
 
 int container_save_status(const struct container *c, const struct container_status *s)
 {
-	json_t *j = json_pack("{s:s, s:i, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s}",
+	json_t *j = json_pack("{s:s, s:i, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s}",
 			      "status", container_status_name(s->status), "exit_code", s->exit_code,
 			      "pid", (json_int_t)s->pid, "started_at", s->started_at,
 			      "finished_at", s->finished_at, "error", s->error, "accelerator",
-			      s->accel, "network", s->network, "ip", s->ip, "gateway", s->gateway,
+			      s->accel, "boot", s->boot, "network", s->network, "ip", s->ip, "gateway", s->gateway,
 			      "mac", s->mac, "prefix", s->prefix, "ports", s->ports);
 	json_t *more = json_array();
 	int r;

@@ -59,6 +59,8 @@ struct container_status {
 	char finished_at[40];
 	char error[512];      /* why it ended abnormally, "" if it did not */
 	char accel[8];        /* what its VM runs on: "kvm", "tcg"; "" before it was chosen */
+	char boot[200];       /* how its VM started: "restored" from a template, "cold", or
+			       * "cold: " and why no template served */
 	/* running: its place on a network ("" with none) */
 	char network[64], ip[16], gateway[16], mac[18];
 	int prefix;

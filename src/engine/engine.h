@@ -34,6 +34,7 @@ struct cove_paths {
 	char state[4096];    /* persistent state: containers */
 	char run[4096];      /* runtime state: supervisors' sockets */
 	char cache[4096];    /* measured host facts (TSC rate, the accelerator's verdict) */
+	char templates[4096]; /* saved VMs to restore (cache/templates, or COVE_TEMPLATES) */
 	bool build_tree;
 };
 int paths_init(struct cove_paths *p, struct cove_error *err);

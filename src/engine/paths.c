@@ -2,7 +2,8 @@
 /*
  * Where cove finds its guest kernel, initramfs and offline images, and where it keeps state.
  * Run from a build directory (meson-private/ next to the binary) it uses the build's own
- * outputs; installed, it uses COVE_DATADIR. COVE_KERNEL, COVE_INITRD and COVE_ROOT override.
+ * outputs; installed, it uses COVE_DATADIR. COVE_KERNEL, COVE_INITRD, COVE_ROOT and
+ * COVE_TEMPLATES override.
  */
 #define _GNU_SOURCE
 #include "engine.h"
@@ -72,6 +73,10 @@ int paths_init(struct cove_paths *p, struct cove_error *err)
 		return cove_error_set(err, ENOENT, "cannot tell where to keep state: set HOME or COVE_ROOT");
 	}
 	str_printf(p->cache, sizeof(p->cache), "%s/cache", p->state);
+	if ((env = getenv("COVE_TEMPLATES")) && *env)
+		str_copy(p->templates, sizeof(p->templates), env);
+	else
+		str_printf(p->templates, sizeof(p->templates), "%s/templates", p->cache);
 	if ((env = getenv("COVE_ROOT")) && *env)
 		str_printf(p->run, sizeof(p->run), "%s/run", p->state);
 	else if (geteuid() == 0)

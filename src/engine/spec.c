@@ -14,7 +14,6 @@
 #include <sys/resource.h>
 
 #define OCI_VERSION "1.0.2"
-#define DEFAULT_MEMORY (512ULL << 20)
 #define A "io.cove." /* annotation prefix */
 #define A_LABEL A "label."
 #define LOG_MAX_FILES_SPEC 100
@@ -88,7 +87,7 @@ void spec_init(struct container_spec *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->cpus = 1;
-	s->memory = DEFAULT_MEMORY;
+	s->memory = SPEC_DEFAULT_MEMORY;
 	s->stop_signal = SIGTERM;
 	s->stop_timeout = 10;
 	s->log_max_size = SPEC_LOG_MAX_SIZE;

@@ -83,6 +83,7 @@ struct container_spec {
 };
 
 #define SPEC_MIN_MEMORY (64ULL << 20) /* a VM needs at least this */
+#define SPEC_DEFAULT_MEMORY (512ULL << 20)
 #define SPEC_MAX_MEMORY (1ULL << 40)
 #define SPEC_MAX_CPUS 64
 #define SPEC_MAX_STOP_TIMEOUT 86400

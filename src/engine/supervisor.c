@@ -19,6 +19,7 @@
 #include "network.h"
 #include "ports.h"
 #include "spec.h"
+#include "template.h"
 
 #include "vm/accel.h"
 
@@ -27,6 +28,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <netinet/in.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -41,6 +43,7 @@
 #define POWEROFF_WAIT_MS 10000   /* after the main process exits, for the guest to power off */
 #define KILL_WAIT_MS 5000        /* after SIGKILL, then after SHUTDOWN */
 #define STDIN_WINDOW (256u << 10) /* a stream's stdin in flight, not yet taken by its process */
+#define RESTORE_TIMEOUT_MS 10000 /* QEMU loading a template, then the guest's HELLO after it */
 
 enum role { ROLE_NEW, ROLE_ATTACH, ROLE_EXEC, ROLE_STATS, ROLE_STOP, ROLE_DONE };
 
@@ -75,6 +78,11 @@ struct sup {
 	struct buf replay;  /* what went to a KVM guest before its HELLO, for a TCG re-boot */
 	bool replay_lost;   /* too much for replay: no re-boot */
 	char kvm_failure[512]; /* why KVM failed, set while the TCG re-boot runs */
+	struct template tpl;   /* what the VM was restored from (its directory; no descriptors) */
+	bool restored;         /* the VM runs from a template (until a cold re-boot) */
+	bool no_restore;       /* the restored VM failed: boot cold from now on */
+	bool make_template;    /* there is none for this shape: make one once the guest booted */
+	pid_t holder;          /* the QEMU recorded as mapping tpl's RAM, or 0 */
 	int listen_fd;
 	int sigfd;
 	struct log_writer log;
@@ -166,6 +174,26 @@ static void notice(struct sup *s, const char *msg)
 	if (proto_put_data(&f, PROTO_NOTICE, 0, msg, len) == 0)
 		broadcast(s, ROLE_ATTACH, &f);
 	buf_done(&f);
+}
+
+/* COVE_TRACE=FILE: when each step of a start happened (ms since the supervisor began), for
+ * bench/boot to say where the time goes */
+static void trace(const char *what)
+{
+	static int fd = -2;
+	static uint64_t t0;
+	char line[128];
+
+	if (fd == -2) {
+		const char *path = getenv("COVE_TRACE");
+
+		fd = path && *path ? open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644) : -1;
+		t0 = now_ns();
+	}
+	if (fd < 0)
+		return;
+	str_printf(line, sizeof(line), "%.1f %s\n", (double)(now_ns() - t0) / 1e6, what);
+	(void)write_full(fd, line, strlen(line));
 }
 
 static void save_state(struct sup *s)
@@ -308,11 +336,17 @@ static void guest_frame(struct sup *s, const struct proto_hdr *h, const uint8_t 
 		}
 		proto_hello_done(&hello);
 		s->hello = true;
+		trace("hello");
 		if (s->kvm_failure[0]) /* the same guest boots under TCG: KVM was to blame */
 			(void)vm_accel_record_failure(&s->ax, s->kvm_failure);
+		if (s->make_template) { /* this shape's first start: for the next ones */
+			s->make_template = false;
+			template_make_later(s->paths, &s->vc);
+		}
 		return;
 	case PROTO_STARTED:
 		if (h->stream == 1) {
+			trace("started");
 			struct buf f = BUF_INIT(64);
 			s->started = true;
 			if (client_frame_of(&f, h, p) == 0) {
@@ -341,6 +375,7 @@ static void guest_frame(struct sup *s, const struct proto_hdr *h, const uint8_t 
 		}
 		return;
 	case PROTO_EXIT:
+		trace("exit");
 		if (proto_get_exit(p, h->len, &e) < 0) {
 			guest_malformed(s, "EXIT");
 			return;
@@ -600,9 +635,10 @@ static bool client_flush(struct client *cl)
 	return buf_write_to(&cl->out, cl->fd) == 0;
 }
 
+/* a restored VM that fails boots cold; a KVM one that fails, under TCG */
 static bool can_fall_back(const struct sup *s)
 {
-	return s->vc.kvm && s->want == VM_ACCEL_AUTO && !s->replay_lost;
+	return (s->restored || (s->vc.kvm && s->want == VM_ACCEL_AUTO)) && !s->replay_lost;
 }
 
 static void guest_flush(struct sup *s)
@@ -876,15 +912,101 @@ static int choose_accel(struct sup *s, struct cove_error *err)
 	return 0;
 }
 
+/*
+ * Start from this shape's template when there is one: QEMU loads it, and RESUME (which makes
+ * the guest itself: its clock, entropy, MACs) goes before START. False for a cold boot, with
+ * st.boot saying why when a template was there but could not serve.
+ */
+static bool restore(struct sup *s)
+{
+	struct template t;
+	struct vm_config c = s->vc;
+	struct cove_error err = { 0 };
+	struct proto_resume m = { 0 };
+	struct buf f = BUF_INIT(256);
+	struct timespec now;
+	char why[512];
+	int r;
+
+	str_copy(s->st.boot, sizeof(s->st.boot), "cold");
+	if (s->no_restore || !template_enabled() || !template_fits(&s->vc))
+		return false;
+	r = template_open(s->paths, &s->vc, &t, why, sizeof(why));
+	if (r == -ENOENT || r == -EBADMSG) /* none, or a damaged one, now gone */
+		s->make_template = true;
+	if (r < 0) {
+		if (r != -ENOENT)
+			str_printf(s->st.boot, sizeof(s->st.boot), "cold: %s", why);
+		return false;
+	}
+	c.mem_fd = t.mem_fd;
+	c.incoming_fd = t.state_fd;
+	c.qmp = true;
+	if (vm_start(&c, &s->vm, &err) < 0) {
+		template_close(&t);
+		return false; /* the same fails cold, and says so */
+	}
+	trace("qemu started");
+	if (vm_restore(&s->vm, &c, RESTORE_TIMEOUT_MS, &err) < 0) {
+		vm_done(&s->vm);
+		s->vm = VM_INIT;
+		template_discard(&t); /* QEMU will not take it: made again after this boot */
+		s->make_template = true;
+		str_printf(s->st.boot, sizeof(s->st.boot), "cold: %s", err.msg);
+		return false;
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	m.realtime_ns = (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec;
+	if (getrandom(m.entropy, sizeof(m.entropy), 0) != (ssize_t)sizeof(m.entropy))
+		r = -EIO;
+	m.nmacs = (uint8_t)s->vc.nics;
+	for (size_t i = 0; i < s->vc.nics; i++)
+		memcpy(m.macs[i], s->vc.macs[i], 6);
+	if (r == 0)
+		r = proto_put_resume(&f, &m);
+	if (r == 0)
+		r = write_full(s->vm.ctl_fd, f.data, f.len);
+	explicit_bzero(&m, sizeof(m));
+	explicit_bzero(f.data, f.len);
+	buf_done(&f);
+	template_close(&t); /* QEMU has its own */
+	if (r < 0) {
+		vm_done(&s->vm);
+		s->vm = VM_INIT;
+		str_copy(s->st.boot, sizeof(s->st.boot), "cold: cannot send the restored VM its RESUME");
+		return false;
+	}
+	trace("restored");
+	s->tpl = t;
+	s->restored = true;
+	s->holder = s->vm.pid;
+	template_hold(&s->tpl, s->holder);
+	str_copy(s->st.boot, sizeof(s->st.boot), "restored");
+	return true;
+}
+
+static void unhold(struct sup *s)
+{
+	if (s->holder)
+		template_unhold(&s->tpl, s->holder);
+	s->holder = 0;
+}
+
 /* Start QEMU; START (queued before) and whatever followed go to the guest at once: QEMU holds
  * them until cove-init opens its port. */
 static int boot(struct sup *s, struct cove_error *err)
 {
-	if (vm_start(&s->vc, &s->vm, err) < 0)
+	bool restored = restore(s);
+
+	if (!restored && vm_start(&s->vc, &s->vm, err) < 0)
 		return -EIO;
+	if (!restored)
+		trace("qemu started");
 	fd_set_nonblock(s->vm.ctl_fd, true);
-	s->boot_deadline = now_ns() + (uint64_t)s->boot_timeout_ms * 1000000ULL;
+	s->boot_deadline = now_ns() + (uint64_t)(restored ? RESTORE_TIMEOUT_MS : s->boot_timeout_ms) *
+					      1000000ULL;
 	guest_flush(s);
+	save_state(s); /* how it booted */
 	return 0;
 }
 
@@ -902,25 +1024,36 @@ static void boot_failure(struct sup *s, char *buf, size_t size)
 }
 
 /*
- * The guest under KVM never said HELLO (QEMU aborted, a KVM internal error, a timeout) although
- * the verdict was KVM: say so once and boot again under TCG with everything the first guest was
- * sent; once that guest says HELLO, TCG becomes this host's verdict. Returns true when the
- * re-boot could not start (err says why), false when it ran or was not for this case.
+ * The guest never said HELLO (QEMU aborted, a KVM internal error, a timeout). Restored from a
+ * template: boot it cold, the template removed (it is made again), st.boot saying why. Under
+ * KVM although the verdict was KVM: say so once and boot again under TCG; once that guest says
+ * HELLO, TCG becomes this host's verdict. Either way the new guest gets everything the first
+ * was sent. Returns true when the re-boot could not start (err says why), false when it ran or
+ * was not for this case.
  */
 static bool fall_back(struct sup *s, struct cove_error *err)
 {
 	char why[512], msg[1024];
 	struct buf out = BUF_INIT(GUEST_OUT_MAX);
+	bool restored = s->restored;
 
 	if (s->hello || s->main_done || s->stop_phase || !can_fall_back(s))
 		return false;
 	boot_failure(s, why, sizeof(why));
-	str_copy(s->kvm_failure, sizeof(s->kvm_failure), why); /* recorded once TCG boots */
-	str_printf(msg, sizeof(msg),
-		   "KVM failed before the guest booted (%s): booting again under TCG, as later "
-		   "containers will; see 'cove system info'",
-		   why);
-	notice(s, msg);
+	if (restored) {
+		str_printf(s->st.boot, sizeof(s->st.boot), "cold: the restored VM failed: %s", why);
+		unhold(s);
+		template_discard(&s->tpl);
+		s->restored = false;
+		s->no_restore = true;
+	} else {
+		str_copy(s->kvm_failure, sizeof(s->kvm_failure), why); /* recorded once TCG boots */
+		str_printf(msg, sizeof(msg),
+			   "KVM failed before the guest booted (%s): booting again under TCG, as "
+			   "later containers will; see 'cove system info'",
+			   why);
+		notice(s, msg);
+	}
 	vm_done(&s->vm);
 	s->vm = VM_INIT;
 	s->vm_gone = s->boot_timed_out = false;
@@ -936,12 +1069,13 @@ static bool fall_back(struct sup *s, struct cove_error *err)
 	buf_done(&s->out);
 	s->out = out;
 	buf_done(&s->replay);
-	use_tcg(s);
+	if (!restored)
+		use_tcg(s);
 	save_state(s);
 	if (boot(s, err) < 0)
 		return true;
 	loop(s);
-	return false;
+	return fall_back(s, err); /* a cold boot under KVM may fail too */
 }
 
 /*
@@ -992,6 +1126,7 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	int r;
 
 	prctl(PR_SET_NAME, "cove-supervisor");
+	trace("supervisor");
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
@@ -1099,6 +1234,7 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	}
 	if (net_notice[0])
 		notice(s, net_notice);
+	trace("network and volumes");
 	/* running from here, on the accelerator chosen (a probe boot, once per host, comes first) */
 	if (s->listen_fd >= 0 && r == 0)
 		r = choose_accel(s, &err);
@@ -1126,8 +1262,10 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 		}
 	}
 	spec_start_done(&m);
+	trace("vm gone");
 	vm_kill(&s->vm);
 	vm_done(&s->vm);
+	unhold(s);
 
 	ports_close(s->ports);
 	s->ports = NULL;

@@ -58,6 +58,8 @@ void guest_stats(const char *disk, struct proto_stats *ret);
 /* net.c: eth0 as START says, and the /etc files the host made, under /run/cove (hosts,
  * hostname, resolv.conf) for container.c to bind. msg says what failed. */
 int net_configure(const struct proto_net *n, char *msg, size_t size);
+/* The NIC whose MAC is from (a template's) takes the MAC to. */
+int net_take_mac(const uint8_t from[6], const uint8_t to[6]);
 int net_write_etc(const struct proto_start *m, char *msg, size_t size);
 /* When the host's resolv.conf says "# cove: names from IP...", a resolver on 127.0.0.11 (a
  * process of its own) that asks those servers in turn, so that a container on several networks

@@ -29,6 +29,14 @@
 #include <termios.h>
 #include <time.h>
 
+/* <linux/random.h>, which musl does not ship */
+#ifndef RNDADDENTROPY
+#define RNDADDENTROPY _IOW('R', 0x03, int[2])
+#endif
+#ifndef RNDRESEEDCRNG
+#define RNDRESEEDCRNG _IO('R', 0x07)
+#endif
+
 #define MAX_SESSIONS	 64	    /* processes started by the host at once, the main one too */
 #define OUT_QUEUE_MAX	 (4u << 20) /* bytes waiting to go to the host */
 #define OUT_QUEUE_HIGH	 (1u << 20) /* stop reading the processes' output above this */
@@ -502,6 +510,69 @@ static void handle_stats(struct init *s, const struct proto_hdr *h)
 		queue_frame(s, r);
 }
 
+/*
+ * This VM was restored from a template: the same kernel state as every other VM restored from
+ * it, down to the RNG. Before anything runs in the container it takes fresh entropy from the
+ * host and reseeds the RNG (so /dev/urandom, AT_RANDOM and the boot_id, which nothing read in
+ * the template, are its own), the host's wall clock, its own MACs, and forgets what the
+ * template's kernel cached of a disk that was not this one. Then it says HELLO to this host.
+ */
+static void handle_resume(struct init *s, const struct proto_hdr *h, const uint8_t *p)
+{
+	struct proto_resume m;
+	struct proto_hello hello = { .version = PROTO_VERSION };
+	struct {
+		int entropy_count, buf_size;
+		uint8_t buf[PROTO_ENTROPY];
+	} pool = { PROTO_ENTROPY * 8, PROTO_ENTROPY, { 0 } };
+	struct timespec ts;
+	struct utsname u;
+	char dev[64];
+	int fd;
+
+	if (proto_get_resume(p, h->len, &m) < 0)
+		die("malformed RESUME message");
+	memcpy(pool.buf, m.entropy, sizeof(pool.buf));
+	fd = open("/dev/urandom", O_RDWR | O_CLOEXEC);
+	if (fd < 0 || ioctl(fd, RNDADDENTROPY, &pool) < 0 || ioctl(fd, RNDRESEEDCRNG) < 0)
+		die("cannot reseed the RNG after a restore: %s", strerror(errno));
+	close(fd);
+	explicit_bzero(&pool, sizeof(pool));
+	explicit_bzero(&m.entropy, sizeof(m.entropy));
+	ts.tv_sec = (time_t)(m.realtime_ns / 1000000000ULL);
+	ts.tv_nsec = (long)(m.realtime_ns % 1000000000ULL);
+	if (clock_settime(CLOCK_REALTIME, &ts) < 0)
+		guest_log("cannot set the clock: %s", strerror(errno));
+	str_printf(dev, sizeof(dev), "/dev/%s", s->disk);
+	fd = open(dev, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (ioctl(fd, BLKFLSBUF) < 0)
+			guest_log("cannot drop %s's cache: %s", dev, strerror(errno));
+		close(fd);
+	}
+	for (unsigned i = 0; i < m.nmacs; i++) {
+		uint8_t from[6];
+		int r;
+
+		proto_template_mac(i, from);
+		r = net_take_mac(from, m.macs[i]);
+		if (r < 0)
+			guest_log("NIC %u cannot take its MAC: %s", i, strerror(-r));
+	}
+	/* QEMU cannot give back memory that a shared template backs (it would have to punch a
+	 * hole in the template itself, which is sealed): the guest stops offering it */
+	fd = open("/sys/module/page_reporting/parameters/page_reporting_order",
+		  O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, "64\n", 3) != 3)
+		guest_log("cannot stop free page reporting: %s", strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	guest_log("resumed from a template");
+	uname(&u);
+	hello.kernel = u.release;
+	queue_frame(s, proto_put_hello(&s->out, &hello));
+}
+
 static void handle_frame(struct init *s, const struct proto_hdr *h, const uint8_t *p)
 {
 	struct session *sess = find_session(s, h->stream);
@@ -551,6 +622,9 @@ static void handle_frame(struct init *s, const struct proto_hdr *h, const uint8_
 		break;
 	case PROTO_SHUTDOWN:
 		shutdown_vm();
+	case PROTO_RESUME:
+		handle_resume(s, h, p);
+		break;
 	default:
 		guest_log("ignoring unexpected message %s", proto_type_name(h->type));
 		break;

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <net/if_arp.h>
 #include <net/route.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -59,6 +60,24 @@ static int find_nic(const uint8_t mac[6], char name[IFNAMSIZ])
 		}
 	}
 	return -ENODEV;
+}
+
+int net_take_mac(const uint8_t from[6], const uint8_t to[6])
+{
+	_cleanup_close_ int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct ifreq ifr = { 0 };
+	char name[IFNAMSIZ];
+	int r;
+
+	if (fd < 0)
+		return -errno;
+	r = find_nic(from, name);
+	if (r < 0)
+		return r;
+	str_copy(ifr.ifr_name, sizeof(ifr.ifr_name), name);
+	ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+	memcpy(ifr.ifr_hwaddr.sa_data, to, 6);
+	return ioctl(fd, SIOCSIFHWADDR, &ifr) < 0 ? -errno : 0;
 }
 
 int net_configure(const struct proto_net *n, char *msg, size_t size)

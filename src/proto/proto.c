@@ -27,6 +27,7 @@
 #define NET_SIZE (6u + 4u + 1u + 4u + 2u)
 #define STATS_SIZE (8u * 8u + 4u + 4u)
 #define STOP_SIZE  8u
+#define RESUME_SIZE (8u + PROTO_ENTROPY + 1u + PROTO_MAX_NICS * 6u)
 #define ERROR_MIN  (4u + 4u)
 #define ERROR_MAX  (ERROR_MIN + PROTO_MAX_MESSAGE)
 #define EXIT_SIZE  5u
@@ -54,6 +55,7 @@ static const struct {
 	[PROTO_STOP] = { "STOP", STOP_SIZE, STOP_SIZE },
 	[PROTO_STDIN_ACK] = { "STDIN_ACK", 4, 4 },
 	[PROTO_NOTICE] = { "NOTICE", 1, PROTO_MAX_MESSAGE },
+	[PROTO_RESUME] = { "RESUME", RESUME_SIZE, RESUME_SIZE },
 };
 
 const char *proto_type_name(uint16_t type)
@@ -118,7 +120,8 @@ int proto_hdr_decode(const uint8_t in[PROTO_HDR_SIZE], struct proto_hdr *ret)
 		return -EPROTO;
 	if (h.type == PROTO_START && h.stream == 0)
 		return -EPROTO;
-	if ((h.type == PROTO_STATS || h.type == PROTO_SHUTDOWN) && h.stream != 0)
+	if ((h.type == PROTO_STATS || h.type == PROTO_SHUTDOWN || h.type == PROTO_RESUME) &&
+	    h.stream != 0)
 		return -EPROTO;
 	*ret = h;
 	return 0;
@@ -640,6 +643,49 @@ int proto_put_stats(struct buf *out, const struct proto_stats *m)
 	return 0;
 }
 
+void proto_template_mac(unsigned i, uint8_t mac[6])
+{
+	static const uint8_t base[6] = { 0x06, 0xc0, 0x7e, 0x00, 0x00, 0x00 };
+
+	memcpy(mac, base, 6);
+	mac[5] = (uint8_t)(i + 1);
+}
+
+/* unicast, not all zero */
+static bool mac_ok(const uint8_t mac[6])
+{
+	static const uint8_t zero[6];
+
+	return !(mac[0] & 1) && memcmp(mac, zero, 6) != 0;
+}
+
+int proto_put_resume(struct buf *out, const struct proto_resume *m)
+{
+	uint8_t *w;
+	int r;
+
+	if (m->nmacs > PROTO_MAX_NICS)
+		return -EINVAL;
+	for (unsigned i = 0; i < m->nmacs; i++)
+		if (!mac_ok(m->macs[i]))
+			return -EINVAL;
+	r = frame_begin(out, PROTO_RESUME, 0, RESUME_SIZE, &w);
+	if (r < 0)
+		return r;
+	w = w_u64(w, m->realtime_ns);
+	memcpy(w, m->entropy, PROTO_ENTROPY);
+	w += PROTO_ENTROPY;
+	*w++ = m->nmacs;
+	for (unsigned i = 0; i < PROTO_MAX_NICS; i++, w += 6) {
+		if (i < m->nmacs)
+			memcpy(w, m->macs[i], 6);
+		else
+			memset(w, 0, 6);
+	}
+	frame_end(out, RESUME_SIZE, w);
+	return 0;
+}
+
 int proto_put_attach(struct buf *out, uint32_t flags)
 {
 	uint8_t *w;
@@ -1014,6 +1060,30 @@ int proto_get_stats(const uint8_t *p, size_t len, struct proto_stats *ret)
 	(void)r_u64(&c, &ret->net_tx);
 	(void)r_u32(&c, &ret->pids);
 	(void)r_u32(&c, &ret->ncpus);
+	return 0;
+}
+
+int proto_get_resume(const uint8_t *p, size_t len, struct proto_resume *ret)
+{
+	struct proto_resume m = { 0 };
+	struct cursor c = { p, len };
+
+	*ret = (struct proto_resume){ 0 };
+	if (len != RESUME_SIZE)
+		return -EPROTO;
+	(void)r_u64(&c, &m.realtime_ns); /* cannot fail: the length is exact */
+	p += 8;
+	memcpy(m.entropy, p, PROTO_ENTROPY);
+	p += PROTO_ENTROPY;
+	m.nmacs = *p++;
+	if (m.nmacs > PROTO_MAX_NICS)
+		return -EPROTO;
+	for (unsigned i = 0; i < PROTO_MAX_NICS; i++, p += 6) {
+		memcpy(m.macs[i], p, 6);
+		if (i < m.nmacs ? !mac_ok(m.macs[i]) : !!memcmp(m.macs[i], "\0\0\0\0\0\0", 6))
+			return -EPROTO;
+	}
+	*ret = m;
 	return 0;
 }
 

@@ -23,7 +23,7 @@
 
 #include "../util/buf.h"
 
-#define PROTO_VERSION 7
+#define PROTO_VERSION 8
 #define PROTO_HDR_SIZE 12
 #define PROTO_MAX_PAYLOAD (1u << 20)    /* any frame */
 #define PROTO_MAX_DATA (32u * 1024)     /* one STDIN/STDOUT/STDERR chunk */
@@ -56,6 +56,9 @@ enum proto_type {
 			       * read its stdin cannot stall the channel the others share */
 	PROTO_NOTICE = 17, /* supervisor -> client, stream 0: text, 1..PROTO_MAX_MESSAGE bytes,
 			    * one line for the user's stderr (KVM fell back to TCG) */
+	PROTO_RESUME = 18, /* host -> guest, stream 0, before START: struct proto_resume; the VM
+			    * was restored from a template (it said HELLO to another host before):
+			    * it makes itself unique, then says HELLO again */
 	PROTO_TYPE_MAX
 };
 
@@ -82,6 +85,20 @@ struct proto_net {
 };
 
 #define PROTO_MAX_NICS 4
+
+/*
+ * What a VM restored from a template needs to be itself rather than a copy: the host's wall
+ * clock, fresh entropy for the kernel's RNG (reseeded before any process runs), and its NICs'
+ * MACs. A template's NIC i has the MAC proto_template_mac(i); the guest gives it macs[i].
+ */
+#define PROTO_ENTROPY 64
+struct proto_resume {
+	uint64_t realtime_ns;          /* CLOCK_REALTIME on the host when sent */
+	uint8_t entropy[PROTO_ENTROPY];
+	uint8_t nmacs;                 /* <= PROTO_MAX_NICS */
+	uint8_t macs[PROTO_MAX_NICS][6]; /* unicast */
+};
+
 #define PROTO_MAX_MOUNTS 16 /* bind mounts and volumes of one container */
 #define PROTO_MAX_TAG 20    /* a 9p mount tag or a virtio-blk serial, as the VM has it */
 
@@ -220,6 +237,7 @@ int proto_put_error(struct buf *out, uint32_t stream, uint32_t kind, const char 
 /* Empty payload: STDIN_EOF, STATS (a request), SHUTDOWN. */
 int proto_put_empty(struct buf *out, uint16_t type, uint32_t stream);
 int proto_put_stats(struct buf *out, const struct proto_stats *m);
+int proto_put_resume(struct buf *out, const struct proto_resume *m);
 int proto_put_attach(struct buf *out, uint32_t flags);
 int proto_put_stop(struct buf *out, const struct proto_stop *m);
 
@@ -234,6 +252,10 @@ int proto_get_resize(const uint8_t *p, size_t len, uint16_t *ret_rows, uint16_t 
 int proto_get_exit(const uint8_t *p, size_t len, struct proto_exit *ret);
 int proto_get_error(const uint8_t *p, size_t len, struct proto_error *ret);
 int proto_get_stats(const uint8_t *p, size_t len, struct proto_stats *ret);
+int proto_get_resume(const uint8_t *p, size_t len, struct proto_resume *ret);
+/* The MAC of a template's NIC i (i < PROTO_MAX_NICS): locally administered, never a
+ * container's (cove gives those from another prefix). */
+void proto_template_mac(unsigned i, uint8_t mac[6]);
 int proto_get_stop(const uint8_t *p, size_t len, struct proto_stop *ret);
 void proto_hello_done(struct proto_hello *m);
 void proto_start_done(struct proto_start *m);

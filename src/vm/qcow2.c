@@ -127,3 +127,27 @@ int qcow2_backing(int fd, char *buf, size_t size)
 	buf[len] = '\0';
 	return 0;
 }
+
+int disk_virtual_size(const char *path, const char *format, uint64_t *ret)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	uint8_t h[32];
+	struct stat st;
+
+	if (fd < 0)
+		return -errno;
+	if (strcmp(format, "qcow2") != 0) {
+		if (fstat(fd, &st) < 0)
+			return -errno;
+		*ret = (uint64_t)st.st_size;
+		return 0;
+	}
+	if (pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h))
+		return -EINVAL;
+	if (((uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3]) != QCOW2_MAGIC)
+		return -EINVAL;
+	*ret = 0;
+	for (int i = 24; i < 32; i++)
+		*ret = *ret << 8 | h[i];
+	return 0;
+}

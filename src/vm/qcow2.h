@@ -23,3 +23,6 @@ int qcow2_create_overlay(const char *path, const char *backing, const char *back
  * absolute path of at most 1023 bytes.
  */
 int qcow2_backing(int fd, char *buf, size_t size);
+
+/* The size the guest sees of the disk at path in format ("qcow2" or "raw"). */
+int disk_virtual_size(const char *path, const char *format, uint64_t *ret);

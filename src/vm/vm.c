@@ -3,6 +3,8 @@
 #include "vm.h"
 #include "qcow2.h"
 
+#include "../proto/proto.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -494,7 +496,9 @@ static void confine(const struct vm_config *c, uid_t uid, gid_t kvm_gid)
 
 /* the descriptors QEMU inherits, at these numbers */
 enum { FD_CTL = 3, FD_CON, FD_KERNEL, FD_INITRD, FD_DISK, FD_BACKING, FD_TAP,
-       FD_VOL = FD_TAP + VM_MAX_NICS, FD_COUNT = FD_VOL + VM_MAX_DISKS };
+       FD_VOL = FD_TAP + VM_MAX_NICS, FD_QMP = FD_VOL + VM_MAX_DISKS, FD_STATE,
+       FD_MEM = VM_MEM_FD, FD_COUNT };
+_Static_assert(FD_STATE < FD_MEM, "VM_MEM_FD collides");
 
 /* a value for QEMU's option syntax, where a comma is written twice */
 static int qemu_escape(char *buf, size_t size, const char *s)
@@ -528,8 +532,10 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 	char addfd_disk[32], addfd_back[32], netdev[VM_MAX_NICS][64], nic[VM_MAX_NICS][96];
 	char (*fsdev)[4200] = NULL, dev9p[VM_MAX_SHARES][96], vaddfd[VM_MAX_DISKS][32];
 	char vfile[VM_MAX_DISKS][160], vraw[VM_MAX_DISKS][96], vdev[VM_MAX_DISKS][96];
+	char machine[96], memobj[160], qmpdev[64];
 	const char *argv[QEMU_MAX_ARGS];
 	int fds[FD_COUNT], sp[2] = { -1, -1 }, cp[2] = { -1, -1 }, ep[2] = { -1, -1 }, n = 0, r;
+	int qp[2] = { -1, -1 };
 	int uid_fd = -1, qemu_fd = -1;
 	uid_t uid = geteuid();
 	gid_t kvm_gid = (gid_t)-1;
@@ -629,12 +635,19 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 			   i, sh->tag);
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 ||
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, cp) < 0 || pipe2(ep, O_CLOEXEC) < 0) {
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, cp) < 0 || pipe2(ep, O_CLOEXEC) < 0 ||
+	    (c->qmp && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qp) < 0)) {
 		r = cove_error_set(err, errno, "cannot make QEMU's channels: %s", strerror(errno));
 		goto fail;
 	}
 	fds[FD_CTL] = sp[1];
 	fds[FD_CON] = cp[1];
+	fds[FD_QMP] = qp[1];
+	if ((c->mem_fd > 0 && (fds[FD_MEM] = fcntl(c->mem_fd, F_DUPFD_CLOEXEC, 3)) < 0) ||
+	    (c->incoming_fd > 0 && (fds[FD_STATE] = fcntl(c->incoming_fd, F_DUPFD_CLOEXEC, 3)) < 0)) {
+		r = cove_error_set(err, errno, "cannot pass QEMU a template: %s", strerror(errno));
+		goto fail;
+	}
 	if (confined) {
 		r = take_uid(c->confine_dir, &uid, &uid_fd, err);
 		if (r < 0)
@@ -666,10 +679,21 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 	argv[n++] = c->qemu;
 	argv[n++] = "-M";
 	/*
-	 * Guest RAM stays anonymous memory (transparent huge pages): a memfd backend saved ~7 MiB
-	 * of an idle guest's ~100 MiB but cost ~70 ms per boot under TCG here.
+	 * Guest RAM stays anonymous memory (transparent huge pages) on a cold boot: a memfd
+	 * backend saved ~7 MiB of an idle guest's ~100 MiB but cost ~70 ms per boot under TCG
+	 * here. A template's RAM is a memfd: shared while it is made, then mapped private by
+	 * every VM restored from it, so that they share the pages none of them wrote.
 	 */
-	argv[n++] = "microvm,x-option-roms=off";
+	str_printf(machine, sizeof(machine), "microvm,x-option-roms=off%s",
+		   c->mem_fd > 0 ? ",memory-backend=mem" : "");
+	argv[n++] = machine;
+	if (c->mem_fd > 0) {
+		str_printf(memobj, sizeof(memobj),
+			   "memory-backend-file,id=mem,size=%lluM,mem-path=/proc/self/fd/%d,share=%s",
+			   (unsigned long long)(c->memory >> 20), FD_MEM, c->mem_share ? "on" : "off");
+		argv[n++] = "-object";
+		argv[n++] = memobj;
+	}
 	argv[n++] = "-accel";
 	/* a small translation cache: an idle guest runs little code, and the default reserves
 	 * (and, as it fills, pays for) far more */
@@ -740,11 +764,26 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 		argv[n++] = blk_fmt;
 		argv[n++] = "-device";
 		argv[n++] = "virtio-blk-device,drive=d0";
+	} else if (c->blank_disk) {
+		/* a template's: the same device, on zeros (the guest reads its partition table) */
+		str_printf(blk_disk, sizeof(blk_disk),
+			   "driver=null-co,node-name=d0,size=%llu,read-zeroes=on",
+			   (unsigned long long)c->blank_disk);
+		argv[n++] = "-blockdev";
+		argv[n++] = blk_disk;
+		argv[n++] = "-device";
+		argv[n++] = "virtio-blk-device,drive=d0";
 	}
 	for (size_t i = 0; i < c->nics && i < VM_MAX_NICS; i++) {
 		const uint8_t *m = c->macs[i];
+		uint8_t tm[6];
 
-		if (c->tap_fds[i] > 0) {
+		if (c->blank_nics) {
+			/* a template's: on a hub of its own, which goes nowhere */
+			proto_template_mac((unsigned)i, tm);
+			m = tm;
+			str_printf(netdev[i], sizeof(netdev[i]), "hubport,id=n%zu,hubid=%zu", i, i);
+		} else if (c->tap_fds[i] > 0) {
 			/* a dup of the caller's tap, which outlives this QEMU (a TCG re-boot) */
 			fds[FD_TAP + i] = fcntl(c->tap_fds[i], F_DUPFD_CLOEXEC, 3);
 			if (fds[FD_TAP + i] < 0) {
@@ -761,7 +800,7 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 			   "virtio-net-device,netdev=n%zu,mac=%02x:%02x:%02x:%02x:%02x:%02x", i, m[0],
 			   m[1], m[2], m[3], m[4], m[5]);
 		argv[n++] = "-netdev";
-		argv[n++] = c->tap_fds[i] > 0 ? netdev[i] : c->user_net;
+		argv[n++] = c->blank_nics || c->tap_fds[i] > 0 ? netdev[i] : c->user_net;
 		argv[n++] = "-device";
 		argv[n++] = nic[i];
 	}
@@ -802,6 +841,17 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 	/* memory the guest frees goes back to the host */
 	argv[n++] = "-device";
 	argv[n++] = "virtio-balloon-device,free-page-reporting=on";
+	if (c->qmp) {
+		str_printf(qmpdev, sizeof(qmpdev), "socket,id=qmp,fd=%d", FD_QMP);
+		argv[n++] = "-chardev";
+		argv[n++] = qmpdev;
+		argv[n++] = "-mon";
+		argv[n++] = "chardev=qmp,mode=control";
+	}
+	if (c->incoming_fd > 0) {
+		argv[n++] = "-incoming";
+		argv[n++] = "defer";
+	}
 	argv[n] = NULL;
 
 	pid = fork();
@@ -856,6 +906,7 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 	*ret = VM_INIT;
 	ret->pid = pid;
 	ret->ctl_fd = sp[0];
+	ret->qmp_fd = qp[0];
 	ret->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	ret->uid = uid;
 	ret->uid_lock_fd = uid_fd;
@@ -869,6 +920,7 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 fail:
 	for (int i = FD_CON; i < FD_COUNT; i++)
 		closep(&fds[i]);
+	closep(&qp[0]);
 	closep(&sp[0]);
 	closep(&sp[1]);
 	closep(&cp[0]);
@@ -878,6 +930,175 @@ fail:
 	closep(&qemu_fd);
 	free(fsdev);
 	return r;
+}
+
+/* ---- QMP: the few commands templates need ------------------------------------------------ */
+
+/*
+ * Send one command (a JSON object) with fd (> 0) attached, and wait until deadline for its
+ * answer, skipping the greeting and events: 0 with the "return" line in buf, -EIO with the
+ * error's "desc" in buf, -ETIMEDOUT, or -EPIPE when QEMU went away.
+ */
+static int qmp_call(struct vm *vm, const char *cmd, int fd, uint64_t deadline, char *buf,
+		    size_t size)
+{
+	char in[8192];
+	size_t len = 0;
+	struct iovec iov = { .iov_base = (void *)cmd, .iov_len = strlen(cmd) };
+	union {
+		char b[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (fd > 0) {
+		struct cmsghdr *cm;
+
+		msg.msg_control = u.b;
+		msg.msg_controllen = sizeof(u.b);
+		cm = CMSG_FIRSTHDR(&msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	}
+	if (cmd[0] && sendmsg(vm->qmp_fd, &msg, MSG_NOSIGNAL) != (ssize_t)iov.iov_len)
+		return -EPIPE;
+	for (;;) {
+		char *nl;
+		ssize_t got;
+		uint64_t now = now_ns();
+		struct pollfd p = { .fd = vm->qmp_fd, .events = POLLIN };
+
+		while ((nl = memchr(in, '\n', len))) {
+			size_t line = (size_t)(nl - in) + 1;
+			bool ret = false, error = false, hello = false;
+
+			*nl = '\0';
+			ret = strstr(in, "\"return\"") != NULL;
+			error = strstr(in, "\"error\"") != NULL;
+			hello = strncmp(in, "{\"QMP\"", 6) == 0;
+			if (error) {
+				const char *d = strstr(in, "\"desc\": \"");
+				str_copy(buf, size, d ? d + 9 : in);
+				buf[strcspn(buf, "\"")] = '\0';
+				return -EIO;
+			}
+			if (ret || (hello && !cmd[0])) {
+				str_copy(buf, size, in);
+				return 0;
+			}
+			memmove(in, in + line, len - line);
+			len -= line;
+		}
+		if (len == sizeof(in))
+			len = 0; /* an event too long to care about */
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		if (poll(&p, 1, (int)((deadline - now) / 1000000ULL) + 1) < 0 && errno != EINTR)
+			return -errno;
+		if (!p.revents)
+			continue;
+		got = read(vm->qmp_fd, in + len, sizeof(in) - len);
+		if (got == 0)
+			return -EPIPE;
+		if (got < 0 && errno != EINTR && errno != EAGAIN)
+			return -errno;
+		if (got > 0)
+			len += (size_t)got;
+	}
+}
+
+/* the greeting, then capabilities negotiation */
+static int qmp_open(struct vm *vm, uint64_t deadline, char *buf, size_t size)
+{
+	int r = qmp_call(vm, "", 0, deadline, buf, size);
+
+	return r < 0 ? r : qmp_call(vm, "{\"execute\":\"qmp_capabilities\"}\n", 0, deadline, buf, size);
+}
+
+/* Why QEMU stopped answering: its own words when it has exited. */
+static int qmp_failed(struct vm *vm, const struct vm_config *c, int r, const char *what,
+		      const char *said, struct cove_error *err)
+{
+	char why[512];
+
+	if (r == -EIO)
+		str_copy(why, sizeof(why), said);
+	else if (r == -ETIMEDOUT)
+		str_copy(why, sizeof(why), "QEMU did not answer in time");
+	else {
+		vm_wait(vm, 1000, NULL);
+		vm_explain(c, vm, why, sizeof(why));
+	}
+	vm_kill(vm);
+	return cove_error_set(err, r == -ETIMEDOUT ? ETIMEDOUT : EIO, "%s: %s", what, why);
+}
+
+int vm_restore(struct vm *vm, const struct vm_config *c, int timeout_ms, struct cove_error *err)
+{
+	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ULL;
+	char cmd[128], said[512];
+	int r;
+
+	if ((r = qmp_open(vm, deadline, said, sizeof(said))) < 0 ||
+	    (r = qmp_call(vm,
+			  "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"
+			  "[{\"capability\":\"x-ignore-shared\",\"state\":true}]}}\n",
+			  0, deadline, said, sizeof(said))) < 0)
+		return qmp_failed(vm, c, r, "cannot restore the VM", said, err);
+	str_printf(cmd, sizeof(cmd),
+		   "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"fd:%d\"}}\n",
+		   FD_STATE);
+	if ((r = qmp_call(vm, cmd, 0, deadline, said, sizeof(said))) < 0)
+		return qmp_failed(vm, c, r, "cannot restore the VM", said, err);
+	/* the state loads, then the VM runs by itself (its template was saved running) */
+	for (;;) {
+		r = qmp_call(vm, "{\"execute\":\"query-status\"}\n", 0, deadline, said,
+			     sizeof(said));
+		if (r < 0)
+			return qmp_failed(vm, c, r, "cannot restore the VM", said, err);
+		if (strstr(said, "\"status\": \"running\""))
+			return 0;
+		if (!strstr(said, "\"status\": \"inmigrate\""))
+			return qmp_failed(vm, c, -EIO, "cannot restore the VM", said, err);
+		usleep(1000);
+	}
+}
+
+int vm_save(struct vm *vm, const struct vm_config *c, int state_fd, int timeout_ms,
+	    struct cove_error *err)
+{
+	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ULL;
+	char said[512];
+	int r;
+
+	if ((r = qmp_open(vm, deadline, said, sizeof(said))) < 0 ||
+	    (r = qmp_call(vm,
+			  "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"
+			  "[{\"capability\":\"x-ignore-shared\",\"state\":true}]}}\n",
+			  0, deadline, said, sizeof(said))) < 0 ||
+	    (r = qmp_call(vm, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"state\"}}\n",
+			  state_fd, deadline, said, sizeof(said))) < 0 ||
+	    (r = qmp_call(vm, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:state\"}}\n",
+			  0, deadline, said, sizeof(said))) < 0)
+		return qmp_failed(vm, c, r, "cannot save the VM", said, err);
+	for (;;) {
+		r = qmp_call(vm, "{\"execute\":\"query-migrate\"}\n", 0, deadline, said,
+			     sizeof(said));
+		if (r < 0)
+			return qmp_failed(vm, c, r, "cannot save the VM", said, err);
+		if (strstr(said, "\"status\": \"completed\""))
+			break;
+		if (strstr(said, "\"status\": \"failed\"") ||
+		    strstr(said, "\"status\": \"cancelled\""))
+			return qmp_failed(vm, c, -EIO, "cannot save the VM", said, err);
+		usleep(2000);
+	}
+	(void)qmp_call(vm, "{\"execute\":\"quit\"}\n", 0, deadline, said, sizeof(said));
+	if (vm_wait(vm, timeout_ms, NULL) == 0)
+		vm_kill(vm);
+	return 0;
 }
 
 int vm_wait(struct vm *vm, int timeout_ms, int *ret_status)
@@ -934,6 +1155,7 @@ void vm_done(struct vm *vm)
 	closep(&vm->pidfd);
 	closep(&vm->ctl_fd);
 	closep(&vm->uid_lock_fd);
+	closep(&vm->qmp_fd);
 	vm->pidfd = vm->ctl_fd = vm->uid_lock_fd = -1;
 }
 

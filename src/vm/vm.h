@@ -66,6 +66,14 @@ struct vm_config {
 					* serve them as the guest asks, never a setuid bit */
 	const struct vm_disk *disks;
 	size_t ndisks;
+	/* templates (docs/internals/templates.md): */
+	int mem_fd;            /* > 0: guest RAM is this file (a memfd), shared when mem_share (a
+				* template being made), else mapped private, copy-on-write */
+	bool mem_share;
+	uint64_t blank_disk;   /* without a disk: a disk of zeros this big (a template's) */
+	bool blank_nics;       /* the NICs on no network, with proto_template_mac()s */
+	int incoming_fd;       /* > 0: the devices' saved state, for vm_restore() */
+	bool qmp;              /* a QMP monitor on vm.qmp_fd */
 };
 
 #define VM_LOG_MAX (256u << 10) /* boot_log and qemu_log rotate at this size, one older kept */
@@ -81,11 +89,16 @@ struct vm {
 	int ctl_fd;  /* host end of the control channel */
 	uid_t uid;   /* QEMU's uid (the caller's when not confined) */
 	int uid_lock_fd; /* holds the uid's slot while the VM lives */
+	int qmp_fd;      /* QEMU's monitor (vm_config.qmp), or -1 */
 	bool draining;   /* the log thread runs */
 	pthread_t drain; /* copies QEMU's console and stderr into the logs */
 };
 
-#define VM_INIT ((struct vm){ .pidfd = -1, .ctl_fd = -1, .uid_lock_fd = -1 })
+#define VM_INIT ((struct vm){ .pidfd = -1, .ctl_fd = -1, .uid_lock_fd = -1, .qmp_fd = -1 })
+
+/* QEMU inherits a memory file at this descriptor (vm_config.mem_fd): where another process may
+ * take it from a running QEMU (pidfd_getfd) to restore a VM that shares its pages */
+#define VM_MEM_FD 40
 
 /* The host's TSC rate in kHz, measured once and cached in cache_file (may be NULL). */
 int vm_tsc_khz(const char *cache_file, uint64_t *ret);
@@ -99,6 +112,17 @@ int vm_find_qemu(char *buf, size_t size, struct cove_error *err);
 int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err);
 /* Whether vm_start would confine QEMU (root, and COVE_QEMU_CONFINE is not 0). */
 bool vm_confinable(void);
+/*
+ * A VM started with incoming_fd and qmp: load the devices' state (the RAM is mem_fd's) and run
+ * it, within timeout_ms. Fails (QEMU is then killed) when the state does not fit this QEMU.
+ */
+int vm_restore(struct vm *vm, const struct vm_config *c, int timeout_ms, struct cove_error *err);
+/*
+ * A VM started with mem_share and qmp, its guest waiting: save its devices' state (not its
+ * RAM, which stays in mem_fd) to state_fd, and let QEMU quit.
+ */
+int vm_save(struct vm *vm, const struct vm_config *c, int state_fd, int timeout_ms,
+	    struct cove_error *err);
 /* Wait up to timeout_ms for QEMU to exit; returns 1 if it exited, 0 on timeout. Once it has,
  * its logs are complete. */
 int vm_wait(struct vm *vm, int timeout_ms, int *ret_status);

@@ -4,6 +4,8 @@
 # kvm-qemu.sh as COVE_QEMU and a KVM device of our own (COVE_KVM_DEVICE). KVM is used only after
 # a probe boot under it worked; a broken one costs the first container one notice, then TCG.
 . "$(dirname "$0")/lib.sh"
+# every boot here is counted: none restored from a template, none made in the background
+export COVE_TEMPLATE=0
 
 wrapper=$(cd "$(dirname "$0")" && pwd)/kvm-qemu.sh
 # the wrapper is a script under $T that writes its log there: a confined QEMU (its own uid and

@@ -802,6 +802,46 @@ TEST(supervisor_messages_roundtrip)
 	buf_done(&b);
 }
 
+TEST(resume_roundtrip)
+{
+	struct proto_resume m = { .realtime_ns = 1764932400123456789ULL, .nmacs = 2 }, d;
+	struct buf b = BUF_INIT(BIG);
+	const uint8_t *p;
+	uint8_t *w;
+	size_t len;
+
+	for (unsigned i = 0; i < PROTO_ENTROPY; i++)
+		m.entropy[i] = (uint8_t)(i * 7 + 1);
+	memcpy(m.macs[0], "\x02\x42\xac\x11\x00\x02", 6);
+	memcpy(m.macs[1], "\x02\x42\xac\x12\x00\x05", 6);
+	CHECK_EQ_INT(proto_put_resume(&b, &m), 0);
+	CHECK_EQ_INT(one_frame(&b, PROTO_RESUME, 0, &p, &len), 0);
+	CHECK_EQ_INT(proto_get_resume(p, len, &d), 0);
+	CHECK(memcmp(&m, &d, sizeof(m)) == 0);
+	CHECK_EQ_INT(proto_get_resume(p, len - 1, &d), -EPROTO);
+	/* a multicast MAC, a MAC past nmacs, too many MACs: refused both ways */
+	w = (uint8_t *)p + 8 + PROTO_ENTROPY + 1;
+	w[0] = 0x03;
+	CHECK_EQ_INT(proto_get_resume(p, len, &d), -EPROTO);
+	w[0] = 0x02;
+	w[2 * 6] = 0x02;
+	CHECK_EQ_INT(proto_get_resume(p, len, &d), -EPROTO);
+	w[2 * 6] = 0;
+	w[-1] = PROTO_MAX_NICS + 1;
+	CHECK_EQ_INT(proto_get_resume(p, len, &d), -EPROTO);
+	buf_reset(&b);
+	m.macs[1][0] = 0x01;
+	CHECK_EQ_INT(proto_put_resume(&b, &m), -EINVAL);
+	m.macs[1][0] = 0x02;
+	m.nmacs = PROTO_MAX_NICS + 1;
+	CHECK_EQ_INT(proto_put_resume(&b, &m), -EINVAL);
+	CHECK_EQ_INT(b.len, 0);
+	/* about the VM: stream 0 only */
+	CHECK_EQ_INT(hdr(8 + PROTO_ENTROPY + 1 + PROTO_MAX_NICS * 6, PROTO_RESUME, 0, 1), -EPROTO);
+	CHECK_EQ_STR(proto_type_name(PROTO_RESUME), "RESUME");
+	buf_done(&b);
+}
+
 TEST(exit_roundtrip)
 {
 	static const struct proto_exit cases[] = {
@@ -1823,6 +1863,7 @@ int main(void)
 	RUN(start_v3_fields_roundtrip);
 	RUN(start_net_roundtrip);
 	RUN(supervisor_messages_roundtrip);
+	RUN(resume_roundtrip);
 	RUN(reader_split_at_every_byte);
 	RUN(reader_split_at_every_pair);
 	RUN(reader_byte_at_a_time);

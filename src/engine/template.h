@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Templates (docs/internals/templates.md): a VM booted once to the point where cove-init waits
+ * for its container, then saved (its RAM in a file, its devices' state through QEMU's
+ * migration), so that later VMs of the same shape start from there instead of booting. A
+ * restored VM maps the template's RAM private and copy-on-write, so all of them share the pages
+ * none has written.
+ *
+ * On disk, TEMPLATES/ID/ (ID: 16 hex digits of the sha256 of the key, below):
+ *   meta      the key (what the template was made from: the identity of the kernel, initramfs
+ *             and QEMU files, the accelerator, memory, vCPUs, NICs and disk size), then the
+ *             sha256 of ram and of state
+ *   ram       the guest's RAM (sparse)
+ *   state     QEMU's device state (~70 KB)
+ *   boot.log, qemu.log   of the boot that made it
+ *   holders/PID          a running QEMU that maps it (its memfd at VM_MEM_FD)
+ * TEMPLATES/ID.lock is held while one is made. A template whose key no longer matches the
+ * files (a new kernel, initramfs, QEMU or cove-init) is never used; a corrupt one is removed.
+ */
+#pragma once
+
+#include "engine.h"
+
+#include "vm/vm.h"
+
+#define TEMPLATE_ID_LEN 16
+#define TEMPLATE_DISK (4ULL << 30) /* the disk of every image that unpacks to under ~3.5 GiB */
+
+struct template {
+	char dir[4200];
+	int mem_fd;   /* the RAM: a sealed memfd (nothing can write it, a private mapping can) */
+	int state_fd;
+};
+
+#define TEMPLATE_INIT ((struct template){ .mem_fd = -1, .state_fd = -1 })
+
+/* Whether templates are used (COVE_TEMPLATE is not 0). */
+bool template_enabled(void);
+/* Whether a VM like c can start from a template: a root disk (or blank_disk, its size), no
+ * shares or volume disks. */
+bool template_fits(const struct vm_config *c);
+/*
+ * Open the template for c (with its disk's virtual size): 0; -ENOENT when there is none (make
+ * one); another error with why (a corrupt template, then removed, or one that cannot be read).
+ */
+int template_open(const struct cove_paths *p, const struct vm_config *c, struct template *ret,
+		  char *why, size_t size);
+void template_close(struct template *t);
+/* A template that QEMU could not restore: removed, so that it is made again. */
+void template_discard(struct template *t);
+/* QEMU qemu maps the template's RAM (at VM_MEM_FD): a later restore may share it. */
+void template_hold(const struct template *t, pid_t qemu);
+void template_unhold(const struct template *t, pid_t qemu);
+/*
+ * Make the template for c: boot a VM of its shape, wait for cove-init's HELLO, save it. 0 when
+ * made or already there, -EBUSY when another process is making it.
+ */
+int template_make(const struct cove_paths *p, const struct vm_config *c, struct cove_error *err);
+/*
+ * `cove system prepare`: the template for containers of this memory, vCPUs and NICs on a disk
+ * of disk bytes, on the accelerator a container would get now. Returns what
+ * template_make does.
+ */
+int template_prepare(const struct cove_paths *p, uint64_t memory, unsigned cpus, size_t nics,
+		     uint64_t disk, struct cove_error *err);
+/* The same in a process of its own that outlives the caller (the first start of a shape). */
+void template_make_later(const struct cove_paths *p, const struct vm_config *c);
+/* One line per template on disk: "ID SIZE memory=.. cpus=.. nics=.. disk=.. accel=..". */
+int template_list(const struct cove_paths *p, char ***ret, size_t *ret_n);

@@ -1,0 +1,137 @@
+#!/bin/bash
+# Templates: the first start of a VM shape boots cold and makes a template in the background;
+# later starts are restored from it and behave as a cold boot does, each VM its own (boot_id,
+# RNG, AT_RANDOM, MAC, address, clock). A template of another kernel is never used; a damaged
+# one gives a cold boot, never an error. (The rest of the suite runs restored, from templates
+# scripts/test.sh prepares; t_cold runs some of it again with COVE_TEMPLATE=0.)
+. "$(dirname "$0")/lib.sh"
+export COVE_TEMPLATES="$T/templates" # this file's own, whatever the suite shares
+boot_of() { inspect_field "$1" State.Boot; }
+template_ready() { ls "$COVE_TEMPLATES"/*/meta >/dev/null 2>&1; }
+
+# the first start of a shape: cold, and it leaves a template behind
+out=$("$COVE" run --name first busybox echo cold 2>&1)
+expect "the first start of a shape runs" "cold" "$out"
+expect "it boots cold (inspect: State.Boot)" "cold" "$(boot_of first)"
+if wait_until 90 template_ready; then
+	ok "it makes the shape's template in the background"
+else
+	not_ok "it makes the shape's template in the background" "$(ls -la "$COVE_TEMPLATES" 2>&1)"
+fi
+"$COVE" rm first >/dev/null
+
+# the next is restored, and behaves as a cold boot does
+out=$("$COVE" run --name second busybox sh -c 'echo restored; exit 3' 2>&1)
+expect "a restored container's output and exit code" "restored 3" "$out $?"
+expect "it was restored" "restored" "$(boot_of second)"
+log=$(inspect_field second BootLogPath)
+if grep -q "resumed from a template" "$log" 2>/dev/null; then
+	ok "its guest says so in the boot log"
+else
+	not_ok "its guest says so in the boot log" "$(cat "$log" 2>&1)"
+fi
+expect "stdin reaches a restored container" "piped" \
+	"$(echo piped | "$COVE" run --rm -i busybox cat 2>&1)"
+
+# two at once from one template: each its own
+"$COVE" run -d --name a busybox sleep 300 >/dev/null 2>"$T/err" || not_ok "run -d a" "$(cat "$T/err")"
+"$COVE" run -d --name b busybox sleep 300 >/dev/null 2>"$T/err" || not_ok "run -d b" "$(cat "$T/err")"
+expect "both are restored" "restored restored" "$(boot_of a) $(boot_of b)"
+facts() { # boot_id, 16 bytes of urandom, the shell's AT_RANDOM bytes, its MAC and address
+	"$COVE" exec "$1" sh -c '
+		cat /proc/sys/kernel/random/boot_id
+		head -c 16 /dev/urandom | od -An -tx1 | tr -d " \n"; echo
+		set -- $(od -An -v -tu8 /proc/$$/auxv)
+		while [ $# -gt 1 ]; do [ "$1" = 25 ] && { a=$2; break; }; shift 2; done
+		dd if=/proc/$$/mem bs=1 skip="$a" count=16 2>/dev/null | od -An -tx1 | tr -d " \n"; echo
+		cat /sys/class/net/eth0/address
+		ip -4 -o addr show eth0 | awk "{print \$4}"' 2>&1
+}
+fa=$(facts a)
+fb=$(facts b)
+for i in 1 2 3 4 5; do
+	what=$(echo "boot_id urandom AT_RANDOM MAC address" | cut -d' ' -f$i)
+	x=$(echo "$fa" | sed -n "${i}p")
+	y=$(echo "$fb" | sed -n "${i}p")
+	if [ -n "$x" ] && [ -n "$y" ] && [ "$x" != "$y" ]; then
+		ok "two VMs from one template differ: $what"
+	else
+		not_ok "two VMs from one template differ: $what" "a: $fa" "b: $fb"
+	fi
+done
+expect "its MAC is the one inspect shows" "$(inspect_field a NetworkSettings.MacAddress)" \
+	"$(echo "$fa" | sed -n 4p)"
+expect "the two reach each other" "0" \
+	"$("$COVE" exec b ping -c 1 -W 5 "$(inspect_field a NetworkSettings.IPAddress)" >/dev/null 2>&1; echo $?)"
+skew=$(python3 -c 'import sys,time; print(abs(int(sys.argv[1]) - time.time()) < 2)' \
+	"$("$COVE" exec a date +%s 2>&1)" 2>&1)
+expect "its clock is the host's, within a second" "True" "$skew"
+# stop and start: restored again; exec and cp work
+"$COVE" stop -t 1 a >/dev/null 2>&1
+"$COVE" start a >/dev/null 2>"$T/err" || not_ok "start a" "$(cat "$T/err")"
+expect "a restarted container is restored too" "restored" "$(boot_of a)"
+echo copied >"$T/in.txt"
+"$COVE" cp "$T/in.txt" a:/tmp/in.txt 2>"$T/err" || not_ok "cp into a" "$(cat "$T/err")"
+expect "cp and exec in a restored container" "copied" "$("$COVE" exec a cat /tmp/in.txt 2>&1)"
+"$COVE" rm -f a b >/dev/null
+
+# another shape (--network none, another memory size) has its own template
+out=$("$COVE" run --rm --network none --memory 256m busybox echo none 2>&1)
+expect "another shape boots cold first" "none" "$out"
+wait_until 90 sh -c "[ \$(ls '$COVE_TEMPLATES'/*/meta | wc -l) -ge 2 ]" ||
+	not_ok "another shape gets its template" "$(ls "$COVE_TEMPLATES")"
+"$COVE" run --name n --network none --memory 256m busybox true
+expect "then it is restored from its own" "restored" "$(boot_of n)"
+"$COVE" rm n >/dev/null
+
+# damaged templates: a cold boot that says why, never an error; the template is made again
+damaged() { # NAME WHAT-TO-DO-TO-THE-TEMPLATE-DIRECTORY
+	local dir
+	dir=$(grep -l '^nics 1' "$COVE_TEMPLATES"/*/meta 2>/dev/null | head -1)
+	if [ -z "$dir" ]; then
+		not_ok "$1: there is a template to damage" "$(ls -la "$COVE_TEMPLATES")"
+		return
+	fi
+	(cd "$(dirname "$dir")" && eval "$2")
+	out=$("$COVE" run --name d busybox echo fine 2>&1)
+	local boot
+	boot=$(boot_of d)
+	"$COVE" rm d >/dev/null
+	case "$out|$boot" in
+	"fine|cold: "*) ok "$1: a cold boot ($boot)" ;;
+	*) not_ok "$1: a cold boot" "output: $out" "boot: $boot" ;;
+	esac
+	if wait_until 90 sh -c "grep -l '^nics 1' '$COVE_TEMPLATES'/*/meta >/dev/null 2>&1"; then
+		ok "$1: the template is made again"
+	else
+		not_ok "$1: the template is made again" "$(ls -la "$COVE_TEMPLATES")"
+	fi
+	"$COVE" run --name d busybox true
+	expect "$1: the next start is restored" "restored" "$(boot_of d)"
+	"$COVE" rm d >/dev/null
+}
+damaged "a truncated device state" 'truncate -s 1000 state'
+# (a VM or a keeper that holds the RAM read before would serve it: they are forgotten)
+damaged "a damaged RAM file" 'printf garbage | dd of=ram bs=1 seek=1048576 conv=notrunc 2>/dev/null; rm -rf holders'
+# a device state QEMU refuses although its digest matches (say, of another QEMU)
+damaged "a state QEMU refuses" 'head -c 70000 /dev/urandom >state; python3 -c "
+import hashlib, re
+d = hashlib.sha256(open(\"state\", \"rb\").read()).hexdigest()
+m = open(\"meta\").read()
+open(\"meta\", \"w\").write(re.sub(r\"state sha256:[0-9a-f]+\", \"state sha256:\" + d, m))"'
+
+# a template of another kernel (or initramfs, QEMU, cove-init) is never used
+cp "$(dirname "$0")/../../build/kernel/vmlinux" "$T/vmlinux"
+COVE_KERNEL="$T/vmlinux" "$COVE" run --name k busybox true
+expect "a new kernel boots cold: the old kernel's template is not used" "cold" "$(boot_of k)"
+"$COVE" rm k >/dev/null
+
+# its template replaces the old kernel's templates, which no start could use again
+new=$(stat -c %i "$T/vmlinux")
+old=$(stat -c %i "$(dirname "$0")/../../build/kernel/vmlinux")
+if wait_until 90 sh -c "grep -qs '^kernel [0-9]*:$new:' '$COVE_TEMPLATES'/*/meta"; then
+	expect "the new kernel's template replaces the old kernel's" "0" \
+		"$(grep -ls "^kernel [0-9]*:$old:" "$COVE_TEMPLATES"/*/meta | wc -l)"
+else
+	not_ok "the new kernel gets its template" "$(cat "$COVE_TEMPLATES"/*/meta 2>&1 | grep kernel)"
+fi
