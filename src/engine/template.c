@@ -24,7 +24,7 @@
 #define STATE_MAX (64u << 20)
 #define COPY_CHUNK (1u << 20)
 #define SAVE_TIMEOUT_MS 60000
-#define KEEP_IDLE_S 300 /* a keeper holds a template's memfd this long after its last use */
+#define KEEP_IDLE_S 120 /* a keeper holds a template's memfd this long after its last use */
 
 bool template_enabled(void)
 {
@@ -273,12 +273,19 @@ static void keep(const struct template *t, int mem)
 	if (pid == 0) {
 		char path[4300];
 		sigset_t none;
+		pid_t keeper;
 		int null;
 
-		if (setsid() < 0 || fork() != 0)
-			_exit(0);
-		if (dup2(mem, VM_MEM_FD) < 0)
+		/* the memfd at its place first: the keeper can serve it from its first moment, and
+		 * is a holder before the caller returns */
+		if (setsid() < 0 || dup2(mem, VM_MEM_FD) < 0)
 			_exit(1);
+		keeper = fork();
+		if (keeper != 0) {
+			if (keeper > 0)
+				template_hold(t, keeper);
+			_exit(0);
+		}
 		syscall(SYS_close_range, 3, VM_MEM_FD - 1, 0);
 		syscall(SYS_close_range, VM_MEM_FD + 1, ~0U, 0);
 		null = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -290,7 +297,6 @@ static void keep(const struct template *t, int mem)
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		prctl(PR_SET_NAME, "cove-tmpl-keep");
-		template_hold(t, getpid());
 		str_printf(path, sizeof(path), "%s/holders/%d", t->dir, (int)getpid());
 		for (;;) {
 			struct stat st;
@@ -316,6 +322,7 @@ int template_open(const struct cove_paths *p, const struct vm_config *c, struct 
 	char text[META_MAX], id[TEMPLATE_ID_LEN + 1], path[4300], ram[DIGEST_STRING_MAX];
 	char state[DIGEST_STRING_MAX], got[DIGEST_STRING_MAX];
 	_cleanup_free_ char *meta = NULL;
+	_cleanup_close_ int lock = -1; /* load.lock, while the RAM is read */
 	struct cove_error err = { 0 };
 	struct template t = TEMPLATE_INIT;
 	uint64_t len;
@@ -356,10 +363,18 @@ int template_open(const struct cove_paths *p, const struct vm_config *c, struct 
 	lseek(t.state_fd, 0, SEEK_SET);
 	t.mem_fd = take_from_holder(&t, id, ram_size(c));
 	if (t.mem_fd < 0) {
+		/* one reads the file for all who start at once; they then take its memfd */
+		str_printf(path, sizeof(path), "%s/load.lock", t.dir);
+		lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (lock >= 0)
+			(void)flock(lock, LOCK_EX);
+		t.mem_fd = take_from_holder(&t, id, ram_size(c));
+	}
+	if (t.mem_fd < 0) {
 		t.mem_fd = r = load_ram(&t, id, ram_size(c), ram, why, size);
 		if (r < 0)
 			goto corrupt;
-		keep(&t, t.mem_fd);
+		keep(&t, t.mem_fd); /* before the lock goes: the others find it */
 	}
 	*ret = t;
 	return 0;
@@ -646,6 +661,23 @@ void template_make_later(const struct cove_paths *p, const struct vm_config *c)
 		;
 }
 
+/* 512M, 4G: a size as a user gives it */
+static void size_text(const char *bytes, size_t len, char *buf, size_t size)
+{
+	char num[32];
+	uint64_t v;
+
+	str_printf(num, sizeof(num), "%.*s", (int)len, bytes);
+	if (parse_u64(num, UINT64_MAX, &v) < 0 || v == 0)
+		str_copy(buf, size, num);
+	else if (v % (1ULL << 30) == 0)
+		str_printf(buf, size, "%lluG", (unsigned long long)(v >> 30));
+	else if (v % (1ULL << 20) == 0)
+		str_printf(buf, size, "%lluM", (unsigned long long)(v >> 20));
+	else
+		str_copy(buf, size, num);
+}
+
 int template_list(const struct cove_paths *p, char ***ret, size_t *ret_n)
 {
 	_cleanup_(closedirp) DIR *d = opendir(p->templates);
@@ -667,22 +699,29 @@ int template_list(const struct cove_paths *p, char ***ret, size_t *ret_n)
 		str_printf(path, sizeof(path), "%s/%s/meta", p->templates, de->d_name);
 		if (read_file(path, META_MAX, &meta, NULL) < 0)
 			continue;
-		str_printf(path, sizeof(path), "%s/%s/ram", p->templates, de->d_name);
-		str_printf(line, sizeof(line), "%s %lluM", de->d_name,
-			   stat(path, &st) == 0 ? (unsigned long long)st.st_blocks / 2048 : 0ULL);
+		str_copy(line, sizeof(line), de->d_name);
 		for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
-			char want[32];
+			char want[32], val[32];
 			const char *k;
+			size_t vlen;
 
 			str_printf(want, sizeof(want), "\n%s ", keys[i]);
 			k = strstr(meta, want);
 			if (!k)
 				continue;
 			k += strlen(want);
+			vlen = strcspn(k, "\n");
+			if (strcmp(keys[i], "memory") == 0 || strcmp(keys[i], "disk") == 0)
+				size_text(k, vlen, val, sizeof(val));
+			else
+				str_printf(val, sizeof(val), "%.*s", (int)vlen, k);
 			len = strlen(line);
-			str_printf(line + len, sizeof(line) - len, " %s=%.*s", keys[i],
-				   (int)strcspn(k, "\n"), k);
+			str_printf(line + len, sizeof(line) - len, " %s=%s", keys[i], val);
 		}
+		str_printf(path, sizeof(path), "%s/%s/ram", p->templates, de->d_name);
+		len = strlen(line);
+		str_printf(line + len, sizeof(line) - len, " ram=%lluM",
+			   stat(path, &st) == 0 ? (unsigned long long)st.st_blocks / 2048 : 0ULL);
 		nv = realloc(v, (n + 2) * sizeof(*v));
 		if (!nv)
 			break;

@@ -530,6 +530,7 @@ static void handle_resume(struct init *s, const struct proto_hdr *h, const uint8
 	char dev[64];
 	int fd;
 
+	guest_trace("RESUME received");
 	if (proto_get_resume(p, h->len, &m) < 0)
 		die("malformed RESUME message");
 	memcpy(pool.buf, m.entropy, sizeof(pool.buf));
@@ -567,6 +568,7 @@ static void handle_resume(struct init *s, const struct proto_hdr *h, const uint8
 		guest_log("cannot stop free page reporting: %s", strerror(errno));
 	if (fd >= 0)
 		close(fd);
+	guest_trace("unique");
 	guest_log("resumed from a template");
 	uname(&u);
 	hello.kernel = u.release;

@@ -68,7 +68,11 @@ if [ "$COVE" = "$top/build/cove" ] && command -v setpriv >/dev/null; then
 			echo "file $($C run --rm --network none -v /tmp/src/a:/etc/a:ro busybox sh -c "cat /etc/a; ls /etc/a" 2>&1 | tr "\n" " ")"
 			$C run --rm --network none -v v1:/v busybox sh -c "echo kept >/v/f" >/dev/null 2>&1
 			echo "volume $($C run --rm --network none -v v1:/v busybox cat /v/f 2>&1)"
-			$C rm -f w >/dev/null 2>&1'
+			$C system prepare >/dev/null 2>&1
+			$C run --name t busybox true >/dev/null 2>&1
+			echo "template $($C inspect t 2>&1 | grep -o "\"Boot\": \"[^\"]*")"
+			$C rm -f w t >/dev/null 2>&1
+			rm -rf /tmp/state/cache/templates # (its keeper leaves with it)'
 	EOF
 	mkdir -p "$T/nroot"
 	unshare -m bash "$T/rootless.sh" "$T/nroot" "$top" >"$T/rootless.out" 2>&1
@@ -86,6 +90,7 @@ if [ "$COVE" = "$top/build/cove" ] && command -v setpriv >/dev/null; then
 	expect "rootless: a single file bind (linked alone into the state directory)" \
 		"file hi /etc/a " "$(grep '^file' "$T/rootless.out")"
 	expect "rootless: a named block volume keeps its data" "volume kept" "$(grep '^volume' "$T/rootless.out")"
+	expect "rootless: restored from a template" 'template "Boot": "restored' "$(grep '^template' "$T/rootless.out")"
 else
 	not_ok "rootless: needs build/cove and setpriv" "COVE=$COVE"
 fi
