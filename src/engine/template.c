@@ -259,6 +259,27 @@ static int load_ram(const struct template *t, const char *id, uint64_t memory,
 	return TAKE_FD(mem);
 }
 
+/* In a grandchild of init's (a session of its own): nothing of the caller's (its locks, its
+ * sockets) but the descriptor keep (-1: none), stdio on /dev/null, signals unblocked. */
+static void detach(const char *name, int keep)
+{
+	sigset_t none;
+	int null;
+
+	if (keep > 3)
+		syscall(SYS_close_range, 3, keep - 1, 0);
+	syscall(SYS_close_range, keep >= 3 ? keep + 1 : 3, ~0U, 0);
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+	}
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	prctl(PR_SET_NAME, name);
+}
+
 /*
  * A process that holds a memfd just read from ram, so that the next restore takes it (as from a
  * running QEMU) rather than reading the file again: it stays while restores use it (they touch
@@ -272,9 +293,7 @@ static void keep(const struct template *t, int mem)
 		return;
 	if (pid == 0) {
 		char path[4300];
-		sigset_t none;
 		pid_t keeper;
-		int null;
 
 		/* the memfd at its place first: the keeper can serve it from its first moment, and
 		 * is a holder before the caller returns */
@@ -286,17 +305,7 @@ static void keep(const struct template *t, int mem)
 				template_hold(t, keeper);
 			_exit(0);
 		}
-		syscall(SYS_close_range, 3, VM_MEM_FD - 1, 0);
-		syscall(SYS_close_range, VM_MEM_FD + 1, ~0U, 0);
-		null = open("/dev/null", O_RDWR | O_CLOEXEC);
-		if (null >= 0) {
-			dup2(null, 0);
-			dup2(null, 1);
-			dup2(null, 2);
-		}
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		prctl(PR_SET_NAME, "cove-tmpl-keep");
+		detach("cove-tmpl-keep", VM_MEM_FD);
 		str_printf(path, sizeof(path), "%s/holders/%d", t->dir, (int)getpid());
 		for (;;) {
 			struct stat st;
@@ -639,22 +648,10 @@ void template_make_later(const struct cove_paths *p, const struct vm_config *c)
 		return;
 	if (pid == 0) {
 		struct cove_error err = { 0 };
-		sigset_t none;
-		int null;
 
-		/* a grandchild of init's: nothing of the caller's (its locks, its sockets) */
 		if (setsid() < 0 || fork() != 0)
 			_exit(0);
-		syscall(SYS_close_range, 3, ~0U, 0);
-		null = open("/dev/null", O_RDWR | O_CLOEXEC);
-		if (null >= 0) {
-			dup2(null, 0);
-			dup2(null, 1);
-			dup2(null, 2);
-		}
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		prctl(PR_SET_NAME, "cove-template");
+		detach("cove-template", -1);
 		_exit(template_make(p, c, &err) < 0 ? 1 : 0);
 	}
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)

@@ -1037,35 +1037,59 @@ static int qmp_failed(struct vm *vm, const struct vm_config *c, int r, const cha
 	return cove_error_set(err, r == -ETIMEDOUT ? ETIMEDOUT : EIO, "%s: %s", what, why);
 }
 
+/* the greeting, capabilities, and x-ignore-shared: RAM is a template's, never in the stream */
+static int qmp_begin(struct vm *vm, uint64_t deadline, char *said, size_t size)
+{
+	int r = qmp_open(vm, deadline, said, size);
+
+	return r < 0 ? r
+		     : qmp_call(vm,
+				"{\"execute\":\"migrate-set-capabilities\",\"arguments\":{"
+				"\"capabilities\":[{\"capability\":\"x-ignore-shared\","
+				"\"state\":true}]}}\n",
+				0, deadline, said, size);
+}
+
+/* ask cmd until its "status" is done (0); -EIO once it is not pending (NULL: once it failed
+ * or was cancelled) */
+static int qmp_poll(struct vm *vm, const char *cmd, const char *done, const char *pending,
+		    uint64_t deadline, char *said, size_t size)
+{
+	char want[64];
+
+	for (;;) {
+		int r = qmp_call(vm, cmd, 0, deadline, said, size);
+
+		if (r < 0)
+			return r;
+		str_printf(want, sizeof(want), "\"status\": \"%s\"", done);
+		if (strstr(said, want))
+			return 0;
+		str_printf(want, sizeof(want), "\"status\": \"%s\"", pending ? pending : "");
+		if (pending ? !strstr(said, want)
+			    : strstr(said, "\"status\": \"failed\"") ||
+				      strstr(said, "\"status\": \"cancelled\""))
+			return -EIO;
+		usleep(1000);
+	}
+}
+
 int vm_restore(struct vm *vm, const struct vm_config *c, int timeout_ms, struct cove_error *err)
 {
 	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ULL;
 	char cmd[128], said[512];
 	int r;
 
-	if ((r = qmp_open(vm, deadline, said, sizeof(said))) < 0 ||
-	    (r = qmp_call(vm,
-			  "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"
-			  "[{\"capability\":\"x-ignore-shared\",\"state\":true}]}}\n",
-			  0, deadline, said, sizeof(said))) < 0)
-		return qmp_failed(vm, c, r, "cannot restore the VM", said, err);
 	str_printf(cmd, sizeof(cmd),
 		   "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"fd:%d\"}}\n",
 		   FD_STATE);
-	if ((r = qmp_call(vm, cmd, 0, deadline, said, sizeof(said))) < 0)
-		return qmp_failed(vm, c, r, "cannot restore the VM", said, err);
 	/* the state loads, then the VM runs by itself (its template was saved running) */
-	for (;;) {
-		r = qmp_call(vm, "{\"execute\":\"query-status\"}\n", 0, deadline, said,
-			     sizeof(said));
-		if (r < 0)
-			return qmp_failed(vm, c, r, "cannot restore the VM", said, err);
-		if (strstr(said, "\"status\": \"running\""))
-			return 0;
-		if (!strstr(said, "\"status\": \"inmigrate\""))
-			return qmp_failed(vm, c, -EIO, "cannot restore the VM", said, err);
-		usleep(1000);
-	}
+	if ((r = qmp_begin(vm, deadline, said, sizeof(said))) < 0 ||
+	    (r = qmp_call(vm, cmd, 0, deadline, said, sizeof(said))) < 0 ||
+	    (r = qmp_poll(vm, "{\"execute\":\"query-status\"}\n", "running", "inmigrate",
+			  deadline, said, sizeof(said))) < 0)
+		return qmp_failed(vm, c, r, "cannot restore the VM", said, err);
+	return 0;
 }
 
 int vm_save(struct vm *vm, const struct vm_config *c, int state_fd, int timeout_ms,
@@ -1075,28 +1099,14 @@ int vm_save(struct vm *vm, const struct vm_config *c, int state_fd, int timeout_
 	char said[512];
 	int r;
 
-	if ((r = qmp_open(vm, deadline, said, sizeof(said))) < 0 ||
-	    (r = qmp_call(vm,
-			  "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"
-			  "[{\"capability\":\"x-ignore-shared\",\"state\":true}]}}\n",
-			  0, deadline, said, sizeof(said))) < 0 ||
+	if ((r = qmp_begin(vm, deadline, said, sizeof(said))) < 0 ||
 	    (r = qmp_call(vm, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"state\"}}\n",
 			  state_fd, deadline, said, sizeof(said))) < 0 ||
 	    (r = qmp_call(vm, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:state\"}}\n",
-			  0, deadline, said, sizeof(said))) < 0)
+			  0, deadline, said, sizeof(said))) < 0 ||
+	    (r = qmp_poll(vm, "{\"execute\":\"query-migrate\"}\n", "completed", NULL, deadline,
+			  said, sizeof(said))) < 0)
 		return qmp_failed(vm, c, r, "cannot save the VM", said, err);
-	for (;;) {
-		r = qmp_call(vm, "{\"execute\":\"query-migrate\"}\n", 0, deadline, said,
-			     sizeof(said));
-		if (r < 0)
-			return qmp_failed(vm, c, r, "cannot save the VM", said, err);
-		if (strstr(said, "\"status\": \"completed\""))
-			break;
-		if (strstr(said, "\"status\": \"failed\"") ||
-		    strstr(said, "\"status\": \"cancelled\""))
-			return qmp_failed(vm, c, -EIO, "cannot save the VM", said, err);
-		usleep(2000);
-	}
 	(void)qmp_call(vm, "{\"execute\":\"quit\"}\n", 0, deadline, said, sizeof(said));
 	if (vm_wait(vm, timeout_ms, NULL) == 0)
 		vm_kill(vm);
