@@ -9,6 +9,9 @@ export COVE_TEMPLATES="$T/templates" # this file's own, whatever the suite share
 boot_of() { inspect_field "$1" State.Boot; }
 template_ready() { ls "$COVE_TEMPLATES"/*/meta >/dev/null 2>&1; }
 
+one_line_125 "system prepare refuses a bad --memory in one line" "invalid --memory 'lots'" \
+	"$COVE" system prepare --memory lots
+
 # the first start of a shape: cold, and it leaves a template behind
 out=$("$COVE" run --name first busybox echo cold 2>&1)
 expect "the first start of a shape runs" "cold" "$out"
@@ -75,10 +78,15 @@ echo copied >"$T/in.txt"
 expect "cp and exec in a restored container" "copied" "$("$COVE" exec a cat /tmp/in.txt 2>&1)"
 "$COVE" rm -f a b >/dev/null
 
+# system prepare makes the default shapes now (this one is there: it says so) and lists them
+out=$("$COVE" system prepare 2>&1)
+expect "system prepare lists the templates, one per shape" "2 1 1" \
+	"$(echo "$out" | grep -c '^template ') $(echo "$out" | grep -c 'nics=1 disk=4G') $(echo "$out" | grep -c 'nics=0 disk=4G')" "$out"
+
 # another shape (--network none, another memory size) has its own template
 out=$("$COVE" run --rm --network none --memory 256m busybox echo none 2>&1)
 expect "another shape boots cold first" "none" "$out"
-wait_until 90 sh -c "[ \$(ls '$COVE_TEMPLATES'/*/meta | wc -l) -ge 2 ]" ||
+wait_until 90 sh -c "[ \$(ls '$COVE_TEMPLATES'/*/meta | wc -l) -ge 3 ]" ||
 	not_ok "another shape gets its template" "$(ls "$COVE_TEMPLATES")"
 "$COVE" run --name n --network none --memory 256m busybox true
 expect "then it is restored from its own" "restored" "$(boot_of n)"
