@@ -15,6 +15,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -652,6 +653,8 @@ void template_make_later(const struct cove_paths *p, const struct vm_config *c)
 		if (setsid() < 0 || fork() != 0)
 			_exit(0);
 		detach("cove-template", -1);
+		/* behind the container that asked for it, whose boot is what the user waits on */
+		(void)setpriority(PRIO_PROCESS, 0, 10);
 		_exit(template_make(p, c, &err) < 0 ? 1 : 0);
 	}
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
