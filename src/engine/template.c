@@ -36,7 +36,43 @@ bool template_enabled(void)
 
 bool template_fits(const struct vm_config *c)
 {
-	return (c->disk || c->blank_disk) && !c->nshares && !c->ndisks && c->nics <= VM_MAX_NICS;
+	return (c->disk || c->blank_disk) && c->nics <= VM_MAX_NICS &&
+	       c->nshares <= VM_MAX_SHARES && c->ndisks <= VM_MAX_DISKS;
+}
+
+/* a volume's disk: its size, whether it is open (a container's) or blank (a template's) */
+static int volume_size(const struct vm_disk *d, uint64_t *ret)
+{
+	struct stat st;
+
+	*ret = d->blank;
+	if (d->fd <= 0)
+		return 0;
+	if (fstat(d->fd, &st) < 0)
+		return -errno;
+	*ret = (uint64_t)st.st_size;
+	return 0;
+}
+
+/* "rw ro" of the shares, "SIZE:rw" of the disks: the devices a template must have alike */
+static int devices_text(const struct vm_config *c, char *shares, char *disks, size_t size)
+{
+	size_t n = 0;
+
+	shares[0] = disks[0] = '\0';
+	for (size_t i = 0; i < c->nshares; i++, n = strlen(shares))
+		str_printf(shares + n, size - n, " %s", c->shares[i].readonly ? "ro" : "rw");
+	n = 0;
+	for (size_t i = 0; i < c->ndisks; i++, n = strlen(disks)) {
+		uint64_t v;
+		int r = volume_size(&c->disks[i], &v);
+
+		if (r < 0)
+			return r;
+		str_printf(disks + n, size - n, " %llu:%s", (unsigned long long)v,
+			   c->disks[i].readonly ? "ro" : "rw");
+	}
+	return 0;
 }
 
 /* what identifies a file's version without reading it */
@@ -72,19 +108,21 @@ static int disk_size(const struct vm_config *c, uint64_t *ret)
 static int key_of(const struct vm_config *c, char *text, size_t size, char id[TEMPLATE_ID_LEN + 1])
 {
 	char k[128], i[128], q[128], digest[DIGEST_STRING_MAX];
+	char shares[4 * VM_MAX_SHARES], disks[32 * VM_MAX_DISKS];
 	uint64_t disk = 0;
 	int r;
 
 	if ((r = file_id(c->kernel, k, sizeof(k))) < 0 || (r = file_id(c->initrd, i, sizeof(i))) < 0 ||
-	    (r = file_id(c->qemu, q, sizeof(q))) < 0 ||
-	    (r = disk_size(c, &disk)) < 0)
+	    (r = file_id(c->qemu, q, sizeof(q))) < 0 || (r = disk_size(c, &disk)) < 0 ||
+	    (r = devices_text(c, shares, disks, sizeof(disks))) < 0)
 		return r;
 	r = str_printf(text, size,
 		       "cove-template 1\nproto %d\nkernel %s\ninitrd %s\nqemu %s\naccel %s\ncpu %s\n"
-		       "debug %d\nmemory %llu\ncpus %u\nnics %zu\ndisk %llu\n",
+		       "debug %d\nmemory %llu\ncpus %u\nnics %zu\ndisk %llu\nshares%s\nvolumes%s\n",
 		       PROTO_VERSION, k, i, q, c->kvm ? "kvm" : "tcg", c->kvm && c->cpu ? c->cpu : "-",
 		       getenv("COVE_DEBUG") != NULL,
-		       (unsigned long long)c->memory, c->cpus, c->nics, (unsigned long long)disk);
+		       (unsigned long long)c->memory, c->cpus, c->nics, (unsigned long long)disk,
+		       shares, disks);
 	if (r < 0 || (r = digest_buffer(text, strlen(text), digest)) < 0)
 		return r;
 	str_printf(id, TEMPLATE_ID_LEN + 1, "%.*s", TEMPLATE_ID_LEN,
@@ -513,7 +551,9 @@ static int make_in(const struct vm_config *shape, const char *dir, const char *t
 {
 	struct vm_config c = *shape;
 	struct vm vm = VM_INIT;
-	char boot_log[4300], qemu_log[4300], path[4300], meta[META_MAX + 256];
+	struct vm_share shares[VM_MAX_SHARES];
+	struct vm_disk disks[VM_MAX_DISKS];
+	char boot_log[4300], qemu_log[4300], path[4300], meta[META_MAX + 256], share[4300];
 	char sdig[DIGEST_STRING_MAX], rdig[DIGEST_STRING_MAX];
 	_cleanup_close_ int mem = -1, state = -1, ram = -1;
 	uint64_t disk = 0;
@@ -532,10 +572,24 @@ static int make_in(const struct vm_config *shape, const char *dir, const char *t
 	c.blank_nics = true;
 	c.user_net = NULL;
 	memset(c.tap_fds, 0, sizeof(c.tap_fds));
-	c.shares = NULL;
-	c.nshares = 0;
-	c.disks = NULL;
-	c.ndisks = 0;
+	/* the same shares and volume disks, as devices on nothing: an empty directory, zeros */
+	str_printf(share, sizeof(share), "%s/share", dir);
+	if (c.nshares && mkdir(share, 0755) < 0)
+		return cove_error_set(err, errno, "cannot create '%s': %s", share, strerror(errno));
+	for (size_t i = 0; i < c.nshares; i++) {
+		shares[i] = shape->shares[i];
+		str_copy(shares[i].path, sizeof(shares[i].path), share);
+		shares[i].file[0] = '\0';
+	}
+	for (size_t i = 0; i < c.ndisks; i++) {
+		disks[i] = shape->disks[i];
+		r = volume_size(&shape->disks[i], &disks[i].blank);
+		if (r < 0)
+			return cove_error_set(err, -r, "cannot read a volume's size: %s", strerror(-r));
+		disks[i].fd = 0;
+	}
+	c.shares = shares;
+	c.disks = disks;
 	c.mem_fd = mem;
 	c.mem_share = true;
 	c.qmp = true;
@@ -643,8 +697,19 @@ int template_prepare(const struct cove_paths *p, uint64_t memory, unsigned cpus,
 
 void template_make_later(const struct cove_paths *p, const struct vm_config *c)
 {
-	pid_t pid = fork();
+	struct vm_config shape = *c;
+	struct vm_disk disks[VM_MAX_DISKS];
+	pid_t pid;
 
+	/* the volumes by their sizes: their descriptors do not go along */
+	for (size_t i = 0; i < c->ndisks && i < VM_MAX_DISKS; i++) {
+		disks[i] = c->disks[i];
+		if (volume_size(&c->disks[i], &disks[i].blank) < 0)
+			return;
+		disks[i].fd = 0;
+	}
+	shape.disks = disks;
+	pid = fork();
 	if (pid < 0)
 		return;
 	if (pid == 0) {
@@ -655,7 +720,7 @@ void template_make_later(const struct cove_paths *p, const struct vm_config *c)
 		detach("cove-template", -1);
 		/* behind the container that asked for it, whose boot is what the user waits on */
 		(void)setpriority(PRIO_PROCESS, 0, 10);
-		_exit(template_make(p, c, &err) < 0 ? 1 : 0);
+		_exit(template_make(p, &shape, &err) < 0 ? 1 : 0);
 	}
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;

@@ -8,8 +8,8 @@
  *
  * On disk, TEMPLATES/ID/ (ID: 16 hex digits of the sha256 of the key, below):
  *   meta      the key (what the template was made from: the identity of the kernel, initramfs
- *             and QEMU files, the accelerator, memory, vCPUs, NICs and disk size), then the
- *             sha256 of ram and of state
+ *             and QEMU files, the accelerator, memory, vCPUs, NICs, disk size, shares and
+ *             volumes), then the sha256 of ram and of state
  *   ram       the guest's RAM (sparse)
  *   state     QEMU's device state (~70 KB)
  *   boot.log, qemu.log   of the boot that made it
@@ -36,8 +36,8 @@ struct template {
 
 /* Whether templates are used (COVE_TEMPLATE is not 0). */
 bool template_enabled(void);
-/* Whether a VM like c can start from a template: a root disk (or blank_disk, its size), no
- * shares or volume disks. */
+/* Whether a VM like c can start from a template: a root disk (or blank_disk, its size), and no
+ * more NICs, shares or volume disks than a VM has. */
 bool template_fits(const struct vm_config *c);
 /*
  * Open the template for c (with its disk's virtual size): 0; -ENOENT when there is none (make

@@ -510,6 +510,27 @@ static void handle_stats(struct init *s, const struct proto_hdr *h)
 		queue_frame(s, r);
 }
 
+/* What the template's kernel read of its disks (zeros) is not what this VM's disks hold. */
+static void forget_disks(void)
+{
+	_cleanup_(closedirp) DIR *d = opendir("/sys/block");
+	struct dirent *de;
+
+	while (d && (de = readdir(d))) {
+		char dev[300];
+		int fd;
+
+		if (strncmp(de->d_name, "vd", 2) != 0)
+			continue;
+		str_printf(dev, sizeof(dev), "/dev/%s", de->d_name);
+		fd = open(dev, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || ioctl(fd, BLKFLSBUF) < 0)
+			guest_log("cannot drop %s's cache: %s", dev, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
 /*
  * This VM was restored from a template: the same kernel state as every other VM restored from
  * it, down to the RNG. Before anything runs in the container it takes fresh entropy from the
@@ -527,7 +548,6 @@ static void handle_resume(struct init *s, const struct proto_hdr *h, const uint8
 	} pool = { PROTO_ENTROPY * 8, PROTO_ENTROPY, { 0 } };
 	struct timespec ts;
 	struct utsname u;
-	char dev[64];
 	int fd;
 
 	guest_trace("RESUME received");
@@ -544,13 +564,7 @@ static void handle_resume(struct init *s, const struct proto_hdr *h, const uint8
 	ts.tv_nsec = (long)(m.realtime_ns % 1000000000ULL);
 	if (clock_settime(CLOCK_REALTIME, &ts) < 0)
 		guest_log("cannot set the clock: %s", strerror(errno));
-	str_printf(dev, sizeof(dev), "/dev/%s", s->disk);
-	fd = open(dev, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		if (ioctl(fd, BLKFLSBUF) < 0)
-			guest_log("cannot drop %s's cache: %s", dev, strerror(errno));
-		close(fd);
-	}
+	forget_disks();
 	for (unsigned i = 0; i < m.nmacs; i++) {
 		uint8_t from[6];
 		int r;

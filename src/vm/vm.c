@@ -603,6 +603,8 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 		goto fail;
 	}
 	for (size_t i = 0; i < c->ndisks; i++) {
+		if (c->disks[i].fd <= 0)
+			continue;
 		fds[FD_VOL + i] = fcntl(c->disks[i].fd, F_DUPFD_CLOEXEC, 3);
 		if (fds[FD_VOL + i] < 0) {
 			r = cove_error_set(err, errno, "cannot pass a volume's disk: %s",
@@ -818,10 +820,16 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 			   ro);
 		str_printf(vdev[i], sizeof(vdev[i]), "virtio-blk-device,drive=v%zu,serial=%s", i,
 			   c->disks[i].serial);
-		argv[n++] = "-add-fd";
-		argv[n++] = vaddfd[i];
-		argv[n++] = "-blockdev";
-		argv[n++] = vfile[i];
+		if (c->disks[i].fd <= 0) { /* a template's: the same device, on zeros */
+			str_printf(vraw[i], sizeof(vraw[i]),
+				   "driver=null-co,node-name=v%zu,size=%llu,read-zeroes=on%s", i,
+				   (unsigned long long)c->disks[i].blank, ro);
+		} else {
+			argv[n++] = "-add-fd";
+			argv[n++] = vaddfd[i];
+			argv[n++] = "-blockdev";
+			argv[n++] = vfile[i];
+		}
 		argv[n++] = "-blockdev";
 		argv[n++] = vraw[i];
 		argv[n++] = "-device";
@@ -872,7 +880,10 @@ int vm_start(const struct vm_config *c, struct vm *ret, struct cove_error *err)
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		for (int s = 1; s < NSIG; s++)
 			signal(s, SIG_DFL);
-		/* out of the way first, then each at its number, open across exec */
+		/* out of the way first (QEMU's own descriptor too, which a number below may
+		 * take), then each at its number, open across exec */
+		if (qemu_fd >= 0 && (qemu_fd = fcntl(qemu_fd, F_DUPFD_CLOEXEC, 64)) < 0)
+			_exit(126);
 		for (int i = FD_CTL; i < FD_COUNT; i++)
 			tmp[i] = fds[i] >= 0 ? fcntl(fds[i], F_DUPFD_CLOEXEC, 64) : -1;
 		dup2(nullfd, 0);

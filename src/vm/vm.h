@@ -37,7 +37,8 @@ struct vm_share {
 
 /* A further disk (a block volume), found by the guest by its serial. */
 struct vm_disk {
-	int fd;          /* the caller's; QEMU gets a dup */
+	int fd;          /* the caller's; QEMU gets a dup; <= 0: zeros, blank bytes (a template's) */
+	uint64_t blank;
 	bool readonly;
 	char serial[16];
 };

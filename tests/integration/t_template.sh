@@ -92,6 +92,20 @@ wait_until 90 sh -c "[ \$(ls '$COVE_TEMPLATES'/*/meta | wc -l) -ge 3 ]" ||
 expect "then it is restored from its own" "restored" "$(boot_of n)"
 "$COVE" rm n >/dev/null
 
+# bind mounts and volumes: a template with as many shares and disks, of the same kinds
+mkdir -p "$T/share" && echo from-host >"$T/share/f"
+vols() { "$COVE" run --name "$1" --network none -v "$T/share:/data:ro" -v tvol:/v busybox \
+	sh -c 'cat /data/f; echo "$0" >>/v/log; touch /data/x 2>/dev/null || echo ro' "$1" 2>&1; }
+expect "a container with a bind mount and a volume: first cold" "from-host ro cold" \
+	"$(vols v1 | tr '\n' ' ')$(boot_of v1)"
+wait_until 90 sh -c "grep -qs '^volumes [0-9]' '$COVE_TEMPLATES'/*/meta" ||
+	not_ok "its shape gets a template" "$(cat "$COVE_TEMPLATES"/*/meta 2>&1 | grep -e shares -e volumes)"
+expect "then restored, its bind mount and volume in place" "from-host ro restored" \
+	"$(vols v2 | tr '\n' ' ')$(boot_of v2)"
+expect "what a restored container wrote to its volume is kept" "v1 v2" \
+	"$("$COVE" run --rm --network none -v tvol:/v busybox cat /v/log 2>&1 | tr '\n' ' ' | sed 's/ $//')"
+"$COVE" rm v1 v2 >/dev/null
+
 # damaged templates: a cold boot that says why, never an error; the template is made again
 damaged() { # NAME WHAT-TO-DO-TO-THE-TEMPLATE-DIRECTORY
 	local dir
