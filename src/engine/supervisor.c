@@ -950,7 +950,7 @@ static bool restore(struct sup *s)
 	if (vm_restore(&s->vm, &c, RESTORE_TIMEOUT_MS, &err) < 0) {
 		vm_done(&s->vm);
 		s->vm = VM_INIT;
-		template_discard(&t); /* QEMU will not take it: made again after this boot */
+		template_failed(&t); /* QEMU will not take it: made again after this boot */
 		s->make_template = true;
 		str_printf(s->st.boot, sizeof(s->st.boot), "cold: %s", err.msg);
 		return false;
@@ -1043,7 +1043,8 @@ static bool fall_back(struct sup *s, struct cove_error *err)
 	if (restored) {
 		str_printf(s->st.boot, sizeof(s->st.boot), "cold: the restored VM failed: %s", why);
 		unhold(s);
-		template_discard(&s->tpl);
+		template_failed(&s->tpl);
+		s->make_template = true;
 		s->restored = false;
 		s->no_restore = true;
 	} else {

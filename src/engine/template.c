@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #define SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
 #define META_MAX 4096
@@ -447,6 +448,36 @@ void template_discard(struct template *t)
 		(void)remove_tree(t->dir);
 }
 
+#define STRIKE_WINDOW_S (24 * 3600)
+
+/* failures of the template at dir (TEMPLATES/ID) in the last day */
+static unsigned strikes(const char *dir)
+{
+	char path[4400];
+	_cleanup_free_ char *s = NULL;
+	struct stat st;
+	uint64_t n;
+
+	str_printf(path, sizeof(path), "%s.failed", dir);
+	if (stat(path, &st) < 0 || time(NULL) - st.st_mtim.tv_sec > STRIKE_WINDOW_S ||
+	    read_file(path, 32, &s, NULL) < 0)
+		return 0;
+	s[strcspn(s, "\n")] = '\0';
+	return parse_u64(s, 1000, &n) == 0 ? (unsigned)n : 0;
+}
+
+void template_failed(struct template *t)
+{
+	char path[4400], line[32];
+
+	if (!t->dir[0])
+		return;
+	str_printf(path, sizeof(path), "%s.failed", t->dir);
+	str_printf(line, sizeof(line), "%u\n", strikes(t->dir) + 1);
+	(void)write_file_atomic(path, line, strlen(line), 0600);
+	template_discard(t);
+}
+
 void template_hold(const struct template *t, pid_t qemu)
 {
 	char path[4300];
@@ -651,6 +682,11 @@ int template_make(const struct cove_paths *p, const struct vm_config *c, struct 
 	str_printf(path, sizeof(path), "%s/meta", dir);
 	if (read_file(path, META_MAX, &meta, NULL) == 0 && strncmp(meta, text, strlen(text)) == 0)
 		return 0;
+	if (strikes(dir) >= TEMPLATE_STRIKES)
+		return cove_error_set(err, EAGAIN,
+				      "this shape's template failed to restore %d times today: "
+				      "not made again until %s.failed is a day old (or removed)",
+				      TEMPLATE_STRIKES, dir);
 	str_printf(tmp, sizeof(tmp), "%s/.new-%s", p->templates, id);
 	(void)remove_tree(tmp);
 	if (mkdir(tmp, 0700) < 0)

@@ -46,8 +46,16 @@ bool template_fits(const struct vm_config *c);
 int template_open(const struct cove_paths *p, const struct vm_config *c, struct template *ret,
 		  char *why, size_t size);
 void template_close(struct template *t);
-/* A template that QEMU could not restore: removed, so that it is made again. */
+/* A damaged template: removed, so that it is made again. */
 void template_discard(struct template *t);
+/*
+ * A template whose VM could not be restored (QEMU refused its state, or the guest did not
+ * answer): removed too, and counted in TEMPLATES/ID.failed; after TEMPLATE_STRIKES failures in a
+ * day, that shape is not made again until the day is over, so that a template that cannot work
+ * on this host costs its containers nothing more.
+ */
+#define TEMPLATE_STRIKES 2
+void template_failed(struct template *t);
 /* QEMU qemu maps the template's RAM (at VM_MEM_FD): a later restore may share it. */
 void template_hold(const struct template *t, pid_t qemu);
 void template_unhold(const struct template *t, pid_t qemu);

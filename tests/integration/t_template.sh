@@ -142,6 +142,24 @@ d = hashlib.sha256(open(\"state\", \"rb\").read()).hexdigest()
 m = open(\"meta\").read()
 open(\"meta\", \"w\").write(re.sub(r\"state sha256:[0-9a-f]+\", \"state sha256:\" + d, m))"'
 
+# a second failure of the same shape's template in a day: it is not made again
+dir=$(dirname "$(grep -l '^nics 1' "$COVE_TEMPLATES"/*/meta | head -1)")
+(cd "$dir" && head -c 70000 /dev/urandom >state && python3 -c "
+import hashlib, re
+d = hashlib.sha256(open('state', 'rb').read()).hexdigest()
+m = open('meta').read()
+open('meta', 'w').write(re.sub(r'state sha256:[0-9a-f]+', 'state sha256:' + d, m))")
+"$COVE" run --name d busybox true
+case "$(boot_of d)" in "cold: "*) ok "a second refused state: a cold boot" ;;
+*) not_ok "a second refused state: a cold boot" "$(boot_of d)" ;; esac
+"$COVE" rm d >/dev/null
+sleep 5 # (the maker it would have started gives up at once)
+expect "after two failures in a day the shape's template is not made again" "2 0" \
+	"$(cat "$dir.failed" 2>&1) $(grep -ls '^nics 1' "$COVE_TEMPLATES"/*/meta | wc -l)"
+"$COVE" run --name d busybox true
+expect "and its containers boot cold, at no cost" "cold" "$(boot_of d)"
+"$COVE" rm d >/dev/null
+
 # a template of another kernel (or initramfs, QEMU, cove-init) is never used
 cp "$(dirname "$0")/../../build/kernel/vmlinux" "$T/vmlinux"
 COVE_KERNEL="$T/vmlinux" "$COVE" run --name k busybox true
