@@ -9,7 +9,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/file.h>
@@ -52,6 +51,22 @@ static int volume_size(const struct vm_disk *d, uint64_t *ret)
 	if (fstat(d->fd, &st) < 0)
 		return -errno;
 	*ret = (uint64_t)st.st_size;
+	return 0;
+}
+
+/* c's volume disks as a template has them: zeros of the same sizes */
+static int blank_disks(const struct vm_config *c, struct vm_disk disks[VM_MAX_DISKS])
+{
+	if (c->ndisks > VM_MAX_DISKS)
+		return -E2BIG;
+	for (size_t i = 0; i < c->ndisks; i++) {
+		int r;
+
+		disks[i] = c->disks[i];
+		if ((r = volume_size(&c->disks[i], &disks[i].blank)) < 0)
+			return r;
+		disks[i].fd = 0;
+	}
 	return 0;
 }
 
@@ -131,38 +146,6 @@ static int key_of(const struct vm_config *c, char *text, size_t size, char id[TE
 	return 0;
 }
 
-static int pread_full(int fd, void *buf, size_t len, off_t off)
-{
-	while (len) {
-		ssize_t n = pread(fd, buf, len, off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		buf = (char *)buf + n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
-}
-
-static int pwrite_full(int fd, const void *buf, size_t len, off_t off)
-{
-	while (len) {
-		ssize_t n = pwrite(fd, buf, len, off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		buf = (const char *)buf + n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
-}
-
 /*
  * The data of from (what SEEK_DATA finds: the pages the guest touched), copied to the same
  * offsets of to when to >= 0; the digest covers each range's offset, length and bytes.
@@ -191,13 +174,15 @@ static int copy_ranges(int from, int to, uint64_t size, char digest[DIGEST_STRIN
 			range[8 + i] = (uint8_t)((uint64_t)(hole - data) >> (8 * i));
 		}
 		digest_hasher_update(h, range, sizeof(range));
+		if (lseek(from, data, SEEK_SET) < 0 || (to >= 0 && lseek(to, data, SEEK_SET) < 0))
+			return -errno;
 		for (off_t pos = data; pos < hole;) {
 			size_t n = (size_t)(hole - pos) < COPY_CHUNK ? (size_t)(hole - pos) : COPY_CHUNK;
 
-			if ((r = pread_full(from, buf, n, pos)) < 0)
+			if ((r = read_full(from, buf, n)) < 0)
 				return r;
 			digest_hasher_update(h, buf, n);
-			if (to >= 0 && (r = pwrite_full(to, buf, n, pos)) < 0)
+			if (to >= 0 && (r = write_full(to, buf, n)) < 0)
 				return r;
 			pos += (off_t)n;
 		}
@@ -499,54 +484,6 @@ void template_unhold(const struct template *t, pid_t qemu)
 	(void)unlink(path);
 }
 
-/* cove-init's HELLO on the VM's channel, within timeout_ms */
-static int wait_hello(struct vm *vm, int timeout_ms, struct cove_error *err)
-{
-	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ULL;
-	struct proto_reader rd;
-	int r = -ETIMEDOUT;
-
-	proto_reader_init(&rd);
-	while (now_ns() < deadline) {
-		struct pollfd p = { .fd = vm->ctl_fd, .events = POLLIN };
-		struct proto_hdr h;
-		const uint8_t *payload;
-		struct proto_hello hello = { 0 };
-		ssize_t n;
-
-		if (poll(&p, 1, 100) < 0 && errno != EINTR) {
-			r = -errno;
-			break;
-		}
-		if (!p.revents)
-			continue;
-		n = proto_reader_read(&rd, vm->ctl_fd);
-		if (n == -EAGAIN)
-			continue;
-		if (n <= 0) {
-			r = -EPIPE;
-			break;
-		}
-		r = proto_reader_next(&rd, &h, &payload);
-		if (r == 0)
-			continue;
-		if (r > 0 && h.type == PROTO_HELLO && proto_get_hello(payload, h.len, &hello) == 0 &&
-		    hello.version == PROTO_VERSION)
-			r = 0;
-		else
-			r = -EPROTO;
-		proto_hello_done(&hello);
-		break;
-	}
-	proto_reader_done(&rd);
-	if (r == -ETIMEDOUT)
-		return cove_error_set(err, ETIMEDOUT, "the template's VM did not boot in %d s",
-				      timeout_ms / 1000);
-	if (r < 0)
-		return cove_error_set(err, -r, "the template's VM did not say HELLO");
-	return 0;
-}
-
 /* Templates of other files (an older kernel, initramfs, QEMU or cove) are gone for good. */
 static void prune(const struct cove_paths *p, const char *text, const char *keep)
 {
@@ -585,10 +522,11 @@ static int make_in(const struct vm_config *shape, const char *dir, const char *t
 	struct vm_share shares[VM_MAX_SHARES];
 	struct vm_disk disks[VM_MAX_DISKS];
 	char boot_log[4300], qemu_log[4300], path[4300], meta[META_MAX + 256], share[4300];
-	char sdig[DIGEST_STRING_MAX], rdig[DIGEST_STRING_MAX];
+	char sdig[DIGEST_STRING_MAX], rdig[DIGEST_STRING_MAX], why[512];
 	_cleanup_close_ int mem = -1, state = -1, ram = -1;
 	uint64_t disk = 0;
-	int r;
+	uint32_t version = 0;
+	int r = 0;
 
 	r = disk_size(shape, &disk);
 	if (r < 0)
@@ -612,13 +550,9 @@ static int make_in(const struct vm_config *shape, const char *dir, const char *t
 		str_copy(shares[i].path, sizeof(shares[i].path), share);
 		shares[i].file[0] = '\0';
 	}
-	for (size_t i = 0; i < c.ndisks; i++) {
-		disks[i] = shape->disks[i];
-		r = volume_size(&shape->disks[i], &disks[i].blank);
-		if (r < 0)
-			return cove_error_set(err, -r, "cannot read a volume's size: %s", strerror(-r));
-		disks[i].fd = 0;
-	}
+	r = blank_disks(shape, disks);
+	if (r < 0)
+		return cove_error_set(err, -r, "cannot read a volume's size: %s", strerror(-r));
 	c.shares = shares;
 	c.disks = disks;
 	c.mem_fd = mem;
@@ -630,7 +564,12 @@ static int make_in(const struct vm_config *shape, const char *dir, const char *t
 	c.keep_logs = true;
 	if (vm_start(&c, &vm, err) < 0)
 		return -EIO;
-	r = wait_hello(&vm, c.kvm ? 20000 : 60000, err);
+	if (!vm_await_hello(&vm, now_ns() + (c.kvm ? 20000 : 60000) * 1000000ULL, &version, NULL))
+		r = cove_error_set(err, ETIMEDOUT, "the template's VM did not say HELLO: %s",
+				   (vm_explain(&c, &vm, why, sizeof(why)), why));
+	else if (version != PROTO_VERSION)
+		r = cove_error_set(err, EPROTO, "the template's VM speaks protocol %u, not %u",
+				   version, PROTO_VERSION);
 	str_printf(path, sizeof(path), "%s/state", dir);
 	if (r == 0 && (state = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
 		r = cove_error_set(err, errno, "cannot create '%s': %s", path, strerror(errno));
@@ -642,6 +581,8 @@ static int make_in(const struct vm_config *shape, const char *dir, const char *t
 	if (fsync(state) < 0 || lseek(state, 0, SEEK_SET) < 0 ||
 	    digest_fd(state, STATE_MAX, sdig, NULL, err) < 0)
 		return cove_error_set(err, errno ?: EIO, "cannot save '%s'", path);
+	/* the digest is of the file read back as load_ram reads it: its data ranges as the
+	 * filesystem reports them, which need not be the memfd's */
 	str_printf(path, sizeof(path), "%s/ram", dir);
 	ram = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (ram < 0 || ftruncate(ram, (off_t)ram_size(shape)) < 0 ||
@@ -738,12 +679,8 @@ void template_make_later(const struct cove_paths *p, const struct vm_config *c)
 	pid_t pid;
 
 	/* the volumes by their sizes: their descriptors do not go along */
-	for (size_t i = 0; i < c->ndisks && i < VM_MAX_DISKS; i++) {
-		disks[i] = c->disks[i];
-		if (volume_size(&c->disks[i], &disks[i].blank) < 0)
-			return;
-		disks[i].fd = 0;
-	}
+	if (blank_disks(c, disks) < 0)
+		return;
 	shape.disks = disks;
 	pid = fork();
 	if (pid < 0)

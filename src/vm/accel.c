@@ -4,10 +4,8 @@
 
 #include "vm.h"
 
-#include "../proto/proto.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -213,10 +211,9 @@ static enum probe_result probe_once(const struct vm_accel_ctx *x, const char *cp
 	};
 	struct vm vm = VM_INIT;
 	struct cove_error err = { 0 };
-	struct proto_reader rd;
 	_cleanup_free_ char *log = NULL;
 	uint64_t t0, deadline;
-	bool hello = false, exited = false;
+	bool hello, exited;
 
 	*ret_msr = false;
 	str_printf(name, sizeof(name), "probe-%d.console.log", (int)getpid());
@@ -234,33 +231,7 @@ static enum probe_result probe_once(const struct vm_accel_ctx *x, const char *cp
 		str_copy(why, size, err.msg);
 		return PROBE_NO_QEMU;
 	}
-	fd_set_nonblock(vm.ctl_fd, true);
-	proto_reader_init(&rd);
-	while (!hello && !exited) {
-		struct pollfd p[2] = { { .fd = vm.ctl_fd, .events = POLLIN },
-				       { .fd = vm.pidfd, .events = POLLIN } };
-		uint64_t now = now_ns();
-		struct proto_hdr h;
-		const uint8_t *payload;
-		ssize_t n;
-
-		if (now >= deadline)
-			break;
-		/* without a pidfd, look at QEMU every 50 ms */
-		if (poll(p, 2, vm.pidfd >= 0 ? (int)((deadline - now) / 1000000ULL) + 1 : 50) < 0 &&
-		    errno != EINTR)
-			break;
-		n = proto_reader_read(&rd, vm.ctl_fd);
-		if (n > 0 && proto_reader_next(&rd, &h, &payload) > 0)
-			hello = h.type == PROTO_HELLO; /* anything else: wait for QEMU's end */
-		if (n == 0)			       /* the channel closed: QEMU is going */
-			exited = vm_wait(&vm, (int)((deadline - now) / 1000000ULL) + 1, NULL) == 1;
-		else if (!hello && vm_wait(&vm, 0, NULL) == 1)
-			exited = true;
-		if (n == 0 && !exited)
-			break;
-	}
-	proto_reader_done(&rd);
+	hello = vm_await_hello(&vm, deadline, NULL, &exited);
 	if (hello) {
 		*ret_ms = (now_ns() - t0) / 1000000ULL;
 		vm_done(&vm);

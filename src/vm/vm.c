@@ -1124,6 +1124,49 @@ int vm_save(struct vm *vm, const struct vm_config *c, int state_fd, int timeout_
 	return 0;
 }
 
+bool vm_await_hello(struct vm *vm, uint64_t deadline, uint32_t *ret_version, bool *ret_exited)
+{
+	struct proto_reader rd;
+	bool hello = false, exited = false;
+
+	fd_set_nonblock(vm->ctl_fd, true);
+	proto_reader_init(&rd);
+	while (!hello && !exited) {
+		struct pollfd p[2] = { { .fd = vm->ctl_fd, .events = POLLIN },
+				       { .fd = vm->pidfd, .events = POLLIN } };
+		uint64_t now = now_ns();
+		struct proto_hdr h;
+		const uint8_t *payload;
+		ssize_t n;
+
+		if (now >= deadline)
+			break;
+		/* without a pidfd, look at QEMU every 50 ms */
+		if (poll(p, 2, vm->pidfd >= 0 ? (int)((deadline - now) / 1000000ULL) + 1 : 50) < 0 &&
+		    errno != EINTR)
+			break;
+		n = proto_reader_read(&rd, vm->ctl_fd);
+		if (n > 0 && proto_reader_next(&rd, &h, &payload) > 0) {
+			struct proto_hello m = { 0 };
+
+			hello = h.type == PROTO_HELLO; /* anything else: wait for QEMU's end */
+			if (hello && ret_version)
+				*ret_version = proto_get_hello(payload, h.len, &m) == 0 ? m.version : 0;
+			proto_hello_done(&m);
+		}
+		if (n == 0) /* the channel closed: QEMU is going */
+			exited = vm_wait(vm, (int)((deadline - now) / 1000000ULL) + 1, NULL) == 1;
+		else if (!hello && vm_wait(vm, 0, NULL) == 1)
+			exited = true;
+		if (n == 0 && !exited)
+			break;
+	}
+	proto_reader_done(&rd);
+	if (ret_exited)
+		*ret_exited = exited;
+	return hello;
+}
+
 int vm_wait(struct vm *vm, int timeout_ms, int *ret_status)
 {
 	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ULL;

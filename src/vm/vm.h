@@ -124,6 +124,12 @@ int vm_restore(struct vm *vm, const struct vm_config *c, int timeout_ms, struct 
  */
 int vm_save(struct vm *vm, const struct vm_config *c, int state_fd, int timeout_ms,
 	    struct cove_error *err);
+/*
+ * Wait until deadline (now_ns()) for cove-init's HELLO on the VM's channel (made non-blocking):
+ * true when it came, with its version in *ret_version (may be NULL). Another first frame waits
+ * on for QEMU's end; *ret_exited (may be NULL) tells whether QEMU exited meanwhile.
+ */
+bool vm_await_hello(struct vm *vm, uint64_t deadline, uint32_t *ret_version, bool *ret_exited);
 /* Wait up to timeout_ms for QEMU to exit; returns 1 if it exited, 0 on timeout. Once it has,
  * its logs are complete. */
 int vm_wait(struct vm *vm, int timeout_ms, int *ret_status);
