@@ -136,7 +136,15 @@ struct ext4_writer {
 	struct run *runs;
 	size_t n_runs, cap_runs;
 
-	uint8_t *dirbuf; /* one directory block */
+	/*
+	 * The last block of the directory a name last went into, kept in dirbuf until a name
+	 * goes elsewhere: a layer lists a directory's names together, so each block is read and
+	 * checksummed once rather than once per name.
+	 */
+	uint8_t *dirbuf;
+	ext2_ino_t tail_dir; /* 0: dirbuf holds nothing */
+	blk64_t tail_blk;
+	bool tail_dirty;
 
 	struct dent **buckets;
 	size_t n_buckets, n_dents;
@@ -500,37 +508,67 @@ static bool dirblock_insert(struct ext4_writer *w, uint8_t *buf, const char *nam
 	return false;
 }
 
+/* Write the kept directory block back, and keep none. */
+static errcode_t tail_put(struct ext4_writer *w)
+{
+	errcode_t e = 0;
+
+	if (w->tail_dir && w->tail_dirty)
+		e = ext2fs_write_dir_block4(w->fs, w->tail_blk, w->dirbuf, 0, w->tail_dir);
+	w->tail_dir = 0;
+	w->tail_dirty = false;
+	return e;
+}
+
+/* Keep the last block of dir in dirbuf. */
+static errcode_t tail_get(struct ext4_writer *w, ext2_ino_t dir)
+{
+	struct ext2_inode_large din;
+	blk64_t pblk = 0;
+	uint64_t nblk;
+	errcode_t e;
+
+	if (w->tail_dir == dir)
+		return 0;
+	e = tail_put(w);
+	if (!e)
+		e = inode_read(w, dir, &din);
+	if (e)
+		return e;
+	nblk = EXT2_I_SIZE(&din) / BLOCK_SIZE;
+	if (nblk == 0)
+		return EXT2_ET_DIR_CORRUPTED;
+	e = ext2fs_bmap2(w->fs, dir, (struct ext2_inode *)&din, NULL, 0, nblk - 1, NULL, &pblk);
+	if (e)
+		return e;
+	if (!pblk)
+		return EXT2_ET_DIR_CORRUPTED;
+	e = ext2fs_read_dir_block4(w->fs, pblk, w->dirbuf, 0, dir);
+	if (e)
+		return e;
+	w->tail_dir = dir;
+	w->tail_blk = pblk;
+	return 0;
+}
+
 /* Append a name to the last block of dir, growing dir by a block when it is full. */
 static errcode_t dir_append(struct ext4_writer *w, ext2_ino_t dir, const char *name, size_t len,
 			    ext2_ino_t ino, uint8_t ft)
 {
-	struct ext2_inode_large din;
 	errcode_t e;
 
 	for (int attempt = 0; attempt < 2; attempt++) {
-		uint64_t nblk;
-		blk64_t pblk = 0;
-
-		e = inode_read(w, dir, &din);
+		e = tail_get(w, dir);
 		if (e)
 			return e;
-		nblk = EXT2_I_SIZE(&din) / BLOCK_SIZE;
-		if (nblk > 0) {
-			e = ext2fs_bmap2(w->fs, dir, (struct ext2_inode *)&din, NULL, 0, nblk - 1,
-					 NULL, &pblk);
-			if (e)
-				return e;
-			if (!pblk)
-				return EXT2_ET_DIR_CORRUPTED;
-			e = ext2fs_read_dir_block4(w->fs, pblk, w->dirbuf, 0, dir);
-			if (e)
-				return e;
-			if (dirblock_insert(w, w->dirbuf, name, len, ino, ft, &e))
-				return ext2fs_write_dir_block4(w->fs, pblk, w->dirbuf, 0, dir);
-			if (e)
-				return e;
+		if (dirblock_insert(w, w->dirbuf, name, len, ino, ft, &e)) {
+			w->tail_dirty = true;
+			return 0;
 		}
-		e = ext2fs_expand_dir(w->fs, dir);
+		if (!e)
+			e = tail_put(w);
+		if (!e)
+			e = ext2fs_expand_dir(w->fs, dir);
 		if (e)
 			return e;
 	}
@@ -622,7 +660,9 @@ static errcode_t dir_children(struct ext4_writer *w, ext2_ino_t dir, struct chil
 {
 	errcode_t e;
 
-	e = ext2fs_dir_iterate(w->fs, dir, 0, NULL, children_cb, c);
+	e = tail_put(w);
+	if (!e)
+		e = ext2fs_dir_iterate(w->fs, dir, 0, NULL, children_cb, c);
 	if (!e && c->nomem)
 		e = EXT2_ET_NO_MEMORY;
 	return e;
@@ -688,7 +728,9 @@ static int remove_entry(struct ext4_writer *w, ext2_ino_t dir, const char *name,
 		if (r < 0)
 			return r;
 	}
-	e = ext2fs_unlink(w->fs, dir, name, ino, 0);
+	e = tail_put(w);
+	if (!e)
+		e = ext2fs_unlink(w->fs, dir, name, ino, 0);
 	if (e)
 		return fail_remove(err, e, path);
 	index_del(w, dir, name, strlen(name));
@@ -2461,7 +2503,9 @@ int ext4_writer_finish(struct ext4_writer *w, struct cove_error *err)
 			return r;
 		}
 	}
-	x = ext2fs_close2(w->fs, 0);
+	x = tail_put(w);
+	if (!x)
+		x = ext2fs_close2(w->fs, 0);
 	if (x) {
 		w->broken = true;
 		return cove_error_set(err, e2_errno(x), "unable to write '%s': %s", w->tmp_path,

@@ -749,6 +749,62 @@ TEST(tar_layers_apply_in_order)
 	tmp_done();
 }
 
+/* Names going to two directories by turns, each directory many blocks long, then a layer that
+ * adds names to one directory and removes it: every name is found, and e2fsck agrees. */
+TEST(tar_directories_by_turns)
+{
+	enum { N = 400 };
+	static struct tent l1[2 * N + 2], l2[N / 2 + 2];
+	static char names[2 * N + N / 2][48];
+	const char *tars[2];
+	struct cove_error err = {};
+	ext2_filsys fs;
+	size_t n1 = 0, n2 = 0, k = 0;
+
+	l1[n1++] = (struct tent){.path = "a/", .type = 'd', .mode = 0755};
+	l1[n1++] = (struct tent){.path = "b/", .type = 'd', .mode = 0755};
+	for (int i = 0; i < N; i++)
+		for (int d = 0; d < 2; d++) {
+			snprintf(names[k], sizeof(names[k]), "%c/a-name-long-enough-to-fill-%04d", 'a' + d,
+				 i);
+			l1[n1++] = (struct tent){.path = names[k++], .type = 'f', .mode = 0644,
+						 .data = "x"};
+		}
+	for (int i = 0; i < N / 2; i++) {
+		if (i == N / 4) /* b's last block is the one kept, with names not yet written */
+			l2[n2++] = (struct tent){.path = ".wh.b", .type = 'f', .mode = 0644, .data = ""};
+		snprintf(names[k], sizeof(names[k]), "%c/more-%04d", i < N / 4 ? 'b' : 'a', i);
+		l2[n2++] = (struct tent){.path = names[k++], .type = 'f', .mode = 0644, .data = "y"};
+	}
+	tmp_new();
+	tars[0] = tp("l1.tar");
+	tars[1] = tp("l2.tar");
+	CHECK_EQ_INT(make_tar(tars[0], F_NONE, l1, n1), 0);
+	CHECK_EQ_INT(make_tar(tars[1], F_NONE, l2, n2), 0);
+	CHECK_EQ_INT(apply_tars(tp("img"), 32 * MIB, tars, 2, &err), 0);
+	if (err.code)
+		printf("# %s\n", err.msg);
+	CHECK_EQ_INT(fsck(tp("img")), 0);
+	fs = img_open(tp("img"));
+	CHECK(fs != NULL);
+	if (!fs) {
+		tmp_done();
+		return;
+	}
+	for (size_t i = 0; i < k; i++) {
+		char p[64];
+
+		snprintf(p, sizeof(p), "/%.47s", names[i]);
+		if (names[i][0] == 'b')
+			CHECK_EQ_INT(img_ino(fs, p), 0);
+		else
+			CHECK(img_content_is(fs, p, names[i][2] == 'm' ? "y" : "x", 1));
+	}
+	CHECK_EQ_INT(img_ino(fs, "/b"), 0);
+	ext2fs_close_free(&fs);
+	tmp_done();
+}
+
 TEST(tar_escapes_rejected)
 {
 	static const struct {
@@ -1016,6 +1072,7 @@ int main(void)
 	RUN(dir_tree_copied_exactly);
 	RUN(estimate_and_autosize);
 	RUN(tar_layers_apply_in_order);
+	RUN(tar_directories_by_turns);
 	RUN(tar_escapes_rejected);
 	RUN(tar_corrupt_or_truncated);
 	RUN(tar_compressions);
