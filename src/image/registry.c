@@ -74,6 +74,7 @@ struct registry_client {
 	char *host;	/* the registry's name: "docker.io", "127.0.0.1:5000" */
 	char *endpoint; /* where the API lives: "registry-1.docker.io", "127.0.0.1:5000" */
 	bool allow_http;
+	bool loopback;
 	char *username, *password;
 	char *creds_note; /* why there are no credentials although the user may have some */
 	unsigned connect_timeout_s, timeout_s, tries, retry_delay_ms;
@@ -1449,12 +1450,26 @@ static bool handle_challenge(struct registry_client *c, const struct http_resp *
 	return retry;
 }
 
-/* GET /v2/ once to learn the scheme (HTTPS, or plain HTTP where allowed) and the auth method. */
+/* An answer to GET /v2/ over plain HTTP that says a registry speaks it there (not, say, the 400
+ * a TLS server gives a plain request) */
+static bool registry_answer(const struct http_resp *r)
+{
+	return status_ok(r->status) || r->status == 401;
+}
+
+/*
+ * GET /v2/ once to learn the scheme (HTTPS, or plain HTTP where allowed) and the auth method.
+ * HTTPS is asked first, except on the loopback with no certificates configured for it: there a
+ * plain registry is the usual case, and asking it HTTPS first costs loading the system's CA
+ * bundle (~20 ms) for nothing. A loopback TLS registry answers the plain request with a 400 or
+ * not at all, and is then asked HTTPS.
+ */
 static int ensure_endpoint(struct registry_client *c, struct cove_error *err)
 {
-	static const char *const schemes[] = { "https", "http" };
-	_cleanup_free_ char *label = NULL;
+	const char *schemes[2] = { "https", "http" };
+	_cleanup_free_ char *label = NULL, *fallback = NULL;
 	struct http_resp resp = { 0 };
+	bool http_first = c->loopback && c->n_cas == 0 && !c->client_cert;
 	int r = 0;
 
 	pthread_mutex_lock(&c->lock);
@@ -1465,10 +1480,14 @@ static int ensure_endpoint(struct registry_client *c, struct cove_error *err)
 		r = cove_error_set(err, ENOMEM, "out of memory");
 		goto out;
 	}
+	if (http_first) {
+		schemes[0] = "http";
+		schemes[1] = "https";
+	}
 	for (size_t i = 0; i < (c->allow_http ? 2u : 1u); i++) {
 		_cleanup_free_ char *base = str_fmt("%s://%s", schemes[i], c->endpoint);
 		_cleanup_free_ char *url = str_fmt("%s/v2/", base ? base : "");
-		/* probing HTTPS where HTTP is allowed: a plain server may sit on the ClientHello */
+		/* the first of two: a plain server may sit on a ClientHello, a TLS one on a request */
 		bool probe = i == 0 && c->allow_http;
 		struct http_req req = {
 			.method = "GET",
@@ -1484,6 +1503,8 @@ static int ensure_endpoint(struct registry_client *c, struct cove_error *err)
 			r = cove_error_set(err, ENOMEM, "out of memory");
 			goto out;
 		}
+		resp_done(&resp);
+		resp = (struct http_resp){ 0 };
 		for (;; attempt++) {
 			memset(&e2, 0, sizeof(e2));
 			r = http_do(c, &req, &resp, &e2);
@@ -1491,15 +1512,38 @@ static int ensure_endpoint(struct registry_client *c, struct cove_error *err)
 				break;
 			sleep_ms(c->retry_delay_ms);
 		}
+		if (probe && http_first) {
+			if (r == 0 && registry_answer(&resp))
+				goto found;
+			/* nobody there, or a server that says nothing: HTTPS would fare no better */
+			if (r < 0 && (resp.cc == CURLE_COULDNT_CONNECT ||
+				      resp.cc == CURLE_OPERATION_TIMEDOUT)) {
+				*err = e2;
+				goto out;
+			}
+			/* not a plain registry: HTTPS next, and this answer if that fails too */
+			if (r == 0)
+				fallback = TAKE_PTR(base);
+			continue;
+		}
 		if (r < 0) {
+			bool no_tls = resp.cc == CURLE_SSL_CONNECT_ERROR ||
+				      resp.cc == CURLE_RECV_ERROR || resp.cc == CURLE_GOT_NOTHING ||
+				      tls_stalled(&resp);
+
 			/* not TLS on the other side: try plain HTTP where allowed */
-			if (probe &&
-			    (resp.cc == CURLE_SSL_CONNECT_ERROR || resp.cc == CURLE_RECV_ERROR ||
-			     resp.cc == CURLE_GOT_NOTHING || tls_stalled(&resp)))
+			if (probe && no_tls)
 				continue;
-			cove_error_set(err, e2.code, "%s", e2.msg);
+			/* nor after a plain answer unlike a registry's: the plain answers stand */
+			if (fallback && no_tls) {
+				c->base_url = TAKE_PTR(fallback);
+				r = 0;
+				goto out;
+			}
+			*err = e2;
 			goto out;
 		}
+found:
 		if (resp.status == 401) {
 			struct registry_challenge ch;
 			if (registry_parse_challenge(resp.www_auth, &ch) == 0) {
@@ -1848,7 +1892,8 @@ int registry_client_new(const char *host, const struct registry_opts *opts,
 		goto fail;
 	}
 	host_without_port(host, bare, sizeof(bare));
-	c->allow_http = opts->insecure || is_loopback_host(bare);
+	c->loopback = is_loopback_host(bare);
+	c->allow_http = opts->insecure || c->loopback;
 	for (const char *const *p = opts->insecure_hosts; p && *p && !c->allow_http; p++)
 		c->allow_http = strcasecmp(*p, host) == 0 || strcasecmp(*p, bare) == 0;
 	c->connect_timeout_s = opts->connect_timeout_s ? opts->connect_timeout_s : 10;
