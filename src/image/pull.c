@@ -481,6 +481,15 @@ static int growing_whole(struct feed *f, struct growing *g)
 	return open(path, O_RDONLY | O_CLOEXEC);
 }
 
+/* COVE_PULL_STATS=1: when each step of a pull ended, in ms since the pull began (stderr) */
+static uint64_t stats_t0;
+
+static void stats_mark(const char *step)
+{
+	if (stats_t0)
+		fprintf(stderr, "cove: %6.0f ms  %s\n", (now_ns() - stats_t0) / 1e6, step);
+}
+
 static int write_snapshot(struct store *s, const struct image_manifest *m,
 			  const struct image_config *cfg, const char *path, uint64_t min_size,
 			  struct feed *feed, struct cove_error *err)
@@ -585,8 +594,10 @@ static int write_snapshot(struct store *s, const struct image_manifest *m,
 			r = cove_error_set(err, ECANCELED, "a download failed");
 		pthread_mutex_unlock(&feed->mu);
 	}
+	stats_mark("snapshot: every layer applied");
 	if (r == 0)
 		r = ext4_writer_finish(w, err);
+	stats_mark("snapshot: metadata written and synced");
 	ext4_writer_free(w);
 	return r;
 }
@@ -685,6 +696,7 @@ int image_pull(struct store *s, const char *reference, const struct pull_opts *o
 	struct stat st;
 	int r;
 
+	stats_t0 = getenv("COVE_PULL_STATS") ? now_ns() : 0;
 	r = reference_parse(reference, &ref, err);
 	if (r < 0)
 		return r;
@@ -694,6 +706,7 @@ int image_pull(struct store *s, const char *reference, const struct pull_opts *o
 	r = registry_client_new(reference_api_host(&ref), &o->registry, &c, err);
 	if (r < 0)
 		return r;
+	stats_mark("libcurl loaded");
 	r = store_pin(s, err);
 	if (r < 0)
 		goto out;
@@ -713,6 +726,7 @@ int image_pull(struct store *s, const char *reference, const struct pull_opts *o
 	if (r < 0)
 		goto out;
 	progress(o, PULL_RESOLVED, digest, 0);
+	stats_mark("manifest");
 
 	/* the config: small, fetched first, checked against the manifest */
 	r = fetch_blob(s, c, ref.repository, &m->config, err);
@@ -728,6 +742,7 @@ int image_pull(struct store *s, const char *reference, const struct pull_opts *o
 	r = image_config_check_layers(cfg, m, err);
 	if (r < 0)
 		goto out;
+	stats_mark("config");
 
 	/* the layers that are missing, in parallel */
 	jobs = calloc(m->n_layers ? m->n_layers : 1, sizeof(*jobs));
@@ -803,6 +818,7 @@ int image_pull(struct store *s, const char *reference, const struct pull_opts *o
 	if (njobs) {
 		r = registry_get_blobs(c, ref.repository, jobs, njobs,
 				       o->parallel ? o->parallel : DEFAULT_PARALLEL, err);
+		stats_mark("layers downloaded and their digests checked");
 		for (size_t i = 0; i < njobs; i++) {
 			if (jobs[i].result < 0) {
 				if (r == 0 || !err->code)
@@ -813,6 +829,7 @@ int image_pull(struct store *s, const char *reference, const struct pull_opts *o
 			if (r == 0 && (r = store_blob_commit(sinks[i].w, err)) == 0)
 				progress(o, PULL_LAYER_DONE, jobs[i].digest, jobs[i].size);
 		}
+		stats_mark("layer blobs synced");
 	}
 	if (overlap) {
 		feed_set(&feed, NULL, 0, false, r == 0 ? 1 : -1);
@@ -846,6 +863,7 @@ int image_pull(struct store *s, const char *reference, const struct pull_opts *o
 	if (r < 0)
 		goto out;
 	progress(o, PULL_DONE, top_digest, 0);
+	stats_mark("image recorded");
 	*ret = img;
 out:
 	if (overlap) { /* failed before the downloads: the writer stops, and leaves nothing */
