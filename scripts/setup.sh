@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 # Build, test and run-time dependencies, by Debian package name.
 PACKAGES="build-essential meson ninja-build pkg-config python3 musl-tools
-  libext2fs-dev libarchive-dev zlib1g-dev libisal-dev isal e2fsprogs libjansson-dev libssl-dev libcurl4-openssl-dev
+  libext2fs-dev libarchive-dev zlib1g-dev libisal-dev isal libzstd-dev e2fsprogs libjansson-dev libssl-dev libcurl4-openssl-dev
   qemu-system-x86 qemu-utils nftables iproute2 dnsmasq-base util-linux strace
   linux-source-6.1 bc bison flex libelf-dev libssl-dev cpio kmod xz-utils
   busybox-static tmux clang libclang-rt-14-dev

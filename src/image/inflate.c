@@ -10,6 +10,10 @@
 #ifdef HAVE_ISAL
 #include <isa-l/igzip_lib.h>
 #endif
+#ifdef HAVE_ZSTD
+#include <zstd.h>
+#include <zstd_errors.h>
+#endif
 
 #define FEED_MAX (1u << 30) /* ISA-L counts in 32 bits */
 
@@ -201,3 +205,111 @@ int gunzip_end(struct gunzip *g, struct cove_error *err)
 		return cove_error_set(err, EBADMSG, "the gzip stream is empty");
 	return 0;
 }
+
+/* ---- zstd ---------------------------------------------------------------------------- */
+
+bool unzstd_magic(const uint8_t *p, size_t len)
+{
+	return len >= 4 && p[0] == 0x28 && p[1] == 0xb5 && p[2] == 0x2f && p[3] == 0xfd;
+}
+
+#ifdef HAVE_ZSTD
+struct unzstd {
+	ZSTD_DCtx *d;
+	bool in_frame; /* a frame began and has not ended */
+	bool frames;   /* at least one frame ended */
+};
+
+bool unzstd_available(void)
+{
+	return true;
+}
+
+int unzstd_new(struct unzstd **ret)
+{
+	struct unzstd *z = calloc(1, sizeof(*z));
+
+	if (!z || !(z->d = ZSTD_createDCtx())) {
+		free(z);
+		return -ENOMEM;
+	}
+	if (ZSTD_isError(ZSTD_DCtx_setParameter(z->d, ZSTD_d_windowLogMax, UNZSTD_WINDOW_LOG))) {
+		ZSTD_freeDCtx(z->d);
+		free(z);
+		return -EINVAL;
+	}
+	*ret = z;
+	return 0;
+}
+
+void unzstd_free(struct unzstd *z)
+{
+	if (!z)
+		return;
+	ZSTD_freeDCtx(z->d);
+	free(z);
+}
+
+int unzstd_feed(struct unzstd *z, const uint8_t *in, size_t in_len, uint8_t *out, size_t out_size,
+		size_t *ret_used, size_t *ret_made, struct cove_error *err)
+{
+	ZSTD_inBuffer i = { .src = in, .size = in_len };
+	ZSTD_outBuffer o = { .dst = out, .size = out_size };
+	size_t r = ZSTD_decompressStream(z->d, &o, &i);
+
+	*ret_used = i.pos;
+	*ret_made = o.pos;
+	if (ZSTD_isError(r)) {
+		if (ZSTD_getErrorCode(r) == ZSTD_error_frameParameter_windowTooLarge)
+			return cove_error_set(err, EBADMSG,
+					      "the zstd stream asks for a window larger than %u MiB",
+					      (1u << UNZSTD_WINDOW_LOG) >> 20);
+		return cove_error_set(err, EBADMSG, "the zstd stream is corrupt: %s",
+				      ZSTD_getErrorName(r));
+	}
+	if (i.pos || o.pos) {
+		z->in_frame = r != 0;
+		z->frames |= r == 0;
+	}
+	return 0;
+}
+
+int unzstd_end(struct unzstd *z, struct cove_error *err)
+{
+	if (z->in_frame)
+		return cove_error_set(err, EBADMSG, "the zstd stream is truncated");
+	if (!z->frames)
+		return cove_error_set(err, EBADMSG, "the zstd stream is empty");
+	return 0;
+}
+#else
+bool unzstd_available(void)
+{
+	return false;
+}
+
+int unzstd_new(struct unzstd **ret)
+{
+	*ret = NULL;
+	return -ENOTSUP;
+}
+
+void unzstd_free(struct unzstd *z)
+{
+	(void)z;
+}
+
+int unzstd_feed(struct unzstd *z, const uint8_t *in, size_t in_len, uint8_t *out, size_t out_size,
+		size_t *ret_used, size_t *ret_made, struct cove_error *err)
+{
+	(void)z, (void)in, (void)in_len, (void)out, (void)out_size;
+	*ret_used = *ret_made = 0;
+	return cove_error_set(err, ENOTSUP, "cove was built without libzstd");
+}
+
+int unzstd_end(struct unzstd *z, struct cove_error *err)
+{
+	(void)z;
+	return cove_error_set(err, ENOTSUP, "cove was built without libzstd");
+}
+#endif

@@ -13,6 +13,11 @@
  *     }
  *     r = gunzip_end(g, err);   // the stream was whole
  *     gunzip_free(g);
+ *
+ * And the same for zstd layers (unzstd_*), with libzstd's streaming decoder where cove was built
+ * with it: frames one after another are one stream, and a frame that asks for a window larger
+ * than UNZSTD_WINDOW_MAX is refused before anything is allocated for it (a hostile layer cannot
+ * make the decoder take more memory than that).
  */
 #pragma once
 
@@ -40,3 +45,19 @@ int gunzip_feed(struct gunzip *g, const uint8_t *in, size_t in_len, uint8_t *out
 int gunzip_end(struct gunzip *g, struct cove_error *err);
 /* Whether the bytes start a gzip stream (1f 8b). */
 bool gunzip_magic(const uint8_t *p, size_t len);
+
+#define UNZSTD_WINDOW_LOG 27 /* 128 MiB, zstd's own default limit */
+
+struct unzstd;
+
+/* Whether cove was built with libzstd (else zstd layers take libarchive's filter). */
+bool unzstd_available(void);
+int unzstd_new(struct unzstd **ret);
+void unzstd_free(struct unzstd *z);
+/* As gunzip_feed: -EBADMSG with err saying what is wrong (a corrupt frame, a window too big). */
+int unzstd_feed(struct unzstd *z, const uint8_t *in, size_t in_len, uint8_t *out, size_t out_size,
+		size_t *ret_used, size_t *ret_made, struct cove_error *err);
+/* After the last input: 0 when the stream ended where a frame ends, else -EBADMSG. */
+int unzstd_end(struct unzstd *z, struct cove_error *err);
+/* Whether the bytes start a zstd frame (28 b5 2f fd). */
+bool unzstd_magic(const uint8_t *p, size_t len);

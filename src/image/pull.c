@@ -209,12 +209,51 @@ out:
 }
 
 /*
- * One pass over a gzip (or plain tar) layer: a thread of its own reads the blob and inflates it
- * (ISA-L, else zlib) into a ring of buffers, which the ext4 writer takes in turn on this
+ * One pass over a gzip, zstd or plain tar layer: a thread of its own reads the blob and
+ * decodes it (gzip: ISA-L, else zlib; zstd: libzstd) into a ring of buffers, which the ext4 writer takes in turn on this
  * thread, hashing each (the diff_id) before libarchive parses the tar straight out of it: each
  * byte is inflated once and copied nowhere, and the two stages run on two cores. Other
  * compressions (zstd, xz, bzip2) take libarchive's filters.
  */
+enum codec { CODEC_NONE, CODEC_GZIP, CODEC_ZSTD };
+
+/* a layer's decoder: gzip or zstd, one interface */
+struct decoder {
+	enum codec codec;
+	struct gunzip *gz;
+	struct unzstd *zs;
+};
+
+static int decoder_init(struct decoder *d, enum codec c)
+{
+	*d = (struct decoder){ .codec = c };
+	return c == CODEC_GZIP ? gunzip_new(&d->gz) : unzstd_new(&d->zs);
+}
+
+static int decoder_feed(struct decoder *d, const uint8_t *in, size_t in_len, uint8_t *out,
+			size_t out_size, size_t *used, size_t *made, struct cove_error *err)
+{
+	return d->codec == CODEC_GZIP
+		       ? gunzip_feed(d->gz, in, in_len, out, out_size, used, made, err)
+		       : unzstd_feed(d->zs, in, in_len, out, out_size, used, made, err);
+}
+
+static int decoder_end(struct decoder *d, struct cove_error *err)
+{
+	return d->codec == CODEC_GZIP ? gunzip_end(d->gz, err) : unzstd_end(d->zs, err);
+}
+
+static void decoder_done(struct decoder *d)
+{
+	gunzip_free(d->gz);
+	unzstd_free(d->zs);
+}
+
+static const char *codec_name(enum codec c)
+{
+	return c == CODEC_GZIP ? gunzip_engine() : c == CODEC_ZSTD ? "zstd" : "copy";
+}
+
 #define UNPACK_CHUNK (1u << 20)
 #define RING 4
 
@@ -223,7 +262,7 @@ struct unpack {
 	struct feed *feed; /* ... the layer as it downloads */
 	struct growing *g;
 	uint64_t off;
-	bool gzip;
+	enum codec codec;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	uint8_t *buf[RING];
@@ -304,18 +343,19 @@ static ssize_t ring_take(void *ud, const void **ret)
 static void *unpack_run(void *arg)
 {
 	struct unpack *u = arg;
-	struct gunzip *g = NULL;
+	struct decoder dec = { 0 };
+	bool coded = u->codec != CODEC_NONE;
 	struct cove_error err = { 0 };
-	uint8_t *in = u->gzip ? malloc(UNPACK_CHUNK) : NULL;
+	uint8_t *in = coded ? malloc(UNPACK_CHUNK) : NULL;
 	uint64_t t0 = thread_cpu_ns();
 
-	if ((u->gzip && !in) || (u->gzip && gunzip_new(&g) < 0)) {
+	if ((coded && !in) || (coded && decoder_init(&dec, u->codec) < 0)) {
 		str_copy(u->error, sizeof(u->error), "out of memory");
 		goto out;
 	}
 	for (;;) {
 		/* a plain tar is read straight into the next buffer */
-		uint8_t *dst = g ? in : ring_fill(u);
+		uint8_t *dst = coded ? in : ring_fill(u);
 		ssize_t n;
 		size_t off = 0;
 
@@ -335,7 +375,7 @@ static void *unpack_run(void *arg)
 			goto out;
 		}
 		u->off += (uint64_t)n;
-		if (!g) {
+		if (!coded) {
 			if (n == 0)
 				break;
 			ring_filled(u, (size_t)n, false);
@@ -348,8 +388,8 @@ static void *unpack_run(void *arg)
 
 			if (!out)
 				goto out;
-			if (gunzip_feed(g, in + off, (size_t)n - off, out, UNPACK_CHUNK, &used, &made,
-					&err) < 0) {
+			if (decoder_feed(&dec, in + off, (size_t)n - off, out, UNPACK_CHUNK, &used,
+					 &made, &err) < 0) {
 				str_copy(u->error, sizeof(u->error), err.msg);
 				goto out;
 			}
@@ -361,38 +401,42 @@ static void *unpack_run(void *arg)
 		if (n == 0)
 			break;
 	}
-	if (g && gunzip_end(g, &err) < 0)
+	if (coded && decoder_end(&dec, &err) < 0)
 		str_copy(u->error, sizeof(u->error), err.msg);
 out:
 	u->cpu_ns = thread_cpu_ns() - t0;
 	ring_filled(u, 0, true);
-	gunzip_free(g);
+	decoder_done(&dec);
 	free(in);
 	return NULL;
 }
 
-/* gzip, or no compression libarchive would know (m[0..n): the layer's first bytes): the
- * one-pass path is for these */
-static bool one_pass(const uint8_t *m, ssize_t n, bool *ret_gzip)
+/* gzip, zstd (where cove has libzstd), or no compression libarchive would know (m[0..n): the
+ * layer's first bytes): the one-pass path is for these */
+static bool one_pass(const uint8_t *m, ssize_t n, enum codec *ret)
 {
 	if (n < 0)
 		return false;
-	*ret_gzip = gunzip_magic(m, (size_t)n);
-	if (*ret_gzip)
+	*ret = CODEC_NONE;
+	if (gunzip_magic(m, (size_t)n))
+		*ret = CODEC_GZIP;
+	else if (unzstd_magic(m, (size_t)n))
+		*ret = unzstd_available() ? CODEC_ZSTD : CODEC_NONE;
+	if (*ret != CODEC_NONE)
 		return true;
-	return !(n >= 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd) && /* zstd */
-	       !(n >= 6 && memcmp(m, "\xfd" "7zXZ\0", 6) == 0) &&                          /* xz */
-	       !(n >= 3 && memcmp(m, "BZh", 3) == 0) &&                                  /* bzip2 */
-	       !(n >= 1 && m[0] == 0x5d);                                                /* lzma */
+	return !unzstd_magic(m, (size_t)n) &&
+	       !(n >= 6 && memcmp(m, "\xfd" "7zXZ\0", 6) == 0) && /* xz */
+	       !(n >= 3 && memcmp(m, "BZh", 3) == 0) &&           /* bzip2 */
+	       !(n >= 1 && m[0] == 0x5d);                         /* lzma */
 }
 
 /* Apply layer i (its blob open as fd, or growing as g) in one pass; *ret_digest is its
  * diff_id. */
 static int apply_one_pass(struct ext4_writer *w, int fd, struct feed *f, struct growing *g,
-			  bool gzip, size_t i, const char *digest,
+			  enum codec codec, size_t i, const char *digest,
 			  char ret_digest[DIGEST_STRING_MAX], struct cove_error *err)
 {
-	struct unpack u = { .blob_fd = fd, .feed = f, .g = g, .gzip = gzip,
+	struct unpack u = { .blob_fd = fd, .feed = f, .g = g, .codec = codec,
 			    .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 	uint64_t wall = now_ns(), cpu = thread_cpu_ns();
 	pthread_t t;
@@ -427,7 +471,7 @@ static int apply_one_pass(struct ext4_writer *w, int fd, struct feed *f, struct 
 		fprintf(stderr,
 			"cove: layer %zu: %s: read+%s %.0f ms CPU, sha256+tar+ext4 %.0f ms CPU, "
 			"%.0f ms wall\n",
-			i + 1, digest, gzip ? gunzip_engine() : "copy", u.cpu_ns / 1e6,
+			i + 1, digest, codec_name(codec), u.cpu_ns / 1e6,
 			(thread_cpu_ns() - cpu) / 1e6, (now_ns() - wall) / 1e6);
 	/* a broken stream makes a broken tar too: the stream's own error says more */
 	if (u.error[0]) {
@@ -527,7 +571,8 @@ static int write_snapshot(struct store *s, const struct image_manifest *m,
 		_cleanup_close_ int fd = g ? -1 : store_blob_open(s, m->layers[i].digest);
 		struct diff_hash dh = { .fd = -1 };
 		pthread_t t;
-		bool hashing = false, gzip = false;
+		bool hashing = false;
+		enum codec codec;
 		uint8_t head[6] = { 0 };
 		ssize_t nhead;
 
@@ -541,10 +586,10 @@ static int write_snapshot(struct store *s, const struct image_manifest *m,
 			r = cove_error_set(err, ECANCELED, "a download failed");
 			break;
 		}
-		if (one_pass(head, nhead, &gzip)) {
+		if (one_pass(head, nhead, &codec)) {
 			char got[DIGEST_STRING_MAX];
 
-			r = apply_one_pass(w, fd, feed, g, gzip, i, m->layers[i].digest, got, err);
+			r = apply_one_pass(w, fd, feed, g, codec, i, m->layers[i].digest, got, err);
 			if (r == 0 && cfg && i < cfg->n_diff_ids && strcmp(got, cfg->diff_ids[i]) != 0)
 				r = cove_error_set(err, EBADMSG,
 						   "layer %zu (%s) unpacks to %s, but the image "

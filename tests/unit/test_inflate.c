@@ -1,13 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The streaming gzip decoder, with ISA-L (when built with it) and with zlib: the same bytes out,
- * the same streams refused. */
+ * the same streams refused. The zstd decoder likewise (when built with libzstd). */
 #include "test.h"
 
 #include "image/inflate.h"
 #include "util/util.h"
 
+#include "config.h"
+
 #include <stdlib.h>
 #include <zlib.h>
+#ifdef HAVE_ZSTD
+#include <zstd.h>
+#endif
 
 #define N (3u << 20)
 
@@ -131,9 +136,114 @@ TEST(streams)
 	free(out);
 }
 
+#ifdef HAVE_ZSTD
+/* zstd of in[0..n) at level, with a content checksum; one frame */
+static size_t zs(const uint8_t *in, size_t n, int level, uint8_t *o, size_t size)
+{
+	ZSTD_CCtx *c = ZSTD_createCCtx();
+	size_t r;
+
+	ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level);
+	ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1);
+	r = ZSTD_compress2(c, o, size, in, n);
+	ZSTD_freeCCtx(c);
+	return ZSTD_isError(r) ? 0 : r;
+}
+
+/* as gunzip_all, with the zstd decoder */
+static int unzstd_all(const uint8_t *in, size_t n, size_t step, uint8_t *o, size_t size,
+		      size_t *ret_len, char *why, size_t why_size)
+{
+	struct unzstd *z;
+	struct cove_error err = { 0 };
+	size_t len = 0, off = 0;
+	int r = unzstd_new(&z);
+
+	if (r < 0)
+		return r;
+	for (;;) {
+		size_t piece = n - off < step ? n - off : step, used, made;
+
+		r = unzstd_feed(z, in + off, piece, o + len, size - len > 4096 ? 4096 : size - len,
+				&used, &made, &err);
+		if (r < 0)
+			break;
+		off += used;
+		len += made;
+		if (used == 0 && made == 0) {
+			if (off < n && len == size) {
+				r = -E2BIG;
+				break;
+			}
+			if (off == n) {
+				r = unzstd_end(z, &err);
+				break;
+			}
+		}
+	}
+	unzstd_free(z);
+	str_copy(why, why_size, err.msg);
+	*ret_len = len;
+	return r;
+}
+
+TEST(zstd_streams)
+{
+	/* a frame whose header asks for a 256 MiB window (log 28), then an empty last block */
+	static const uint8_t wide[] = { 0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x90, 0x01, 0x00, 0x00 };
+	size_t n1, n2, len;
+	char why[256];
+
+	plain = malloc(N + 1000);
+	packed = malloc(2 * N);
+	out = malloc(N + 1001);
+	CHECK(plain && packed && out);
+	if (!plain || !packed || !out)
+		goto done;
+	for (size_t i = 0; i < N; i++)
+		plain[i] = i < N / 2 ? (uint8_t)("cove layer "[i % 11]) : (uint8_t)(rand() & 0xff);
+	n1 = zs(plain, N, 3, packed, 2 * N);
+	CHECK(n1 > 0);
+	CHECK(unzstd_magic(packed, 4) && !unzstd_magic(plain, 4));
+	CHECK_EQ_INT(unzstd_all(packed, n1, n1, out, N + 1, &len, why, sizeof(why)), 0);
+	CHECK(len == N && memcmp(out, plain, N) == 0);
+	CHECK_EQ_INT(unzstd_all(packed, n1, 7, out, N + 1, &len, why, sizeof(why)), 0);
+	CHECK(len == N && memcmp(out, plain, N) == 0);
+	/* two frames are one stream */
+	n2 = zs(plain, 1000, 1, packed + n1, 2 * N - n1);
+	CHECK(n2 > 0);
+	CHECK_EQ_INT(unzstd_all(packed, n1 + n2, 65536, out, N + 1001, &len, why, sizeof(why)), 0);
+	CHECK(len == N + 1000 && memcmp(out + N, plain, 1000) == 0);
+	/* refused: truncated, a checksum that does not match, garbage after the end, empty, and
+	 * a window beyond the limit */
+	CHECK_EQ_INT(unzstd_all(packed, n1 - 3, 65536, out, N + 1, &len, why, sizeof(why)),
+		     -EBADMSG);
+	CHECK(strstr(why, "truncated") != NULL);
+	packed[n1 - 2] ^= 0x55; /* in the frame's checksum */
+	CHECK_EQ_INT(unzstd_all(packed, n1, 65536, out, N + 1, &len, why, sizeof(why)), -EBADMSG);
+	CHECK(strstr(why, "corrupt") != NULL);
+	packed[n1 - 2] ^= 0x55;
+	packed[n1 + n2] = 'x';
+	CHECK_EQ_INT(unzstd_all(packed, n1 + n2 + 1, 65536, out, N + 1001, &len, why, sizeof(why)),
+		     -EBADMSG);
+	CHECK_EQ_INT(unzstd_all(packed, 0, 65536, out, N + 1, &len, why, sizeof(why)), -EBADMSG);
+	CHECK(strstr(why, "empty") != NULL);
+	CHECK_EQ_INT(unzstd_all(wide, sizeof(wide), 65536, out, N + 1, &len, why, sizeof(why)),
+		     -EBADMSG);
+	CHECK(strstr(why, "window larger than 128 MiB") != NULL);
+done:
+	free(plain);
+	free(packed);
+	free(out);
+}
+#endif
+
 int main(void)
 {
 	RUN(streams);
+#ifdef HAVE_ZSTD
+	RUN(zstd_streams);
+#endif
 	printf("# inflate engine: %s\n", gunzip_engine());
 	return test_done();
 }
