@@ -255,27 +255,35 @@ static const char *codec_name(enum codec c)
 }
 
 #define UNPACK_CHUNK (1u << 20)
-#define RING 4
+#define RING	     4	/* buffers between the decoder and the writer, on the layer being applied */
+#define RING_AHEAD   32 /* ... on the next layer, decoded meanwhile where there are cores for it */
 
 struct unpack {
 	int blob_fd;       /* the layer as stored, or: */
+	bool own_fd;	   /* (closed with the unpack) */
 	struct feed *feed; /* ... the layer as it downloads */
 	struct growing *g;
 	uint64_t off;
 	enum codec codec;
+	bool probe;	   /* the codec is the thread's to find out, from the first bytes */
+	bool probed;	   /* ... and it did */
+	bool other;	   /* ... and the layer is not for this path (xz, bzip2, lzma) */
+	pthread_t thread;
+	bool joined;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	uint8_t *buf[RING];
-	size_t len[RING];
-	bool full[RING];
+	unsigned cap;	   /* buffers in the ring (allocated as they are first filled) */
+	uint8_t *buf[RING_AHEAD];
+	size_t len[RING_AHEAD];
+	bool full[RING_AHEAD];
 	unsigned fill_k, take_k;
 	bool taken;        /* the writer holds buf[take_k] */
-	bool end;          /* the inflater is done: what is full is the rest */
-	bool gone;         /* the writer stopped: so does the inflater */
+	bool end;          /* the decoder is done: what is full is the rest */
+	bool gone;         /* the writer stopped: so does the decoder */
 	struct digest_hasher *h; /* the writer's: what it takes */
-	char digest[DIGEST_STRING_MAX];
-	char error[256];   /* the inflater's */
-	uint64_t cpu_ns;   /* the inflater's CPU time */
+	char error[256];   /* the decoder's */
+	uint64_t cpu_ns;   /* the decoder's CPU time */
+	uint64_t started;  /* when the thread started */
 };
 
 static uint64_t thread_cpu_ns(void)
@@ -286,7 +294,7 @@ static uint64_t thread_cpu_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-/* the inflater: the next empty buffer, or NULL once the writer is gone */
+/* the decoder: the next empty buffer, or NULL once the writer is gone (or memory is short) */
 static uint8_t *ring_fill(struct unpack *u)
 {
 	uint8_t *b;
@@ -294,6 +302,8 @@ static uint8_t *ring_fill(struct unpack *u)
 	pthread_mutex_lock(&u->mu);
 	while (u->full[u->fill_k] && !u->gone)
 		pthread_cond_wait(&u->cv, &u->mu);
+	if (!u->gone && !u->buf[u->fill_k] && !(u->buf[u->fill_k] = malloc(UNPACK_CHUNK)))
+		str_copy(u->error, sizeof(u->error), "out of memory");
 	b = u->gone ? NULL : u->buf[u->fill_k];
 	pthread_mutex_unlock(&u->mu);
 	return b;
@@ -305,7 +315,7 @@ static void ring_filled(struct unpack *u, size_t n, bool end)
 	if (n) {
 		u->len[u->fill_k] = n;
 		u->full[u->fill_k] = true;
-		u->fill_k = (u->fill_k + 1) % RING;
+		u->fill_k = (u->fill_k + 1) % u->cap;
 	}
 	u->end |= end;
 	pthread_cond_broadcast(&u->cv);
@@ -321,7 +331,7 @@ static ssize_t ring_take(void *ud, const void **ret)
 	pthread_mutex_lock(&u->mu);
 	if (u->taken) {
 		u->full[u->take_k] = false;
-		u->take_k = (u->take_k + 1) % RING;
+		u->take_k = (u->take_k + 1) % u->cap;
 		u->taken = false;
 		pthread_cond_broadcast(&u->cv);
 	}
@@ -340,15 +350,42 @@ static ssize_t ring_take(void *ud, const void **ret)
 	return n;
 }
 
+static bool one_pass(const uint8_t *m, ssize_t n, enum codec *ret);
+static ssize_t growing_head(struct feed *f, struct growing *g, uint8_t *m, size_t n);
+
+/* a read-ahead's first step: what the layer is compressed with (the writer waits for this) */
+static void unpack_probe(struct unpack *u)
+{
+	uint8_t head[6] = { 0 };
+	ssize_t n = u->g ? growing_head(u->feed, u->g, head, sizeof(head))
+			 : pread(u->blob_fd, head, sizeof(head), 0);
+
+	pthread_mutex_lock(&u->mu);
+	if (n == -ECANCELED)
+		str_copy(u->error, sizeof(u->error), "the download failed");
+	else if (!one_pass(head, n, &u->codec))
+		u->other = true;
+	u->probed = true;
+	pthread_cond_broadcast(&u->cv);
+	pthread_mutex_unlock(&u->mu);
+}
+
 static void *unpack_run(void *arg)
 {
 	struct unpack *u = arg;
 	struct decoder dec = { 0 };
-	bool coded = u->codec != CODEC_NONE;
+	bool coded;
 	struct cove_error err = { 0 };
-	uint8_t *in = coded ? malloc(UNPACK_CHUNK) : NULL;
+	uint8_t *in = NULL;
 	uint64_t t0 = thread_cpu_ns();
 
+	if (u->probe) {
+		unpack_probe(u);
+		if (u->other || u->error[0])
+			goto out;
+	}
+	coded = u->codec != CODEC_NONE;
+	in = coded ? malloc(UNPACK_CHUNK) : NULL;
 	if ((coded && !in) || (coded && decoder_init(&dec, u->codec) < 0)) {
 		str_copy(u->error, sizeof(u->error), "out of memory");
 		goto out;
@@ -360,7 +397,7 @@ static void *unpack_run(void *arg)
 		size_t off = 0;
 
 		if (!dst)
-			goto out; /* the writer stopped */
+			goto out; /* the writer stopped, or memory is short */
 		n = u->g ? growing_read(u->feed, u->g, dst, UNPACK_CHUNK, u->off)
 			 : read(u->blob_fd, dst, UNPACK_CHUNK);
 		if (!u->g && n < 0 && errno == EINTR)
@@ -430,64 +467,111 @@ static bool one_pass(const uint8_t *m, ssize_t n, enum codec *ret)
 	       !(n >= 1 && m[0] == 0x5d);                         /* lzma */
 }
 
-/* Apply layer i (its blob open as fd, or growing as g) in one pass; *ret_digest is its
- * diff_id. */
-static int apply_one_pass(struct ext4_writer *w, int fd, struct feed *f, struct growing *g,
-			  enum codec codec, size_t i, const char *digest,
+/* Stop an unpack's thread (at its next buffer, or once the download it waits for moves) and
+ * free it. */
+static void unpack_free(struct unpack *u)
+{
+	if (!u)
+		return;
+	if (!u->joined) {
+		pthread_mutex_lock(&u->mu);
+		u->gone = true;
+		pthread_cond_broadcast(&u->cv);
+		pthread_mutex_unlock(&u->mu);
+		pthread_join(u->thread, NULL);
+	}
+	for (unsigned k = 0; k < RING_AHEAD; k++)
+		free(u->buf[k]);
+	digest_hasher_free(u->h);
+	if (u->own_fd)
+		close(u->blob_fd);
+	pthread_mutex_destroy(&u->mu);
+	pthread_cond_destroy(&u->cv);
+	free(u);
+}
+
+/*
+ * Start decoding a layer (its blob open as fd, or growing as g) into a ring of cap buffers.
+ * With probe, the thread finds the codec itself (a read-ahead: the writer is busy with the
+ * layer before). NULL when there is no memory or thread for it.
+ */
+static struct unpack *unpack_start(int fd, bool own_fd, struct feed *f, struct growing *g,
+				   enum codec codec, bool probe, unsigned cap)
+{
+	struct unpack *u = calloc(1, sizeof(*u));
+
+	if (!u) {
+		if (own_fd)
+			close(fd);
+		return NULL;
+	}
+	*u = (struct unpack){ .blob_fd = fd, .own_fd = own_fd, .feed = f, .g = g, .codec = codec,
+			      .probe = probe, .probed = !probe, .cap = cap, .started = now_ns() };
+	pthread_mutex_init(&u->mu, NULL);
+	pthread_cond_init(&u->cv, NULL);
+	if (digest_hasher_new(&u->h) < 0 || pthread_create(&u->thread, NULL, unpack_run, u) != 0) {
+		digest_hasher_free(u->h);
+		if (own_fd)
+			close(fd);
+		pthread_mutex_destroy(&u->mu);
+		pthread_cond_destroy(&u->cv);
+		free(u);
+		return NULL;
+	}
+	return u;
+}
+
+/* Whether a read-ahead found its layer to be one it decodes (waits for it to know); its errors
+ * are apply_one_pass's to report. */
+static bool unpack_usable(struct unpack *u)
+{
+	bool ok;
+
+	pthread_mutex_lock(&u->mu);
+	while (!u->probed && !u->end)
+		pthread_cond_wait(&u->cv, &u->mu);
+	ok = u->probed && !u->other;
+	pthread_mutex_unlock(&u->mu);
+	return ok;
+}
+
+/* Apply layer i from u, in one pass; *ret_digest is its diff_id. */
+static int apply_one_pass(struct ext4_writer *w, struct unpack *u, size_t i, const char *digest,
 			  char ret_digest[DIGEST_STRING_MAX], struct cove_error *err)
 {
-	struct unpack u = { .blob_fd = fd, .feed = f, .g = g, .codec = codec,
-			    .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
-	uint64_t wall = now_ns(), cpu = thread_cpu_ns();
-	pthread_t t;
-	int r = 0;
+	uint64_t cpu = thread_cpu_ns();
+	int r;
 
-	for (unsigned k = 0; k < RING && r == 0; k++)
-		if (!(u.buf[k] = malloc(UNPACK_CHUNK)))
-			r = -ENOMEM;
-	if (r < 0 || digest_hasher_new(&u.h) < 0) {
-		r = cove_error_set(err, ENOMEM, "out of memory");
-		goto out;
-	}
-	r = -pthread_create(&t, NULL, unpack_run, &u);
-	if (r < 0) {
-		r = cove_error_set(err, -r, "cannot start a thread: %s", strerror(-r));
-		goto out;
-	}
-	r = ext4_writer_add_tar_blocks(w, ring_take, &u, err);
+	r = ext4_writer_add_tar_blocks(w, ring_take, u, err);
 	/* the rest of the stream (the tar's padding) counts for the diff_id too */
 	if (r == 0) {
 		const void *b;
 
-		while (ring_take(&u, &b) > 0)
+		while (ring_take(u, &b) > 0)
 			;
 	}
-	pthread_mutex_lock(&u.mu);
-	u.gone = true; /* a writer that failed: the inflater stops at its next buffer */
-	pthread_cond_broadcast(&u.cv);
-	pthread_mutex_unlock(&u.mu);
-	pthread_join(t, NULL);
+	pthread_mutex_lock(&u->mu);
+	u->gone = true; /* a writer that failed: the decoder stops at its next buffer */
+	pthread_cond_broadcast(&u->cv);
+	pthread_mutex_unlock(&u->mu);
+	pthread_join(u->thread, NULL);
+	u->joined = true;
 	if (getenv("COVE_PULL_STATS"))
 		fprintf(stderr,
 			"cove: layer %zu: %s: read+%s %.0f ms CPU, sha256+tar+ext4 %.0f ms CPU, "
 			"%.0f ms wall\n",
-			i + 1, digest, codec_name(codec), u.cpu_ns / 1e6,
-			(thread_cpu_ns() - cpu) / 1e6, (now_ns() - wall) / 1e6);
+			i + 1, digest, codec_name(u->codec), u->cpu_ns / 1e6,
+			(thread_cpu_ns() - cpu) / 1e6, (now_ns() - u->started) / 1e6);
 	/* a broken stream makes a broken tar too: the stream's own error says more */
-	if (u.error[0]) {
+	if (u->error[0]) {
 		*err = (struct cove_error){ 0 };
-		r = cove_error_set(err, EBADMSG, "layer %zu (%s) cannot be read: %s", i + 1, digest,
-				   u.error);
-		goto out;
+		return cove_error_set(err, EBADMSG, "layer %zu (%s) cannot be read: %s", i + 1,
+				      digest, u->error);
 	}
 	if (r < 0)
-		goto out;
-	digest_hasher_final(u.h, ret_digest);
-out:
-	digest_hasher_free(u.h);
-	for (unsigned k = 0; k < RING; k++)
-		free(u.buf[k]);
-	return r;
+		return r;
+	digest_hasher_final(u->h, ret_digest);
+	return 0;
 }
 
 /* The first bytes of a growing layer (all of them when it is shorter) */
@@ -525,6 +609,31 @@ static int growing_whole(struct feed *f, struct growing *g)
 	return open(path, O_RDONLY | O_CLOEXEC);
 }
 
+/*
+ * Decode the next layer while the writer applies this one, where a third core can take it
+ * (COVE_PULL_AHEAD=1 always, =0 never): on two cores the decoder and the writer already take
+ * both. At most RING_AHEAD MiB of it wait for the writer.
+ */
+static bool read_ahead(void)
+{
+	const char *e = getenv("COVE_PULL_AHEAD");
+
+	if (e)
+		return strcmp(e, "0") != 0;
+	return sysconf(_SC_NPROCESSORS_ONLN) > 2;
+}
+
+static struct unpack *unpack_ahead(struct store *s, struct feed *feed,
+				   const struct image_manifest *m, size_t k)
+{
+	struct growing *g = feed && feed->job_of[k] >= 0 ? &feed->jobs[feed->job_of[k]] : NULL;
+	int fd = g ? -1 : store_blob_open(s, m->layers[k].digest);
+
+	if (!g && fd < 0)
+		return NULL;
+	return unpack_start(fd, !g, feed, g, CODEC_NONE, true, RING_AHEAD);
+}
+
 /* COVE_PULL_STATS=1: when each step of a pull ended, in ms since the pull began (stderr) */
 static uint64_t stats_t0;
 
@@ -540,6 +649,7 @@ static int write_snapshot(struct store *s, const struct image_manifest *m,
 {
 	struct ext4_writer_opts wo = { .label = "cove" };
 	struct ext4_writer *w = NULL;
+	struct unpack *ahead = NULL; /* the next layer, decoding already (read_ahead) */
 	struct statvfs vfs;
 	uint64_t compressed = 0;
 	int r = 0;
@@ -570,26 +680,43 @@ static int write_snapshot(struct store *s, const struct image_manifest *m,
 		struct growing *g = feed && feed->job_of[i] >= 0 ? &feed->jobs[feed->job_of[i]] : NULL;
 		_cleanup_close_ int fd = g ? -1 : store_blob_open(s, m->layers[i].digest);
 		struct diff_hash dh = { .fd = -1 };
+		struct unpack *u = ahead;
 		pthread_t t;
 		bool hashing = false;
 		enum codec codec;
 		uint8_t head[6] = { 0 };
 		ssize_t nhead;
 
-		if (!g && fd < 0) {
+		ahead = NULL;
+		if (u && !unpack_usable(u)) { /* not a layer for one pass: the usual way below */
+			unpack_free(u);
+			u = NULL;
+		}
+		if (!u && !g && fd < 0) {
 			r = cove_error_set(err, fd, "layer %s is missing from the store",
 					   m->layers[i].digest);
 			break;
 		}
-		nhead = g ? growing_head(feed, g, head, sizeof(head)) : pread(fd, head, sizeof(head), 0);
-		if (nhead == -ECANCELED) {
-			r = cove_error_set(err, ECANCELED, "a download failed");
-			break;
+		if (!u) {
+			nhead = g ? growing_head(feed, g, head, sizeof(head))
+				  : pread(fd, head, sizeof(head), 0);
+			if (nhead == -ECANCELED) {
+				r = cove_error_set(err, ECANCELED, "a download failed");
+				break;
+			}
+			if (one_pass(head, nhead, &codec) &&
+			    !(u = unpack_start(fd, false, feed, g, codec, false, RING))) {
+				r = cove_error_set(err, ENOMEM, "cannot start a thread: out of memory");
+				break;
+			}
 		}
-		if (one_pass(head, nhead, &codec)) {
+		if (u) {
 			char got[DIGEST_STRING_MAX];
 
-			r = apply_one_pass(w, fd, feed, g, codec, i, m->layers[i].digest, got, err);
+			if (read_ahead() && i + 1 < m->n_layers)
+				ahead = unpack_ahead(s, feed, m, i + 1);
+			r = apply_one_pass(w, u, i, m->layers[i].digest, got, err);
+			unpack_free(u);
 			if (r == 0 && cfg && i < cfg->n_diff_ids && strcmp(got, cfg->diff_ids[i]) != 0)
 				r = cove_error_set(err, EBADMSG,
 						   "layer %zu (%s) unpacks to %s, but the image "
@@ -630,6 +757,7 @@ static int write_snapshot(struct store *s, const struct image_manifest *m,
 		}
 		closep(&dh.fd);
 	}
+	unpack_free(ahead); /* after a failure: it stops */
 	/* named only once every download's digest held */
 	if (r == 0 && feed) {
 		pthread_mutex_lock(&feed->mu);
