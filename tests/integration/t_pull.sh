@@ -119,7 +119,8 @@ if [ -n "$size" ] && [ "$size" -gt 7000 ] && [ "$size" -le 8192 ]; then ok "COVE
 killed_pull() {
 	COVE_ROOT="$T/killed" "$COVE" pull -q "$R/debian" >/dev/null 2>&1 &
 	local pid=$!
-	wait_until 120 sh -c "ls '$T/killed/images/snapshots/' 2>/dev/null | grep -q '\.ext4\.'"
+	# killed once its temp file holds a few MB (so that what prune reclaims is the snapshot's)
+	wait_until 120 sh -c "du -m '$T/killed/images/snapshots/'*.ext4.* 2>/dev/null | awk '\$1 >= 4' | grep -q ."
 	kill -9 $pid 2>/dev/null
 	wait $pid 2>/dev/null
 }
