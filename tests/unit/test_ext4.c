@@ -382,6 +382,24 @@ static int apply_tars(const char *img, uint64_t size, const char *const *tars, s
 	return r;
 }
 
+/* The tars applied to a fresh 32 MiB image, which e2fsck must accept; the image opened, or NULL
+ * (the temp dir then gone: the test can only return). */
+static ext2_filsys apply_checked(const char *const *tars, size_t n)
+{
+	struct cove_error err = {};
+	ext2_filsys fs;
+
+	CHECK_EQ_INT(apply_tars(tp("img"), 32 * MIB, tars, n, &err), 0);
+	if (err.code)
+		printf("# %s\n", err.msg);
+	CHECK_EQ_INT(fsck(tp("img")), 0);
+	fs = img_open(tp("img"));
+	CHECK(fs != NULL);
+	if (!fs)
+		tmp_done();
+	return fs;
+}
+
 /* One tar of entries applied to a fresh image: the return value and err of the apply. */
 static int apply_entries(const struct tent *v, size_t n, struct cove_error *err)
 {
@@ -665,7 +683,6 @@ TEST(tar_layers_apply_in_order)
 	    {.path = utf8_name, .type = 'f', .mode = 0644, .data = "utf8 in pax"},
 	};
 	const char *tars[2];
-	struct cove_error err = {};
 	ext2_filsys fs;
 
 	tmp_new();
@@ -676,17 +693,9 @@ TEST(tar_layers_apply_in_order)
 	l2[12].path = long_name;
 	CHECK_EQ_INT(make_tar(tars[0], F_GZIP, l1, ARRAY_SIZE(l1)), 0);
 	CHECK_EQ_INT(make_tar(tars[1], F_NONE, l2, ARRAY_SIZE(l2)), 0);
-	CHECK_EQ_INT(apply_tars(tp("img"), 32 * MIB, tars, 2, &err), 0);
-	if (err.code)
-		printf("# %s\n", err.msg);
-	CHECK_EQ_INT(fsck(tp("img")), 0);
-
-	fs = img_open(tp("img"));
-	CHECK(fs != NULL);
-	if (!fs) {
-		tmp_done();
+	fs = apply_checked(tars, 2);
+	if (!fs)
 		return;
-	}
 	CHECK_EQ_INT(img_ino(fs, "/etc/gone"), 0);
 	CHECK(img_content_is(fs, "/etc/passwd", "root:x:0:0:new\n", 15));
 	CHECK_EQ_INT(img_ino(fs, "/opq/old1"), 0);
@@ -757,7 +766,6 @@ TEST(tar_directories_by_turns)
 	static struct tent l1[2 * N + 2], l2[N / 2 + 2];
 	static char names[2 * N + N / 2][48];
 	const char *tars[2];
-	struct cove_error err = {};
 	ext2_filsys fs;
 	size_t n1 = 0, n2 = 0, k = 0;
 
@@ -781,16 +789,9 @@ TEST(tar_directories_by_turns)
 	tars[1] = tp("l2.tar");
 	CHECK_EQ_INT(make_tar(tars[0], F_NONE, l1, n1), 0);
 	CHECK_EQ_INT(make_tar(tars[1], F_NONE, l2, n2), 0);
-	CHECK_EQ_INT(apply_tars(tp("img"), 32 * MIB, tars, 2, &err), 0);
-	if (err.code)
-		printf("# %s\n", err.msg);
-	CHECK_EQ_INT(fsck(tp("img")), 0);
-	fs = img_open(tp("img"));
-	CHECK(fs != NULL);
-	if (!fs) {
-		tmp_done();
+	fs = apply_checked(tars, 2);
+	if (!fs)
 		return;
-	}
 	for (size_t i = 0; i < k; i++) {
 		char p[64];
 

@@ -35,22 +35,27 @@ static size_t gz(const uint8_t *in, size_t n, int level, uint8_t *out, size_t si
 	return size - z.avail_out;
 }
 
-/* decode in[0..n) fed in pieces of step bytes into out; the decoder's verdict */
-static int gunzip_all(const uint8_t *in, size_t n, size_t step, uint8_t *out, size_t size,
-		      size_t *ret_len, char *why, size_t why_size)
+enum kind { GZIP, ZSTD };
+
+/* decode in[0..n) fed in pieces of step bytes into o, with the gzip or the zstd decoder; its
+ * verdict */
+static int decode_all(enum kind k, const uint8_t *in, size_t n, size_t step, uint8_t *o,
+		      size_t size, size_t *ret_len, char *why, size_t why_size)
 {
-	struct gunzip *g;
+	struct gunzip *g = NULL;
+	struct unzstd *z = NULL;
 	struct cove_error err = { 0 };
 	size_t len = 0, off = 0;
-	int r = gunzip_new(&g);
+	int r = k == GZIP ? gunzip_new(&g) : unzstd_new(&z);
 
 	if (r < 0)
 		return r;
 	for (;;) {
 		size_t piece = n - off < step ? n - off : step, used, made;
+		size_t room = size - len > 4096 ? 4096 : size - len;
 
-		r = gunzip_feed(g, in + off, piece, out + len, size - len > 4096 ? 4096 : size - len,
-				&used, &made, &err);
+		r = k == GZIP ? gunzip_feed(g, in + off, piece, o + len, room, &used, &made, &err)
+			      : unzstd_feed(z, in + off, piece, o + len, room, &used, &made, &err);
 		if (r < 0)
 			break;
 		off += used;
@@ -61,15 +66,22 @@ static int gunzip_all(const uint8_t *in, size_t n, size_t step, uint8_t *out, si
 				break;
 			}
 			if (off == n) {
-				r = gunzip_end(g, &err);
+				r = k == GZIP ? gunzip_end(g, &err) : unzstd_end(z, &err);
 				break;
 			}
 		}
 	}
 	gunzip_free(g);
+	unzstd_free(z);
 	str_copy(why, why_size, err.msg);
 	*ret_len = len;
 	return r;
+}
+
+static int gunzip_all(const uint8_t *in, size_t n, size_t step, uint8_t *o, size_t size,
+		      size_t *ret_len, char *why, size_t why_size)
+{
+	return decode_all(GZIP, in, n, step, o, size, ret_len, why, why_size);
 }
 
 static void both_ways(void (*check)(void))
@@ -150,41 +162,10 @@ static size_t zs(const uint8_t *in, size_t n, int level, uint8_t *o, size_t size
 	return ZSTD_isError(r) ? 0 : r;
 }
 
-/* as gunzip_all, with the zstd decoder */
 static int unzstd_all(const uint8_t *in, size_t n, size_t step, uint8_t *o, size_t size,
 		      size_t *ret_len, char *why, size_t why_size)
 {
-	struct unzstd *z;
-	struct cove_error err = { 0 };
-	size_t len = 0, off = 0;
-	int r = unzstd_new(&z);
-
-	if (r < 0)
-		return r;
-	for (;;) {
-		size_t piece = n - off < step ? n - off : step, used, made;
-
-		r = unzstd_feed(z, in + off, piece, o + len, size - len > 4096 ? 4096 : size - len,
-				&used, &made, &err);
-		if (r < 0)
-			break;
-		off += used;
-		len += made;
-		if (used == 0 && made == 0) {
-			if (off < n && len == size) {
-				r = -E2BIG;
-				break;
-			}
-			if (off == n) {
-				r = unzstd_end(z, &err);
-				break;
-			}
-		}
-	}
-	unzstd_free(z);
-	str_copy(why, why_size, err.msg);
-	*ret_len = len;
-	return r;
+	return decode_all(ZSTD, in, n, step, o, size, ret_len, why, why_size);
 }
 
 TEST(zstd_streams)
