@@ -12,7 +12,7 @@ PACKAGES="build-essential meson ninja-build pkg-config python3 musl-tools
   qemu-system-x86 qemu-utils nftables iproute2 dnsmasq-base util-linux strace
   linux-source-6.1 bc bison flex libelf-dev libssl-dev cpio kmod xz-utils
   busybox-static tmux clang libclang-rt-14-dev
-  docker-registry skopeo umoci debootstrap apache2-utils openssl curl"
+  docker-registry skopeo umoci debootstrap apache2-utils openssl curl zstd"
 
 missing=""
 for p in $PACKAGES; do
