@@ -4,9 +4,10 @@
  *
  * - Formatting follows what mke2fs does for a pre-zeroed device: the image is a fresh sparse
  *   file, so inode tables are marked zeroed instead of being written.
- * - File data never goes through ext2fs_file_*: it is gathered into a 1 MiB buffer, blocks are
- *   allocated in runs with ext2fs_new_range() near a moving goal and written with one
- *   io_channel call per run; the extent tree is built once per file from the run list.
+ * - File data never goes through ext2fs_file_*: it is gathered (1 MiB at most at a time),
+ *   blocks are allocated in runs with ext2fs_new_range() near a moving goal, and runs that
+ *   follow each other on disk (most files' do) wait in a 2 MiB buffer to go in one io_channel
+ *   write; the extent tree is built once per file from the run list.
  * - Every directory of the image was created by this writer, so an in-memory index
  *   (dir inode, name) -> (inode, file type) answers all lookups without reading directory
  *   blocks, and new names are appended to the last directory block. Both keep the cost of a
@@ -41,7 +42,8 @@
 
 #define BLOCK_SIZE	    EXT4_WRITER_BLOCK_SIZE
 #define INODE_SIZE	    256
-#define DATA_BUF_SIZE	    (1u << 20)	  /* file data gathered before one allocation + write */
+#define DATA_BUF_SIZE	    (1u << 20)	  /* file data gathered before one allocation */
+#define COMBINE_SIZE	    (2u << 20)	  /* data of runs that follow each other, written at once */
 #define READ_BUF_SIZE	    (1u << 20)	  /* host file reads */
 #define MAX_PATH_LEN	    4095	  /* bytes of a normalised path in the image */
 #define MAX_NAME_LEN	    255		  /* bytes of one component */
@@ -144,7 +146,16 @@ struct ext4_writer {
 	struct timespec now;
 	blk64_t goal; /* where the next data run is looked for */
 
-	/* the regular file being written */
+	/*
+	 * File data waits in comb until a run does not follow the ones before on disk or the
+	 * buffer is full, then goes in one write: most files are small and their blocks follow
+	 * each other, and a write each cost more than their bytes.
+	 */
+	uint8_t *comb;
+	blk64_t comb_pblk; /* the block of comb[0] */
+	uint64_t comb_n;   /* blocks waiting */
+
+	/* the regular file being written, gathered at data (in comb, after what waits) */
 	uint8_t *data;
 	uint64_t data_off; /* file offset of data[0], block aligned */
 	size_t data_len;
@@ -685,6 +696,8 @@ static errcode_t dir_children(struct ext4_writer *w, ext2_ino_t dir, struct chil
 	return e;
 }
 
+static errcode_t comb_write(struct ext4_writer *w);
+
 /* Drop one link of ino; free its blocks, xattr block and the inode when none is left. */
 static int inode_release(struct ext4_writer *w, ext2_ino_t ino, const char *path,
 			 struct cove_error *err)
@@ -702,6 +715,10 @@ static int inode_release(struct ext4_writer *w, ext2_ino_t ino, const char *path
 		e = inode_write(w, ino, &in);
 		return e ? fail_remove(err, e, path) : 0;
 	}
+	/* data waiting for its write goes first: its blocks may be among those freed here */
+	e = comb_write(w);
+	if (e)
+		return fail_remove(err, e, path);
 	if (ext2fs_inode_has_valid_blocks2(w->fs, (struct ext2_inode *)&in)) {
 		e = ext2fs_punch(w->fs, ino, (struct ext2_inode *)&in, NULL, 0, ~0ULL);
 		if (e)
@@ -905,10 +922,26 @@ static errcode_t run_add(struct ext4_writer *w, uint64_t lblk, blk64_t pblk, uin
 	return 0;
 }
 
-/* Allocate blocks for the buffered data (its last block padded with zeros) and write it. */
+/* Write the data waiting in comb; what is being gathered moves to its start. */
+static errcode_t comb_write(struct ext4_writer *w)
+{
+	errcode_t e = 0;
+
+	if (w->comb_n)
+		e = io_channel_write_blk64(w->fs->io, w->comb_pblk, (int)w->comb_n, w->comb);
+	w->comb_n = 0;
+	if (w->data != w->comb && w->data_len)
+		memmove(w->comb, w->data, w->data_len);
+	w->data = w->comb;
+	return e;
+}
+
+/* Allocate blocks for the gathered data (its last block padded with zeros), to be written. */
 static errcode_t data_flush(struct ext4_writer *w)
 {
 	uint64_t nblk, lblk, done = 0;
+	uint8_t *p = w->data;
+	errcode_t e;
 
 	if (w->data_len == 0)
 		return 0;
@@ -919,23 +952,36 @@ static errcode_t data_flush(struct ext4_writer *w)
 		return EXT2_ET_FILE_TOO_BIG;
 	while (done < nblk) {
 		blk64_t pblk, plen;
-		errcode_t e;
 
 		e = ext2fs_new_range(w->fs, 0, w->goal, nblk - done, NULL, &pblk, &plen);
 		if (e)
 			return e;
 		ext2fs_block_alloc_stats_range(w->fs, pblk, (blk_t)plen, +1);
 		e = run_add(w, lblk + done, pblk, (uint32_t)plen);
-		if (!e)
-			e = io_channel_write_blk64(w->fs->io, pblk, (int)plen,
-						   w->data + done * BLOCK_SIZE);
 		if (e)
 			return e;
+		if (w->comb_n && pblk != w->comb_pblk + w->comb_n) {
+			/* not where the waiting data ends: that goes, this moves to comb's start */
+			e = io_channel_write_blk64(w->fs->io, w->comb_pblk, (int)w->comb_n, w->comb);
+			if (e)
+				return e;
+			memmove(w->comb, p, (nblk - done) * BLOCK_SIZE);
+			p = w->comb;
+			w->comb_n = 0;
+		}
+		if (!w->comb_n)
+			w->comb_pblk = pblk;
+		w->comb_n += plen;
+		p += plen * BLOCK_SIZE;
 		done += plen;
 		w->goal = pblk + plen;
 	}
 	w->data_blocks += nblk;
 	w->data_len = 0;
+	w->data = p;
+	/* room for the next file's gathering */
+	if (COMBINE_SIZE - w->comb_n * BLOCK_SIZE < DATA_BUF_SIZE)
+		return comb_write(w);
 	return 0;
 }
 
@@ -2514,13 +2560,13 @@ int ext4_writer_new(const char *image_path, const struct ext4_writer_opts *o,
 	clock_gettime(CLOCK_REALTIME, &w->now);
 	w->image_path = strdup(image_path);
 	w->tmp_path = malloc(plen + 8);
-	w->data = malloc(DATA_BUF_SIZE);
+	w->data = w->comb = malloc(COMBINE_SIZE);
 	w->dirbuf = malloc(BLOCK_SIZE);
 	w->xattr_names = malloc(XATTR_LIST_MAX + 1);
 	w->xattr_values = malloc(XATTR_VALUES_MAX);
 	w->n_buckets = 1024;
 	w->buckets = calloc(w->n_buckets, sizeof(*w->buckets));
-	if (!w->image_path || !w->tmp_path || !w->data || !w->dirbuf || !w->xattr_names ||
+	if (!w->image_path || !w->tmp_path || !w->comb || !w->dirbuf || !w->xattr_names ||
 	    !w->xattr_values || !w->buckets)
 		return cove_error_set(err, ENOMEM, "out of memory");
 	r = str_printf(w->tmp_path, plen + 8, "%s.XXXXXX", image_path);
@@ -2588,7 +2634,9 @@ int ext4_writer_finish(struct ext4_writer *w, struct cove_error *err)
 			return r;
 		}
 	}
-	x = tail_put(w);
+	x = comb_write(w);
+	if (!x)
+		x = tail_put(w);
 	if (!x)
 		x = ext2fs_close2(w->fs, 0);
 	if (x) {
@@ -2626,7 +2674,7 @@ void ext4_writer_free(struct ext4_writer *w)
 		close(w->fd);
 	index_free(w);
 	free(w->runs);
-	free(w->data);
+	free(w->comb);
 	free(w->dirbuf);
 	free(w->xattr_names);
 	free(w->xattr_values);
