@@ -109,3 +109,28 @@ man["layers"][0]["digest"], man["layers"][0]["size"] = put(bytes(layer))'
 rc=$?
 if [ $rc -ne 0 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "cannot be read: the gzip stream is corrupt" "$T/err"; then ok "a layer whose gzip CRC is wrong is refused, in one line"; else not_ok "a layer whose gzip CRC is wrong is refused, in one line" "rc=$rc $(cat "$T/err")"; fi
 expect "... and nothing is named for it" 0 "$("$COVE" images --format json | grep -c crc)"
+
+# zstd layers (decoded by libzstd in the same pass): a frame that asks for a 256 MiB window, and
+# a stream cut short, each under a digest that matches its bytes
+zstd_variant() { # NAME PYTHON-THAT-MAKES-layer
+	variant "$1" "
+import subprocess, gzip
+$2
+man['layers'][0]['mediaType'] = 'application/vnd.oci.image.layer.v1.tar+zstd'
+man['layers'][0]['digest'], man['layers'][0]['size'] = put(layer)"
+}
+zstd_variant zwide 'layer = bytes([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x90, 0x01, 0x00, 0x00])'
+zstd_variant zcut '
+tar = gzip.decompress(open(blob(man["layers"][0]["digest"]), "rb").read())
+layer = subprocess.run(["zstd", "-q", "-c"], input=tar, capture_output=True, check=True).stdout[:-100]'
+for v in "zwide:window larger than 128 MiB" "zcut:zstd stream is truncated"; do
+	name=${v%%:*} want=${v#*:}
+	"$COVE" pull -q "$REGISTRY/$name" >/dev/null 2>"$T/err"
+	rc=$?
+	if [ $rc -ne 0 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "cannot be read: .*$want" "$T/err"; then
+		ok "a zstd layer: $want: refused, in one line"
+	else
+		not_ok "a zstd layer: $want: refused, in one line" "rc=$rc $(cat "$T/err")"
+	fi
+done
+expect "... and nothing is named for them" 0 "$("$COVE" images --format json | grep -c '/z\(wide\|cut\)')"
