@@ -3,6 +3,7 @@
 #include "options.h"
 
 #include "cli.h"
+#include "engine/spec.h"
 
 #include <string.h>
 
@@ -207,6 +208,26 @@ int cli_parse_format(const char *value, bool *ret_json)
 	}
 	cli_error("unsupported --format '%s': use table or json", value);
 	return -EINVAL;
+}
+
+int cli_parse_memory(const char *value, uint64_t *ret)
+{
+	uint64_t v;
+
+	if (parse_size(value, &v) < 0) {
+		cli_error("invalid --memory '%s': expected a size such as 256m or 1g", value);
+		return -EINVAL;
+	}
+	if (v < SPEC_MIN_MEMORY) {
+		cli_error("--memory %s is too small: a VM needs at least 64m", value);
+		return -EINVAL;
+	}
+	if (v > SPEC_MAX_MEMORY) {
+		cli_error("--memory %s is too large", value);
+		return -EINVAL;
+	}
+	*ret = v;
+	return 0;
 }
 
 int cli_check_workdir(const char *value)

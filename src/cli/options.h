@@ -10,6 +10,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <jansson.h>
@@ -61,6 +62,9 @@ int cli_parse_format(const char *value, bool *ret_json);
 int cli_add_label(json_t **labels, const char *kv);
 /* -w/--workdir: an absolute path, else one line (-EINVAL). */
 int cli_check_workdir(const char *value);
+/* -m/--memory: a size from SPEC_MIN_MEMORY to SPEC_MAX_MEMORY into *ret, else one line
+ * (-EINVAL). */
+int cli_parse_memory(const char *value, uint64_t *ret);
 
 struct cli_command;
 /*

@@ -421,20 +421,8 @@ static int run_opt(int c, const char *optarg, void *ud)
 		break;
 	}
 	case 'm':
-		if (parse_size(optarg, &v) < 0) {
-			cli_error("invalid --memory '%s': expected a size such as 256m or 1g",
-				  optarg);
+		if (cli_parse_memory(optarg, &o->q.memory) < 0)
 			return -EINVAL;
-		}
-		if (v < SPEC_MIN_MEMORY) {
-			cli_error("--memory %s is too small: a VM needs at least 64m", optarg);
-			return -EINVAL;
-		}
-		if (v > SPEC_MAX_MEMORY) {
-			cli_error("--memory %s is too large", optarg);
-			return -EINVAL;
-		}
-		o->q.memory = v;
 		break;
 	case OPT_ROOTFS:
 		o->q.rootfs = optarg;

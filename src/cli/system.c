@@ -96,10 +96,8 @@ static int info(bool reprobe)
 	_cleanup_free_ char *rel = NULL;
 	bool have_qemu;
 
-	if (paths_init(&p, &err) < 0) {
-		cli_error("%s", err.msg);
+	if (paths_init_or_report(&p) < 0)
 		return EXIT_COVE;
-	}
 	printf("%-14s %s\n", "cove", COVE_VERSION);
 	have_qemu = vm_find_qemu(qemu, sizeof(qemu), &err) == 0;
 	accel_lines(&p, have_qemu ? qemu : NULL, reprobe);
@@ -163,21 +161,14 @@ static int prepare_opt(int c, const char *value, void *ud)
 	struct prepare_opts *o = ud;
 	uint64_t v;
 
-	if (c == 'm') {
-		if (parse_size(value, &v) < 0 || v < SPEC_MIN_MEMORY || v > SPEC_MAX_MEMORY) {
-			cli_error("invalid --memory '%s': expected a size from 64m, such as 256m or 1g",
-				  value);
-			return -EINVAL;
-		}
-		o->memory = v;
-	} else {
-		if (parse_u64(value, SPEC_MAX_CPUS, &v) < 0 || v == 0) {
-			cli_error("invalid --cpus '%s': expected a whole number from 1 to %d", value,
-				  SPEC_MAX_CPUS);
-			return -EINVAL;
-		}
-		o->cpus = (unsigned)v;
+	if (c == 'm')
+		return cli_parse_memory(value, &o->memory);
+	if (parse_u64(value, SPEC_MAX_CPUS, &v) < 0 || v == 0) {
+		cli_error("invalid --cpus '%s': expected a whole number from 1 to %d", value,
+			  SPEC_MAX_CPUS);
+		return -EINVAL;
 	}
+	o->cpus = (unsigned)v;
 	return 0;
 }
 
@@ -204,10 +195,8 @@ static int cmd_prepare(int argc, char **argv)
 	r = cli_parse(&v, argc, argv, prepare_opt, &o, &first);
 	if (r)
 		return r > 0 ? 0 : EXIT_COVE;
-	if (paths_init(&p, &err) < 0) {
-		cli_error("%s", err.msg);
+	if (paths_init_or_report(&p) < 0)
 		return EXIT_COVE;
-	}
 	for (size_t nics = 1; nics <= 1; nics--) {
 		r = template_prepare(&p, o.memory, o.cpus, nics, TEMPLATE_DISK, &err);
 		if (r == -EBUSY) {
