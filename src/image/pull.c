@@ -210,10 +210,10 @@ out:
 
 /*
  * One pass over a gzip, zstd or plain tar layer: a thread of its own reads the blob and
- * decodes it (gzip: ISA-L, else zlib; zstd: libzstd) into a ring of buffers, which the ext4 writer takes in turn on this
- * thread, hashing each (the diff_id) before libarchive parses the tar straight out of it: each
- * byte is inflated once and copied nowhere, and the two stages run on two cores. Other
- * compressions (zstd, xz, bzip2) take libarchive's filters.
+ * decodes it (gzip: ISA-L, else zlib; zstd: libzstd) into a ring of buffers, which the ext4
+ * writer takes in turn on this thread, hashing each (the diff_id) before libarchive parses the
+ * tar straight out of it: each byte is decoded once and copied nowhere, and the two stages run
+ * on two cores. Other compressions (xz, bzip2, lzma) take libarchive's filters.
  */
 enum codec { CODEC_NONE, CODEC_GZIP, CODEC_ZSTD };
 
@@ -452,34 +452,40 @@ out:
  * layer's first bytes): the one-pass path is for these */
 static bool one_pass(const uint8_t *m, ssize_t n, enum codec *ret)
 {
+	*ret = CODEC_NONE;
 	if (n < 0)
 		return false;
-	*ret = CODEC_NONE;
 	if (gunzip_magic(m, (size_t)n))
 		*ret = CODEC_GZIP;
 	else if (unzstd_magic(m, (size_t)n))
-		*ret = unzstd_available() ? CODEC_ZSTD : CODEC_NONE;
-	if (*ret != CODEC_NONE)
-		return true;
-	return !unzstd_magic(m, (size_t)n) &&
-	       !(n >= 6 && memcmp(m, "\xfd" "7zXZ\0", 6) == 0) && /* xz */
-	       !(n >= 3 && memcmp(m, "BZh", 3) == 0) &&           /* bzip2 */
-	       !(n >= 1 && m[0] == 0x5d);                         /* lzma */
+		*ret = CODEC_ZSTD;
+	if (*ret == CODEC_ZSTD)
+		return unzstd_available();
+	return *ret == CODEC_GZIP ||
+	       (!(n >= 6 && memcmp(m, "\xfd" "7zXZ\0", 6) == 0) && /* xz */
+		!(n >= 3 && memcmp(m, "BZh", 3) == 0) &&            /* bzip2 */
+		!(n >= 1 && m[0] == 0x5d));                          /* lzma */
 }
 
-/* Stop an unpack's thread (at its next buffer, or once the download it waits for moves) and
- * free it. */
+/* Stop an unpack's thread: at its next buffer, or once the download it waits for moves. */
+static void unpack_stop(struct unpack *u)
+{
+	if (u->joined)
+		return;
+	pthread_mutex_lock(&u->mu);
+	u->gone = true;
+	pthread_cond_broadcast(&u->cv);
+	pthread_mutex_unlock(&u->mu);
+	pthread_join(u->thread, NULL);
+	u->joined = true;
+}
+
+/* Stop an unpack's thread and free it. */
 static void unpack_free(struct unpack *u)
 {
 	if (!u)
 		return;
-	if (!u->joined) {
-		pthread_mutex_lock(&u->mu);
-		u->gone = true;
-		pthread_cond_broadcast(&u->cv);
-		pthread_mutex_unlock(&u->mu);
-		pthread_join(u->thread, NULL);
-	}
+	unpack_stop(u);
 	for (unsigned k = 0; k < RING_AHEAD; k++)
 		free(u->buf[k]);
 	digest_hasher_free(u->h);
@@ -510,12 +516,8 @@ static struct unpack *unpack_start(int fd, bool own_fd, struct feed *f, struct g
 	pthread_mutex_init(&u->mu, NULL);
 	pthread_cond_init(&u->cv, NULL);
 	if (digest_hasher_new(&u->h) < 0 || pthread_create(&u->thread, NULL, unpack_run, u) != 0) {
-		digest_hasher_free(u->h);
-		if (own_fd)
-			close(fd);
-		pthread_mutex_destroy(&u->mu);
-		pthread_cond_destroy(&u->cv);
-		free(u);
+		u->joined = true; /* no thread to stop */
+		unpack_free(u);
 		return NULL;
 	}
 	return u;
@@ -550,12 +552,7 @@ static int apply_one_pass(struct ext4_writer *w, struct unpack *u, size_t i, con
 		while (ring_take(u, &b) > 0)
 			;
 	}
-	pthread_mutex_lock(&u->mu);
-	u->gone = true; /* a writer that failed: the decoder stops at its next buffer */
-	pthread_cond_broadcast(&u->cv);
-	pthread_mutex_unlock(&u->mu);
-	pthread_join(u->thread, NULL);
-	u->joined = true;
+	unpack_stop(u); /* a writer that failed: the decoder stops at its next buffer */
 	if (getenv("COVE_PULL_STATS"))
 		fprintf(stderr,
 			"cove: layer %zu: %s: read+%s %.0f ms CPU, sha256+tar+ext4 %.0f ms CPU, "
@@ -623,10 +620,16 @@ static bool read_ahead(void)
 	return sysconf(_SC_NPROCESSORS_ONLN) > 2;
 }
 
+/* Layer k as it downloads, or NULL when it is read from the store. */
+static struct growing *growing_of(struct feed *feed, size_t k)
+{
+	return feed && feed->job_of[k] >= 0 ? &feed->jobs[feed->job_of[k]] : NULL;
+}
+
 static struct unpack *unpack_ahead(struct store *s, struct feed *feed,
 				   const struct image_manifest *m, size_t k)
 {
-	struct growing *g = feed && feed->job_of[k] >= 0 ? &feed->jobs[feed->job_of[k]] : NULL;
+	struct growing *g = growing_of(feed, k);
 	int fd = g ? -1 : store_blob_open(s, m->layers[k].digest);
 
 	if (!g && fd < 0)
@@ -677,7 +680,7 @@ static int write_snapshot(struct store *s, const struct image_manifest *m,
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < m->n_layers && r == 0; i++) {
-		struct growing *g = feed && feed->job_of[i] >= 0 ? &feed->jobs[feed->job_of[i]] : NULL;
+		struct growing *g = growing_of(feed, i);
 		_cleanup_close_ int fd = g ? -1 : store_blob_open(s, m->layers[i].digest);
 		struct diff_hash dh = { .fd = -1 };
 		struct unpack *u = ahead;
