@@ -30,6 +30,7 @@
 #include <limits.h>
 #include <locale.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/file.h>
@@ -37,6 +38,7 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../util/util.h"
 
@@ -140,6 +142,7 @@ struct ext4_writer {
 	char *tmp_path;
 	int fd;
 	bool finished;
+	bool keep_existing;
 	bool broken;
 	uint64_t unkicked; /* bytes of file data since writeback was last started */
 	struct syncer sync;
@@ -2519,6 +2522,61 @@ static void writer_freep(struct ext4_writer **w)
 	ext4_writer_free(*w);
 }
 
+/*
+ * mkostemp tmp_path ("IMAGE.XXXXXX") and lock it for this writer's life: a temp file whose lock
+ * is free is a dead writer's, and another cove removes it (store_snapshot_reclaim, GC). One
+ * that opened ours between the create and the lock has removed it by the time the lock is
+ * ours (it unlinks with the lock held): then the name is gone, and a new one is made.
+ */
+static int temp_create(struct ext4_writer *w)
+{
+	size_t n = strlen(w->tmp_path);
+
+	for (int attempt = 0; attempt < 8; attempt++) {
+		struct stat st;
+
+		memcpy(w->tmp_path + n - 6, "XXXXXX", 6);
+		w->fd = mkostemp(w->tmp_path, O_CLOEXEC);
+		if (w->fd < 0)
+			return -errno;
+		while (flock(w->fd, LOCK_EX) < 0 && errno == EINTR)
+			;
+		if (fstat(w->fd, &st) < 0) {
+			int r = -errno;
+
+			(void)unlink(w->tmp_path);
+			close(w->fd);
+			w->fd = -1;
+			return r;
+		}
+		if (st.st_nlink > 0)
+			return 0;
+		close(w->fd);
+		w->fd = -1;
+	}
+	return -EAGAIN;
+}
+
+/* Rename the finished temp file to IMAGE; with keep_existing an IMAGE that another writer put
+ * there first stays (containers may already use it as a backing file) and ours goes. */
+static int temp_publish(struct ext4_writer *w)
+{
+	if (!w->keep_existing)
+		return rename(w->tmp_path, w->image_path) < 0 ? -errno : 0;
+	if (renameat2(AT_FDCWD, w->tmp_path, AT_FDCWD, w->image_path, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno == EINVAL || errno == ENOSYS) { /* a filesystem without it: link is atomic */
+		if (link(w->tmp_path, w->image_path) == 0) {
+			(void)unlink(w->tmp_path);
+			return 0;
+		}
+	}
+	if (errno != EEXIST)
+		return -errno;
+	(void)unlink(w->tmp_path);
+	return 0;
+}
+
 int ext4_writer_new(const char *image_path, const struct ext4_writer_opts *o,
 		    struct ext4_writer **ret, struct cove_error *err)
 {
@@ -2572,15 +2630,14 @@ int ext4_writer_new(const char *image_path, const struct ext4_writer_opts *o,
 	r = str_printf(w->tmp_path, plen + 8, "%s.XXXXXX", image_path);
 	if (r < 0)
 		return cove_error_set(err, -r, "image path '%s' is too long", image_path);
-	w->fd = mkostemp(w->tmp_path, O_CLOEXEC);
-	if (w->fd < 0) {
-		r = cove_error_set(err, errno, "unable to create '%s': %m", w->tmp_path);
+	r = temp_create(w);
+	if (r < 0) {
+		r = cove_error_set(err, -r, "unable to create '%s': %s", w->tmp_path, strerror(-r));
 		free(w->tmp_path);
 		w->tmp_path = NULL;
 		return r;
 	}
-	/* held while this writer lives: a temp file whose lock is free is a dead writer's */
-	(void)flock(w->fd, LOCK_EX | LOCK_NB);
+	w->keep_existing = o->keep_existing;
 	if (fchmod(w->fd, 0644) < 0 || ftruncate(w->fd, (off_t)(blocks * BLOCK_SIZE)) < 0)
 		return cove_error_set(err, errno, "unable to size '%s': %m", w->tmp_path);
 	r = format_image(w, o, blocks, inodes, err);
@@ -2650,9 +2707,10 @@ int ext4_writer_finish(struct ext4_writer *w, struct cove_error *err)
 		return cove_error_set(err, r, "unable to write '%s': %s", w->tmp_path, strerror(r));
 	if (fsync(w->fd) < 0)
 		return cove_error_set(err, errno, "unable to write '%s': %m", w->tmp_path);
-	if (rename(w->tmp_path, w->image_path) < 0)
-		return cove_error_set(err, errno, "unable to rename '%s' to '%s': %m", w->tmp_path,
-				      w->image_path);
+	r = temp_publish(w);
+	if (r < 0)
+		return cove_error_set(err, -r, "unable to rename '%s' to '%s': %s", w->tmp_path,
+				      w->image_path, strerror(-r));
 	w->finished = true;
 	r = fsync_parent(w->image_path);
 	if (r < 0)

@@ -39,6 +39,7 @@ struct ext4_writer_opts {
 	uint64_t inodes;     /* 0 = one per 16 KiB of image (at least 1024) */
 	const char *label;   /* volume label (at most 16 bytes) or NULL */
 	bool journal;	     /* add a default-sized jbd2 journal (has_journal) */
+	bool keep_existing;  /* finish keeps a file another writer put at image_path first */
 };
 
 /*

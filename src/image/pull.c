@@ -650,7 +650,8 @@ static int write_snapshot(struct store *s, const struct image_manifest *m,
 			  const struct image_config *cfg, const char *path, uint64_t min_size,
 			  struct feed *feed, struct cove_error *err)
 {
-	struct ext4_writer_opts wo = { .label = "cove" };
+	/* another pull of the image may finish first: its snapshot stays, containers may use it */
+	struct ext4_writer_opts wo = { .label = "cove", .keep_existing = true };
 	struct ext4_writer *w = NULL;
 	struct unpack *ahead = NULL; /* the next layer, decoding already (read_ahead) */
 	struct statvfs vfs;

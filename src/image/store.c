@@ -629,7 +629,7 @@ int store_snapshot_name(const char *manifest_digest, char ret[STORE_SNAPSHOT_MAX
 			  digest_hex(manifest_digest));
 }
 
-static bool tmp_unused(int dir_fd, const char *name);
+static bool tmp_remove_unused(int dir_fd, const char *name);
 
 void store_snapshot_reclaim(struct store *s, const char *manifest_digest)
 {
@@ -649,9 +649,8 @@ void store_snapshot_reclaim(struct store *s, const char *manifest_digest)
 		return;
 	}
 	while ((de = readdir(d)))
-		if (strncmp(de->d_name, prefix, strlen(prefix)) == 0 &&
-		    tmp_unused(s->snapshots_fd, de->d_name))
-			(void)unlinkat(s->snapshots_fd, de->d_name, 0);
+		if (strncmp(de->d_name, prefix, strlen(prefix)) == 0)
+			(void)tmp_remove_unused(s->snapshots_fd, de->d_name);
 	closedir(d);
 }
 
@@ -1106,14 +1105,17 @@ static void gc_remove(struct gc *g, int dir_fd, const char *name, const struct s
 		g->freed += (uint64_t)st->st_blocks * 512;
 }
 
-/* Whether a temp file is free to go: a partial may be held by a writer of a store that was
- * not pinned; an flock we can take means nobody writes it. */
-static bool tmp_unused(int dir_fd, const char *name)
+/* Remove a temp file whose writer is dead: a partial may be held by a writer of a store that
+ * was not pinned, and an flock we can take means nobody writes it. The name goes while the lock
+ * is held, so a writer still taking the lock of a file it just made finds the name gone. */
+static bool tmp_remove_unused(int dir_fd, const char *name)
 {
 	_cleanup_close_ int fd =
 		openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 
-	return fd < 0 || flock(fd, LOCK_EX | LOCK_NB) == 0;
+	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0)
+		return false;
+	return unlinkat(dir_fd, name, 0) == 0;
 }
 
 static int gc_sweep(struct gc *g, int dir_fd, enum gc_dir what, struct cove_error *err)
@@ -1154,15 +1156,15 @@ static int gc_sweep(struct gc *g, int dir_fd, enum gc_dir what, struct cove_erro
 				if (digest_from_hex(hex, digest) == 0 &&
 				    !digest_set_has(&g->live, digest))
 					gc_remove(g, dir_fd, name, &st);
-			} else if (tmp_unused(dir_fd, name)) {
+			} else if (tmp_remove_unused(dir_fd, name)) {
 				/* an ext4 writer's leftover: its writer is dead (no pinned writer
 				 * runs during GC, and a live one holds its temp file's lock) */
-				gc_remove(g, dir_fd, name, &st);
+				g->freed += (uint64_t)st.st_blocks * 512;
 			}
 			break;
 		case GC_TMP:
-			if ((g->partials || is_stale(g, &st)) && tmp_unused(dir_fd, name))
-				gc_remove(g, dir_fd, name, &st);
+			if ((g->partials || is_stale(g, &st)) && tmp_remove_unused(dir_fd, name))
+				g->freed += (uint64_t)st.st_blocks * 512;
 			break;
 		}
 	}

@@ -133,3 +133,18 @@ COVE_ROOT="$T/killed" "$COVE" image rm "$R/debian" >/dev/null 2>&1
 killed_pull
 reclaimed=$(COVE_ROOT="$T/killed" "$COVE" image prune 2>&1)
 expect "image prune takes it back" "0 yes" "$(leftovers) $(echo "$reclaimed" | awk '/reclaimed/ { print ($4 > 1) ? "yes" : "no" }')"
+
+# three pulls of one image at once into an empty store: all succeed, and the snapshot the first
+# one to finish made stays (a container may already use it as its backing file): each sees the
+# same file when it is done; nothing is left over
+together() {
+	COVE_ROOT="$T/together" "$COVE" pull -q "$R/debian" >"$T/together.$1" 2>&1
+	echo "$? $(stat -c %i "$T/together/images/snapshots/"*.ext4 2>&1)" >>"$T/together.seen"
+}
+together 1 & p1=$!
+together 2 & p2=$!
+together 3 & p3=$!
+wait $p1 $p2 $p3
+expect "three pulls of one image at once all succeed" "0 0 0" "$(cut -d' ' -f1 "$T/together.seen" | xargs)"
+expect "each of them sees the snapshot the first one made, nothing left over" "1 1" \
+	"$(cut -d' ' -f2- "$T/together.seen" | sort -u | wc -l) $(ls "$T/together/images/snapshots/" | wc -l)"

@@ -1018,6 +1018,52 @@ TEST(writer_lifecycle)
 	tmp_done();
 }
 
+/* Two writers of one image (two pulls of one image at once): with keep_existing the first to
+ * finish stays, since containers may already use it as their backing file; none is left over. */
+TEST(writers_of_one_image)
+{
+	struct ext4_writer_opts o = {.size_bytes = 8 * MIB, .label = "one", .keep_existing = true};
+	struct cove_error err = {};
+	struct ext4_writer *a = NULL, *b = NULL;
+	struct stat first, now;
+	ext2_filsys fs;
+	size_t n = 0;
+	DIR *d;
+
+	tmp_new();
+	CHECK_EQ_INT(ext4_writer_new(tp("img"), &o, &a, &err), 0);
+	o.label = "two";
+	CHECK_EQ_INT(ext4_writer_new(tp("img"), &o, &b, &err), 0);
+	CHECK_EQ_INT(ext4_writer_finish(a, &err), 0);
+	CHECK_EQ_INT(stat(tp("img"), &first), 0);
+	CHECK_EQ_INT(ext4_writer_finish(b, &err), 0);
+	ext4_writer_free(a);
+	ext4_writer_free(b);
+	CHECK_EQ_INT(stat(tp("img"), &now), 0);
+	CHECK(now.st_ino == first.st_ino);
+	fs = img_open(tp("img"));
+	CHECK(fs != NULL);
+	if (fs) {
+		CHECK(strcmp((const char *)fs->super->s_volume_name, "one") == 0);
+		ext2fs_close_free(&fs);
+	}
+	d = opendir(tmp_root);
+	for (struct dirent *de; d && (de = readdir(d));)
+		n += de->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	CHECK_EQ_INT(n, 1);
+
+	/* without it, the last to finish replaces the image */
+	o = (struct ext4_writer_opts){.size_bytes = 8 * MIB, .label = "three"};
+	CHECK_EQ_INT(ext4_writer_new(tp("img"), &o, &a, &err), 0);
+	CHECK_EQ_INT(ext4_writer_finish(a, &err), 0);
+	ext4_writer_free(a);
+	CHECK_EQ_INT(stat(tp("img"), &now), 0);
+	CHECK(now.st_ino != first.st_ino);
+	tmp_done();
+}
+
 TEST(layers_onto_dir_tree)
 {
 	static const struct tent l[] = {
@@ -1079,6 +1125,7 @@ int main(void)
 	RUN(tar_compressions);
 	RUN(image_full_is_reported);
 	RUN(writer_lifecycle);
+	RUN(writers_of_one_image);
 	RUN(layers_onto_dir_tree);
 	return test_done();
 }
