@@ -45,14 +45,22 @@ for i in $(seq "$ROUNDS"); do
 	killed 300 "$COVE" rm -f sup$i
 done
 # at last a pull of a fresh image killed early: its download is left for a later pull to resume
-"$COVE" image rm "$R/debian" >/dev/null 2>&1
-"$COVE" image prune >/dev/null 2>&1
-"$COVE" pull -q "$R/debian" >/dev/null 2>&1 &
-pid=$!
-wait_until 60 sh -c "ls '$COVE_ROOT/images/blobs/tmp' 2>/dev/null | grep -q partial"
-kill -9 $pid 2>/dev/null
-wait $pid 2>/dev/null
-expect "a pull killed early leaves its download" "1" "$(ls "$COVE_ROOT/images/blobs/tmp" | grep -c partial)"
+# (stopped first, and killed once its partial download is seen while it is stopped: a pull that
+# finished its download between the look and the kill is tried again)
+partials() { ls "$COVE_ROOT/images/blobs/tmp" 2>/dev/null | grep -c partial; }
+for _ in 1 2 3; do
+	"$COVE" image rm "$R/debian" >/dev/null 2>&1
+	"$COVE" image prune >/dev/null 2>&1
+	"$COVE" pull -q "$R/debian" >/dev/null 2>&1 &
+	pid=$!
+	wait_until 60 sh -c "ls '$COVE_ROOT/images/blobs/tmp' 2>/dev/null | grep -q partial"
+	kill -STOP $pid 2>/dev/null
+	left=$(partials)
+	kill -9 $pid 2>/dev/null
+	wait $pid 2>/dev/null
+	[ "$left" = 1 ] && break
+done
+expect "a pull killed early leaves its download" "1" "$(partials)"
 # and what a create killed between its mkdir and its config.json leaves, as it leaves it
 half=$COVE_ROOT/containers/$(printf 'ab%.0s' $(seq 32))
 mkdir -p "$half" "$COVE_ROOT/names" && echo half >"$half/name" && : >"$half/lock"
