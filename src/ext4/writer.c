@@ -20,8 +20,7 @@
 #endif
 #include "writer.h"
 
-#include <archive.h>
-#include <archive_entry.h>
+#include "archive_dl.h"
 #include <dirent.h>
 #include <et/com_err.h>
 #include <ext2fs/ext2_fs.h>
@@ -1704,8 +1703,12 @@ static la_ssize_t source_read(struct archive *a, void *ud, const void **buf)
  * caller's blocks are plain tar), no external programs. */
 static int tar_open(const struct tar_source *src, struct archive **ret, struct cove_error *err)
 {
-	_cleanup_(archive_freep) struct archive *a = archive_read_new();
+	_cleanup_(archive_freep) struct archive *a = NULL;
+	int r = archive_dl_load(err);
 
+	if (r < 0)
+		return r;
+	a = archive_read_new();
 	if (!a)
 		return cove_error_set(err, ENOMEM, "unable to read layer: out of memory");
 	if (ext4_layer_filters(a) != ARCHIVE_OK ||

@@ -11,8 +11,7 @@
 #include "pull.h"
 #include "reference.h"
 
-#include <archive.h>
-#include <archive_entry.h>
+#include "../ext4/archive_dl.h"
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
@@ -83,6 +82,9 @@ static int blob_uncompressed(struct store *s, const char *digest, struct archive
 	if (fd < 0)
 		return cove_error_set(err, fd, "unable to open layer %s: %s", digest,
 				      fd == -ENOENT ? "it is not in the store" : strerror(-fd));
+	r = archive_dl_load(err);
+	if (r < 0)
+		return r;
 	if (!buf || digest_hasher_new(&h) < 0 || !(a = archive_read_new()))
 		return cove_error_set(err, ENOMEM, "out of memory");
 	if (ext4_layer_filters(a) != ARCHIVE_OK ||
@@ -726,6 +728,9 @@ int image_save(struct store *s, const char *const *refs, size_t n, int out_fd,
 	}
 	digest_set_sort(&bl);
 
+	r = archive_dl_load(err);
+	if (r < 0)
+		goto out;
 	a = archive_write_new();
 	if (!a) {
 		r = cove_error_set(err, ENOMEM, "out of memory");
@@ -1364,10 +1369,14 @@ static int load_entry(struct load_ctx *c, struct archive *a, struct archive_entr
 
 static int load_tar(struct load_ctx *c, int fd)
 {
-	_cleanup_archive_read_ struct archive *a = archive_read_new();
+	_cleanup_archive_read_ struct archive *a = NULL;
 	struct archive_entry *e;
 	int r;
 
+	r = archive_dl_load(c->err);
+	if (r < 0)
+		return r;
+	a = archive_read_new();
 	if (!a)
 		return cove_error_set(c->err, ENOMEM, "out of memory");
 	if (ext4_layer_filters(a) != ARCHIVE_OK ||

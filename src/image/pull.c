@@ -7,8 +7,7 @@
 #include "reference.h"
 #include "../ext4/writer.h"
 
-#include <archive.h>
-#include <archive_entry.h>
+#include "../ext4/archive_dl.h"
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
