@@ -11,6 +11,7 @@ addr_of() { inspect_field "$1" NetworkSettings.IPAddress; }
 # its own address, the one inspect shows, and the gateway answers
 "$COVE" run -d --name web busybox sh -c 'mkdir /www; echo hello from web >/www/index.html; exec httpd -f -p 80 -h /www' >/dev/null 2>"$T/err" ||
 	not_ok "run -d web" "$(cat "$T/err")"
+wait_until 20 "$COVE" exec web wget -qO /dev/null http://127.0.0.1/ # httpd listens a moment after run -d
 ip=$(addr_of web)
 inside=$("$COVE" exec web sh -c "ip -4 -o addr show eth0 | awk '{print \$4}'" 2>&1)
 expect "a container has its own address, as inspect says" "$ip/24" "$inside"

@@ -11,12 +11,14 @@ registry_with_images
 
 addr_of() { inspect_field "$1" NetworkSettings.IPAddress; }
 dnsmasq_of() { ps -eo stat=,args= | awk -v f="$COVE_ROOT/networks/$1.dns.pid" '$1 !~ /^Z/ && index($0, "--pid-file=" f)' | grep -c .; }
-web() { # NAME NETWORK [flags...]: an httpd that says its name
+web() { # NAME NETWORK [flags...]: an httpd that says its name, once it answers
 	local n=$1 net=$2
 	shift 2
 	"$COVE" run -d --name "$n" --network "$net" "$@" busybox sh -c \
 		"mkdir /www; echo page of $n >/www/index.html; exec httpd -f -p 80 -h /www" >/dev/null 2>"$T/err" ||
 		not_ok "run -d $n" "$(cat "$T/err")"
+	# run -d returns once sh runs; httpd listens a moment later
+	wait_until 20 "$COVE" exec "$n" wget -qO /dev/null http://127.0.0.1/
 }
 
 "$COVE" network create app >"$T/id" 2>"$T/err"
