@@ -230,6 +230,24 @@ int cli_parse_memory(const char *value, uint64_t *ret)
 	return 0;
 }
 
+int cli_parse_cpus(const char *value, unsigned *ret)
+{
+	char *end;
+	double d;
+
+	errno = 0;
+	d = strtod(value, &end);
+	if (errno || end == value || *end || !(d > 0) || d > SPEC_MAX_CPUS) {
+		cli_error("invalid --cpus '%s': expected a number above 0 and at most %d", value,
+			  SPEC_MAX_CPUS);
+		return -EINVAL;
+	}
+	*ret = (unsigned)d;
+	if ((double)*ret < d)
+		(*ret)++;
+	return 0;
+}
+
 int cli_check_workdir(const char *value)
 {
 	if (value[0] == '/')

@@ -65,6 +65,9 @@ int cli_check_workdir(const char *value);
 /* -m/--memory: a size from SPEC_MIN_MEMORY to SPEC_MAX_MEMORY into *ret, else one line
  * (-EINVAL). */
 int cli_parse_memory(const char *value, uint64_t *ret);
+/* --cpus: a number above 0 and at most SPEC_MAX_CPUS; a fraction is rounded up (docker takes
+ * fractions, a VM has whole CPUs). Else one line (-EINVAL). */
+int cli_parse_cpus(const char *value, unsigned *ret);
 
 struct cli_command;
 /*

@@ -192,7 +192,7 @@ static const struct cli_option run_options[] = {
 	  "run as this user (name or UID) and group (name or GID)" },
 	{ 'h', 'h', "hostname", "NAME", "container host name (default: the short ID)" },
 	{ OPT_NAME, 0, "name", "NAME", "name the container" },
-	{ OPT_CPUS, 0, "cpus", "N", "virtual CPUs of the VM (default 1)" },
+	{ OPT_CPUS, 0, "cpus", "N", "virtual CPUs of the VM; a fraction is rounded up (default 1)" },
 	{ 'm', 'm', "memory", "SIZE", "memory of the VM, e.g. 256m, 1g (default 512m)" },
 	{ OPT_ROOTFS, 0, "rootfs", "DIR", "use a directory as the root filesystem instead of an image" },
 	{ OPT_ENTRYPOINT, 0, "entrypoint", "CMD", "run CMD instead of the image's entrypoint (\"\" for none)" },
@@ -404,22 +404,10 @@ static int run_opt(int c, const char *optarg, void *ud)
 		}
 		o->q.name = optarg;
 		break;
-	case OPT_CPUS: {
-		/* docker accepts fractions; a VM has whole CPUs, so round up */
-		char *end;
-		double d;
-		errno = 0;
-		d = strtod(optarg, &end);
-		if (errno || *end || !(d > 0) || d > SPEC_MAX_CPUS) {
-			cli_error("invalid --cpus '%s': expected a number from 1 to %d", optarg,
-				  SPEC_MAX_CPUS);
+	case OPT_CPUS:
+		if (cli_parse_cpus(optarg, &o->q.cpus) < 0)
 			return -EINVAL;
-		}
-		o->q.cpus = (unsigned)d;
-		if ((double)o->q.cpus < d)
-			o->q.cpus++;
 		break;
-	}
 	case 'm':
 		if (cli_parse_memory(optarg, &o->q.memory) < 0)
 			return -EINVAL;

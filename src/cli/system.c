@@ -159,24 +159,17 @@ struct prepare_opts {
 static int prepare_opt(int c, const char *value, void *ud)
 {
 	struct prepare_opts *o = ud;
-	uint64_t v;
 
 	if (c == 'm')
 		return cli_parse_memory(value, &o->memory);
-	if (parse_u64(value, SPEC_MAX_CPUS, &v) < 0 || v == 0) {
-		cli_error("invalid --cpus '%s': expected a whole number from 1 to %d", value,
-			  SPEC_MAX_CPUS);
-		return -EINVAL;
-	}
-	o->cpus = (unsigned)v;
-	return 0;
+	return cli_parse_cpus(value, &o->cpus); /* as run takes it: the same shape */
 }
 
 static int cmd_prepare(int argc, char **argv)
 {
 	static const struct cli_option opts[] = {
 		{ 'm', 'm', "memory", "SIZE", "for VMs of this memory (default 512m)" },
-		{ 'c', 0, "cpus", "N", "for VMs of this many virtual CPUs (default 1)" },
+		{ 'c', 0, "cpus", "N", "for VMs of this many virtual CPUs, as run takes it (default 1)" },
 		{ 0 },
 	};
 	static const struct cli_verb v = {

@@ -11,6 +11,8 @@ template_ready() { ls "$COVE_TEMPLATES"/*/meta >/dev/null 2>&1; }
 
 one_line_125 "system prepare refuses a bad --memory in one line" "invalid --memory 'lots'" \
 	"$COVE" system prepare --memory lots
+one_line_125 "system prepare refuses a bad --cpus in one line, as run does" "invalid --cpus '0'" \
+	"$COVE" system prepare --cpus 0
 
 # the first start of a shape: cold, and it leaves a template behind
 out=$("$COVE" run --name first busybox echo cold 2>&1)
@@ -175,3 +177,10 @@ if wait_until 90 sh -c "grep -qs '^kernel [0-9]*:$new:' '$COVE_TEMPLATES'/*/meta
 else
 	not_ok "the new kernel's template replaces the old kernel's" "$(grep -H '^kernel' "$COVE_TEMPLATES"/*/meta 2>&1)"
 fi
+
+# system prepare takes --cpus as run does: 1.5 is rounded up to the 2-CPU shape
+out=$("$COVE" system prepare --cpus 1.5 2>&1)
+expect "system prepare --cpus 1.5 makes 2-CPU templates" "2" "$(echo "$out" | grep -c 'cpus=2 ')" "$out"
+"$COVE" run --name c2 --network none --cpus 1.5 busybox true
+expect "and run --cpus 1.5 is restored from one" "restored" "$(boot_of c2)"
+"$COVE" rm c2 >/dev/null
