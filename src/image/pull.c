@@ -349,20 +349,17 @@ static ssize_t ring_take(void *ud, const void **ret)
 	return n;
 }
 
-static bool one_pass(const uint8_t *m, ssize_t n, enum codec *ret);
-static ssize_t growing_head(struct feed *f, struct growing *g, uint8_t *m, size_t n);
+static int layer_codec(struct feed *f, struct growing *g, int fd, enum codec *ret);
 
 /* a read-ahead's first step: what the layer is compressed with (the writer waits for this) */
 static void unpack_probe(struct unpack *u)
 {
-	uint8_t head[6] = { 0 };
-	ssize_t n = u->g ? growing_head(u->feed, u->g, head, sizeof(head))
-			 : pread(u->blob_fd, head, sizeof(head), 0);
+	int r = layer_codec(u->feed, u->g, u->blob_fd, &u->codec);
 
 	pthread_mutex_lock(&u->mu);
-	if (n == -ECANCELED)
+	if (r == -ECANCELED)
 		str_copy(u->error, sizeof(u->error), "the download failed");
-	else if (!one_pass(head, n, &u->codec))
+	else if (r == 0)
 		u->other = true;
 	u->probed = true;
 	pthread_cond_broadcast(&u->cv);
@@ -464,6 +461,21 @@ static bool one_pass(const uint8_t *m, ssize_t n, enum codec *ret)
 	       (!(n >= 6 && memcmp(m, "\xfd" "7zXZ\0", 6) == 0) && /* xz */
 		!(n >= 3 && memcmp(m, "BZh", 3) == 0) &&            /* bzip2 */
 		!(n >= 1 && m[0] == 0x5d));                          /* lzma */
+}
+
+static ssize_t growing_head(struct feed *f, struct growing *g, uint8_t *m, size_t n);
+
+/* What a layer (its blob open as fd, or growing as g) is compressed with, from its first bytes:
+ * 1 when the one-pass path takes it (*ret: its codec), 0 when libarchive's filters do,
+ * -ECANCELED when its download failed. */
+static int layer_codec(struct feed *f, struct growing *g, int fd, enum codec *ret)
+{
+	uint8_t head[6] = { 0 };
+	ssize_t n = g ? growing_head(f, g, head, sizeof(head)) : pread(fd, head, sizeof(head), 0);
+
+	if (n == -ECANCELED)
+		return -ECANCELED;
+	return one_pass(head, n, ret);
 }
 
 /* Stop an unpack's thread: at its next buffer, or once the download it waits for moves. */
@@ -687,8 +699,7 @@ static int write_snapshot(struct store *s, const struct image_manifest *m,
 		pthread_t t;
 		bool hashing = false;
 		enum codec codec;
-		uint8_t head[6] = { 0 };
-		ssize_t nhead;
+		int pass;
 
 		ahead = NULL;
 		if (u && !unpack_usable(u)) { /* not a layer for one pass: the usual way below */
@@ -701,14 +712,12 @@ static int write_snapshot(struct store *s, const struct image_manifest *m,
 			break;
 		}
 		if (!u) {
-			nhead = g ? growing_head(feed, g, head, sizeof(head))
-				  : pread(fd, head, sizeof(head), 0);
-			if (nhead == -ECANCELED) {
+			pass = layer_codec(feed, g, fd, &codec);
+			if (pass == -ECANCELED) {
 				r = cove_error_set(err, ECANCELED, "a download failed");
 				break;
 			}
-			if (one_pass(head, nhead, &codec) &&
-			    !(u = unpack_start(fd, false, feed, g, codec, false, RING))) {
+			if (pass > 0 && !(u = unpack_start(fd, false, feed, g, codec, false, RING))) {
 				r = cove_error_set(err, ENOMEM, "cannot start a thread: out of memory");
 				break;
 			}
