@@ -698,7 +698,7 @@ static errcode_t dir_children(struct ext4_writer *w, ext2_ino_t dir, struct chil
 	return e;
 }
 
-static errcode_t comb_write(struct ext4_writer *w);
+static errcode_t comb_write(struct ext4_writer *w, const uint8_t *keep, size_t len);
 
 /* Drop one link of ino; free its blocks, xattr block and the inode when none is left. */
 static int inode_release(struct ext4_writer *w, ext2_ino_t ino, const char *path,
@@ -718,7 +718,7 @@ static int inode_release(struct ext4_writer *w, ext2_ino_t ino, const char *path
 		return e ? fail_remove(err, e, path) : 0;
 	}
 	/* data waiting for its write goes first: its blocks may be among those freed here */
-	e = comb_write(w);
+	e = comb_write(w, w->data, w->data_len);
 	if (e)
 		return fail_remove(err, e, path);
 	if (ext2fs_inode_has_valid_blocks2(w->fs, (struct ext2_inode *)&in)) {
@@ -924,16 +924,17 @@ static errcode_t run_add(struct ext4_writer *w, uint64_t lblk, blk64_t pblk, uin
 	return 0;
 }
 
-/* Write the data waiting in comb; what is being gathered moves to its start. */
-static errcode_t comb_write(struct ext4_writer *w)
+/* Write the data waiting in comb; the len bytes at keep (what is being gathered, after it) move
+ * to comb's start, and the gathering goes on there. */
+static errcode_t comb_write(struct ext4_writer *w, const uint8_t *keep, size_t len)
 {
 	errcode_t e = 0;
 
 	if (w->comb_n)
 		e = io_channel_write_blk64(w->fs->io, w->comb_pblk, (int)w->comb_n, w->comb);
 	w->comb_n = 0;
-	if (w->data != w->comb && w->data_len)
-		memmove(w->comb, w->data, w->data_len);
+	if (keep != w->comb && len)
+		memmove(w->comb, keep, len);
 	w->data = w->comb;
 	return e;
 }
@@ -964,12 +965,10 @@ static errcode_t data_flush(struct ext4_writer *w)
 			return e;
 		if (w->comb_n && pblk != w->comb_pblk + w->comb_n) {
 			/* not where the waiting data ends: that goes, this moves to comb's start */
-			e = io_channel_write_blk64(w->fs->io, w->comb_pblk, (int)w->comb_n, w->comb);
+			e = comb_write(w, p, (nblk - done) * BLOCK_SIZE);
 			if (e)
 				return e;
-			memmove(w->comb, p, (nblk - done) * BLOCK_SIZE);
 			p = w->comb;
-			w->comb_n = 0;
 		}
 		if (!w->comb_n)
 			w->comb_pblk = pblk;
@@ -983,7 +982,7 @@ static errcode_t data_flush(struct ext4_writer *w)
 	w->data = p;
 	/* room for the next file's gathering */
 	if (COMBINE_SIZE - w->comb_n * BLOCK_SIZE < DATA_BUF_SIZE)
-		return comb_write(w);
+		return comb_write(w, w->data, w->data_len);
 	return 0;
 }
 
@@ -2694,7 +2693,7 @@ int ext4_writer_finish(struct ext4_writer *w, struct cove_error *err)
 			return r;
 		}
 	}
-	x = comb_write(w);
+	x = comb_write(w, w->data, w->data_len);
 	if (!x)
 		x = tail_put(w);
 	if (!x)
