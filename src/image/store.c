@@ -1098,13 +1098,6 @@ enum gc_dir {
 	GC_TMP,
 };
 
-/* freed counts the disk space given back: a half-written snapshot is sparse */
-static void gc_remove(struct gc *g, int dir_fd, const char *name, const struct stat *st)
-{
-	if (unlinkat(dir_fd, name, 0) == 0)
-		g->freed += (uint64_t)st->st_blocks * 512;
-}
-
 /* Remove a temp file whose writer is dead: a partial may be held by a writer of a store that
  * was not pinned, and an flock we can take means nobody writes it. The name goes while the lock
  * is held, so a writer still taking the lock of a file it just made finds the name gone. */
@@ -1116,6 +1109,15 @@ static bool tmp_remove_unused(int dir_fd, const char *name)
 	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0)
 		return false;
 	return unlinkat(dir_fd, name, 0) == 0;
+}
+
+/* freed counts the disk space given back: a half-written snapshot is sparse. A temp file
+ * (if_unused) goes only when its writer is dead. */
+static void gc_remove(struct gc *g, int dir_fd, const char *name, const struct stat *st,
+		      bool if_unused)
+{
+	if (if_unused ? tmp_remove_unused(dir_fd, name) : unlinkat(dir_fd, name, 0) == 0)
+		g->freed += (uint64_t)st->st_blocks * 512;
 }
 
 static int gc_sweep(struct gc *g, int dir_fd, enum gc_dir what, struct cove_error *err)
@@ -1147,7 +1149,7 @@ static int gc_sweep(struct gc *g, int dir_fd, enum gc_dir what, struct cove_erro
 		case GC_BLOBS:
 			if (digest_from_hex(name, digest) == 0 &&
 			    !digest_set_has(&g->live, digest))
-				gc_remove(g, dir_fd, name, &st);
+				gc_remove(g, dir_fd, name, &st, false);
 			break;
 		case GC_SNAPSHOTS:
 			if (strlen(name) == HEX_LEN + 5 && strcmp(name + HEX_LEN, ".ext4") == 0) {
@@ -1155,16 +1157,16 @@ static int gc_sweep(struct gc *g, int dir_fd, enum gc_dir what, struct cove_erro
 				hex[HEX_LEN] = '\0';
 				if (digest_from_hex(hex, digest) == 0 &&
 				    !digest_set_has(&g->live, digest))
-					gc_remove(g, dir_fd, name, &st);
-			} else if (tmp_remove_unused(dir_fd, name)) {
-				/* an ext4 writer's leftover: its writer is dead (no pinned writer
+					gc_remove(g, dir_fd, name, &st, false);
+			} else {
+				/* an ext4 writer's leftover, if its writer is dead (no pinned writer
 				 * runs during GC, and a live one holds its temp file's lock) */
-				g->freed += (uint64_t)st.st_blocks * 512;
+				gc_remove(g, dir_fd, name, &st, true);
 			}
 			break;
 		case GC_TMP:
-			if ((g->partials || is_stale(g, &st)) && tmp_remove_unused(dir_fd, name))
-				g->freed += (uint64_t)st.st_blocks * 512;
+			if (g->partials || is_stale(g, &st))
+				gc_remove(g, dir_fd, name, &st, true);
 			break;
 		}
 	}
