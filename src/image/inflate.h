@@ -16,8 +16,8 @@
  *
  * And the same for zstd layers (unzstd_*), with libzstd's streaming decoder where cove was built
  * with it: frames one after another are one stream, and a frame that asks for a window larger
- * than UNZSTD_WINDOW_MAX is refused before anything is allocated for it (a hostile layer cannot
- * make the decoder take more memory than that).
+ * than 2^UNZSTD_WINDOW_LOG bytes is refused before anything is allocated for it (a hostile
+ * layer cannot make the decoder take more memory than that).
  */
 #pragma once
 
