@@ -2,11 +2,11 @@
 #define ARCHIVE_DL_NO_REDIRECT 1
 #include "archive_dl.h"
 
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "../util/dl.h"
 #include "../util/util.h"
 
 struct archive_dl archive_dl;
@@ -16,25 +16,13 @@ static char load_error[512];
 
 static void load(void)
 {
-	void *h = dlopen("libarchive.so.13", RTLD_NOW | RTLD_LOCAL);
+#define SYMBOL(name) { #name, (void **)&archive_dl.name },
+	const struct dl_symbol syms[] = { ARCHIVE_DL_SYMBOLS(SYMBOL) };
+#undef SYMBOL
 
-	if (!h) {
-		str_printf(load_error, sizeof(load_error),
-			   "cannot load libarchive.so.13 (needed to read image layers and archives): "
-			   "%s; install libarchive13 (apt-get install libarchive13)",
-			   dlerror());
-		return;
-	}
-#define RESOLVE(name)                                                                              \
-	*(void **)&archive_dl.name = dlsym(h, #name);                                              \
-	if (!archive_dl.name) {                                                                    \
-		str_printf(load_error, sizeof(load_error),                                         \
-			   "libarchive.so.13 lacks %s: install a newer libarchive13", #name);        \
-		return;                                                                            \
-	}
-	ARCHIVE_DL_SYMBOLS(RESOLVE)
-#undef RESOLVE
-	atomic_store_explicit(&archive_dl.loaded, true, memory_order_release);
+	if (dl_load_table("libarchive.so.13", "to read image layers and archives", "libarchive13",
+			  syms, ARRAY_SIZE(syms), load_error, sizeof(load_error)) == 0)
+		atomic_store_explicit(&archive_dl.loaded, true, memory_order_release);
 }
 
 int archive_dl_load(struct cove_error *err)

@@ -1,56 +1,46 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "curl_dl.h"
 
-#include <dlfcn.h>
 #include <pthread.h>
 #include <string.h>
+
+#include "../util/dl.h"
+#include "../util/util.h"
 
 struct curl_dl curl_dl;
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static char load_error[512];
 
-#define RESOLVE(field, symbol)                                                                     \
-	do {                                                                                       \
-		*(void **)&curl_dl.field = dlsym(h, symbol);                                       \
-		if (!curl_dl.field) {                                                              \
-			str_printf(load_error, sizeof(load_error),                                 \
-				   "libcurl.so.4 lacks %s: install a newer libcurl4", symbol);      \
-			return;                                                                    \
-		}                                                                                  \
-	} while (0)
+#define SYMBOL(field, name) { name, (void **)&curl_dl.field }
 
 static void load(void)
 {
-	void *h = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+	const struct dl_symbol syms[] = {
+		SYMBOL(global_init, "curl_global_init"),
+		SYMBOL(easy_init, "curl_easy_init"),
+		SYMBOL(easy_setopt, "curl_easy_setopt"),
+		SYMBOL(easy_perform, "curl_easy_perform"),
+		SYMBOL(easy_cleanup, "curl_easy_cleanup"),
+		SYMBOL(easy_reset, "curl_easy_reset"),
+		SYMBOL(easy_getinfo, "curl_easy_getinfo"),
+		SYMBOL(easy_strerror, "curl_easy_strerror"),
+		SYMBOL(easy_escape, "curl_easy_escape"),
+		SYMBOL(free, "curl_free"),
+		SYMBOL(url, "curl_url"),
+		SYMBOL(url_get, "curl_url_get"),
+		SYMBOL(url_set, "curl_url_set"),
+		SYMBOL(url_cleanup, "curl_url_cleanup"),
+		SYMBOL(share_init, "curl_share_init"),
+		SYMBOL(share_setopt, "curl_share_setopt"),
+		SYMBOL(share_cleanup, "curl_share_cleanup"),
+		SYMBOL(slist_append, "curl_slist_append"),
+		SYMBOL(slist_free_all, "curl_slist_free_all"),
+		SYMBOL(version_info, "curl_version_info"),
+	};
 
-	if (!h) {
-		str_printf(load_error, sizeof(load_error),
-			   "cannot load libcurl.so.4 (needed to talk to registries): %s; install "
-			   "libcurl4 (apt-get install libcurl4)",
-			   dlerror());
-		return;
-	}
-	RESOLVE(global_init, "curl_global_init");
-	RESOLVE(easy_init, "curl_easy_init");
-	RESOLVE(easy_setopt, "curl_easy_setopt");
-	RESOLVE(easy_perform, "curl_easy_perform");
-	RESOLVE(easy_cleanup, "curl_easy_cleanup");
-	RESOLVE(easy_reset, "curl_easy_reset");
-	RESOLVE(easy_getinfo, "curl_easy_getinfo");
-	RESOLVE(easy_strerror, "curl_easy_strerror");
-	RESOLVE(easy_escape, "curl_easy_escape");
-	RESOLVE(free, "curl_free");
-	RESOLVE(url, "curl_url");
-	RESOLVE(url_get, "curl_url_get");
-	RESOLVE(url_set, "curl_url_set");
-	RESOLVE(url_cleanup, "curl_url_cleanup");
-	RESOLVE(share_init, "curl_share_init");
-	RESOLVE(share_setopt, "curl_share_setopt");
-	RESOLVE(share_cleanup, "curl_share_cleanup");
-	RESOLVE(slist_append, "curl_slist_append");
-	RESOLVE(slist_free_all, "curl_slist_free_all");
-	RESOLVE(version_info, "curl_version_info");
+	(void)dl_load_table("libcurl.so.4", "to talk to registries", "libcurl4", syms,
+			    ARRAY_SIZE(syms), load_error, sizeof(load_error));
 }
 
 int curl_dl_load(struct cove_error *err)
