@@ -59,6 +59,19 @@ static void tmp_done(void)
 		free(tp_paths[--tp_n]);
 }
 
+/* how many files tmp_root holds (names that start with a dot aside) */
+static size_t tmp_entries(void)
+{
+	DIR *d = opendir(tmp_root);
+	size_t n = 0;
+
+	for (struct dirent *de; d && (de = readdir(d));)
+		n += de->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	return n;
+}
+
 /* tmp_root/rel; valid until tmp_done() */
 static const char *tp(const char *rel)
 {
@@ -974,20 +987,13 @@ TEST(writer_lifecycle)
 	struct cove_error err = {};
 	struct ext4_writer *w = NULL;
 	ext2_filsys fs;
-	size_t n = 0;
-	DIR *d;
 
 	tmp_new();
 	/* freed without finish: no image, no temp file left */
 	CHECK_EQ_INT(ext4_writer_new(tp("img"), &o, &w, &err), 0);
 	ext4_writer_free(w);
 	ext4_writer_free(NULL);
-	d = opendir(tmp_root);
-	for (struct dirent *de; d && (de = readdir(d));)
-		n += de->d_name[0] != '.';
-	if (d)
-		closedir(d);
-	CHECK_EQ_INT(n, 0);
+	CHECK_EQ_INT(tmp_entries(), 0);
 
 	/* bad options */
 	o.size_bytes = 1024;
@@ -1027,8 +1033,6 @@ TEST(writers_of_one_image)
 	struct ext4_writer *a = NULL, *b = NULL;
 	struct stat first, now;
 	ext2_filsys fs;
-	size_t n = 0;
-	DIR *d;
 
 	tmp_new();
 	CHECK_EQ_INT(ext4_writer_new(tp("img"), &o, &a, &err), 0);
@@ -1047,12 +1051,7 @@ TEST(writers_of_one_image)
 		CHECK(strcmp((const char *)fs->super->s_volume_name, "one") == 0);
 		ext2fs_close_free(&fs);
 	}
-	d = opendir(tmp_root);
-	for (struct dirent *de; d && (de = readdir(d));)
-		n += de->d_name[0] != '.';
-	if (d)
-		closedir(d);
-	CHECK_EQ_INT(n, 1);
+	CHECK_EQ_INT(tmp_entries(), 1);
 
 	/* without it, the last to finish replaces the image */
 	o = (struct ext4_writer_opts){.size_bytes = 8 * MIB, .label = "three"};
