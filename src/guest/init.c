@@ -510,33 +510,14 @@ static void handle_stats(struct init *s, const struct proto_hdr *h)
 		queue_frame(s, r);
 }
 
-/* What the template's kernel read of its disks (zeros) is not what this VM's disks hold. */
-static void forget_disks(void)
-{
-	_cleanup_(closedirp) DIR *d = opendir("/sys/block");
-	struct dirent *de;
-
-	while (d && (de = readdir(d))) {
-		char dev[300];
-		int fd;
-
-		if (strncmp(de->d_name, "vd", 2) != 0)
-			continue;
-		str_printf(dev, sizeof(dev), "/dev/%s", de->d_name);
-		fd = open(dev, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || ioctl(fd, BLKFLSBUF) < 0)
-			guest_log("cannot drop %s's cache: %s", dev, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-	}
-}
-
 /*
  * This VM was restored from a template: the same kernel state as every other VM restored from
  * it, down to the RNG. Before anything runs in the container it takes fresh entropy from the
  * host and reseeds the RNG (so /dev/urandom, AT_RANDOM and the boot_id, which nothing read in
- * the template, are its own), the host's wall clock, its own MACs, and forgets what the
- * template's kernel cached of a disk that was not this one. Then it says HELLO to this host.
+ * the template, are its own), the host's wall clock and its own MACs. Then it says HELLO to this
+ * host. Nothing of the template's disks needs forgetting: the kernel drops a block device's
+ * page cache at its last close (the partition scan's reads included), and nothing in the
+ * template holds a disk open.
  */
 static void handle_resume(struct init *s, const struct proto_hdr *h, const uint8_t *p)
 {
@@ -564,7 +545,6 @@ static void handle_resume(struct init *s, const struct proto_hdr *h, const uint8
 	ts.tv_nsec = (long)(m.realtime_ns % 1000000000ULL);
 	if (clock_settime(CLOCK_REALTIME, &ts) < 0)
 		guest_log("cannot set the clock: %s", strerror(errno));
-	forget_disks();
 	for (unsigned i = 0; i < m.nmacs; i++) {
 		uint8_t from[6];
 		int r;
