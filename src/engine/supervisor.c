@@ -1124,7 +1124,8 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	struct proto_start m = { 0 };
 	sigset_t mask;
 	char why[512], net_notice[700] = "";
-	int r;
+	int taps[PROTO_MAX_NICS], r;
+	size_t ntaps = 0;
 
 	prctl(PR_SET_NAME, "cove-supervisor");
 	trace("supervisor");
@@ -1271,8 +1272,16 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	ports_close(s->ports);
 	s->ports = NULL;
 	volumes_detach(&s->vols); /* the VM is gone: its volumes are free */
-	while (s->nnets)
-		net_detach(s->paths, s->c->id, &s->net[--s->nnets]);
+	while (s->nnets) {
+		struct net_attachment *a = &s->net[--s->nnets];
+
+		/* a --rm container's id is never used again: its taps (closing one deletes it,
+		 * which waits for the kernel's RCU grace periods, ~20 ms) go after its client
+		 * has let go. Its lease is free before. */
+		if (s->c->rm && a->tap_fd >= 0)
+			taps[ntaps++] = TAKE_FD(a->tap_fd);
+		net_detach(s->paths, s->c->id, a);
+	}
 	s->st.nmore = 0;
 	s->st.network[0] = s->st.ip[0] = s->st.gateway[0] = s->st.mac[0] = s->st.ports[0] = '\0';
 	s->st.prefix = 0;
@@ -1289,6 +1298,8 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	} else
 		save_state(s);
 	farewell(s);
+	while (ntaps)
+		close(taps[--ntaps]);
 	_exit(s->exit_code & 0xff);
 }
 

@@ -91,3 +91,6 @@ expect "a killed supervisor's tap is gone" "" "$(ip -o link | grep "cv$(inspect_
 expect "rm -f of them all: no tap left" "" "$(ip -o link | grep -o 'cv[0-9a-f]*')"
 "$COVE" run --rm busybox true >/dev/null 2>&1
 expect "and no lease is left" "" "$(cat "$COVE_ROOT/networks/cove.leases" 2>&1)"
+# (a --rm container's tap goes just after its run returns)
+wait_until 5 sh -c "! ip -o link | grep -q 'cv[0-9a-f]'"
+expect "a --rm container leaves no tap" "" "$(ip -o link | grep -o 'cv[0-9a-f]*')"
