@@ -1162,6 +1162,7 @@ static _noreturn_ void supervise(struct sup *s, int client_fd)
 	s->vc.cpus = s->spec->cpus ?: 1;
 	s->vc.memory = s->spec->memory;
 	s->vc.keep_logs = !s->c->rm;
+	s->vc.disk_scratch = s->c->rm;
 	s->vc.confine_dir = s->paths->run;
 
 	if (s->listen_fd >= 0 && !s->spec->maintenance &&

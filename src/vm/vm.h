@@ -57,6 +57,8 @@ struct vm_config {
 	const char *cpu;       /* KVM only: QEMU's -cpu (NULL: "host") */
 	uint64_t tsc_khz;      /* TCG only: skips the guest's TSC calibration (0 = none) */
 	bool keep_logs;        /* the logs outlive the run, so errors may point at them */
+	bool disk_scratch;     /* the root disk goes with the run (--rm): the guest's flushes of
+				* it are not passed to the host's disk */
 	const char *confine_dir; /* root: QEMU as a uid of its own, locked here; NULL: as we run */
 	size_t nics;           /* virtio-net NICs, in this order: */
 	int tap_fds[VM_MAX_NICS]; /* > 0: on this tap (the caller keeps it) */
