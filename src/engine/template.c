@@ -24,6 +24,7 @@
 #define META_MAX 4096
 #define STATE_MAX (64u << 20)
 #define COPY_CHUNK (1u << 20)
+#define RAM_PAGE 4096u
 #define SAVE_TIMEOUT_MS 60000
 #define KEEP_IDLE_S 120 /* a keeper holds a template's memfd this long after its last use */
 
@@ -146,9 +147,44 @@ static int key_of(const struct vm_config *c, char *text, size_t size, char id[TE
 	return 0;
 }
 
+/* the next page of buf's n bytes from i (the last may be short): all zeros? */
+static bool zero_page(const uint8_t *buf, size_t n, size_t i, size_t *len)
+{
+	static const uint8_t zeros[RAM_PAGE];
+
+	*len = n - i < RAM_PAGE ? n - i : RAM_PAGE;
+	return memcmp(buf + i, zeros, *len) == 0;
+}
+
+/* buf's n bytes at off of to, but for its pages of zeros (holes there) */
+static int write_nonzero(int to, const uint8_t *buf, size_t n, off_t off)
+{
+	size_t i = 0, len;
+	int r;
+
+	while (i < n) {
+		size_t start;
+
+		while (i < n && zero_page(buf, n, i, &len))
+			i += len;
+		start = i;
+		while (i < n && !zero_page(buf, n, i, &len))
+			i += len;
+		if (i == start)
+			continue;
+		if (lseek(to, off + (off_t)start, SEEK_SET) < 0)
+			return -errno;
+		r = write_full(to, buf + start, i - start);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 /*
  * The data of from (what SEEK_DATA finds: the pages the guest touched), copied to the same
- * offsets of to when to >= 0; the digest covers each range's offset, length and bytes.
+ * offsets of to when to >= 0, a fresh file: its pages of zeros stay holes there (~8 MiB of a
+ * template's RAM here). The digest covers each range's offset, length and bytes.
  */
 static int copy_ranges(int from, int to, uint64_t size, char digest[DIGEST_STRING_MAX])
 {
@@ -174,7 +210,7 @@ static int copy_ranges(int from, int to, uint64_t size, char digest[DIGEST_STRIN
 			range[8 + i] = (uint8_t)((uint64_t)(hole - data) >> (8 * i));
 		}
 		digest_hasher_update(h, range, sizeof(range));
-		if (lseek(from, data, SEEK_SET) < 0 || (to >= 0 && lseek(to, data, SEEK_SET) < 0))
+		if (lseek(from, data, SEEK_SET) < 0)
 			return -errno;
 		for (off_t pos = data; pos < hole;) {
 			size_t n = (size_t)(hole - pos) < COPY_CHUNK ? (size_t)(hole - pos) : COPY_CHUNK;
@@ -182,7 +218,7 @@ static int copy_ranges(int from, int to, uint64_t size, char digest[DIGEST_STRIN
 			if ((r = read_full(from, buf, n)) < 0)
 				return r;
 			digest_hasher_update(h, buf, n);
-			if (to >= 0 && (r = write_full(to, buf, n)) < 0)
+			if (to >= 0 && (r = write_nonzero(to, buf, n, pos)) < 0)
 				return r;
 			pos += (off_t)n;
 		}
