@@ -947,6 +947,19 @@ static bool restore(struct sup *s)
 		return false; /* the same fails cold, and says so */
 	}
 	trace("qemu started");
+	/* the RAM file, when no running QEMU had it, is read while QEMU starts */
+	r = template_load(&t, why, sizeof(why));
+	if (r < 0) {
+		vm_done(&s->vm);
+		s->vm = VM_INIT;
+		if (r == -EBADMSG) {
+			template_discard(&t); /* made again after this boot */
+			s->make_template = true;
+		} else
+			template_close(&t);
+		str_printf(s->st.boot, sizeof(s->st.boot), "cold: %s", why);
+		return false;
+	}
 	if (vm_restore(&s->vm, &c, RESTORE_TIMEOUT_MS, &err) < 0) {
 		vm_done(&s->vm);
 		s->vm = VM_INIT;

@@ -289,35 +289,26 @@ static int take_from_holder(const struct template *t, const char *id, uint64_t m
 	return -ENOENT;
 }
 
-/* The RAM file into a new memfd, checked against digest, then sealed. */
-static int load_ram(const struct template *t, const char *id, uint64_t memory,
-		    const char *digest, char *why, size_t size)
+/* An empty memfd for the RAM file, and the file, open: template_load reads it. */
+static int open_ram(struct template *t, const char *id, uint64_t memory, char *why,
+		    size_t size)
 {
-	char path[4300], name[64], got[DIGEST_STRING_MAX];
-	_cleanup_close_ int ram = -1, mem = -1;
+	char path[4300], name[64];
 	struct stat st;
-	int r;
 
 	str_printf(path, sizeof(path), "%s/ram", t->dir);
-	ram = open(path, O_RDONLY | O_CLOEXEC);
-	if (ram < 0 || fstat(ram, &st) < 0)
+	t->ram_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (t->ram_fd < 0 || fstat(t->ram_fd, &st) < 0)
 		return str_printf(why, size, "cannot read '%s': %s", path, strerror(errno)),
 		       errno == ENOENT ? -EBADMSG : -errno;
 	if ((uint64_t)st.st_size != memory)
 		return str_printf(why, size, "'%s' is not the size of the VM's memory", path),
 		       -EBADMSG;
 	str_printf(name, sizeof(name), "cove-template-%s", id);
-	mem = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (mem < 0 || ftruncate(mem, (off_t)memory) < 0)
+	t->mem_fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (t->mem_fd < 0 || ftruncate(t->mem_fd, (off_t)memory) < 0)
 		return str_printf(why, size, "cannot make a memfd: %s", strerror(errno)), -errno;
-	r = copy_ranges(ram, mem, memory, got);
-	if (r < 0)
-		return str_printf(why, size, "cannot read '%s': %s", path, strerror(-r)), r;
-	if (strcmp(got, digest) != 0)
-		return str_printf(why, size, "'%s' is damaged (its digest differs)", path), -EBADMSG;
-	if (fcntl(mem, F_ADD_SEALS, SEALS) < 0)
-		return str_printf(why, size, "cannot seal the memfd: %s", strerror(errno)), -errno;
-	return TAKE_FD(mem);
+	return 0;
 }
 
 /* In a grandchild of init's (a session of its own): nothing of the caller's (its locks, its
@@ -441,10 +432,11 @@ int template_open(const struct cove_paths *p, const struct vm_config *c, struct 
 		t.mem_fd = take_from_holder(&t, id, ram_size(c));
 	}
 	if (t.mem_fd < 0) {
-		t.mem_fd = r = load_ram(&t, id, ram_size(c), ram, why, size);
+		r = open_ram(&t, id, ram_size(c), why, size);
 		if (r < 0)
 			goto corrupt;
-		keep(&t, t.mem_fd); /* before the lock goes: the others find it */
+		t.lock_fd = TAKE_FD(lock); /* until template_load is done */
+		str_copy(t.ram_digest, sizeof(t.ram_digest), ram);
 	}
 	*ret = t;
 	return 0;
@@ -456,10 +448,36 @@ corrupt:
 	return r;
 }
 
+int template_load(struct template *t, char *why, size_t size)
+{
+	char got[DIGEST_STRING_MAX];
+	struct stat st;
+	int r;
+
+	if (t->ram_fd < 0)
+		return 0;
+	if (fstat(t->mem_fd, &st) < 0)
+		return str_printf(why, size, "cannot read the memfd: %s", strerror(errno)), -errno;
+	r = copy_ranges(t->ram_fd, t->mem_fd, (uint64_t)st.st_size, got);
+	if (r < 0)
+		return str_printf(why, size, "cannot read '%s/ram': %s", t->dir, strerror(-r)), r;
+	if (strcmp(got, t->ram_digest) != 0)
+		return str_printf(why, size, "'%s/ram' is damaged (its digest differs)", t->dir),
+		       -EBADMSG;
+	if (fcntl(t->mem_fd, F_ADD_SEALS, SEALS) < 0)
+		return str_printf(why, size, "cannot seal the memfd: %s", strerror(errno)), -errno;
+	keep(t, t->mem_fd); /* before the lock goes: the others find it */
+	closep(&t->ram_fd);
+	closep(&t->lock_fd);
+	return 0;
+}
+
 void template_close(struct template *t)
 {
 	closep(&t->mem_fd);
 	closep(&t->state_fd);
+	closep(&t->ram_fd);
+	closep(&t->lock_fd);
 }
 
 void template_discard(struct template *t)
@@ -617,7 +635,7 @@ static int make_in(const struct vm_config *shape, const char *dir, const char *t
 	if (fsync(state) < 0 || lseek(state, 0, SEEK_SET) < 0 ||
 	    digest_fd(state, STATE_MAX, sdig, NULL, err) < 0)
 		return cove_error_set(err, errno ?: EIO, "cannot save '%s'", path);
-	/* the digest is of the file read back as load_ram reads it: its data ranges as the
+	/* the digest is of the file read back as template_load reads it: its data ranges as the
 	 * filesystem reports them, which need not be the memfd's */
 	str_printf(path, sizeof(path), "%s/ram", dir);
 	ram = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);

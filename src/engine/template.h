@@ -21,6 +21,7 @@
 
 #include "engine.h"
 
+#include "image/digest.h"
 #include "vm/vm.h"
 
 #define TEMPLATE_ID_LEN 16
@@ -30,9 +31,13 @@ struct template {
 	char dir[4200];
 	int mem_fd;   /* the RAM: a sealed memfd (nothing can write it, a private mapping can) */
 	int state_fd;
+	/* a load template_load() has still to do (ram_fd >= 0): mem_fd is empty, unsealed */
+	int ram_fd;   /* the ram file */
+	int lock_fd;  /* load.lock, held until the load is done */
+	char ram_digest[DIGEST_STRING_MAX];
 };
 
-#define TEMPLATE_INIT ((struct template){ .mem_fd = -1, .state_fd = -1 })
+#define TEMPLATE_INIT ((struct template){ .mem_fd = -1, .state_fd = -1, .ram_fd = -1, .lock_fd = -1 })
 
 /* Whether templates are used (COVE_TEMPLATE is not 0). */
 bool template_enabled(void);
@@ -42,9 +47,15 @@ bool template_fits(const struct vm_config *c);
 /*
  * Open the template for c (with its disk's virtual size): 0; -ENOENT when there is none (make
  * one); another error with why (a corrupt template, then removed, or one that cannot be read).
+ * Its RAM comes from a QEMU restored from it, or a keeper, when one runs; else from the ram
+ * file, by template_load(), which may run while QEMU starts: QEMU maps mem_fd then, but
+ * touches no guest memory before the state loads.
  */
 int template_open(const struct cove_paths *p, const struct vm_config *c, struct template *ret,
 		  char *why, size_t size);
+/* Read the ram file into mem_fd, check it and seal it (nothing to do when mem_fd came from a
+ * running QEMU): 0, or -EBADMSG with why for a damaged file (discard the template). */
+int template_load(struct template *t, char *why, size_t size);
 void template_close(struct template *t);
 /* A damaged template: removed, so that it is made again. */
 void template_discard(struct template *t);

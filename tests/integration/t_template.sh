@@ -144,6 +144,17 @@ d = hashlib.sha256(open(\"state\", \"rb\").read()).hexdigest()
 m = open(\"meta\").read()
 open(\"meta\", \"w\").write(re.sub(r\"state sha256:[0-9a-f]+\", \"state sha256:\" + d, m))"'
 
+# nothing holds the RAM (no VM, no keeper): starts read it from the file, one for all who start
+# at once, while their QEMUs start
+(cd "$(dirname "$(grep -l '^nics 1' "$COVE_TEMPLATES"/*/meta | head -1)")" && rm -rf holders)
+for i in 1 2 3; do "$COVE" run --name f$i busybox echo f$i >"$T/f$i.out" 2>&1 & done
+wait
+expect "three at once, the RAM read from its file: their output" "f1 f2 f3" \
+	"$(cat "$T/f1.out" "$T/f2.out" "$T/f3.out" | tr '\n' ' ' | sed 's/ $//')"
+expect "and all three are restored" "restored restored restored" \
+	"$(boot_of f1) $(boot_of f2) $(boot_of f3)"
+"$COVE" rm f1 f2 f3 >/dev/null
+
 # a second failure of the same shape's template in a day: it is not made again
 dir=$(dirname "$(grep -l '^nics 1' "$COVE_TEMPLATES"/*/meta | head -1)")
 (cd "$dir" && head -c 70000 /dev/urandom >state && python3 -c "
