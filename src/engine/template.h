@@ -37,7 +37,8 @@ struct template {
 	char ram_digest[DIGEST_STRING_MAX];
 };
 
-#define TEMPLATE_INIT ((struct template){ .mem_fd = -1, .state_fd = -1, .ram_fd = -1, .lock_fd = -1 })
+#define TEMPLATE_INIT \
+	((struct template){ .mem_fd = -1, .state_fd = -1, .ram_fd = -1, .lock_fd = -1 })
 
 /* Whether templates are used (COVE_TEMPLATE is not 0). */
 bool template_enabled(void);
