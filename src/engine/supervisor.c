@@ -952,11 +952,8 @@ static bool restore(struct sup *s)
 	if (r < 0) {
 		vm_done(&s->vm);
 		s->vm = VM_INIT;
-		if (r == -EBADMSG) {
-			template_discard(&t); /* made again after this boot */
+		if (r == -EBADMSG) /* a damaged one, now gone */
 			s->make_template = true;
-		} else
-			template_close(&t);
 		str_printf(s->st.boot, sizeof(s->st.boot), "cold: %s", why);
 		return false;
 	}

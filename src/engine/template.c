@@ -456,16 +456,26 @@ int template_load(struct template *t, char *why, size_t size)
 
 	if (t->ram_fd < 0)
 		return 0;
-	if (fstat(t->mem_fd, &st) < 0)
-		return str_printf(why, size, "cannot read the memfd: %s", strerror(errno)), -errno;
-	r = copy_ranges(t->ram_fd, t->mem_fd, (uint64_t)st.st_size, got);
-	if (r < 0)
-		return str_printf(why, size, "cannot read '%s/ram': %s", t->dir, strerror(-r)), r;
-	if (strcmp(got, t->ram_digest) != 0)
-		return str_printf(why, size, "'%s/ram' is damaged (its digest differs)", t->dir),
-		       -EBADMSG;
-	if (fcntl(t->mem_fd, F_ADD_SEALS, SEALS) < 0)
-		return str_printf(why, size, "cannot seal the memfd: %s", strerror(errno)), -errno;
+	if (fstat(t->mem_fd, &st) < 0) {
+		r = -errno;
+		str_printf(why, size, "cannot read the memfd: %s", strerror(-r));
+	} else if ((r = copy_ranges(t->ram_fd, t->mem_fd, (uint64_t)st.st_size, got)) < 0) {
+		str_printf(why, size, "cannot read '%s/ram': %s", t->dir, strerror(-r));
+	} else if (strcmp(got, t->ram_digest) != 0) {
+		r = -EBADMSG;
+		str_printf(why, size, "'%s/ram' is damaged (its digest differs)", t->dir);
+	} else if (fcntl(t->mem_fd, F_ADD_SEALS, SEALS) < 0) {
+		r = -errno;
+		str_printf(why, size, "cannot seal the memfd: %s", strerror(-r));
+	}
+	if (r < 0) {
+		/* as template_open leaves it */
+		if (r == -EBADMSG)
+			template_discard(t); /* made again by the next start */
+		else
+			template_close(t);
+		return r;
+	}
 	keep(t, t->mem_fd); /* before the lock goes: the others find it */
 	closep(&t->ram_fd);
 	closep(&t->lock_fd);

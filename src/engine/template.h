@@ -55,7 +55,8 @@ bool template_fits(const struct vm_config *c);
 int template_open(const struct cove_paths *p, const struct vm_config *c, struct template *ret,
 		  char *why, size_t size);
 /* Read the ram file into mem_fd, check it and seal it (nothing to do when mem_fd came from a
- * running QEMU): 0, or -EBADMSG with why for a damaged file (discard the template). */
+ * running QEMU): 0; else an error with why, t closed, and for a damaged file (-EBADMSG) the
+ * template removed, as template_open does. */
 int template_load(struct template *t, char *why, size_t size);
 void template_close(struct template *t);
 /* A damaged template: removed, so that it is made again. */
