@@ -150,10 +150,8 @@ static int key_of(const struct vm_config *c, char *text, size_t size, char id[TE
 /* the next page of buf's n bytes from i (the last may be short): all zeros? */
 static bool zero_page(const uint8_t *buf, size_t n, size_t i, size_t *len)
 {
-	static const uint8_t zeros[RAM_PAGE];
-
 	*len = n - i < RAM_PAGE ? n - i : RAM_PAGE;
-	return memcmp(buf + i, zeros, *len) == 0;
+	return mem_is_zero(buf + i, *len);
 }
 
 /* buf's n bytes at off of to, but for its pages of zeros (holes there) */

@@ -872,16 +872,6 @@ static bool checksum_ok(const struct ustar *h)
 	return want == usum || want == ssum;
 }
 
-static bool block_is_zero(const void *block)
-{
-	const uint8_t *p = block;
-
-	for (size_t i = 0; i < BLOCK; i++)
-		if (p[i])
-			return false;
-	return true;
-}
-
 static void pax_done(struct pax *px)
 {
 	free(px->path);
@@ -1176,7 +1166,7 @@ static int read_entry(struct reader *rd, struct entry *e)
 		r = in_read(rd, &h, sizeof(h), true, NULL);
 		if (r != 0)
 			break;
-		if (block_is_zero(&h)) {
+		if (mem_is_zero(&h, BLOCK)) {
 			/* the end: normally a second zero block follows; EOF is fine too */
 			r = in_read(rd, &h, sizeof(h), true, NULL);
 			if (r >= 0)

@@ -10,6 +10,14 @@
 #include <string.h>
 #include <time.h>
 
+bool mem_is_zero(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	/* each byte equal to the next, the first 0 */
+	return n == 0 || (b[0] == 0 && memcmp(b, b + 1, n - 1) == 0);
+}
+
 int write_full(int fd, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;

@@ -65,6 +65,8 @@ static inline void pclosep(FILE **f)
 		_fd;                                                                               \
 	})
 
+/* Whether all n bytes at p are 0. */
+bool mem_is_zero(const void *p, size_t n);
 /* Write all of buf, retrying on EINTR and short writes. Returns 0 or -errno. */
 int write_full(int fd, const void *buf, size_t len);
 /* Read exactly len bytes. Returns 0, -EIO on early EOF, or -errno. */
